@@ -1,0 +1,25 @@
+"""Domain errors. Each carries a message a user can act on; the CLI prints it without a traceback."""
+
+
+class DigestError(Exception):
+    """Base class for every error a user can cause and fix."""
+
+
+class ConfigError(DigestError):
+    """The configuration file or environment is invalid."""
+
+
+class SourceError(DigestError):
+    """An ingestion source could not be read at all (unreachable, not a feed, unreadable file)."""
+
+
+class NotFound(DigestError):
+    """A named thing (list, subscriber, digest, feed) does not exist."""
+
+
+class InvalidInput(DigestError):
+    """A value given by a user (an option, a row, a form field) is not acceptable."""
+
+
+class TokenError(DigestError):
+    """A signed token is forged, damaged, for another purpose, or expired."""

@@ -1,0 +1,289 @@
+"""The SQLite store: ``open_db()`` is the one way in. It opens the file in WAL mode and applies
+the versioned migrations below (sqlite-utils ``Migrations``), one function per schema version.
+
+Schema overview (each later step reads what the previous one stored):
+- articles, tags, article_tags, articles_fts: what ingestion stored;
+- feeds: registered feed URLs and their polling state;
+- lists, subscribers, subscriptions, status_events, suppressions: who gets what;
+- digests, digest_articles, variants: built digests and their rendered message templates;
+- deliveries: the delivery ledger, one row per (digest, subscriber).
+
+Never edit a migration that has shipped; add a new one.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import unicodedata
+from pathlib import Path
+
+from sqlite_utils import Database, Migrations
+
+from .errors import DigestError
+
+migrations = Migrations("digest")
+
+
+@migrations()
+def m001_articles(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE articles (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,          -- guid/id, else canonical URL, else content hash
+            canonical_url TEXT,                -- normalised URL, for matching across sources
+            url TEXT,
+            title TEXT NOT NULL,
+            author TEXT,
+            published_at TEXT NOT NULL,        -- UTC ISO 8601 (timeutil.to_iso)
+            summary TEXT,                      -- sanitised HTML
+            content_html TEXT,                 -- sanitised HTML
+            text TEXT,                         -- plain text of the content
+            content_hash TEXT NOT NULL,        -- hash of title+content, to detect updates
+            source TEXT NOT NULL,              -- where it was first ingested from
+            note TEXT,                         -- e.g. 'text truncated from 2.1 MB to 200 KB'
+            ingested_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_articles_canonical_url ON articles(canonical_url)")
+    db.execute("CREATE INDEX idx_articles_published_at ON articles(published_at)")
+    db.execute("CREATE INDEX idx_articles_ingested_at ON articles(ingested_at)")
+    db.execute(
+        """
+        CREATE TABLE tags (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,          -- tag_key(name): trimmed, case-folded, spaces collapsed
+            name TEXT NOT NULL                 -- display name, as first seen
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE article_tags (
+            article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+            tag_id INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+            PRIMARY KEY (article_id, tag_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_article_tags_tag ON article_tags(tag_id)")
+    db["articles"].enable_fts(["title", "summary", "text"], create_triggers=True)
+    db.execute(
+        """
+        CREATE TABLE feeds (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            tags TEXT NOT NULL DEFAULT '[]',   -- JSON list of tag display names added to entries
+            etag TEXT,
+            last_modified TEXT,
+            last_fetched_at TEXT,
+            last_success_at TEXT,
+            last_error TEXT,
+            last_error_at TEXT,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+
+
+@migrations()
+def m002_subscribers(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE lists (
+            id INTEGER PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            from_addr TEXT NOT NULL,           -- 'Name <addr@domain>'
+            reply_to TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',   -- JSON list of tag display names, in section order; [] = all
+            timezone TEXT NOT NULL DEFAULT 'UTC',
+            send_time TEXT NOT NULL DEFAULT '07:00',
+            weekly_day TEXT NOT NULL DEFAULT 'monday',
+            description TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,        -- normalised with email-validator
+            name TEXT,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE subscriptions (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+            frequency TEXT NOT NULL CHECK (frequency IN ('daily', 'weekly')),
+            tags TEXT NOT NULL DEFAULT '[]',   -- JSON list of tag keys; [] = all of the list's tags
+            status TEXT NOT NULL CHECK (status IN
+                ('pending', 'active', 'unsubscribed', 'bounced', 'complained')),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            UNIQUE (subscriber_id, list_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_subscriptions_list ON subscriptions(list_id, status, frequency)")
+    db.execute(
+        """
+        CREATE TABLE status_events (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,
+            list_slug TEXT,                    -- NULL: applies to every list (e.g. suppression)
+            old_status TEXT,
+            new_status TEXT NOT NULL,
+            source TEXT NOT NULL,              -- cli | import | sync | web | bounce
+            reason TEXT,
+            at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_status_events_email ON status_events(email)")
+    db.execute(
+        """
+        CREATE TABLE suppressions (
+            email TEXT PRIMARY KEY,            -- normalised address
+            reason TEXT,
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+
+
+@migrations()
+def m003_digests(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE digests (
+            id INTEGER PRIMARY KEY,
+            list_id INTEGER NOT NULL REFERENCES lists(id),
+            frequency TEXT NOT NULL CHECK (frequency IN ('daily', 'weekly')),
+            period_start TEXT NOT NULL,        -- UTC instant of the local period start
+            period_end TEXT NOT NULL,          -- UTC instant, exclusive
+            period_label TEXT NOT NULL,        -- local date of the period start, YYYY-MM-DD
+            built_at TEXT NOT NULL,
+            UNIQUE (list_id, frequency, period_start)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE digest_articles (
+            digest_id INTEGER NOT NULL REFERENCES digests(id) ON DELETE CASCADE,
+            article_id INTEGER NOT NULL REFERENCES articles(id),
+            position INTEGER NOT NULL,
+            PRIMARY KEY (digest_id, article_id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE variants (
+            id INTEGER PRIMARY KEY,
+            digest_id INTEGER NOT NULL REFERENCES digests(id) ON DELETE CASCADE,
+            tags_key TEXT NOT NULL,            -- sorted tag keys joined by ',' ; '' = all tags
+            subject TEXT NOT NULL,
+            template BLOB,                     -- encoded message with placeholders (messages.py); NULL = empty variant
+            article_count INTEGER NOT NULL,
+            cut_count INTEGER NOT NULL DEFAULT 0,
+            html_size INTEGER NOT NULL DEFAULT 0,
+            style_size INTEGER NOT NULL DEFAULT 0,
+            report TEXT NOT NULL DEFAULT '{}', -- JSON: sections, counts, links...
+            UNIQUE (digest_id, tags_key)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            digest_id INTEGER NOT NULL REFERENCES digests(id),
+            variant_id INTEGER NOT NULL REFERENCES variants(id),
+            subscriber_id INTEGER NOT NULL,    -- no FK: the ledger outlives `subscribers remove`
+            email TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN
+                ('queued', 'sent', 'deferred', 'failed', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,                  -- set while a sender has claimed it
+            lease_until TEXT,
+            next_attempt_at TEXT,              -- NULL = now
+            message_id TEXT,
+            relay TEXT,
+            reply TEXT,                        -- last server reply or error
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT,
+            UNIQUE (digest_id, subscriber_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_deliveries_due ON deliveries(status, next_attempt_at)")
+
+
+def open_db(path: str | Path, *, migrate: bool = True) -> Database:
+    """Open (creating if needed) the SQLite store at ``path`` and bring its schema up to date."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise DigestError(f"{path}: directory {path.parent} does not exist")
+    try:
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        db = Database(conn)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if migrate:
+            migrations.apply(db)
+    except sqlite3.DatabaseError as e:
+        raise DigestError(f"{path}: cannot open as a digest database ({e})") from None
+    return db
+
+
+def schema_version(db: Database) -> list[str]:
+    return [m.name for m in migrations.applied(db)]
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def tag_key(name: str) -> str:
+    """The normalised key of a tag: NFKC, trimmed, case-folded, inner whitespace collapsed."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", name)).strip().casefold()
+
+
+def clean_tag_name(name: str) -> str:
+    """Display form of a tag: trimmed, whitespace collapsed, control characters removed."""
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C" or ch in " \t")
+    return _SPACE.sub(" ", name).strip()
+
+
+class write_transaction:  # noqa: N801 - used like a function: ``with write_transaction(db):``
+    """``BEGIN IMMEDIATE`` … ``COMMIT``: takes the write lock up front, so a read-then-write
+    (claiming deliveries, upserting a subscriber) cannot interleave with another process.
+    Rolls back on any exception. Do not nest; use ``db.atomic()`` inside if needed."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def __enter__(self) -> Database:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        elif self.db.conn.in_transaction:
+            self.db.execute("ROLLBACK")
