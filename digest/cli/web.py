@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .. import users as users_lib
@@ -73,7 +75,7 @@ def users_add(app: App, name: str, role: str, password_stdin: bool) -> None:
     """
     users_lib.check_name(name)
     if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     user = users_lib.add_user(app.db, name, password, role, now=app.now())
