@@ -688,3 +688,11 @@ def test_the_app_runs_under_serve_and_waitress(tmp_path, server):
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_every_web_template_compiles(web_app):
+    root = builtin_templates_dir() / "web"
+    names = [p.relative_to(root).as_posix() for p in root.rglob("*.html")]
+    for name in names:
+        web_app.jinja_env.get_template(name)  # raises TemplateSyntaxError if broken
+    assert {"base.html", "error.html", "login.html", "editor/preview.html"} <= set(names)
