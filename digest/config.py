@@ -54,6 +54,12 @@ SCHEMA: dict[str | None, dict[str, tuple[Any, Any]]] = {
     },
     "web": {
         "secure_cookies": (bool, True),
+        "proxy_hops": (int, 0),
+        "session_hours": ((int, float), 12),
+        "limit_window_seconds": ((int, float), 60),
+        "subscribe_limit": (int, 5),
+        "token_limit": (int, 30),
+        "login_limit": (int, 10),
     },
 }
 
@@ -101,6 +107,18 @@ timeout = 30              # seconds for connect and for every SMTP command
 poll_minutes = 15
 max_lateness_daily_hours = 24
 max_lateness_weekly_hours = 72
+
+[web]
+# Cookies are sent over HTTPS only. They can be plain only when base_url is http on
+# localhost/127.0.0.1 (development), or with secure_cookies = false.
+secure_cookies = true
+proxy_hops = 0            # reverse proxies in front of `digest serve` that set X-Forwarded-*
+session_hours = 12        # staff are logged out after this long
+# Requests per client address within limit_window_seconds; over that: 429 Too Many Requests.
+limit_window_seconds = 60
+subscribe_limit = 5       # subscribe form submissions
+token_limit = 30          # confirm / unsubscribe / preferences links (/c, /u, /p)
+login_limit = 10          # login attempts
 
 # One table per relay; deliveries are spread over them round-robin.
 # The password comes from DIGEST_SMTP_PASSWORD.

@@ -234,6 +234,24 @@ def m003_digests(db: Database) -> None:
     db.execute("CREATE INDEX idx_deliveries_due ON deliveries(status, next_attempt_at)")
 
 
+@migrations()
+def m005_web_users(db: Database) -> None:
+    # Editor and admin accounts for `digest serve`. Subscribers never log in (they use signed
+    # links), so this table is only for staff.
+    db.execute(
+        """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL CHECK (role IN ('editor', 'admin')),
+            password_hash TEXT NOT NULL,       -- werkzeug scrypt hash, never the password
+            created_at TEXT NOT NULL,
+            last_login_at TEXT
+        )
+        """
+    )
+
+
 def open_db(path: str | Path, *, migrate: bool = True) -> Database:
     """Open (creating if needed) the SQLite store at ``path`` and bring its schema up to date."""
     path = Path(path)

@@ -40,3 +40,111 @@ def run(db_path: Path, tmp_path: Path, monkeypatch):
         )
 
     return _run
+
+
+# --- web (digest serve) -------------------------------------------------------------------------
+
+
+class Clock:
+    """An injectable clock for the web app: ``clock()`` returns ``clock.now``."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta):
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+WEB_SECRET = b"web-test-secret"
+
+
+@pytest.fixture
+def web_clock():
+    from datetime import UTC, datetime
+
+    return Clock(datetime(2025, 1, 21, 7, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def make_web_app(db_path: Path, web_clock, tmp_path: Path):
+    """``make_web_app(toml_text="")`` -> a Flask app on this test's database, with the config
+    written from ``toml_text`` (defaults: base_url http://127.0.0.1:8080)."""
+    from digest.config import load_config
+    from digest.web import create_app
+
+    def _make(toml_text: str = ""):
+        cfg_path = tmp_path / "web.toml"
+        cfg_path.write_text(toml_text, encoding="utf-8")
+        config = load_config(cfg_path, env={})
+        return create_app(db_path, config, secret=WEB_SECRET, clock=web_clock)
+
+    return _make
+
+
+@pytest.fixture
+def web_app(make_web_app):
+    return make_web_app()
+
+
+@pytest.fixture
+def live_server(web_app):
+    """The web app served by a real HTTP server thread on 127.0.0.1 (free port).
+    Yields the base URL, e.g. ``http://127.0.0.1:40123``."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, web_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=30)
+    server.server_close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (never a downloaded browser). Skips when Chromium
+    is not installed, except under CI, where a missing browser is a failure."""
+    import os
+
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests need Chromium in CI: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context (no cookies) and page; desktop size, generous timeouts."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
