@@ -158,17 +158,17 @@ def parse_date(value: object) -> datetime | None:
         return _utc(parsedate_to_datetime(text))
     except (TypeError, ValueError, IndexError):
         pass
+    for fmt in _FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
     try:
         parsed = feedparser_parse_date(text)
     except Exception:  # feedparser's locale handlers raise assorted errors on junk
         parsed = None
     if parsed:
         return datetime.fromtimestamp(timegm(parsed), UTC)
-    for fmt in _FORMATS:
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
     return None
 
 
@@ -238,7 +238,7 @@ def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> P
     """RSS 0.9x/1.0/2.0 or Atom via feedparser. feedparser's own sanitiser and relative-URI
     pass are turned off: the store sanitises with nh3 and resolves links itself, and those two
     passes are most of feedparser's time."""
-    headers = {"content-location": label}
+    headers = {"content-location": label} if _http(label) else {}
     if content_type:
         headers["content-type"] = content_type
     d = feedparser.parse(
@@ -261,10 +261,19 @@ def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> P
                 Rejection(
                     _exc_where(exc),
                     f"feed is malformed or truncated ({_exc_text(exc)}); "
-                    f"kept the {len(d.entries)} entries read before it",
+                    "the entries before it are kept",
                 )
             )
-    for n, e in enumerate(d.entries, 1):
+    entries = list(d.entries)
+    if exc is not None and entries:
+        # feedparser keeps the entry that was open where the document broke off; its fields may
+        # be cut short, so it is rejected rather than stored half-read.
+        closed = data.count(b"</item>") + data.count(b"</entry>") + data.count(b":item>")
+        closed += data.count(b":entry>")
+        if closed < len(entries):
+            last = _feed_entry(len(entries), entries.pop())
+            src.items.append(Rejection(last.entry, "incomplete: the feed breaks off inside it"))
+    for n, e in enumerate(entries, 1):
         src.items.append(_feed_entry(n, e))
     return src
 
@@ -275,12 +284,12 @@ def _feed_entry(n: int, e) -> ArticleInput:
     published = None
     raw_date = None
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        st = e.get(key)
+        st = dict.get(e, key)  # plain dict lookup: skips feedparser's deprecated key aliases
         if st:
             published = datetime.fromtimestamp(timegm(st), UTC)
             break
     if published is None:
-        raw_date = e.get("published") or e.get("updated") or e.get("created")
+        raw_date = dict.get(e, "published") or dict.get(e, "updated") or dict.get(e, "created")
         published = parse_date(raw_date)
     content = None
     for c in e.get("content") or ():
@@ -458,7 +467,7 @@ def parse_document_file(path: Path, label: str) -> ArticleInput | Rejection:
         post = frontmatter.loads(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
+        where = f" (front matter line {mark.line + 1})" if mark else ""
         return Rejection(label, f"invalid YAML front matter{where}: {getattr(e, 'problem', e)}")
     except ValueError as e:
         return Rejection(label, f"invalid front matter: {e}")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -32,7 +33,7 @@ class _ProgressBars:
             return
         bar = self.bars.get(label)
         if bar is None:
-            bar = click.progressbar(length=total, label=label, file=click.get_text_stream("stderr"))
+            bar = click.progressbar(length=total, label=label, file=sys.stderr)
             bar.__enter__()
             self.bars[label] = bar
             self.shown[label] = 0
