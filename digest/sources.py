@@ -1,0 +1,549 @@
+"""Reading ingestion sources: RSS/Atom feeds, JSON Feed, JSON arrays and JSON Lines of article
+objects, and Markdown/HTML files with YAML front matter. Each reader turns one source into a
+``ParsedSource``: normalised ``ArticleInput`` records (raw, not yet sanitised — the store does
+that, and only for articles it actually writes) and ``Rejection``s naming the entry or line and
+what is wrong. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from calendar import timegm
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import feedparser
+import frontmatter
+import markdown
+import yaml
+from feedparser.datetimes import _parse_date as feedparser_parse_date
+
+from .errors import InvalidInput, SourceError
+
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+
+
+@dataclass(slots=True)
+class ArticleInput:
+    """One article as a source gave it. HTML fields are raw (untrusted) until the store
+    sanitises them; ``published`` is tz-aware UTC or None (no usable date)."""
+
+    entry: str  # where it came from, for messages: "entry 3", "line 7", "notes/a.md"
+    title: str | None
+    url: str | None
+    guid: str | None = None
+    author: str | None = None
+    published: datetime | None = None
+    raw_date: str | None = None  # the date text that could not be parsed, if any
+    summary_html: str | None = None
+    content_html: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    entry: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.entry}: {self.reason}"
+
+
+@dataclass
+class ParsedSource:
+    label: str  # the source as the user named it (path or URL)
+    kind: str  # rss | atom | feed | jsonfeed | json | jsonl | markdown | html | directory
+    items: list[ArticleInput | Rejection] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    base_url: str | None = None  # for resolving relative links in content
+
+
+# ---------------------------------------------------------------------------- text helpers
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SPACES = re.compile(r"\s+")
+_TAGLIKE = re.compile(r"<[^>]*>")
+
+
+def clean_title(title: str | None) -> str | None:
+    """One line of plain text: CR/LF and other control characters become spaces (a title ends up
+    in a Subject header and must not be able to start a new header line)."""
+    if not title:
+        return None
+    if "<" in title:
+        title = _TAGLIKE.sub("", title)
+    if "&" in title:
+        title = html.unescape(title)
+    title = _SPACES.sub(" ", _CONTROL.sub(" ", title)).strip()
+    return title[:500] or None
+
+
+def text_to_html(text: str) -> str:
+    """Plain text as HTML paragraphs (blank lines separate paragraphs)."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+
+
+def looks_like_html(value: str) -> bool:
+    return "<" in value and ">" in value
+
+
+def decode_text(data: bytes, label: str, warnings: list[str]) -> str:
+    """UTF-8 (BOM tolerated); invalid bytes are replaced with U+FFFD and reported, not fatal."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        bad = sum(1 for _ in re.finditer(rb"[\x80-\xff]+", data))  # rough count of runs
+        warnings.append(
+            f"not valid UTF-8 (first bad byte 0x{data[e.start]:02x} on line {line}); "
+            f"undecodable bytes replaced with \N{REPLACEMENT CHARACTER}"
+            + (f" ({bad} places)" if bad > 1 else "")
+        )
+        return data.decode("utf-8-sig", errors="replace")
+
+
+# ---------------------------------------------------------------------------- dates
+
+_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%B %d %Y",
+    "%d.%m.%Y",
+    "%d.%m.%Y %H:%M",
+)
+
+
+def parse_date(value: object) -> datetime | None:
+    """A tz-aware UTC datetime from whatever a source gave, or None if nothing usable.
+
+    Accepts datetimes/dates (YAML front matter), Unix timestamps, ISO 8601, RFC 2822, and the
+    formats feedparser knows (W3DTF, asctime, several locales) plus a few common written forms.
+    A value without a timezone is taken to be UTC."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
+    except ValueError:
+        pass
+    try:
+        return _utc(parsedate_to_datetime(text))
+    except (TypeError, ValueError, IndexError):
+        pass
+    for fmt in _FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    try:
+        parsed = feedparser_parse_date(text)
+    except Exception:  # feedparser's locale handlers raise assorted errors on junk
+        parsed = None
+    if parsed:
+        return datetime.fromtimestamp(timegm(parsed), UTC)
+    return None
+
+
+def _utc(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def parse_when(value: str, now: datetime) -> datetime:
+    """A user-given bound for --since/--until: a date or date-time (see ``parse_date``), or a
+    relative age like ``36h``, ``7d`` or ``2w`` before ``now``."""
+    m = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", value)
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        return now - timedelta(hours=n * {"h": 1, "d": 24, "w": 24 * 7}[unit])
+    parsed = parse_date(value)
+    if parsed is None:
+        raise InvalidInput(
+            f"cannot read {value!r} as a date (use e.g. 2025-01-20, 2025-01-20T08:00Z or 7d)"
+        )
+    return parsed
+
+
+# ---------------------------------------------------------------------------- tags
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(t for t in (s.strip() for s in value.split(",")) if t)
+    if isinstance(value, list | tuple):
+        out = []
+        for t in value:
+            if isinstance(t, str) and t.strip():
+                out.append(t)
+            elif isinstance(t, dict) and isinstance(t.get("name"), str):
+                out.append(t["name"])
+        return tuple(out)
+    return ()
+
+
+def _str(value: object) -> str | None:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _author(value: object) -> str | None:
+    if isinstance(value, dict):
+        return _str(value.get("name"))
+    if isinstance(value, list) and value:
+        names = [_author(a) for a in value]
+        return ", ".join(n for n in names if n) or None
+    name = _str(value)
+    return clean_title(name) if name else None
+
+
+# ---------------------------------------------------------------------------- feeds
+
+
+def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> ParsedSource:
+    """RSS 0.9x/1.0/2.0 or Atom via feedparser. feedparser's own sanitiser and relative-URI
+    pass are turned off: the store sanitises with nh3 and resolves links itself, and those two
+    passes are most of feedparser's time."""
+    headers = {"content-location": label} if _http(label) else {}
+    if content_type:
+        headers["content-type"] = content_type
+    d = feedparser.parse(
+        data, sanitize_html=False, resolve_relative_uris=False, response_headers=headers
+    )
+    exc = d.get("bozo_exception")
+    if not d.entries and not d.get("version"):
+        why = f" ({_exc_text(exc)})" if exc else ""
+        raise SourceError(f"{label}: not an RSS or Atom feed{why}")
+    version = d.get("version") or ""
+    kind = "atom" if version.startswith("atom") else "rss" if version.startswith("rss") else "feed"
+    src = ParsedSource(label=label, kind=kind, base_url=d.feed.get("link") or _http(label))
+    if exc is not None:
+        if isinstance(exc, feedparser.NonXMLContentType):
+            pass  # files have no Content-Type and servers often say text/html; not a problem
+        elif isinstance(exc, feedparser.CharacterEncodingOverride):
+            src.warnings.append(f"{_exc_text(exc)}; text decoded as {d.get('encoding')}")
+        else:
+            src.items.append(
+                Rejection(
+                    _exc_where(exc),
+                    f"feed is malformed or truncated ({_exc_text(exc)}); "
+                    "the entries before it are kept",
+                )
+            )
+    entries = list(d.entries)
+    if exc is not None and entries:
+        # feedparser keeps the entry that was open where the document broke off; its fields may
+        # be cut short, so it is rejected rather than stored half-read.
+        closed = data.count(b"</item>") + data.count(b"</entry>") + data.count(b":item>")
+        closed += data.count(b":entry>")
+        if closed < len(entries):
+            last = _feed_entry(len(entries), entries.pop())
+            src.items.append(Rejection(last.entry, "incomplete: the feed breaks off inside it"))
+    for n, e in enumerate(entries, 1):
+        src.items.append(_feed_entry(n, e))
+    return src
+
+
+def _feed_entry(n: int, e) -> ArticleInput:
+    title = clean_title(e.get("title"))
+    entry = f"entry {n}" + (f" ({_short(title)!r})" if title else "")
+    published = None
+    raw_date = None
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        st = dict.get(e, key)  # plain dict lookup: skips feedparser's deprecated key aliases
+        if st:
+            published = datetime.fromtimestamp(timegm(st), UTC)
+            break
+    if published is None:
+        raw_date = dict.get(e, "published") or dict.get(e, "updated") or dict.get(e, "created")
+        published = parse_date(raw_date)
+    content = None
+    for c in e.get("content") or ():
+        if c.get("value"):
+            content = c["value"] if "html" in (c.get("type") or "html") else text_to_html(c.value)
+            break
+    summary = e.get("summary") or None
+    if summary and "html" not in (e.get("summary_detail", {}).get("type") or "html"):
+        summary = text_to_html(summary)
+    tags = tuple(t.get("label") or t.get("term") for t in e.get("tags") or () if t.get("term"))
+    return ArticleInput(
+        entry=entry,
+        title=title,
+        url=_str(e.get("link")),
+        guid=_str(e.get("id")),
+        author=_author(e.get("author")),
+        published=published,
+        raw_date=raw_date if published is None else None,
+        summary_html=summary,
+        content_html=content,
+        tags=tuple(t for t in tags if t),
+    )
+
+
+def _exc_text(exc: BaseException) -> str:
+    msg = exc.getMessage() if hasattr(exc, "getMessage") else str(exc)
+    return str(msg) or type(exc).__name__
+
+
+def _exc_where(exc: BaseException) -> str:
+    line = getattr(exc, "getLineNumber", None)
+    if callable(line) and line():
+        return f"line {line()}"
+    return "feed"
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _http(label: str) -> str | None:
+    return label if label.startswith(("http://", "https://")) else None
+
+
+# ---------------------------------------------------------------------------- JSON
+
+
+def parse_json_document(data: bytes, label: str) -> ParsedSource:
+    """A JSON Feed (1.0/1.1), a JSON array of article objects, or JSON Lines."""
+    warnings: list[str] = []
+    text = decode_text(data, label, warnings)
+    stripped = text.lstrip()
+    if not stripped:
+        raise SourceError(f"{label}: empty file")
+    if stripped[0] == "[":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SourceError(
+                f"{label}: line {e.lineno} column {e.colno}: invalid JSON — {e.msg}"
+            ) from None
+        src = ParsedSource(label=label, kind="json", warnings=warnings)
+        if not isinstance(doc, list):
+            raise SourceError(f"{label}: expected a JSON array of article objects")
+        for n, obj in enumerate(doc, 1):
+            src.items.append(_json_article(f"item {n}", obj))
+        return src
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        return parse_json_lines(text, label, warnings)
+    if isinstance(doc, dict) and str(doc.get("version", "")).startswith("https://jsonfeed.org/"):
+        return _json_feed(doc, label, warnings)
+    return parse_json_lines(text, label, warnings)
+
+
+def parse_json_lines(text: str, label: str, warnings: list[str] | None = None) -> ParsedSource:
+    src = ParsedSource(label=label, kind="jsonl", warnings=warnings or [])
+    loads = json.loads
+    append = src.items.append
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = loads(line)
+        except json.JSONDecodeError as e:
+            append(Rejection(f"line {n}", f"invalid JSON — {e.msg} (column {e.colno})"))
+            continue
+        append(_json_article(f"line {n}", obj))
+    return src
+
+
+def _json_article(entry: str, obj: object) -> ArticleInput | Rejection:
+    """An article object: title, url (or link), published (or date), tags, content or summary,
+    author, and optionally id/guid."""
+    if not isinstance(obj, dict):
+        return Rejection(entry, f"expected a JSON object, got {type(obj).__name__}")
+    get = obj.get
+    content = get("content")
+    summary = get("summary")
+    if content is not None and not isinstance(content, str):
+        return Rejection(entry, "'content' must be a string")
+    if summary is not None and not isinstance(summary, str):
+        return Rejection(entry, "'summary' must be a string")
+    raw_date = get("published", get("date"))
+    published = parse_date(raw_date)
+    return ArticleInput(
+        entry=entry,
+        title=clean_title(_str(get("title"))),
+        url=_str(get("url", get("link"))),
+        guid=_str(get("id", get("guid"))),
+        author=_author(get("author")),
+        published=published,
+        raw_date=str(raw_date) if published is None and raw_date not in (None, "") else None,
+        summary_html=(summary if looks_like_html(summary) else text_to_html(summary))
+        if summary
+        else None,
+        content_html=(content if looks_like_html(content) else text_to_html(content))
+        if content
+        else None,
+        tags=_tags(get("tags")),
+    )
+
+
+def _json_feed(doc: dict, label: str, warnings: list[str]) -> ParsedSource:
+    src = ParsedSource(
+        label=label, kind="jsonfeed", warnings=warnings, base_url=_str(doc.get("home_page_url"))
+    )
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise SourceError(f"{label}: JSON Feed has no 'items' array")
+    feed_author = _author(doc.get("authors") or doc.get("author"))
+    for n, item in enumerate(items, 1):
+        entry = f"item {n}"
+        if not isinstance(item, dict):
+            src.items.append(Rejection(entry, f"expected an object, got {type(item).__name__}"))
+            continue
+        content = item.get("content_html")
+        if not isinstance(content, str) and isinstance(item.get("content_text"), str):
+            content = text_to_html(item["content_text"])
+        summary = item.get("summary")
+        raw_date = item.get("date_published") or item.get("date_modified")
+        published = parse_date(raw_date)
+        title = clean_title(_str(item.get("title")))
+        src.items.append(
+            ArticleInput(
+                entry=entry + (f" ({_short(title)!r})" if title else ""),
+                title=title,
+                url=_str(item.get("url") or item.get("external_url")),
+                guid=_str(item.get("id")),
+                author=_author(item.get("authors") or item.get("author")) or feed_author,
+                published=published,
+                raw_date=str(raw_date) if published is None and raw_date else None,
+                summary_html=text_to_html(summary) if isinstance(summary, str) else None,
+                content_html=content if isinstance(content, str) else None,
+                tags=_tags(item.get("tags")),
+            )
+        )
+    return src
+
+
+# ---------------------------------------------------------------------------- front matter
+
+
+def parse_document_file(path: Path, label: str) -> ArticleInput | Rejection:
+    """A Markdown or HTML article with optional YAML front matter (title, date, tags, url,
+    author, id). Markdown is rendered to HTML."""
+    warnings: list[str] = []
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return Rejection(label, f"cannot read ({e.strerror or e})")
+    text = decode_text(data, label, warnings)
+    try:
+        post = frontmatter.loads(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (front matter line {mark.line + 1})" if mark else ""
+        return Rejection(label, f"invalid YAML front matter{where}: {getattr(e, 'problem', e)}")
+    except ValueError as e:
+        return Rejection(label, f"invalid front matter: {e}")
+    meta = post.metadata if isinstance(post.metadata, dict) else {}
+    body = post.content
+    if path.suffix.lower() in MARKDOWN_SUFFIXES:
+        body = markdown.markdown(body, extensions=["extra", "sane_lists"])
+    raw_date = meta.get("date", meta.get("published"))
+    published = parse_date(raw_date)
+    return ArticleInput(
+        entry=label,
+        title=clean_title(_str(meta.get("title"))),
+        url=_str(meta.get("url", meta.get("link"))),
+        guid=_str(meta.get("id", meta.get("guid"))),
+        author=_author(meta.get("author")),
+        published=published,
+        raw_date=str(raw_date) if published is None and raw_date not in (None, "") else None,
+        summary_html=text_to_html(meta["summary"])
+        if isinstance(meta.get("summary"), str)
+        else None,
+        content_html=body or None,
+        tags=_tags(meta.get("tags")),
+    )
+
+
+def parse_directory(path: Path, label: str) -> ParsedSource:
+    src = ParsedSource(label=label, kind="directory")
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
+    if not files:
+        raise SourceError(f"{label}: no Markdown or HTML files (.md, .markdown, .html, .htm)")
+    for p in files:
+        src.items.append(parse_document_file(p, str(p.relative_to(path))))
+    return src
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+
+def parse_bytes(data: bytes, label: str, *, content_type: str | None = None) -> ParsedSource:
+    """Sniff what ``data`` is (feed XML, JSON Feed, JSON array, JSON Lines) and parse it."""
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    suffix = Path(urlsplit(label).path).suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        warnings: list[str] = []
+        return parse_json_lines(decode_text(data, label, warnings), label, warnings)
+    if head[:1] in (b"{", b"["):
+        return parse_json_document(data, label)
+    if not head:
+        raise SourceError(f"{label}: empty file")
+    return parse_feed(data, label, content_type=content_type)
+
+
+def read_file_source(source: str) -> ParsedSource:
+    """A local file or directory, by path."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return parse_directory(path, source)
+    if not path.exists():
+        raise SourceError(f"{source}: no such file or directory")
+    suffix = path.suffix.lower()
+    if suffix in MARKDOWN_SUFFIXES | HTML_SUFFIXES:
+        src = ParsedSource(label=source, kind="markdown" if suffix in MARKDOWN_SUFFIXES else "html")
+        src.items.append(parse_document_file(path, source))
+        return src
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SourceError(f"{source}: cannot read ({e.strerror or e})") from None
+    return parse_bytes(data, source)
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))

@@ -1,0 +1,167 @@
+"""The article store: dedupe by guid / canonical URL / content hash, union of tags, updates that
+keep the FTS index in step, listing and search."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from digest.articles import canonical_url, list_articles, search_articles, store_batch
+from digest.errors import InvalidInput, NotFound
+from digest.sources import ArticleInput
+
+NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
+
+
+def art(n: int, **kw) -> ArticleInput:
+    fields = {
+        "entry": f"entry {n}",
+        "title": f"Story {n}",
+        "url": f"https://news.example.org/{n}",
+        "published": datetime(2025, 1, 20, n % 24, tzinfo=UTC),
+        "content_html": f"<p>Body of story {n}.</p>",
+    }
+    fields.update(kw)
+    return ArticleInput(**fields)
+
+
+def store(db, *items, source="test", **kw):
+    return store_batch(db, list(items), source=source, now=NOW, **kw)
+
+
+def count(db, table="articles"):
+    return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_same_guid_from_two_sources_is_one_article_with_union_of_tags(db):
+    store(db, art(1, guid="g-1", tags=("Kenya",)), source="a.xml")
+    report = store(db, art(1, guid="g-1", tags=("kenya ", "Health")), source="b.xml")
+    assert (report.new, report.unchanged, report.updated) == (0, 1, 0)
+    (a,) = list_articles(db)
+    assert a.tags == ("Health", "Kenya") and a.source == "a.xml"
+    assert count(db, "tags") == 2
+
+
+def test_same_canonical_url_is_one_article(db):
+    store(db, art(1, guid="rss-guid", url="https://News.Example.org:443/1#top", tags=("A",)))
+    report = store(
+        db,
+        art(
+            1,
+            url="https://news.example.org/1?utm_source=x&utm_medium=y",
+            title="Other",
+            tags=("B",),
+        ),
+    )
+    assert report.new == 0
+    (a,) = list_articles(db)
+    # Matched by URL only: the first source's content stays; tags are merged.
+    assert a.title == "Story 1" and a.tags == ("A", "B")
+
+
+def test_canonical_url():
+    assert canonical_url("HTTPS://Example.ORG:443/a?utm_source=x&id=3&fbclid=1#frag") == (
+        "https://example.org/a?id=3"
+    )
+    assert canonical_url("http://example.org") == "http://example.org/"
+    assert canonical_url("http://example.org:8080/x") == "http://example.org:8080/x"
+
+
+def test_content_hash_key_when_no_guid_and_no_url(db):
+    item = art(1, url=None)
+    assert store(db, item).new == 1
+    assert store(db, item).unchanged == 1
+    assert db.execute("SELECT key FROM articles").fetchone()[0].startswith("hash:")
+
+
+def test_tag_keys_are_normalised_and_first_display_name_wins(db):
+    store(db, art(1, tags=("Kenya",)), art(2, tags=("KENYA",)), art(3, tags=("  kenya ",)))
+    assert list(db.query("SELECT key, name FROM tags")) == [{"key": "kenya", "name": "Kenya"}]
+    assert count(db, "article_tags") == 3
+
+
+def test_duplicate_inside_one_batch_is_merged(db):
+    report = store(db, art(1, guid="x", tags=("A",)), art(1, guid="x", tags=("B",)))
+    assert (report.new, report.unchanged) == (1, 1)
+    assert report.warnings == ["entry 1: same article as entry 1; merged"]
+    assert list_articles(db)[0].tags == ("A", "B")
+
+
+def test_update_keeps_id_and_moves_the_search_index(db):
+    store(db, art(1, guid="g", title="Harvest festival opens"))
+    report = store(db, art(1, guid="g", title="Harvest festival postponed", published=None))
+    assert report.updated == 1
+    (a,) = list_articles(db)
+    assert a.title == "Harvest festival postponed"
+    assert a.published_at == datetime(2025, 1, 20, 1, tzinfo=UTC)  # kept: no new date given
+    assert [x.id for x in search_articles(db, "postponed")] == [a.id]
+    assert search_articles(db, "opens") == []
+
+
+def test_tags_added_to_an_unchanged_article_are_kept(db):
+    store(db, art(1, guid="g"))
+    store(db, art(1, guid="g"), tags=["World"])
+    assert list_articles(db)[0].tags == ("World",)
+
+
+def test_list_filters_and_search(db):
+    store(
+        db,
+        art(1, title="Solar sheds in Kenya", tags=("Kenya",)),
+        art(2, title="Carnival masks", tags=("Haiti", "Culture")),
+        art(3, title="Solar radio stations", tags=("Haiti",)),
+    )
+    assert [a.title for a in list_articles(db, tags=["haiti"])] == [
+        "Solar radio stations",
+        "Carnival masks",
+    ]
+    assert [a.title for a in list_articles(db, since=datetime(2025, 1, 20, 2, tzinfo=UTC))] == [
+        "Solar radio stations",
+        "Carnival masks",
+    ]
+    assert [a.title for a in list_articles(db, until=datetime(2025, 1, 20, 2, tzinfo=UTC))] == [
+        "Solar sheds in Kenya"
+    ]
+    assert len(list_articles(db, limit=1)) == 1
+    assert {a.title for a in search_articles(db, "solar")} == {
+        "Solar sheds in Kenya",
+        "Solar radio stations",
+    }
+    assert [a.title for a in search_articles(db, 'solar "kenya" (')] == ["Solar sheds in Kenya"]
+    with pytest.raises(NotFound, match="no articles are tagged 'narnia'"):
+        list_articles(db, tags=["Narnia"])
+    with pytest.raises(InvalidInput, match="has no words"):
+        search_articles(db, "***")
+
+
+def test_cli_list_and_search(run, tmp_path):
+    (tmp_path / "a.jsonl").write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "title": t,
+                    "url": f"https://j.example/{i}",
+                    "published": f"2025-01-2{i}T08:00:00Z",
+                    "tags": tags,
+                    "content": "text",
+                }
+            )
+            for i, (t, tags) in enumerate(
+                [("Cholera vaccination", ["Haiti", "Health"]), ("Tea sheds", ["Kenya"])], 1
+            )
+        )
+    )
+    assert run("ingest", "a.jsonl").exit_code == 0
+    listed = run("articles", "list", "--tag", "HAITI")
+    assert listed.exit_code == 0
+    assert listed.output == "1  2025-01-21 08:00  Cholera vaccination  [Haiti, Health]\n"
+    found = json.loads(run("articles", "search", "cholera", "--json").output)
+    assert [(a["id"], a["title"], a["tags"]) for a in found] == [
+        (1, "Cholera vaccination", ["Haiti", "Health"])
+    ]
+    assert json.loads(run("articles", "search", "nothing-like-this", "--json").output) == []
+    bad = run("articles", "list", "--tag", "Narnia")
+    assert bad.exit_code == 1 and bad.output == "Error: no articles are tagged 'narnia'\n"
+    assert run("articles", "list", "--since", "2025-01-22").output.startswith("2  2025-01-22")
