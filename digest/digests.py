@@ -606,6 +606,45 @@ def build_due(
     return built
 
 
+def build_for_date(
+    db: Database,
+    config: Config,
+    issue_date: date,
+    *,
+    now: datetime,
+    list_slug: str | None = None,
+    frequency: str | None = None,
+    progress: Callable[[MailingList, str], ProgressCallback | None] | None = None,
+) -> list[BuiltDigest]:
+    """Build the issues of ``issue_date`` for the selected lists and frequencies. Unless both a
+    list and a frequency are named, a (list, frequency) without active subscribers is skipped.
+    A weekly issue date is moved back to the list's weekly day (noted in ``BuiltDigest.notes``)."""
+    lists = [get_list(db, list_slug)] if list_slug else all_lists(db)
+    frequencies = [frequency] if frequency else list(FREQUENCIES)
+    explicit = bool(list_slug and frequency)
+    built = []
+    for mlist in lists:
+        for freq in frequencies:
+            if not explicit and not has_active_subscribers(db, mlist, freq):
+                continue
+            result = build_digest(
+                db,
+                config,
+                mlist,
+                freq,
+                issue_date,
+                now=now,
+                progress=progress(mlist, freq) if progress else None,
+            )
+            if result.period.issue_date != issue_date:
+                result.notes.append(
+                    f"weekly issues of {mlist.slug!r} are sent on {mlist.weekly_day}s: built the"
+                    f" issue of {result.period.label}, the most recent on or before {issue_date}"
+                )
+            built.append(result)
+    return built
+
+
 def render_web_version(db: Database, config: Config, digest_id: int) -> str:
     """The stored digest as one web page with every article (no cut, nothing personal), with
     ``id="tag-<key>"`` section anchors that "N more … stories" links point at."""
