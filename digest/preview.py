@@ -238,8 +238,8 @@ def preview_digest(
     report["notes"] = notes
     return Preview(
         message=message,
-        html=parsed.get_body(("html",)).get_content(),
-        text=parsed.get_body(("plain",)).get_content(),
+        html=parsed.get_body(("html",)).get_content().replace("\r\n", "\n"),
+        text=parsed.get_body(("plain",)).get_content().replace("\r\n", "\n"),
         report=report,
     )
 

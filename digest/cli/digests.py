@@ -40,7 +40,7 @@ def _describe(result: BuiltDigest) -> str:
     cut = sum(v.cut_count for v in result.variants)
     sections = ", ".join(result.sections) or "none"
     lines = [
-        f"{result.list.slug} {result.frequency} {period.label} ({period.describe()}): {status}",
+        f"{result.list.slug} {result.frequency} {period.label}, {period.describe()}: {status}",
         f"  articles {result.article_count}, sections {len(result.sections)} ({sections}),"
         f" variants {len(result.variants)}"
         + (f" ({empty} without articles, not sent)" if empty else "")
@@ -159,7 +159,7 @@ def preview(app, list_slug, frequency, issue_date, address, output, open_):
         address=address,
     )
     r = result.report
-    click.echo(f"{r['list']} {r['frequency']} {r['issue_date']} ({r['period']})")
+    click.echo(f"{r['list']} {r['frequency']} {r['issue_date']}, {r['period']}")
     click.echo(
         f"variant: {r['tags_key'] or 'all tags'} · {r['recipients']} recipients share it"
         + (f" · built {r['built_at'][:16].replace('T', ' ')} UTC" if r.get("built") else "")
