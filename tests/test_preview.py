@@ -99,7 +99,7 @@ def test_preview_eml_is_byte_for_byte_what_send_assembles(run, world, db, tmp_pa
     assert (tmp_path / "out" / "message.html").read_bytes().decode("utf-8") == html
     assert "Kenya story" in (tmp_path / "out" / "message.txt").read_text(encoding="utf-8")
     out = result.output
-    assert "variant: kenya · 1 recipients share it · built 2025-01-21 04:05 UTC" in out
+    assert "variant: kenya · 1 recipient gets it · built 2025-01-21 04:05 UTC" in out
     assert f"Subject: {msg['Subject']}" in out
     assert "  Kenya  1 article" in out
     assert "of 90,000 bytes budget" in out and "0 articles cut" in out
@@ -109,7 +109,7 @@ def test_preview_of_unbuilt_issue_renders_without_storing(run, world, db, tmp_pa
     result = run("preview", "--list", "world", "--date", "2025-01-21")
     assert result.exit_code == 0, result.output
     assert "note: not built yet: rendered without storing" in result.output
-    assert "variant: all tags · 1 recipients share it" in result.output
+    assert "variant: all tags · 1 recipient gets it" in result.output
     assert db.execute("SELECT count(*) FROM digests").fetchone()[0] == 0
     msg = email.message_from_bytes(
         (tmp_path / "preview" / "message.eml").read_bytes(), policy=email.policy.default

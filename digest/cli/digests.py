@@ -161,7 +161,12 @@ def preview(app, list_slug, frequency, issue_date, address, output, open_):
     r = result.report
     click.echo(f"{r['list']} {r['frequency']} {r['issue_date']}, {r['period']}")
     click.echo(
-        f"variant: {r['tags_key'] or 'all tags'} · {r['recipients']} recipients share it"
+        f"variant: {r['tags_key'] or 'all tags'} · "
+        + (
+            "1 recipient gets it"
+            if r["recipients"] == 1
+            else f"{r['recipients']} recipients share it"
+        )
         + (f" · built {r['built_at'][:16].replace('T', ' ')} UTC" if r.get("built") else "")
     )
     if "subject" in r:
