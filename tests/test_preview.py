@@ -194,3 +194,15 @@ def test_preview_open_uses_the_default_browser(run, world, tmp_path, monkeypatch
     opened = (tmp_path / "opened.txt").read_text().strip()
     assert opened == (tmp_path / "preview" / "message.html").as_uri()
     assert os.path.exists(opened.removeprefix("file://"))
+
+
+def test_build_with_a_broken_template_stores_nothing(run, world, db, tmp_path, frozen):
+    (tmp_path / "t" / "email").mkdir(parents=True)
+    (tmp_path / "t" / "email" / "digest.txt").write_text("{{ sections.nope.x }}\n", "utf-8")
+    (tmp_path / "digest.toml").write_text('templates_dir = "t"\n', encoding="utf-8")
+    result = run("build")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1].startswith("Error: template email/digest.txt")
+    for table in ("digests", "digest_articles", "variants", "deliveries"):
+        assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
