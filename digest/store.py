@@ -174,7 +174,7 @@ def m003_digests(db: Database) -> None:
             frequency TEXT NOT NULL CHECK (frequency IN ('daily', 'weekly')),
             period_start TEXT NOT NULL,        -- UTC instant of the local period start
             period_end TEXT NOT NULL,          -- UTC instant, exclusive
-            period_label TEXT NOT NULL,        -- local date of the period start, YYYY-MM-DD
+            period_label TEXT NOT NULL,        -- issue date: local date it is sent, YYYY-MM-DD
             built_at TEXT NOT NULL,
             UNIQUE (list_id, frequency, period_start)
         )

@@ -1,6 +1,3 @@
 """Import every command module so its commands attach to ``cli``. One line per area."""
 
-from . import (
-    ingest,  # noqa: F401
-    web,  # noqa: F401
-)
+from . import digests, ingest, web  # noqa: F401

@@ -1,0 +1,251 @@
+"""Benchmark: digest building and per-recipient message assembly. Prints a table with targets.
+
+A. `build_digest` for 1,000 and for 100,000 active subscribers spread over the same 50 distinct
+   tag sets (50 variants, 60 articles): rendering runs once per variant and enqueueing is one
+   INSERT … SELECT, so the 100x audience should cost at most 1.5x the time.
+B. Per-recipient assembly: `messages.Assembler.message` (placeholder substitution into the stored,
+   encoded variant) against building an `email.message.EmailMessage` per recipient from the same
+   rendered parts and serialising it; both in microseconds per message. Target: >= 50x faster.
+
+Usage: python bench/build.py [--quick]
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+
+from digest import links, tokens
+from digest.config import load_config
+from digest.digests import build_digest
+from digest.lists import get_list
+from digest.messages import Assembler, Recipient
+from digest.store import open_db, tag_key
+from digest.timeutil import to_iso
+
+TAGS = ["Haiti", "Kenya", "Chile", "Japan", "Greece", "Peru", "Nepal", "Ghana"]
+ISSUE = date(2025, 1, 21)
+NOW = datetime(2025, 1, 21, 7, 0, tzinfo=UTC)
+STAMP = to_iso(NOW - timedelta(days=30))
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def tag_sets() -> list[list[str]]:
+    combos = [list(c) for n in (2, 3) for c in itertools.combinations(TAGS, n)]
+    return combos[:50]
+
+
+def make_db(path: Path, subscribers: int) -> None:
+    db = open_db(path)
+    with db.atomic():
+        db["lists"].insert(
+            {
+                "slug": "world",
+                "title": "World Desk",
+                "from_addr": "World Desk <news@news.example.com>",
+                "tags": json.dumps(TAGS),
+                "timezone": "UTC",
+                "send_time": "07:00",
+                "weekly_day": "monday",
+                "created_at": STAMP,
+                "updated_at": STAMP,
+            }
+        )
+        tag_ids = {t: db["tags"].insert({"key": tag_key(t), "name": t}).last_pk for t in TAGS}
+        start = datetime(2025, 1, 20, 0, 0, tzinfo=UTC)
+        for i in range(60):
+            published = to_iso(start + timedelta(minutes=20 * i))
+            article_id = (
+                db["articles"]
+                .insert(
+                    {
+                        "key": f"a{i}",
+                        "url": f"https://example.org/news/{i}",
+                        "title": f"Story {i}: a headline of ordinary length for a news digest",
+                        "published_at": published,
+                        "summary": "<p>" + "Words of a summary paragraph. " * 12 + "</p>",
+                        "text": "text",
+                        "content_hash": f"h{i}",
+                        "source": "bench",
+                        "ingested_at": published,
+                        "updated_at": published,
+                    }
+                )
+                .last_pk
+            )
+            for t in {TAGS[i % 8], TAGS[(i * 3 + 1) % 8]}:
+                db["article_tags"].insert({"article_id": article_id, "tag_id": tag_ids[t]})
+        sets = [json.dumps([tag_key(t) for t in s]) for s in tag_sets()]
+        db.conn.executemany(
+            "INSERT INTO subscribers (id, email, name, created_at) VALUES (?, ?, ?, ?)",
+            (
+                (i, f"reader{i}@example.com", f"Reader {i}", STAMP)
+                for i in range(1, subscribers + 1)
+            ),
+        )
+        db.conn.executemany(
+            "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status,"
+            " created_at, updated_at) VALUES (?, 1, 'daily', ?, 'active', ?, ?)",
+            ((i, sets[i % len(sets)], STAMP, STAMP) for i in range(1, subscribers + 1)),
+        )
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+def build_once(template_db: Path, work: Path) -> tuple[float, int, int]:
+    """Seconds of one build_digest on a fresh copy of ``template_db``."""
+    config = load_config(None, env={})
+    copy = work / "run.db"
+    shutil.copy(template_db, copy)
+    db = open_db(copy)
+    mlist = get_list(db, "world")
+    t0 = time.perf_counter()
+    built = build_digest(db, config, mlist, "daily", ISSUE, now=NOW)
+    seconds = time.perf_counter() - t0
+    db.close()
+    for leftover in work.glob("run.db*"):
+        leftover.unlink()
+    return seconds, len(built.variants), built.recipients
+
+
+def time_assembly(db_path: Path, n: int) -> tuple[float, float, int]:
+    db = open_db(db_path)
+    secret = b"bench-secret"
+    base_url = "https://news.example.com"
+    variant_id, template = db.execute(
+        "SELECT id, template FROM variants WHERE template IS NOT NULL ORDER BY length(template)"
+        " DESC LIMIT 1"
+    ).fetchone()
+    people = [Recipient(i, f"reader{i}@example.com", f"Reader {i}") for i in range(1, n + 1)]
+    assembler = Assembler(db, base_url=base_url, secret=secret)
+    assembler.message(variant_id, people[0])  # compile the template once, as a sender does
+    t0 = time.perf_counter()
+    for person in people:
+        assembler.message(variant_id, person)
+    fill_us = (time.perf_counter() - t0) / n * 1e6
+
+    # Baseline: the same rendered parts, one EmailMessage per recipient, serialised.
+    import email
+
+    parsed = email.message_from_bytes(template, policy=SMTP)
+    text = parsed.get_body(("plain",)).get_content()
+    html = parsed.get_body(("html",)).get_content()
+    info = assembler.variant(variant_id)
+    count = max(200, n // 20)
+    t0 = time.perf_counter()
+    for person in people[:count]:
+        unsub = links.unsubscribe_url(
+            base_url, tokens.make_token(secret, "unsubscribe", person.subscriber_id, 1, now=NOW)
+        )
+        prefs = links.preferences_url(
+            base_url, tokens.make_token(secret, "preferences", person.subscriber_id, 1, now=NOW)
+        )
+        values = {
+            "NAME": person.name,
+            "EMAIL": person.email,
+            "UNSUBSCRIBE_URL": unsub,
+            "PREFERENCES_URL": prefs,
+        }
+        body_text, body_html = text, html
+        for field, value in values.items():
+            body_text = body_text.replace(f"%%DIGEST_TEXT_{field}%%", value)
+            body_html = body_html.replace(f"%%DIGEST_HTML_{field}%%", value)
+        msg = EmailMessage(policy=SMTP)
+        for header in ("From", "Subject", "Date", "List-Id"):
+            msg[header] = parsed[header]
+        msg["To"] = f"{person.name} <{person.email}>"
+        msg["Message-ID"] = info.message_id(person.subscriber_id)
+        msg["List-Unsubscribe"] = f"<{unsub}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        msg.set_content(body_text, cte="quoted-printable")
+        msg.add_alternative(body_html, subtype="html", cte="quoted-printable")
+        msg.as_bytes()
+    message_us = (time.perf_counter() - t0) / count * 1e6
+    size = len(template)
+    db.close()
+    return fill_us, message_us, size
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv
+    small_n, large_n = 1_000, 100_000
+    runs = 1 if quick else 5
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        log(f"creating databases with {small_n:,} and {large_n:,} subscribers…")
+        make_db(work / "small.db", small_n)
+        make_db(work / "large.db", large_n)
+        log(f"building ({runs} run(s) each, interleaved, after one warm-up build)…")
+        build_once(work / "small.db", work)  # imports, template loading, CSS parser caches
+        small_times, large_times = [], []
+        # Interleaved so that background load on a shared machine hits both sizes alike.
+        for _ in range(runs):
+            seconds, variants_small, recipients_small = build_once(work / "small.db", work)
+            small_times.append(seconds)
+            seconds, variants_large, recipients_large = build_once(work / "large.db", work)
+            large_times.append(seconds)
+        small_s, large_s = statistics.median(small_times), statistics.median(large_times)
+        # Keep one built copy for the assembly benchmark.
+        built = work / "built.db"
+        shutil.copy(work / "small.db", built)
+        db = open_db(built)
+        build_digest(db, load_config(None, env={}), get_list(db, "world"), "daily", ISSUE, now=NOW)
+        db.close()
+        log("assembling messages…")
+        fill_us, message_us, size = time_assembly(built, 5_000 if quick else 20_000)
+
+    ratio = large_s / small_s
+    pairs = [large / small for small, large in zip(small_times, large_times, strict=True)]
+    speedup = message_us / fill_us
+    rows = [
+        (
+            f"build, {small_n:,} subscribers ({variants_small} variants, {recipients_small:,} queued)",
+            f"{small_s:.2f} s",
+            "",
+            "",
+        ),
+        (
+            f"build, {large_n:,} subscribers ({variants_large} variants, {recipients_large:,} queued)",
+            f"{large_s:.2f} s",
+            "",
+            "",
+        ),
+        ("build time ratio 100k / 1k (medians)", f"{ratio:.2f}x", "<= 1.5x", ratio <= 1.5),
+        (
+            f"  per-run ratios, {runs} interleaved pairs (machine noise)",
+            f"{min(pairs):.2f}–{max(pairs):.2f}x",
+            "",
+            "",
+        ),
+        (
+            f"assembly per recipient (Assembler, {size / 1000:.0f} KB message)",
+            f"{fill_us:.1f} µs",
+            "",
+            "",
+        ),
+        ("EmailMessage built per recipient", f"{message_us:.1f} µs", "", ""),
+        ("assembly speed-up", f"{speedup:.0f}x", ">= 50x", speedup >= 50),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>10}  {'target':>8}  result")
+    print(f"{'-' * width}  {'-' * 10}  {'-' * 8}  ------")
+    for name, value, target, ok in rows:
+        result = "" if ok == "" else ("PASS" if ok else "FAIL")
+        print(f"{name:<{width}}  {value:>10}  {target:>8}  {result}")
+    return 0 if ratio <= 1.5 and speedup >= 50 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

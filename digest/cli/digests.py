@@ -1,0 +1,207 @@
+"""``digest build`` and ``digest preview``: thin wrappers over ``digest.digests`` and
+``digest.preview``."""
+
+from __future__ import annotations
+
+import sys
+import webbrowser
+from pathlib import Path
+
+import click
+
+from ..digests import BuiltDigest, build_due, build_for_date
+from ..lists import get_list
+from ..periods import FREQUENCIES, parse_issue_date
+from ..preview import preview_digest
+from . import App, cli, pass_app
+
+
+def _progress(mlist, frequency):
+    """A progress bar on stderr over a digest's variants (shown once there are any to render)."""
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = click.progressbar(
+                length=total, label=f"rendering {mlist.slug} {frequency} variants", file=sys.stderr
+            )
+            state["bar"].__enter__()
+        state["bar"].update(1)
+        if done == total:
+            state["bar"].__exit__(None, None, None)
+
+    return update
+
+
+def _describe(result: BuiltDigest) -> str:
+    period = result.period
+    status = "built" if result.new else f"already built {result.built_at:%Y-%m-%d %H:%M} UTC"
+    empty = sum(1 for v in result.variants if v.empty)
+    cut = sum(v.cut_count for v in result.variants)
+    sections = ", ".join(result.sections) or "none"
+    lines = [
+        f"{result.list.slug} {result.frequency} {period.label}, {period.describe()}: {status}",
+        f"  articles {result.article_count}, sections {len(result.sections)} ({sections}),"
+        f" variants {len(result.variants)}"
+        + (f" ({empty} without articles, not sent)" if empty else "")
+        + f", recipients {result.recipients} queued"
+        + ("" if result.new else f" ({result.enqueued} newly)")
+        + (f", {cut} articles cut to fit the HTML budget" if cut else ""),
+    ]
+    lines += [f"  note: {note}" for note in result.notes]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--list", "list_slug", metavar="LIST", help="Only this list (slug).")
+@click.option("--frequency", type=click.Choice(FREQUENCIES), help="Only daily or weekly.")
+@click.option(
+    "--date",
+    "issue_date",
+    metavar="YYYY-MM-DD",
+    help="Issue date (the local date it is sent); weekly: the most recent weekly day on or "
+    "before it. Default: the latest issue that is due now.",
+)
+@pass_app
+def build(app: App, list_slug: str | None, frequency: str | None, issue_date: str | None):
+    """Build digests and queue one delivery per active subscriber.
+
+    By default builds the latest due issue of every list and frequency that has active
+    subscribers. Building an issue again changes nothing but queues subscribers who became
+    active since. Prints per digest: period, articles, sections, variants, recipients.
+
+    \b
+    Example:
+      digest build
+      digest build --list world --frequency daily --date 2025-01-21
+    """
+    if issue_date:
+        results = build_for_date(
+            app.db,
+            app.config,
+            parse_issue_date(issue_date),
+            now=app.now(),
+            list_slug=list_slug,
+            frequency=frequency,
+            progress=_progress,
+        )
+    else:
+        results = build_due(
+            app.db,
+            app.config,
+            now=app.now(),
+            list_slug=list_slug,
+            frequency=frequency,
+            progress=_progress,
+        )
+    if not results:
+        click.echo("nothing to build: no list has active subscribers for that frequency")
+    for result in results:
+        click.echo(_describe(result))
+
+
+def _size(n: int) -> str:
+    return f"{n:,} bytes"
+
+
+@cli.command()
+@click.option("--list", "list_slug", metavar="LIST", required=True, help="The list (slug).")
+@click.option(
+    "--frequency",
+    type=click.Choice(FREQUENCIES),
+    help="Default: the subscriber's (with --as), else daily.",
+)
+@click.option(
+    "--date",
+    "issue_date",
+    metavar="YYYY-MM-DD",
+    help="Issue date. Default: the latest issue that is due now.",
+)
+@click.option(
+    "--as",
+    "address",
+    metavar="EMAIL",
+    help="Preview this subscriber's message (default: the all-tags variant, sample reader).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(file_okay=False),
+    default="preview",
+    show_default=True,
+    help="Folder for message.eml, message.html and message.txt.",
+)
+@click.option("--open", "open_", is_flag=True, help="Open message.html in the default browser.")
+@pass_app
+def preview(app, list_slug, frequency, issue_date, address, output, open_):
+    """Write the exact message a subscriber would get and print a report.
+
+    message.eml is byte for byte what `digest send` sends to that subscriber; message.html and
+    message.txt are its decoded parts. The report shows the subject, sections with article
+    counts, HTML size against the budget, <style> size, links, recipients sharing the variant,
+    and articles cut. An issue that is not built yet is rendered without storing anything.
+
+    \b
+    Example:
+      digest preview --list world
+      digest preview --list world --date 2025-01-21 --as ann@example.com -o /tmp/p --open
+    """
+    mlist = get_list(app.db, list_slug)
+    result = preview_digest(
+        app.db,
+        app.config,
+        mlist,
+        frequency,
+        parse_issue_date(issue_date) if issue_date else None,
+        now=app.now(),
+        secret=app.secret,
+        address=address,
+    )
+    r = result.report
+    click.echo(f"{r['list']} {r['frequency']} {r['issue_date']}, {r['period']}")
+    click.echo(
+        f"variant: {r['tags_key'] or 'all tags'} · "
+        + (
+            "1 recipient gets it"
+            if r["recipients"] == 1
+            else f"{r['recipients']} recipients share it"
+        )
+        + (f" · built {r['built_at'][:16].replace('T', ' ')} UTC" if r.get("built") else "")
+    )
+    if "subject" in r:
+        click.echo(f"Subject: {r['subject']}")
+    if r.get("sections"):
+        click.echo("Sections:")
+        width = max(len(s["name"]) for s in r["sections"])
+        for s in r["sections"]:
+            cut = s["articles"] - s["shown"]
+            click.echo(
+                f"  {s['name']:<{width}}  {s['shown']} article{'s' if s['shown'] != 1 else ''}"
+                + (f" ({cut} cut)" if cut else "")
+            )
+    if "html_size" in r:
+        click.echo(
+            f"HTML: {_size(r['html_size'])} of {_size(r['html_budget'])} budget"
+            f" · <style> {_size(r['style_size'])} · {r['links']} links"
+            f" · {r['cut_count']} articles cut"
+        )
+    for warning in r.get("warnings", []):
+        click.echo(f"warning: {warning}")
+    for note in r.get("notes", []):
+        click.echo(f"note: {note}")
+    if result.message is None:
+        click.echo("no files written")
+        return
+    folder = Path(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "message.eml": result.message,
+        "message.html": result.html.encode("utf-8"),
+        "message.txt": result.text.encode("utf-8"),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    click.echo("wrote " + ", ".join(str(folder / name) for name in files))
+    if open_:
+        webbrowser.open((folder / "message.html").resolve().as_uri())
