@@ -34,7 +34,8 @@ from sqlite_utils import Database
 from . import links, tokens
 from .timeutil import from_iso
 
-FIELDS = ("NAME", "EMAIL", "UNSUBSCRIBE_URL", "PREFERENCES_URL")
+# RECIPIENT is "Name <email>", or just the address when the subscriber gave no name.
+FIELDS = ("NAME", "EMAIL", "RECIPIENT", "UNSUBSCRIBE_URL", "PREFERENCES_URL")
 _HEADER_FIELDS = ("TO", "MESSAGE_ID", "LIST_UNSUBSCRIBE")
 _PLACEHOLDER = re.compile(r"%%DIGEST_(HDR|HTML|TEXT)_([A-Z_]+)%%")
 _PLACEHOLDER_B = re.compile(rb"%%DIGEST_(HDR|HTML|TEXT)_([A-Z_]+)%%")
@@ -191,6 +192,7 @@ def recipient_values(
     fields = {
         "NAME": name,
         "EMAIL": recipient.email,
+        "RECIPIENT": f"{name} <{recipient.email}>" if name else recipient.email,
         "UNSUBSCRIBE_URL": unsub,
         "PREFERENCES_URL": prefs,
     }

@@ -130,3 +130,29 @@ def test_header_values_cannot_inject_headers():
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg["Bcc"] is None
     assert "Bcc" in msg["Subject"]  # kept as text on the one line, not as a header
+
+
+def test_recipient_field_has_no_empty_name():
+    template = build_template(
+        [("From", "Desk <news@example.com>"), ("Subject", "s")],
+        "for " + text_placeholder("RECIPIENT") + ".",
+        "<p>for " + html_placeholder("RECIPIENT") + ".</p>",
+        boundary_seed="r",
+    )
+    info = _info(template)
+
+    def parts(person):
+        data = info.compiled.fill(
+            recipient_values(info, person, base_url="https://n.example.com", secret=b"k")
+        )
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        return [p.get_content().strip() for p in msg.iter_parts()]
+
+    assert parts(Recipient(1, "x@example.net", None)) == [
+        "for x@example.net.",
+        "<p>for x@example.net.</p>",
+    ]
+    assert parts(Recipient(2, "a@example.net", "Ann")) == [
+        "for Ann <a@example.net>.",
+        "<p>for Ann &lt;a@example.net&gt;.</p>",
+    ]
