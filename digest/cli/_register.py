@@ -1,3 +1,5 @@
 """Import every command module so its commands attach to ``cli``. One line per area."""
 
 # from . import ingest  # noqa: F401
+from . import lists  # noqa: F401
+from . import subscribers  # noqa: F401

@@ -1,0 +1,507 @@
+"""Subscriber CSV files: import into a list, export from it, and sync a folder of ``SLUG.csv``
+files (each the wanted membership of list SLUG).
+
+A file is read whole and checked before anything is written: a file that is not CSV text with an
+``email`` header fails with nothing written; each bad row is reported with its physical line
+number (the header is line 1) and the reason, and every valid row is applied. Rows are applied in
+batches, each inside one ``BEGIN IMMEDIATE`` transaction, so a crash never leaves half a batch and
+two imports into one database at once cannot interleave a read and a write. Applying a file twice
+changes nothing the second time. The format is documented in ``subscribers/README.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from sqlite_utils import Database
+
+from .errors import DigestError, InvalidInput
+from .lists import MailingList, get_list
+from .store import write_transaction
+from .subscribers import (
+    ENDED,
+    FREQUENCIES,
+    _clean_name,
+    check_frequency,
+    iter_subscriptions,
+    normalise_email,
+    subscription_tags,
+)
+from .timeutil import to_iso
+
+COLUMNS = ("email", "name", "tags", "frequency")
+BATCH = 2000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One valid row: normalised address, cleaned values (None = column absent or empty)."""
+
+    line: int
+    email: str
+    name: str | None
+    tags: str | None  # JSON list of tag keys; None = column absent
+    frequency: str | None
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+@dataclass
+class ParsedFile:
+    path: str
+    rows: list[Row] = field(default_factory=list)
+    rejected: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)  # every valid address named, even on a bad row
+
+
+@dataclass
+class Report:
+    """What an import or sync did (or, with dry_run, would do) to one list."""
+
+    list_slug: str
+    path: str
+    dry_run: bool = False
+    added: list[str] = field(default_factory=list)
+    activated: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)  # sync: unsubscribed, left the file
+    skipped: list[Problem] = field(default_factory=list)  # ended or suppressed: not re-activated
+    rejected: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+    def summary(self) -> str:
+        verb = "would be " if self.dry_run else ""
+        parts = [
+            f"{len(self.added)} {verb}added",
+            f"{len(self.activated)} {verb}activated",
+            f"{len(self.updated)} {verb}updated",
+            f"{self.unchanged} unchanged",
+        ]
+        if self.removed:
+            parts.append(f"{len(self.removed)} {verb}unsubscribed")
+        parts += [f"{len(self.skipped)} skipped", f"{len(self.rejected)} rejected"]
+        return f"{self.path} -> {self.list_slug}: " + ", ".join(parts)
+
+
+# -- Reading --------------------------------------------------------------------------------
+
+
+def _decode(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path}: is a directory, not a CSV file") from None
+    nul = data.find(b"\x00")
+    if nul != -1:
+        raise InvalidInput(
+            f"{path}: not a CSV text file (binary data at byte {nul}); nothing imported"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(
+            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "save the file as UTF-8 CSV; nothing imported"
+        ) from None
+
+
+def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
+    """Read and check a subscriber CSV for ``mlist``. Raises ``InvalidInput`` if the file as a
+    whole is unusable; otherwise returns the valid rows and a problem per bad row."""
+    path = Path(path)
+    text = _decode(path)
+    parsed = ParsedFile(str(path))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as e:
+        raise InvalidInput(f"{path}: line 1: not a CSV header ({e}); nothing imported") from None
+    if not header or not any(h.strip() for h in header):
+        raise InvalidInput(f"{path}: empty file; expected a header line such as 'email,name'")
+    names = [h.strip().lower() for h in header]
+    if "email" not in names:
+        shown = ", ".join(repr(h) for h in header[:5])
+        raise InvalidInput(
+            f"{path}: line 1 must be a header naming the columns, with at least 'email' "
+            f"(found {shown}); nothing imported"
+        )
+    for name in set(names):
+        if name and names.count(name) > 1 and name in COLUMNS:
+            raise InvalidInput(f"{path}: line 1: column {name!r} appears twice; nothing imported")
+    unknown = [h for h, n in zip(header, names, strict=True) if n not in COLUMNS]
+    if unknown:
+        parsed.warnings.append(
+            f"{path}: ignoring unknown column(s) {', '.join(repr(u) for u in unknown)} "
+            f"(known: {', '.join(COLUMNS)})"
+        )
+    i_email = names.index("email")
+    i_name = names.index("name") if "name" in names else None
+    i_tags = names.index("tags") if "tags" in names else None
+    i_freq = names.index("frequency") if "frequency" in names else None
+    width = len(names)
+    first_line: dict[str, int] = {}
+    tag_cache: dict[str, str] = {}
+    control = _CONTROL.search
+    line = 1
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise InvalidInput(
+                f"{path}: line {reader.line_num}: not valid CSV ({e}); nothing imported"
+            ) from None
+        line = start
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            continue  # blank line
+        if len(cells) != width:
+            parsed.rejected.append(
+                Problem(line, f"{len(cells)} fields, but the header has {width}")
+            )
+            _note_address(parsed, cells, i_email)
+            continue
+        try:
+            bad = next((c for c in cells if control(c)), None)
+            if bad is not None:
+                raise InvalidInput(f"field {bad!r} contains a line break or control character")
+            raw_email = cells[i_email]
+            if not raw_email.strip():
+                raise InvalidInput("no address")
+            email = normalise_email(raw_email)
+            parsed.seen.add(email)
+            if email in first_line:
+                raise InvalidInput(f"duplicate address {email} (first on line {first_line[email]})")
+            first_line[email] = line
+            name = _clean_name(cells[i_name]) if i_name is not None else None
+            tags = None
+            if i_tags is not None:
+                raw = cells[i_tags]
+                tags = tag_cache.get(raw)
+                if tags is None:
+                    keys = subscription_tags(mlist, raw.split(";"))
+                    tags = tag_cache[raw] = json.dumps(keys, ensure_ascii=False)
+            freq = None
+            if i_freq is not None and cells[i_freq].strip():
+                freq = cells[i_freq]
+                if freq not in FREQUENCIES:
+                    freq = check_frequency(freq)
+        except InvalidInput as e:
+            parsed.rejected.append(Problem(line, str(e)))
+            _note_address(parsed, cells, i_email)
+            continue
+        parsed.rows.append(Row(line, email, name, tags, freq))
+    return parsed
+
+
+def _note_address(parsed: ParsedFile, cells: list[str], i_email: int) -> None:
+    # A bad row still names an address that is meant to stay: sync must not unsubscribe it.
+    if i_email < len(cells):
+        try:
+            parsed.seen.add(normalise_email(cells[i_email]))
+        except InvalidInput:
+            pass
+
+
+# -- Applying -------------------------------------------------------------------------------
+
+
+def _json_list(values: list[str]) -> str:
+    return json.dumps(values, ensure_ascii=False)
+
+
+def _apply_batch(
+    db: Database,
+    mlist: MailingList,
+    rows: list[Row],
+    report: Report,
+    *,
+    confirmed: bool,
+    source: str,
+    reason: str,
+    now: datetime,
+    write: bool,
+) -> None:
+    stamp = to_iso(now)
+    emails = _json_list([r.email for r in rows])
+    existing = {
+        r[1]: r
+        for r in db.execute(
+            "SELECT p.id, p.email, p.name, s.id, s.status, s.frequency, s.tags"
+            " FROM subscribers p LEFT JOIN subscriptions s"
+            " ON s.subscriber_id = p.id AND s.list_id = ?"
+            " WHERE p.email IN (SELECT value FROM json_each(?))",
+            [mlist.id, emails],
+        )
+    }
+    suppressed = dict(
+        db.execute(
+            "SELECT email, reason FROM suppressions WHERE email IN (SELECT value FROM json_each(?))",
+            [emails],
+        ).fetchall()
+    )
+    new_people: list[tuple] = []
+    new_subs: list[Row] = []
+    name_updates: list[tuple] = []
+    sub_updates: list[tuple] = []
+    events: list[tuple] = []
+    status = "active" if confirmed else "pending"
+    confirmed_at = stamp if confirmed else None
+    for row in rows:
+        old = existing.get(row.email)
+        if old is not None and old[4] in ENDED:
+            report.skipped.append(
+                Problem(row.line, f"{row.email} is {old[4]}; not subscribed again (needs a "
+                        "new confirmation by the person, or `subscribers add --force`)")
+            )  # fmt: skip
+            continue
+        if row.email in suppressed:
+            report.skipped.append(
+                Problem(row.line, f"{row.email} is on the suppression list "
+                        f"({suppressed[row.email] or 'no reason given'}); not subscribed")
+            )  # fmt: skip
+            continue
+        if old is None:
+            new_people.append((row.email, row.name, stamp))
+            new_subs.append(row)
+            report.added.append(row.email)
+            events.append((row.email, mlist.slug, None, status, source, reason, stamp))
+            continue
+        person_id, _, old_name, sub_id, old_status, old_freq, old_tags = old
+        if row.name and row.name != old_name:
+            name_updates.append((row.name, person_id))
+        if sub_id is None:
+            new_subs.append(row)
+            report.added.append(row.email)
+            events.append((row.email, mlist.slug, None, status, source, reason, stamp))
+            continue
+        freq = row.frequency or old_freq
+        tags = old_tags if row.tags is None else row.tags
+        new_status = "active" if confirmed or old_status == "active" else "pending"
+        if new_status != old_status:
+            report.activated.append(row.email)
+            events.append((row.email, mlist.slug, old_status, new_status, source, reason, stamp))
+        elif freq != old_freq or tags != old_tags or (row.name and row.name != old_name):
+            report.updated.append(row.email)
+        else:
+            report.unchanged += 1
+            continue
+        sub_updates.append((freq, tags, new_status, stamp, confirmed_at, sub_id))
+    if not write:
+        return
+    db.conn.executemany(
+        "INSERT INTO subscribers (email, name, created_at) VALUES (?, ?, ?)", new_people
+    )
+    if new_subs:
+        ids = dict(
+            db.execute(
+                "SELECT email, id FROM subscribers WHERE email IN (SELECT value FROM json_each(?))",
+                [_json_list([r.email for r in new_subs])],
+            ).fetchall()
+        )
+        db.conn.executemany(
+            "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status,"
+            " created_at, updated_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (ids[r.email], mlist.id, r.frequency or "daily", r.tags or "[]", status, stamp,
+                 stamp, confirmed_at)
+                for r in new_subs
+            ],
+        )  # fmt: skip
+    db.conn.executemany("UPDATE subscribers SET name = ? WHERE id = ?", name_updates)
+    db.conn.executemany(
+        "UPDATE subscriptions SET frequency = ?, tags = ?, status = ?, updated_at = ?,"
+        " confirmed_at = coalesce(confirmed_at, ?) WHERE id = ?",
+        sub_updates,
+    )
+    db.conn.executemany(
+        "INSERT INTO status_events (email, list_slug, old_status, new_status, source, reason, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        events,
+    )
+
+
+def apply_rows(
+    db: Database,
+    mlist: MailingList,
+    parsed: ParsedFile,
+    *,
+    confirmed: bool,
+    dry_run: bool,
+    source: str,
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    report = Report(mlist.slug, parsed.path, dry_run=dry_run)
+    report.rejected = list(parsed.rejected)
+    report.warnings = list(parsed.warnings)
+    reason = f"{source} from {Path(parsed.path).name}"
+    for start in range(0, len(parsed.rows), BATCH):
+        batch = parsed.rows[start : start + BATCH]
+        if dry_run:
+            _apply_batch(db, mlist, batch, report, confirmed=confirmed, source=source,
+                         reason=reason, now=now, write=False)  # fmt: skip
+        else:
+            with write_transaction(db):
+                _apply_batch(db, mlist, batch, report, confirmed=confirmed, source=source,
+                             reason=reason, now=now, write=True)  # fmt: skip
+        if progress:
+            progress(len(batch))
+    report.skipped.sort(key=lambda p: p.line)
+    return report
+
+
+def import_csv(
+    db: Database,
+    path: str | Path,
+    list_slug: str,
+    *,
+    now: datetime,
+    confirmed: bool = False,
+    dry_run: bool = False,
+    source: str = "import",
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Import subscribers from a CSV file into a list. New addresses are ``pending`` (or
+    ``active`` with ``confirmed``); existing pending/active ones get the file's name, tags and
+    frequency; ended or suppressed addresses are skipped, never re-activated."""
+    mlist = get_list(db, list_slug)
+    parsed = parse_csv(path, mlist)
+    return apply_rows(db, mlist, parsed, confirmed=confirmed, dry_run=dry_run, source=source,
+                      now=now, progress=progress)  # fmt: skip
+
+
+def count_rows(parsed: ParsedFile) -> int:
+    return len(parsed.rows)
+
+
+# -- Export ---------------------------------------------------------------------------------
+
+
+def write_csv(db: Database, list_slug: str, out: TextIO, *, statuses=("pending", "active")) -> int:
+    """Write the list's pending and active subscribers as CSV (the import format). Returns the
+    number of rows."""
+    mlist = get_list(db, list_slug, include_deleted=True)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    n = 0
+    for sub in iter_subscriptions(db, list_slug):
+        if sub.status not in statuses:
+            continue
+        writer.writerow([sub.email, sub.name or "", ";".join(mlist.tag_names(sub.tags)),
+                         sub.frequency])  # fmt: skip
+        n += 1
+    return n
+
+
+def export_csv(db: Database, list_slug: str, path: str | Path) -> int:
+    """Export to ``path`` atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            n = write_csv(db, list_slug, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+# -- Sync -----------------------------------------------------------------------------------
+
+
+def sync_files(directory: str | Path) -> list[Path]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InvalidInput(f"{directory}: no such directory (expected a folder of SLUG.csv files)")
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+
+
+def sync_file(
+    db: Database,
+    path: str | Path,
+    *,
+    now: datetime,
+    confirmed: bool = False,
+    dry_run: bool = False,
+) -> Report:
+    """Make list ``path.stem`` match the file: add or update its rows like an import, and
+    unsubscribe pending or active addresses that are no longer in it. An address on a row
+    that was rejected counts as still in the file (a typo never unsubscribes anyone)."""
+    path = Path(path)
+    mlist = get_list(db, path.stem)
+    parsed = parse_csv(path, mlist)
+    report = apply_rows(db, mlist, parsed, confirmed=confirmed, dry_run=dry_run, source="sync",
+                        now=now)  # fmt: skip
+    reason = f"no longer in {path.name}"
+    stamp = to_iso(now)
+
+    def leaving() -> list[tuple[int, str, str]]:
+        return [
+            (sub.id, sub.email, sub.status)
+            for sub in iter_subscriptions(db, mlist.slug)
+            if sub.status in ("pending", "active") and sub.email not in parsed.seen
+        ]
+
+    if dry_run:
+        report.removed = [email for _, email, _ in leaving()]
+        return report
+    with write_transaction(db):
+        gone = leaving()
+        db.conn.executemany(
+            "UPDATE subscriptions SET status = 'unsubscribed', updated_at = ? WHERE id = ?",
+            [(stamp, sid) for sid, _, _ in gone],
+        )
+        db.conn.executemany(
+            "INSERT INTO status_events (email, list_slug, old_status, new_status, source,"
+            " reason, at) VALUES (?, ?, ?, 'unsubscribed', 'sync', ?, ?)",
+            [(email, mlist.slug, old, reason, stamp) for _, email, old in gone],
+        )
+    report.removed = [email for _, email, _ in gone]
+    return report
+
+
+def sync_directory(
+    db: Database,
+    directory: str | Path,
+    *,
+    now: datetime,
+    confirmed: bool = False,
+    dry_run: bool = False,
+) -> Iterator[Report | DigestError]:
+    """Sync every ``SLUG.csv`` in ``directory``; yields a report per file, or the error that
+    stopped that file (the other files are still synced)."""
+    for path in sync_files(directory):
+        try:
+            yield sync_file(db, path, now=now, confirmed=confirmed, dry_run=dry_run)
+        except DigestError as e:
+            msg = str(e)
+            yield type(e)(msg if msg.startswith(str(path)) else f"{path}: {msg}")
