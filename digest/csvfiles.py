@@ -11,6 +11,7 @@ changes nothing the second time. The format is documented in ``subscribers/READM
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -224,10 +225,8 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
 def _note_address(parsed: ParsedFile, cells: list[str], i_email: int) -> None:
     # A bad row still names an address that is meant to stay: sync must not unsubscribe it.
     if i_email < len(cells):
-        try:
+        with contextlib.suppress(InvalidInput):
             parsed.seen.add(normalise_email(cells[i_email]))
-        except InvalidInput:
-            pass
 
 
 # -- Applying -------------------------------------------------------------------------------

@@ -47,8 +47,23 @@ _FAST_ADDRESS = re.compile(
 )
 _SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
 _ROLE_NAMES = frozenset(
-    "info marketing sales support abuse noc security postmaster hostmaster usenet news"
-    " webmaster www uucp ftp".split()
+    [
+        "info",
+        "marketing",
+        "sales",
+        "support",
+        "abuse",
+        "noc",
+        "security",
+        "postmaster",
+        "hostmaster",
+        "usenet",
+        "news",
+        "webmaster",
+        "www",
+        "uucp",
+        "ftp",
+    ]
 )
 
 

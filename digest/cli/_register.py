@@ -1,5 +1,4 @@
 """Import every command module so its commands attach to ``cli``. One line per area."""
 
 # from . import ingest  # noqa: F401
-from . import lists  # noqa: F401
-from . import subscribers  # noqa: F401
+from . import lists, subscribers  # noqa: F401
