@@ -45,7 +45,7 @@ _FAST_ADDRESS = re.compile(
     r"((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
     r"(?:[A-Za-z]|[A-Za-z0-9][A-Za-z0-9-]{0,61}[A-Za-z]))"
 )
-_SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_SPECIAL_USE = frozenset(["arpa", "invalid", "local", "localhost", "onion", "test"])
 _ROLE_NAMES = frozenset(
     [
         "info",
@@ -78,9 +78,9 @@ def _fast_normalise(text: str) -> str | None:
     local, domain = m.group(1), m.group(2).lower()
     if len(domain) > 253 or "--" in domain:
         return None
-    for d in _SPECIAL_USE:
-        if domain == d or domain.endswith("." + d):
-            return None
+    # Every special-use name is a single label, so "is it or ends with .it" is the last label.
+    if domain[domain.rfind(".") + 1 :] in _SPECIAL_USE:
+        return None
     if local.lower() in _ROLE_NAMES:
         local = local.lower()
     return local + "@" + domain
