@@ -230,7 +230,8 @@ def import_(app: App, file, list_slug, dry_run, confirmed) -> None:
     """
     mlist = get_list(app.db, list_slug)
     parsed = csvfiles.parse_csv(file, mlist)
-    with click.progressbar(length=len(parsed.rows), label="importing", file=sys.stderr) as bar:
+    with click.progressbar(length=len(parsed.rows), label="importing", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as bar:  # fmt: skip
         report = csvfiles.apply_rows(app.db, mlist, parsed, confirmed=confirmed,
                                      dry_run=dry_run, source="import", now=app.now(),
                                      progress=bar.update)  # fmt: skip
