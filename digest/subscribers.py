@@ -193,6 +193,19 @@ _SUBSCRIPTION_SELECT = """
 """
 
 
+# CROSS JOIN makes SQLite walk subscribers in the order of their email index and look up each
+# one's subscriptions: rows come out already in order, so the first is printed at once instead
+# of after sorting every row (EXPLAIN QUERY PLAN shows no temp b-tree; a test checks).
+_STREAM_SELECT = """
+    SELECT s.id, s.subscriber_id, s.list_id, l.slug AS list_slug, p.email, p.name, s.frequency,
+           s.tags, s.status, s.created_at, s.updated_at, s.confirmed_at
+    FROM subscribers p
+    CROSS JOIN subscriptions s ON s.subscriber_id = p.id
+    JOIN lists l ON l.id = s.list_id{where}
+    ORDER BY p.email, s.list_id
+"""
+
+
 def _subscription(db: Database, subscriber_id: int, list_id: int) -> Subscription | None:
     cur = db.execute(
         _SUBSCRIPTION_SELECT + " WHERE s.subscriber_id = ? AND s.list_id = ?",
@@ -624,7 +637,7 @@ def subscriber_history(db: Database, email: str) -> SubscriberHistory:
 def iter_subscriptions(
     db: Database, list_slug: str | None = None, status: str | None = None
 ) -> Iterator[Subscription]:
-    """Subscriptions (by list, then address), streamed from the cursor one row at a time."""
+    """Subscriptions (by address, then list), streamed from the cursor one row at a time."""
     where, params = [], []
     if list_slug is not None:
         where.append("s.list_id = ?")
@@ -634,9 +647,7 @@ def iter_subscriptions(
             raise InvalidInput(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
         where.append("s.status = ?")
         params.append(status)
-    sql = _SUBSCRIPTION_SELECT + (" WHERE " + " AND ".join(where) if where else "")
-    # Ordered by the subscribers' email index so SQLite streams rows without sorting them all.
-    sql += " ORDER BY p.email, l.slug"
+    sql = _STREAM_SELECT.format(where=" WHERE " + " AND ".join(where) if where else "")
     cur = db.conn.cursor()
     cur.row_factory = _dict_row
     yield from map(Subscription.from_row, cur.execute(sql, params))

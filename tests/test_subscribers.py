@@ -243,3 +243,16 @@ def test_every_command_of_this_area_has_help_with_an_example():
         assert result.exit_code == 0, path
         assert "Example:" in result.output, path
     assert found >= 18
+
+
+@pytest.mark.parametrize(
+    "where", ["", " WHERE s.list_id = ?", " WHERE s.list_id = ? AND s.status = ?"]
+)
+def test_subscriptions_stream_in_order_without_sorting_first(db, where):
+    from digest.subscribers import _STREAM_SELECT
+
+    plan = db.execute(
+        "EXPLAIN QUERY PLAN " + _STREAM_SELECT.format(where=where),
+        [1, "active"][: where.count("?")],
+    ).fetchall()
+    assert not any("TEMP B-TREE" in row[3] for row in plan), plan
