@@ -281,6 +281,11 @@ def _apply_batch(
     events: list[tuple] = []  # status changes of existing subscriptions
     status = "active" if confirmed else "pending"
     confirmed_at = stamp if confirmed else None
+    if not existing and not suppressed:
+        # Only new addresses (the usual first import): no per-row decisions to make.
+        new_subs = [(next_id + i, r[1], r[2], r[3], r[4], 1) for i, r in enumerate(rows)]
+        report.added.extend(r[1] for r in rows)
+        rows = []
     for line, email, name, row_tags, row_freq in rows:
         old = existing.get(email)
         if old is not None and old[4] in ENDED:
