@@ -1,19 +1,30 @@
 """Mailing lists: who a digest is from, which tags it covers (in section order), and when it is
-sent in its own timezone. (Create/edit/delete and validation: see the subscribers issue.)"""
+sent in its own timezone. Creating and editing a list validates every field up front (slug, From
+address, IANA timezone, send time, weekday, tags), so the steps downstream can trust what they
+read. A list whose digests were already sent is only marked deleted, so its archive stays."""
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import time
-from zoneinfo import ZoneInfo
+from datetime import datetime, time
+from email.headerregistry import Address
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
 
-from .errors import NotFound
-from .store import tag_key
+from .errors import InvalidInput, NotFound
+from .store import clean_tag_name, tag_key
+from .timeutil import to_iso
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+_SEND_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
+_NAME_ADDR = re.compile(r"(.*?)<([^<>]*)>\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,7 @@ class MailingList:
     send_time: str  # "HH:MM" local
     weekly_day: str  # "monday".."sunday"
     description: str | None
+    deleted_at: str | None = None  # set when deleted but kept for the archive
 
     @property
     def zone(self) -> ZoneInfo:
@@ -46,6 +58,11 @@ class MailingList:
     def weekday_index(self) -> int:
         return WEEKDAYS.index(self.weekly_day)
 
+    def tag_names(self, keys: Iterable[str]) -> list[str]:
+        """Display names for tag keys (the list's spelling where it has one)."""
+        names = dict(zip(self.tag_keys, self.tags, strict=True))
+        return [names.get(k, k) for k in keys]
+
     @classmethod
     def from_row(cls, row: dict) -> MailingList:
         return cls(
@@ -59,13 +76,21 @@ class MailingList:
             send_time=row["send_time"],
             weekly_day=row["weekly_day"],
             description=row["description"],
+            deleted_at=row.get("deleted_at"),
         )
 
 
-def get_list(db: Database, slug: str) -> MailingList:
+def get_list(db: Database, slug: str, *, include_deleted: bool = False) -> MailingList:
+    """The list called ``slug``. A deleted list (kept only for its archive) is not found unless
+    ``include_deleted``."""
     rows = list(db.query("SELECT * FROM lists WHERE slug = ?", [slug]))
+    if rows and rows[0]["deleted_at"] and not include_deleted:
+        raise NotFound(f"list {slug!r} was deleted on {rows[0]['deleted_at'][:10]}")
     if not rows:
-        known = ", ".join(r["slug"] for r in db.query("SELECT slug FROM lists ORDER BY slug"))
+        known = ", ".join(
+            r["slug"]
+            for r in db.query("SELECT slug FROM lists WHERE deleted_at IS NULL ORDER BY slug")
+        )
         raise NotFound(
             f"no list {slug!r} (known lists: {known or 'none; create one with `digest lists create`'})"
         )
@@ -73,11 +98,271 @@ def get_list(db: Database, slug: str) -> MailingList:
 
 
 def get_list_by_id(db: Database, list_id: int) -> MailingList:
+    """The list with this id, deleted or not (old unsubscribe links still name it)."""
     rows = list(db.query("SELECT * FROM lists WHERE id = ?", [list_id]))
     if not rows:
         raise NotFound(f"no list with id {list_id}")
     return MailingList.from_row(rows[0])
 
 
-def all_lists(db: Database) -> list[MailingList]:
-    return [MailingList.from_row(r) for r in db.query("SELECT * FROM lists ORDER BY slug")]
+def all_lists(db: Database, *, include_deleted: bool = False) -> list[MailingList]:
+    where = "" if include_deleted else " WHERE deleted_at IS NULL"
+    return [MailingList.from_row(r) for r in db.query(f"SELECT * FROM lists{where} ORDER BY slug")]
+
+
+# Validation: each returns the stored form or raises InvalidInput naming the field.
+
+
+def check_slug(slug: str) -> str:
+    if not _SLUG.match(slug or ""):
+        raise InvalidInput(
+            f"list name {slug!r} is not valid: use lowercase letters, digits and '-', "
+            "starting with a letter or digit (e.g. world-news)"
+        )
+    return slug
+
+
+def check_address_header(value: str, field: str) -> str:
+    """A 'Name <addr@domain>' or bare address, with the address validated; returns the
+    display form with the name quoted where RFC 5322 needs it."""
+    from .subscribers import normalise_email
+
+    if _CONTROL.search(value):
+        raise InvalidInput(f"{field} {value!r} contains a line break or control character")
+    m = _NAME_ADDR.match(value.strip())
+    if m:
+        name, addr = m.group(1).strip(), m.group(2).strip()
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = name[1:-1].replace('\\"', '"').strip()
+    else:
+        name, addr = "", value.strip()
+    if not addr or "@" not in addr or "<" in addr or ">" in addr:
+        raise InvalidInput(
+            f"{field} {value!r} is not an address (expected e.g. 'News <news@example.com>')"
+        )
+    try:
+        addr = normalise_email(addr)
+    except InvalidInput as e:
+        raise InvalidInput(f"{field}: {e}") from None
+    if not name:
+        return addr
+    local, _, domain = addr.rpartition("@")
+    return str(Address(display_name=name.strip(), username=local, domain=domain))
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"timezone {name!r} is not an IANA timezone name (e.g. UTC, Europe/Berlin, Africa/Nairobi)"
+        ) from None
+    return name
+
+
+def check_send_time(value: str) -> str:
+    m = _SEND_TIME.match(value.strip())
+    if not m:
+        raise InvalidInput(f"send time {value!r} is not HH:MM in 24-hour time (e.g. 07:00)")
+    return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+
+def check_weekday(value: str) -> str:
+    v = value.strip().lower()
+    for day in WEEKDAYS:
+        if v == day or (len(v) >= 3 and day.startswith(v)):
+            return day
+    raise InvalidInput(f"weekly day {value!r} is not a weekday (mon, tue, ..., sun)")
+
+
+def clean_list_tags(tags: Iterable[str]) -> list[str]:
+    """Display names, cleaned, in the given order; repeated tags (same key) kept once."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for raw in tags:
+        name = clean_tag_name(raw)
+        if not name:
+            continue
+        key = tag_key(name)
+        if key not in seen:
+            seen.add(key)
+            out.append(name)
+    return out
+
+
+def _check_text(value: str, field: str) -> str:
+    value = unicodedata.normalize("NFC", value).strip()
+    if _CONTROL.search(value):
+        raise InvalidInput(f"{field} {value!r} contains a line break or control character")
+    if not value:
+        raise InvalidInput(f"{field} must not be empty")
+    return value
+
+
+def _fields(
+    title: str | None,
+    from_addr: str | None,
+    reply_to: str | None,
+    tags: Iterable[str] | None,
+    timezone: str | None,
+    send_time: str | None,
+    weekly_day: str | None,
+    description: str | None,
+) -> dict:
+    values: dict = {}
+    if title is not None:
+        values["title"] = _check_text(title, "title")
+    if from_addr is not None:
+        values["from_addr"] = check_address_header(from_addr, "From")
+    if reply_to is not None:
+        values["reply_to"] = check_address_header(reply_to, "Reply-To") if reply_to else None
+    if tags is not None:
+        values["tags"] = json.dumps(clean_list_tags(tags), ensure_ascii=False)
+    if timezone is not None:
+        values["timezone"] = check_timezone(timezone)
+    if send_time is not None:
+        values["send_time"] = check_send_time(send_time)
+    if weekly_day is not None:
+        values["weekly_day"] = check_weekday(weekly_day)
+    if description is not None:
+        values["description"] = description.strip() or None
+    return values
+
+
+def create_list(
+    db: Database,
+    slug: str,
+    *,
+    title: str,
+    from_addr: str,
+    now: datetime,
+    reply_to: str | None = None,
+    tags: Iterable[str] = (),
+    timezone: str = "UTC",
+    send_time: str = "07:00",
+    weekly_day: str = "monday",
+    description: str | None = None,
+) -> MailingList:
+    check_slug(slug)
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    with db.atomic():
+        existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
+        if existing:
+            if existing[0]:
+                raise InvalidInput(
+                    f"list {slug!r} was deleted but its sent digests keep the name for the "
+                    "archive; choose another name"
+                )
+            raise InvalidInput(f"list {slug!r} already exists (change it with `digest lists edit`)")
+        db.execute(
+            "INSERT INTO lists (slug, title, from_addr, reply_to, tags, timezone, send_time,"
+            " weekly_day, description, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                slug,
+                values["title"],
+                values["from_addr"],
+                values.get("reply_to"),
+                values["tags"],
+                values["timezone"],
+                values["send_time"],
+                values["weekly_day"],
+                values.get("description"),
+                to_iso(now),
+                to_iso(now),
+            ],
+        )
+    return get_list(db, slug)
+
+
+def edit_list(
+    db: Database,
+    slug: str,
+    *,
+    now: datetime,
+    title: str | None = None,
+    from_addr: str | None = None,
+    reply_to: str | None = None,
+    tags: Iterable[str] | None = None,
+    timezone: str | None = None,
+    send_time: str | None = None,
+    weekly_day: str | None = None,
+    description: str | None = None,
+) -> MailingList:
+    """Change the given fields (None = leave as is; ``reply_to=""`` removes it)."""
+    mlist = get_list(db, slug)
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    if values:
+        values["updated_at"] = to_iso(now)
+        sets = ", ".join(f"{k} = ?" for k in values)
+        db.execute(f"UPDATE lists SET {sets} WHERE id = ?", [*values.values(), mlist.id])
+    return get_list(db, slug)
+
+
+@dataclass(frozen=True)
+class ListCounts:
+    pending: int = 0
+    active: int = 0
+    unsubscribed: int = 0
+    bounced: int = 0
+    complained: int = 0
+    digests: int = 0
+
+
+def list_counts(db: Database, mlist: MailingList) -> ListCounts:
+    counts = {
+        r["status"]: r["n"]
+        for r in db.query(
+            "SELECT status, count(*) AS n FROM subscriptions WHERE list_id = ? GROUP BY status",
+            [mlist.id],
+        )
+    }
+    digests = db.execute("SELECT count(*) FROM digests WHERE list_id = ?", [mlist.id]).fetchone()[0]
+    return ListCounts(**counts, digests=digests)
+
+
+def delete_list(db: Database, slug: str, *, now: datetime, force: bool = False) -> str:
+    """Delete a list. Refuses while it has active or pending subscribers unless ``force``
+    (their subscriptions end, recorded in each address's history). A list with sent digests
+    is marked deleted rather than removed, so the archive keeps working. Returns
+    'deleted' or 'archived'."""
+    from .subscribers import record_event
+
+    mlist = get_list(db, slug)
+    with db.atomic():
+        members = list(
+            db.query(
+                "SELECT s.id, s.status, p.email FROM subscriptions s"
+                " JOIN subscribers p ON p.id = s.subscriber_id"
+                " WHERE s.list_id = ? AND s.status IN ('pending', 'active')",
+                [mlist.id],
+            )
+        )
+        if members and not force:
+            raise InvalidInput(
+                f"list {slug!r} has {len(members)} active or pending subscriber(s); "
+                "use --force to delete it anyway"
+            )
+        for m in members:
+            record_event(
+                db,
+                m["email"],
+                "unsubscribed",
+                source="cli",
+                now=now,
+                list_slug=slug,
+                old_status=m["status"],
+                reason="list deleted",
+            )
+        has_digests = db.execute(
+            "SELECT 1 FROM digests WHERE list_id = ? LIMIT 1", [mlist.id]
+        ).fetchone()
+        if has_digests:
+            db.execute("DELETE FROM subscriptions WHERE list_id = ?", [mlist.id])
+            db.execute(
+                "UPDATE lists SET deleted_at = ?, updated_at = ? WHERE id = ?",
+                [to_iso(now), to_iso(now), mlist.id],
+            )
+            return "archived"
+        db.execute("DELETE FROM lists WHERE id = ?", [mlist.id])
+        return "deleted"

@@ -105,7 +105,8 @@ def m002_subscribers(db: Database) -> None:
             weekly_day TEXT NOT NULL DEFAULT 'monday',
             description TEXT,
             created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
+            updated_at TEXT NOT NULL,
+            deleted_at TEXT                    -- set by `lists delete` when sent digests keep it for the archive
         )
         """
     )

@@ -1,0 +1,326 @@
+"""``digest subscribers`` (add, confirm, unsubscribe, remove, list, show, import, export,
+sync) and ``digest suppress`` / ``digest suppressed``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .. import csvfiles
+from .. import subscribers as subs
+from ..errors import DigestError
+from ..lists import get_list
+from . import App, cli, pass_app
+
+
+@cli.group(name="subscribers")
+def subscribers_group() -> None:
+    """Subscribers and their subscriptions to lists.
+
+    \b
+    Example:
+      digest subscribers add ann@example.com --list world --name Ann --confirmed
+      digest subscribers import people.csv --list world --dry-run
+      digest subscribers show ann@example.com
+    """
+
+
+def _tags(value: str | None) -> list[str]:
+    return [] if not value else value.split(",")
+
+
+def _line(sub: subs.Subscription) -> str:
+    tags = ",".join(sub.tags) or "*"
+    return f"{sub.email}\t{sub.list_slug}\t{sub.status}\t{sub.frequency}\t{tags}\t{sub.name or ''}"
+
+
+@subscribers_group.command(name="add")
+@click.argument("email")
+@click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list.")
+@click.option("--name", help="The subscriber's name.")
+@click.option("--tags", metavar="A,B", help="Only these of the list's tags (default: all).")
+@click.option("--frequency", type=click.Choice(subs.FREQUENCIES), default="daily",
+              show_default=True, help="How often.")  # fmt: skip
+@click.option("--confirmed", is_flag=True,
+              help="The person has already agreed: active at once instead of pending.")  # fmt: skip
+@click.option("--force", is_flag=True,
+              help="Subscribe again an address that unsubscribed, bounced, complained or is "
+              "suppressed (needs --reason).")  # fmt: skip
+@click.option("--reason", help="Why; recorded in the address's history.")
+@pass_app
+def add(app: App, email, list_slug, name, tags, frequency, confirmed, force, reason) -> None:
+    """Subscribe EMAIL to a list. Without --confirmed the subscription is pending until the
+    person confirms.
+
+    \b
+    Example:
+      digest subscribers add ann@example.com --list world --name "Ann Example" --confirmed
+      digest subscribers add bob@example.org --list world --tags Kenya --frequency weekly
+      digest subscribers add carol@example.org --list world --confirmed --force \\
+          --reason "asked by phone on 2025-01-20 to be subscribed again"
+    """
+    mlist = get_list(app.db, list_slug)
+    sub = subs.add_subscription(app.db, mlist, email, name=name, tags=_tags(tags),
+                                frequency=frequency, confirmed=confirmed, source="cli",
+                                now=app.now(), force=force, reason=reason)  # fmt: skip
+    click.echo(f"{sub.email} is {sub.status} on list {mlist.slug} ({sub.frequency})")
+
+
+@subscribers_group.command(name="confirm")
+@click.argument("email")
+@click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list.")
+@click.option("--force", is_flag=True, help="Re-activate an ended subscription (needs --reason).")
+@click.option("--reason", help="Why; recorded in the address's history.")
+@pass_app
+def confirm(app: App, email, list_slug, force, reason) -> None:
+    """Confirm EMAIL's pending subscription to a list (it becomes active).
+
+    \b
+    Example:
+      digest subscribers confirm ann@example.com --list world
+    """
+    mlist = get_list(app.db, list_slug)
+    person = subs.get_subscriber(app.db, email)
+    sub = subs.confirm_subscription(app.db, person.id, mlist.id, source="cli", now=app.now(),
+                                    force=force, reason=reason)  # fmt: skip
+    click.echo(f"{sub.email} is {sub.status} on list {mlist.slug}")
+
+
+@subscribers_group.command(name="unsubscribe")
+@click.argument("email")
+@click.option("--list", "list_slug", metavar="SLUG", help="Unsubscribe from this list.")
+@click.option("--all", "all_lists", is_flag=True, help="Unsubscribe from every list.")
+@click.option("--reason", default="unsubscribed by an administrator", show_default=True,
+              help="Recorded in the address's history.")  # fmt: skip
+@pass_app
+def unsubscribe(app: App, email, list_slug, all_lists, reason) -> None:
+    """Unsubscribe EMAIL from one list (--list) or from every list (--all).
+
+    \b
+    Example:
+      digest subscribers unsubscribe ann@example.com --list world
+      digest subscribers unsubscribe ann@example.com --all --reason "asked by email"
+    """
+    if bool(list_slug) == all_lists:
+        raise click.UsageError("give exactly one of --list SLUG or --all")
+    changed = subs.unsubscribe(app.db, email, list_slug=list_slug, source="cli", reason=reason,
+                               now=app.now())  # fmt: skip
+    if not changed:
+        click.echo(f"{email}: no pending or active subscription to end")
+    for sub in changed:
+        click.echo(f"{sub.email} unsubscribed from list {sub.list_slug}")
+
+
+@subscribers_group.command(name="remove")
+@click.argument("email")
+@pass_app
+def remove(app: App, email) -> None:
+    """Delete EMAIL's personal data (name, subscriptions, history). An address that had
+    unsubscribed stays on the suppression list so it is never mailed again.
+
+    \b
+    Example:
+      digest subscribers remove ann@example.com
+    """
+    kept = subs.remove_subscriber(app.db, email, now=app.now())
+    address = subs.normalise_email(email)
+    if kept:
+        click.echo(f"removed {address}; the address stays on the suppression list")
+    else:
+        click.echo(f"removed {address}")
+
+
+@subscribers_group.command(name="list")
+@click.option("--list", "list_slug", metavar="SLUG", help="Only this list.")
+@click.option("--status", type=click.Choice(subs.STATUSES), help="Only this status.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, an object per subscription.")
+@pass_app
+def list_(app: App, list_slug, status, as_json) -> None:
+    """List subscriptions, one per line (tab-separated: email, list, status, frequency, tags
+    ('*' = all of the list's tags), name). Streams: starts printing at once on any size.
+
+    \b
+    Example:
+      digest subscribers list --list world --status active
+      digest subscribers list --json > subscribers.json
+    """
+    rows = subs.iter_subscriptions(app.db, list_slug, status)
+    out = sys.stdout
+    if as_json:
+        out.write("[")
+        sep = "\n"
+        for sub in rows:
+            out.write(sep + json.dumps(sub.as_json(), ensure_ascii=False))
+            sep = ",\n"
+        out.write("\n]\n")
+        return
+    for sub in rows:
+        out.write(_line(sub) + "\n")
+
+
+@subscribers_group.command(name="show")
+@click.argument("email")
+@pass_app
+def show(app: App, email) -> None:
+    """Everything about EMAIL: subscriptions, suppression, and every status change with its
+    time, source and reason (why did this person stop getting the digest?).
+
+    \b
+    Example:
+      digest subscribers show ann@example.com
+    """
+    h = subs.subscriber_history(app.db, email)
+    click.echo(h.email + (f" ({h.subscriber.name})" if h.subscriber and h.subscriber.name else ""))
+    if h.subscriber:
+        click.echo(f"  since {h.subscriber.created_at[:16].replace('T', ' ')} UTC")
+    else:
+        click.echo("  personal data removed")
+    for sub in h.subscriptions:
+        tags = ", ".join(sub.tags) or "all tags"
+        click.echo(f"  list {sub.list_slug}: {sub.status}, {sub.frequency}, {tags}")
+    if h.suppression:
+        click.echo(
+            f"  suppressed since {h.suppression.created_at[:10]} ({h.suppression.source}): "
+            f"{h.suppression.reason or 'no reason given'}"
+        )
+    click.echo("history:")
+    for e in h.events:
+        change = f"{e.old_status} -> {e.new_status}" if e.old_status else e.new_status
+        where = f" [{e.list_slug}]" if e.list_slug else ""
+        why = f": {e.reason}" if e.reason else ""
+        click.echo(f"  {e.at[:19].replace('T', ' ')}  {change}{where} via {e.source}{why}")
+
+
+def _print_report(report: csvfiles.Report, *, verbose_plan: bool = False) -> None:
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
+    problems = [("rejected", p) for p in report.rejected] + [("skipped", p) for p in report.skipped]
+    for kind, p in sorted(problems, key=lambda kp: kp[1].line):
+        click.echo(f"{report.path}: line {p.line}: {kind}: {p.message}")
+    if verbose_plan:
+        for email in report.added:
+            click.echo(f"  + {email}")
+        for email in report.activated:
+            click.echo(f"  ^ {email} (activated)")
+        for email in report.updated:
+            click.echo(f"  ~ {email}")
+        for email in report.removed:
+            click.echo(f"  - {email}")
+    click.echo(("dry run, nothing written: " if report.dry_run else "") + report.summary())
+
+
+@subscribers_group.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list.")
+@click.option("--dry-run", is_flag=True, help="Report what would happen; write nothing.")
+@click.option("--confirmed", is_flag=True, help="New subscribers are active at once.")
+@pass_app
+def import_(app: App, file, list_slug, dry_run, confirmed) -> None:
+    """Import subscribers from a CSV file (header with 'email' and optionally 'name', 'tags'
+    separated by ';', 'frequency'; see subscribers/README.md). Every valid row is applied,
+    every bad row reported with its line number; exit status 1 if any row was rejected.
+    Addresses that unsubscribed, bounced, complained or are suppressed are skipped.
+
+    \b
+    Example:
+      digest subscribers import people.csv --list world --dry-run
+      digest subscribers import people.csv --list world --confirmed
+    """
+    mlist = get_list(app.db, list_slug)
+    parsed = csvfiles.parse_csv(file, mlist)
+    with click.progressbar(length=len(parsed.rows), label="importing", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as bar:  # fmt: skip
+        report = csvfiles.apply_rows(app.db, mlist, parsed, confirmed=confirmed,
+                                     dry_run=dry_run, source="import", now=app.now(),
+                                     progress=bar.update)  # fmt: skip
+    _print_report(report)
+    if not report.ok:
+        raise click.ClickException(f"{len(report.rejected)} row(s) rejected, see above")
+
+
+@subscribers_group.command(name="export")
+@click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default: stdout).")
+@pass_app
+def export(app: App, list_slug, output) -> None:
+    """Export a list's pending and active subscribers as CSV, in the import format (an export
+    imports back unchanged).
+
+    \b
+    Example:
+      digest subscribers export --list world -o world.csv
+    """
+    if output:
+        n = csvfiles.export_csv(app.db, list_slug, output)
+        click.echo(f"wrote {n} subscriber(s) to {output}", err=True)
+    else:
+        csvfiles.write_csv(app.db, list_slug, sys.stdout)
+
+
+@subscribers_group.command(name="sync")
+@click.argument("directory", default="subscribers", type=click.Path(file_okay=False))
+@click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
+@click.option("--confirmed", is_flag=True, help="New subscribers are active at once.")
+@pass_app
+def sync(app: App, directory, dry_run, confirmed) -> None:
+    """Make each list match DIRECTORY/SLUG.csv (default: subscribers/): add or update the
+    addresses in the file and unsubscribe those that left it. Ended or suppressed addresses
+    are never re-activated. Exit status 1 if any file or row was rejected.
+
+    \b
+    Example:
+      digest subscribers sync --dry-run
+      digest subscribers sync subscribers/ --confirmed
+    """
+    failed = 0
+    files = 0
+    for result in csvfiles.sync_directory(app.db, directory, now=app.now(), confirmed=confirmed,
+                                          dry_run=dry_run):  # fmt: skip
+        files += 1
+        if isinstance(result, DigestError):
+            click.echo(f"error: {result}", err=True)
+            failed += 1
+            continue
+        _print_report(result, verbose_plan=True)
+        failed += not result.ok
+    if files == 0:
+        click.echo(f"{directory}: no SLUG.csv files")
+    if failed:
+        raise click.ClickException(f"{failed} file(s) had errors, see above")
+
+
+@cli.command(name="suppress")
+@click.argument("email")
+@click.option("--reason", help="Why; shown by `digest suppressed`.")
+@pass_app
+def suppress(app: App, email, reason) -> None:
+    """Put EMAIL on the global suppression list: it gets nothing from any list.
+
+    \b
+    Example:
+      digest suppress spamtrap@example.com --reason "spam trap reported by the relay"
+    """
+    address = subs.normalise_email(email)
+    if subs.suppress(app.db, address, reason, source="cli", now=app.now()):
+        click.echo(f"suppressed {address}")
+    else:
+        click.echo(f"{address} was already suppressed")
+
+
+@cli.command(name="suppressed")
+@pass_app
+def suppressed(app: App) -> None:
+    """List the suppressed addresses with when, how and why.
+
+    \b
+    Example:
+      digest suppressed
+    """
+    any_ = False
+    for s in subs.iter_suppressions(app.db):
+        any_ = True
+        click.echo(f"{s.email}\t{s.created_at[:10]}\t{s.source}\t{s.reason or ''}")
+    if not any_:
+        click.echo("no suppressed addresses")

@@ -1,0 +1,301 @@
+"""CSV import/export/sync: per-line reports, dry runs, idempotence, bad files, concurrency."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest.csvfiles import export_csv, import_csv, sync_directory
+from digest.errors import InvalidInput
+from digest.lists import create_list
+from digest.store import open_db
+from digest.subscribers import mark_bounced, suppress, unsubscribe
+
+NOW = datetime(2025, 1, 21, 7, 0, tzinfo=UTC)
+
+
+def dump(db) -> str:
+    return "\n".join(db.conn.iterdump())
+
+
+@pytest.fixture
+def world(db):
+    return create_list(db, "world", title="World", from_addr="desk@example.com",
+                       tags=["Africa", "Europe"], now=NOW)  # fmt: skip
+
+
+def write(path: Path, text: str, *, bom=False, crlf=False) -> Path:
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return path
+
+
+MIXED = (
+    "frequency,notes,EMAIL,name,tags\n"  # any column order, an unknown column
+    "weekly,x,ann@example.com,Ann,Africa;europe\n"  # 2
+    ",,BOB@Example.ORG,Bob,\n"  # 3
+    "daily,,not-an-address,X,\n"  # 4 bad address
+    "daily,,ann@EXAMPLE.com,Dup,\n"  # 5 duplicate of line 2 (domain case-insensitive)
+    "daily,,cy@example.com,Cy,Mars\n"  # 6 tag not covered
+    "hourly,,dee@example.com,Dee,\n"  # 7 unknown frequency
+    'daily,,eve@example.com,"Eve\n'  # 8 LF inside a quoted field (spans lines 8-9)
+    'Evil",\n'
+    "daily,,fay@example.com,Fay\x07,\n"  # 10 control character
+    "\n"  # 11 blank line, ignored
+    "daily,,gus@example.com\n"  # 12 too few fields
+    "daily,,hal@example.com,Hal,Europe\n"  # 13
+)
+
+
+@pytest.mark.parametrize(("bom", "crlf"), [(False, False), (True, True)])
+def test_import_reports_each_bad_row_by_line_and_applies_the_rest(db, world, tmp_path, bom, crlf):
+    path = write(tmp_path / "people.csv", MIXED, bom=bom, crlf=crlf)
+    report = import_csv(db, path, "world", now=NOW)
+    assert [(p.line, p.message.split(" ")[0]) for p in report.rejected] == [
+        (4, "invalid"),
+        (5, "duplicate"),
+        (6, "tag"),
+        (7, "unknown"),
+        (8, "field"),
+        (10, "field"),
+        (12, "3"),
+    ]
+    assert "first on line 2" in report.rejected[1].message
+    assert "'mars' is not covered by list 'world'" in report.rejected[2].message
+    assert "line break or control character" in report.rejected[4].message
+    assert report.warnings == [
+        f"{path}: ignoring unknown column(s) 'notes' (known: email, name, tags, frequency)"
+    ]
+    assert sorted(report.added) == ["BOB@example.org", "ann@example.com", "hal@example.com"]
+    rows = db.execute(
+        "SELECT p.email, p.name, s.status, s.frequency, s.tags FROM subscriptions s"
+        " JOIN subscribers p ON p.id = s.subscriber_id ORDER BY p.email"
+    ).fetchall()
+    assert rows == [
+        ("BOB@example.org", "Bob", "pending", "daily", "[]"),
+        ("ann@example.com", "Ann", "pending", "weekly", '["africa", "europe"]'),
+        ("hal@example.com", "Hal", "pending", "daily", '["europe"]'),
+    ]
+    events = db.execute("SELECT email, new_status, source, reason FROM status_events").fetchall()
+    assert ("hal@example.com", "pending", "import", "import from people.csv") in events
+
+
+def test_dry_run_reports_the_same_and_writes_nothing(db, world, tmp_path):
+    path = write(tmp_path / "people.csv", MIXED)
+    before = dump(db)
+    dry = import_csv(db, path, "world", now=NOW, dry_run=True)
+    assert dump(db) == before
+    real = import_csv(db, path, "world", now=NOW)
+    assert [str(p) for p in dry.rejected] == [str(p) for p in real.rejected]
+    assert sorted(dry.added) == sorted(real.added)
+
+
+def test_importing_twice_changes_nothing(db, world, tmp_path):
+    path = write(tmp_path / "people.csv", MIXED)
+    import_csv(db, path, "world", now=NOW, confirmed=True)
+    before = dump(db)
+    again = import_csv(db, path, "world", now=datetime(2025, 2, 1, tzinfo=UTC), confirmed=True)
+    assert dump(db) == before
+    assert (again.added, again.updated, again.activated, again.unchanged) == ([], [], [], 3)
+
+
+def test_import_updates_pending_and_active_but_never_reactivates(db, world, tmp_path):
+    write(tmp_path / "a.csv", "email,name\nann@example.com,Ann\nbob@example.org,Bob\n"
+          "cy@example.com,Cy\ndee@example.com,Dee\n")  # fmt: skip
+    import_csv(db, tmp_path / "a.csv", "world", now=NOW, confirmed=True)
+    unsubscribe(db, "bob@example.org", source="web", reason="one-click", now=NOW)
+    mark_bounced(db, "cy@example.com", "550 5.1.1 unknown user", now=NOW)
+    suppress(db, "dee@example.com", "spam trap", source="cli", now=NOW)
+    write(tmp_path / "b.csv", "email,name,frequency\nann@example.com,Ann B,weekly\n"
+          "bob@example.org,Bob,\ncy@example.com,Cy,\ndee@example.com,Dee,\n")  # fmt: skip
+    report = import_csv(db, tmp_path / "b.csv", "world", now=NOW, confirmed=True)
+    assert report.updated == ["ann@example.com"]
+    assert [(p.line, p.message.split(";")[0]) for p in report.skipped] == [
+        (3, "bob@example.org is unsubscribed"),
+        (4, "cy@example.com is bounced"),
+        (5, "dee@example.com is on the suppression list (spam trap)"),
+    ]
+    statuses = dict(db.execute(
+        "SELECT p.email, s.status FROM subscriptions s JOIN subscribers p"
+        " ON p.id = s.subscriber_id").fetchall())  # fmt: skip
+    assert statuses == {
+        "ann@example.com": "active",
+        "bob@example.org": "unsubscribed",
+        "cy@example.com": "bounced",
+        "dee@example.com": "active",  # suppressed: gets nothing, whatever its status
+    }
+    assert db.execute("SELECT frequency FROM subscriptions WHERE id = 1").fetchone()[0] == "weekly"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a CSV text file (binary data at byte 8)"),
+        (b"name,address\nAnn,ann@example.com\n", "line 1 must be a header naming the columns"),
+        (b"caf\xe9,x\n", "not UTF-8 text (byte 0xe9 at offset 3)"),
+        (b"", "empty file"),
+        (b"email,email\nann@example.com,x\n", "column 'email' appears twice"),
+        (
+            b'email,name\nann@example.com,"Ann\n',
+            "line 2: not valid CSV (unexpected end of data); nothing imported",
+        ),
+    ],
+)
+def test_a_file_that_is_not_usable_csv_fails_clearly_and_writes_nothing(
+    db, world, tmp_path, content, message
+):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    before = dump(db)
+    with pytest.raises(InvalidInput, match=re.escape(message)) as e:
+        import_csv(db, path, "world", now=NOW)
+    assert str(e.value).startswith(f"{path}: ")
+    assert dump(db) == before
+
+
+def test_import_command_exit_status_and_report(run, tmp_path):
+    run("lists", "create", "world", "--title", "W", "--from", "d@example.com", "--tags", "Africa")
+    write(tmp_path / "ok.csv", "email\nann@example.com\n")
+    r = run("subscribers", "import", "ok.csv", "--list", "world", "--confirmed")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.endswith("ok.csv -> world: 1 added, 0 activated, 0 updated, 0 unchanged, "
+                             "0 skipped, 0 rejected\n")  # fmt: skip
+    write(tmp_path / "bad.csv", "email,tags\nbob@example.org,Africa\nbad@@x,\n")
+    r = run("subscribers", "import", "bad.csv", "--list", "world", "--dry-run")
+    assert r.exit_code == 1
+    assert "bad.csv: line 3: rejected: invalid address 'bad@@x'" in r.stdout
+    assert r.stdout.splitlines()[-1].startswith("dry run, nothing written: bad.csv -> world: "
+                                                "1 would be added")  # fmt: skip
+    assert "Error: 1 row(s) rejected, see above" in r.stderr
+    listed = run("subscribers", "list").stdout
+    assert "bob@" not in listed
+    r = run("subscribers", "import", "nope.csv", "--list", "world")
+    assert r.exit_code == 1 and r.stderr == "Error: nope.csv: file not found\n"
+    path = tmp_path / "img.csv"
+    path.write_bytes(b"\x00\x01\x02")
+    r = run("subscribers", "import", "img.csv", "--list", "world")
+    assert r.exit_code == 1 and "not a CSV text file" in r.stderr and "Traceback" not in r.output
+
+
+def test_export_imports_back_unchanged(db, world, tmp_path):
+    write(tmp_path / "in.csv", 'email,name,tags,frequency\nann@example.com,"Ann, the ""First""",'
+          "europe;Africa,weekly\nbob@example.org,,,daily\nzoë@example.org,Zoë,,daily\n")  # fmt: skip
+    import_csv(db, tmp_path / "in.csv", "world", now=NOW, confirmed=True)
+    assert export_csv(db, "world", tmp_path / "out.csv") == 3
+    text = (tmp_path / "out.csv").read_text(encoding="utf-8")
+    assert text.splitlines()[:2] == [
+        "email,name,tags,frequency",
+        'ann@example.com,"Ann, the ""First""",Africa;Europe,weekly',
+    ]
+    before = dump(db)
+    again = import_csv(db, tmp_path / "out.csv", "world", now=NOW, confirmed=True)
+    assert again.unchanged == 3 and dump(db) == before
+
+    other = open_db(tmp_path / "other.db")
+    create_list(other, "world", title="World", from_addr="desk@example.com",
+                tags=["Africa", "Europe"], now=NOW)  # fmt: skip
+    import_csv(other, tmp_path / "out.csv", "world", now=NOW, confirmed=True)
+    export_csv(other, "world", tmp_path / "out2.csv")
+    assert (tmp_path / "out2.csv").read_text(encoding="utf-8") == text
+
+
+def test_sync_adds_and_unsubscribes_but_a_bad_row_unsubscribes_nobody(db, world, tmp_path):
+    folder = tmp_path / "subscribers"
+    folder.mkdir()
+    (folder / "README.md").write_text("not a list")
+    write(folder / "world.csv", "email,name\nann@example.com,Ann\nbob@example.org,Bob\n")
+    [first] = list(sync_directory(db, folder, now=NOW, confirmed=True))
+    assert sorted(first.added) == ["ann@example.com", "bob@example.org"]
+
+    write(folder / "world.csv", "email,tags\nann@example.com,Mars\ncy@example.com,\n")
+    [plan] = list(sync_directory(db, folder, now=NOW, dry_run=True))
+    before = dump(db)
+    assert (plan.added, plan.removed) == (["cy@example.com"], ["bob@example.org"])
+    assert [p.line for p in plan.rejected] == [2]
+    assert dump(db) == before
+    [done] = list(sync_directory(db, folder, now=NOW))
+    assert done.removed == ["bob@example.org"]  # ann's row was bad: ann stays
+    statuses = dict(db.execute(
+        "SELECT p.email, s.status FROM subscriptions s JOIN subscribers p"
+        " ON p.id = s.subscriber_id").fetchall())  # fmt: skip
+    assert statuses == {
+        "ann@example.com": "active",
+        "bob@example.org": "unsubscribed",
+        "cy@example.com": "pending",
+    }
+    reason = db.execute(
+        "SELECT reason FROM status_events WHERE email = 'bob@example.org' ORDER BY id DESC"
+    ).fetchone()[0]
+    assert reason == "no longer in world.csv"
+    # Back in the file: an unsubscribed address is not re-activated by sync.
+    write(folder / "world.csv", "email\nann@example.com\nbob@example.org\ncy@example.com\n")
+    [again] = list(sync_directory(db, folder, now=NOW, confirmed=True))
+    assert [p.line for p in again.skipped] == [3] and again.activated == ["cy@example.com"]
+
+
+def test_sync_command_reports_a_file_for_an_unknown_list_and_syncs_the_rest(run, tmp_path):
+    run("lists", "create", "world", "--title", "W", "--from", "d@example.com")
+    folder = tmp_path / "subscribers"
+    folder.mkdir()
+    write(folder / "world.csv", "email\nann@example.com\n")
+    write(folder / "ghost.csv", "email\nbob@example.org\n")
+    r = run("subscribers", "sync", "--dry-run")
+    assert r.exit_code == 1
+    assert "error: " + str(Path("subscribers") / "ghost.csv") + ": no list 'ghost'" in r.stderr
+    assert "  + ann@example.com" in r.stdout and "dry run, nothing written" in r.stdout
+    assert run("subscribers", "list").stdout == ""
+    r = run("subscribers", "sync", "--confirmed")
+    assert run("subscribers", "list").stdout == "ann@example.com\tworld\tactive\tdaily\t*\t\n"
+
+
+def test_two_imports_at_once_lose_nothing(db, world, tmp_path):
+    # Two real processes import overlapping files into one database at the same time.
+    a = ["email,name"] + [f"a{i}@example.com,A {i}" for i in range(3000)]
+    b = ["email,name"] + [f"b{i}@example.com,B {i}" for i in range(3000)]
+    shared = [f"both{i}@example.org,Both {i}" for i in range(1500)]
+    write(tmp_path / "a.csv", "\n".join(a + shared) + "\n")
+    write(tmp_path / "b.csv", "\n".join(b + shared) + "\n")
+    env = dict(os.environ, DIGEST_SECRET="t")
+    db_path = db.conn.execute("PRAGMA database_list").fetchone()[2]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "digest",
+                "--db",
+                db_path,
+                "subscribers",
+                "import",
+                str(tmp_path / name),
+                "--list",
+                "world",
+                "--confirmed",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )  # fmt: skip
+        for name in ("a.csv", "b.csv")
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for p, (_out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err.decode()
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 7500
+    assert (
+        db.execute("SELECT count(*) FROM subscriptions WHERE status = 'active'").fetchone()[0]
+        == 7500
+    )
+    # Each address has exactly one 'active' event, whichever process added it.
+    assert db.execute("SELECT count(*), count(DISTINCT email) FROM status_events").fetchone() == (
+        7500,
+        7500,
+    )
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
