@@ -234,6 +234,21 @@ def m003_digests(db: Database) -> None:
     db.execute("CREATE INDEX idx_deliveries_due ON deliveries(status, next_attempt_at)")
 
 
+@migrations()
+def m004_ledger(db: Database) -> None:
+    # Claiming scans only the deliveries still owed, in id order, however many were sent before.
+    db.execute(
+        "CREATE INDEX idx_deliveries_pending ON deliveries(id)"
+        " WHERE status IN ('queued', 'deferred')"
+    )
+    # `digest deliveries`: counts per digest and status without reading the rows.
+    db.execute("CREATE INDEX idx_deliveries_digest_status ON deliveries(digest_id, status)")
+    # The hourly rate limit counts what was sent in the last hour, across runs and processes.
+    db.execute(
+        "CREATE INDEX idx_deliveries_sent_at ON deliveries(sent_at) WHERE sent_at IS NOT NULL"
+    )
+
+
 def open_db(path: str | Path, *, migrate: bool = True) -> Database:
     """Open (creating if needed) the SQLite store at ``path`` and bring its schema up to date."""
     path = Path(path)
