@@ -30,7 +30,7 @@ from .errors import InvalidInput, NotFound
 from .ledger import Delivery
 from .lists import get_list
 from .messages import Assembler, Outgoing, Recipient
-from .smtp import DeliveryError, Outcome, Transport, transport_from_config
+from .smtp import DeliveryError, Outcome, RelayUnavailable, Transport, transport_from_config
 from .subscribers import mark_bounced
 from .timeutil import to_iso, utc_now
 
@@ -124,6 +124,10 @@ def _worker(
                 continue
             try:
                 outcome = connection.send(outgoing)
+            except RelayUnavailable:
+                # Not tried: the delivery stays owed, without spending an attempt.
+                results.put((delivery, outgoing, None, None))
+                continue
             except Exception as e:  # noqa: BLE001 - TransportError, or a bug: stop, keep track
                 halt.set()
                 results.put((delivery, outgoing, None, e))
@@ -277,6 +281,13 @@ class _Run:
                             break
                         self.claim(held, len(in_flight))
                         continue
+                    unavailable = self.transport.unavailable()
+                    if unavailable:
+                        # Do not burn an attempt on every held delivery while no relay works.
+                        self.report.stopped = unavailable + "; the rest wait for a later run"
+                        self.exhausted = True
+                        held.clear()
+                        break
                     delivery = held.popleft()
                     outgoing = self.prepare(delivery)
                     if outgoing is not None:

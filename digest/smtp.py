@@ -39,6 +39,10 @@ class SmtpAuthError(TransportError):
     """The relay refused the username/password."""
 
 
+class RelayUnavailable(DigestError):
+    """Every relay is being skipped after repeated failures; the message was not tried."""
+
+
 class DeliveryError(DigestError):
     """One ad-hoc message (``send_message``) was not accepted."""
 
@@ -310,7 +314,7 @@ class SmtpConnection(Connection):
         if self.smtp is None:
             index = self.t.health.next()
             if index is None:
-                return Outcome("deferred", self.t.health.unavailable() or "no relay available")
+                raise RelayUnavailable(self.t.health.unavailable() or "no relay available")
             self.relay_index = index
             relay = self.t.relays[index]
             try:

@@ -46,6 +46,7 @@ def run(db_path: Path, tmp_path: Path, monkeypatch):
 
 import asyncio  # noqa: E402
 import threading  # noqa: E402
+import warnings  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 
@@ -154,7 +155,8 @@ class SmtpTestServer:
             and auth_data.login == b"news"
             and auth_data.password == (self.password or "").encode()
         )
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd itself answers 535 on failure.
+        return AuthResult(success=ok, handled=False)
 
     def _protocol(self):
         kwargs = {}
@@ -166,15 +168,18 @@ class SmtpTestServer:
                 "auth_require_tls": False,
                 "auth_exclude_mechanism": sorted(all_mechs - set(self.mechanisms)),
             }
-        return SMTP(
-            self.handler,
-            hostname="localhost",
-            tls_context=self.starttls,
-            require_starttls=self.starttls is not None,
-            timeout=30,
-            loop=self.loop,
-            **kwargs,
-        )
+        with warnings.catch_warnings():
+            # "AUTH without TLS": deliberate, the AUTH tests run over plain TCP on 127.0.0.1.
+            warnings.simplefilter("ignore", UserWarning)
+            return SMTP(
+                self.handler,
+                hostname="localhost",
+                tls_context=self.starttls,
+                require_starttls=self.starttls is not None,
+                timeout=30,
+                loop=self.loop,
+                **kwargs,
+            )
 
     def start(self) -> SmtpTestServer:
         self.thread.start()
@@ -261,8 +266,8 @@ class Newsletter:
                 {
                     "list_id": list_id,
                     "frequency": "daily",
-                    "period_start": now,
-                    "period_end": now,
+                    "period_start": f"{label}T00:00:00.000000+00:00",
+                    "period_end": f"{label}T23:59:59.000000+00:00",
                     "period_label": label,
                     "built_at": now,
                 }
