@@ -424,7 +424,7 @@ def send_pending(
         "limit": limit,
         "retry_now": retry_now,
         "concurrency": concurrency,
-        "batch": batch_size or max(64, 16 * concurrency),
+        "batch": max(1, batch_size or config.get("send", "claim_batch")),
     }
     if dry_run:
         report = _plan(
@@ -443,6 +443,8 @@ def send_pending(
     report = SendReport(total=min(due, limit) if limit is not None else due, released=released)
     if report.total == 0:
         return report
+    if progress is not None:
+        progress(report)
     own_transport = transport is None
     if transport is None:
         transport = transport_from_config(config, rate=rate)

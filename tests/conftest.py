@@ -75,6 +75,8 @@ class SmtpHandler:
     received: list[Received] = field(default_factory=list)
     sessions: int = 0
     hold: object = None
+    on_connect: object = None  # called (in a thread, may block) at a session's first EHLO
+    on_rcpt: object = None  # called (in a thread, may block) with each RCPT address
     unstall: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,10 +90,14 @@ class SmtpHandler:
             with self.lock:
                 self.sessions += 1
                 session._counted = self.sessions
+            if self.on_connect is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.on_connect)
         session.host_name = hostname
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.on_rcpt is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.on_rcpt, address)
         fault = self._next_fault(address)
         if fault == "stall":
             await asyncio.get_running_loop().run_in_executor(None, self.unstall.wait, 30)

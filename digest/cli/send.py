@@ -15,14 +15,22 @@ from . import App, cli, pass_app
 
 
 class _Progress:
-    """A progress bar on stderr, created on the first report (when the total is known)."""
+    """A progress bar on stderr, created on the first report (when the total is known). Only
+    on a terminal: under cron or the scheduler the summary line is enough."""
 
     def __init__(self, stack: ExitStack):
         self.stack = stack
         self.bar = None
         self.shown = 0
+        self.enabled = sys.stderr.isatty()
+        self.started = False
 
     def __call__(self, report: SendReport) -> None:
+        if not self.started:
+            self.started = True
+            _released(report)
+        if not self.enabled:
+            return
         if self.bar is None:
             self.bar = self.stack.enter_context(
                 click.progressbar(length=report.total, label="sending", file=sys.stderr)
@@ -35,10 +43,14 @@ class _Progress:
         self.shown = report.done
 
 
-def _summary(report: SendReport) -> None:
+def _released(report: SendReport) -> None:
     if report.released:
         click.echo(f"released {report.released} deliveries leased by senders that died", err=True)
+
+
+def _summary(report: SendReport) -> None:
     if report.planned is not None:
+        _released(report)
         if not report.planned:
             click.echo("nothing to send")
         for p in report.planned:
@@ -51,6 +63,7 @@ def _summary(report: SendReport) -> None:
             click.echo(f"dry run: {report.total} deliveries would be sent; nothing was sent")
         return
     if report.total == 0:
+        _released(report)
         click.echo("nothing to send")
         return
     click.echo(
