@@ -78,10 +78,21 @@ def classify(code: int, message: bytes | str, relay: str | None) -> Outcome:
     return Outcome("failed", reply, relay, bounce=bounce)
 
 
+def dot_stuff(data: bytes) -> bytes:
+    """The DATA payload of ``data`` (RFC 5321 4.5.2): a '.' starting a line is doubled, and the
+    payload ends with CRLF. Same result as smtplib's own quoting, several times faster on a
+    60 KB message (bytes.replace instead of a multi-line regex)."""
+    wire = data.replace(b"\n.", b"\n..")
+    if wire.startswith(b"."):
+        wire = b"." + wire
+    return wire if wire.endswith(b"\r\n") else wire + b"\r\n"
+
+
 class Connection:
     """One worker's channel to the outside; not shared between threads."""
 
-    def send(self, outgoing: Outgoing) -> Outcome:  # pragma: no cover - interface
+    def send(self, outgoing: Outgoing, wire: bytes | None = None) -> Outcome:  # pragma: no cover
+        """Send ``outgoing``. ``wire``, if given, is ``dot_stuff(outgoing.data)`` made ahead."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -307,7 +318,7 @@ class SmtpConnection(Connection):
         self._drop()
         return Outcome("deferred", error, label)
 
-    def send(self, outgoing: Outgoing) -> Outcome:
+    def send(self, outgoing: Outgoing, wire: bytes | None = None) -> Outcome:
         self.t.limiter.wait()
         if self.smtp is not None and self.count >= self.t.per_connection:
             self.close()
@@ -327,7 +338,7 @@ class SmtpConnection(Connection):
         relay = self.relay
         assert relay is not None and self.smtp is not None
         try:
-            outcome = self._transaction(self.smtp, outgoing, relay)
+            outcome = self._transaction(self.smtp, outgoing, wire, relay)
         except (OSError, smtplib.SMTPServerDisconnected) as e:
             return self._connection_failed(
                 f"connection to relay {relay.label} lost: {_error_text(e)}"
@@ -342,7 +353,9 @@ class SmtpConnection(Connection):
         self.t.health.succeeded(self.relay_index)
         return outcome
 
-    def _transaction(self, smtp: smtplib.SMTP, out: Outgoing, relay: SmtpRelay) -> Outcome:
+    def _transaction(
+        self, smtp: smtplib.SMTP, out: Outgoing, wire: bytes | None, relay: SmtpRelay
+    ) -> Outcome:
         options: list[str] = []
         if not (_is_ascii(out.sender) and _is_ascii(out.recipient)):
             if not smtp.has_extn("smtputf8"):
@@ -360,11 +373,15 @@ class SmtpConnection(Connection):
         if code not in (250, 251):
             self._reset(smtp, code)
             return classify(code, msg, relay.label)
-        try:
-            code, msg = smtp.data(out.data)
-        except smtplib.SMTPDataError as e:
-            self._reset(smtp, e.smtp_code)
-            return classify(e.smtp_code, e.smtp_error, relay.label)
+        # smtplib's data(), with the payload quoted ahead (see dot_stuff).
+        smtp.putcmd("data")
+        code, msg = smtp.getreply()
+        if code != 354:
+            self._reset(smtp, code)
+            return classify(code, msg, relay.label)
+        # One send: a separate 3-byte write of the terminator could wait on Nagle's algorithm.
+        smtp.send((wire if wire is not None else dot_stuff(out.data)) + b".\r\n")
+        code, msg = smtp.getreply()
         return classify(code, msg, relay.label)
 
     def _reset(self, smtp: smtplib.SMTP, code: int) -> None:
@@ -435,7 +452,7 @@ class _OutboxConnection(Connection):
     def __init__(self, outbox: OutboxTransport):
         self.outbox = outbox
 
-    def send(self, outgoing: Outgoing) -> Outcome:
+    def send(self, outgoing: Outgoing, wire: bytes | None = None) -> Outcome:
         try:
             path = self.outbox.write(outgoing)
         except OSError as e:

@@ -390,3 +390,57 @@ def test_cli_errors_are_one_line(run, db, newsletter):
 def test_commands_have_help_with_example(run, command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_data_payload_is_dot_stuffed_exactly_like_smtplib(db, newsletter, smtp_server, tmp_path):
+    """The pre-stuffed DATA payload equals smtplib's quoting of the assembled message, and the
+    message equals Assembler.message's, including names and template lines starting with '.'."""
+    import smtplib
+
+    from digest.messages import Assembler, Recipient, build_template, html_placeholder
+    from digest.send import _WireTemplate
+    from digest.smtp import dot_stuff
+
+    template = build_template(
+        [("From", "news@example.com"), ("Subject", ".dot")],
+        ".starts with a dot\n" + text_placeholder_line(),
+        "<p>\n.x " + html_placeholder("NAME") + "</p>\n" + "." * 300,
+        boundary_seed="s",
+    )
+    newsletter.make(3)
+    db.execute("UPDATE variants SET template = ?", [template])
+    db.execute("UPDATE subscribers SET name = '.Dot ' || id || ' ' || '.' || hex(randomblob(60))")
+    assembler = Assembler(db, base_url="http://127.0.0.1:8080/.x", secret=SECRET)
+    info = assembler.variant(1)
+    wire = _WireTemplate(info.compiled)
+    assert wire.usable
+    from digest.messages import recipient_values
+
+    for row in db.query("SELECT id, email, name FROM subscribers"):
+        who = Recipient(row["id"], row["email"], row["name"])
+        values = recipient_values(info, who, base_url=assembler.base_url, secret=SECRET)
+        data = assembler.message(1, who).data
+        assert b"\n." in data and b"=\r\n.Dot" in data  # lines and values starting with '.'
+        assert info.compiled.fill(values) == data
+        expected = smtplib._quote_periods(data)
+        assert wire.fill(values) == expected == dot_stuff(data)
+    # End to end: the server receives the original message (it removes the stuffing).
+    server = smtp_server()
+    config = tmp_path / "site.toml"
+    config.write_text('[site]\nbase_url = "http://127.0.0.1:8080/.x"\n', encoding="utf-8")
+    report = send_pending(
+        db, load_config(config, env={}), secret=SECRET, clock=Clock(), transport=transport(server)
+    )
+    assert report.sent == 3
+    received = {item.rcpt_to[0]: item.data for item in server.handler.received}
+    for row in db.query("SELECT id, email, name FROM subscribers"):
+        who = Recipient(row["id"], row["email"], row["name"])
+        assert received[row["email"]].replace(b"\r\n", b"\n") == assembler.message(
+            1, who
+        ).data.replace(b"\r\n", b"\n")
+
+
+def text_placeholder_line():
+    from digest.messages import text_placeholder
+
+    return "Hi " + text_placeholder("NAME") + "\n"
