@@ -133,13 +133,13 @@ def make_db(path: Path, subscribers: int) -> None:
     for v in range(4):
         html = (
             f"<html><body><p>Hello {html_placeholder('NAME')},</p><table>"
-            + "".join(article_html(v * 1000 + i) for i in range(72))
+            + "".join(article_html(v * 1000 + i) for i in range(60))
             + f'</table><p><a href="{html_placeholder("UNSUBSCRIBE_URL")}">Unsubscribe</a> · '
             f'<a href="{html_placeholder("PREFERENCES_URL")}">Preferences</a></p></body></html>'
         )
         text = (
             f"Hello {text_placeholder('NAME')},\n\n"
-            + "Article: a headline about the day's events\n" * 72
+            + "Article: a headline about the day's events\n" * 60
             + f"\nUnsubscribe: {text_placeholder('UNSUBSCRIBE_URL')}\n"
         )
         template = build_template(
