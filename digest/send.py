@@ -471,7 +471,8 @@ def send_pending(
     batch_size: int | None = None,
 ) -> SendReport:
     """Send every delivery that is due (optionally only one list's or one digest's, at most
-    ``limit``). ``transport=None`` uses the configured relays. Raises ``TransportError`` (after
+    ``limit``). ``transport=None`` uses the configured relays, with ``rate`` (messages per
+    second) overriding ``[send] rate_per_second``; a given transport brings its own limit. Raises ``TransportError`` (after
     recording every reply already received) if the transport cannot work at all, e.g. the relay
     refuses the password; the deliveries not sent stay queued."""
     list_id = get_list(db, list_slug).id if list_slug else None
