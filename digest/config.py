@@ -45,6 +45,7 @@ SCHEMA: dict[str | None, dict[str, tuple[Any, Any]]] = {
         "rate_per_hour": (int, 0),
         "max_age_hours": ((int, float), 72),
         "lease_seconds": (int, 300),
+        "claim_batch": (int, 200),
         "timeout": ((int, float), 30),
     },
     "schedule": {
@@ -100,7 +101,8 @@ per_connection = 100      # messages per connection before reconnecting
 rate_per_second = 0       # 0 = unlimited
 rate_per_hour = 0
 max_age_hours = 72        # a delivery deferred longer than this is failed
-lease_seconds = 300
+lease_seconds = 300       # a sender that dies holds its claimed deliveries this long (or: --recover)
+claim_batch = 200         # deliveries claimed per transaction
 timeout = 30              # seconds for connect and for every SMTP command
 
 [schedule]

@@ -236,6 +236,21 @@ def m003_digests(db: Database) -> None:
 
 
 @migrations()
+def m004_ledger(db: Database) -> None:
+    # Claiming scans only the deliveries still owed, in id order, however many were sent before.
+    db.execute(
+        "CREATE INDEX idx_deliveries_pending ON deliveries(id)"
+        " WHERE status IN ('queued', 'deferred')"
+    )
+    # `digest deliveries`: counts per digest and status without reading the rows.
+    db.execute("CREATE INDEX idx_deliveries_digest_status ON deliveries(digest_id, status)")
+    # The hourly rate limit counts what was sent in the last hour, across runs and processes.
+    db.execute(
+        "CREATE INDEX idx_deliveries_sent_at ON deliveries(sent_at) WHERE sent_at IS NOT NULL"
+    )
+
+
+@migrations()
 def m005_web_users(db: Database) -> None:
     # Editor and admin accounts for `digest serve`. Subscribers never log in (they use signed
     # links), so this table is only for staff.

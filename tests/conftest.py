@@ -332,3 +332,302 @@ class Newsroom:
 @pytest.fixture
 def newsroom(db):
     return Newsroom(db)
+
+
+# --- delivery: a real SMTP server (aiosmtpd) on 127.0.0.1, and ledger rows -----------------
+
+import asyncio  # noqa: E402
+import threading  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword  # noqa: E402
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_to: list[str]
+    data: bytes
+    session: int
+
+
+@dataclass
+class SmtpHandler:
+    """An aiosmtpd handler that records what it accepts, with per-recipient fault injection.
+
+    ``faults[email]`` is a list of actions used one per attempt (then the recipient is
+    accepted): a reply such as ``"451 4.7.1 try later"`` (given at RCPT), ``"drop"`` (close the
+    connection after the data, before replying: the server keeps nothing), ``"stall"`` (never
+    answer RCPT until the test ends). ``hold`` (optional) is called in a worker thread after a
+    message is stored and before it is acknowledged; it may block."""
+
+    faults: dict[str, list[str]] = field(default_factory=dict)
+    received: list[Received] = field(default_factory=list)
+    sessions: int = 0
+    hold: object = None
+    on_connect: object = None  # called (in a thread, may block) at a session's first EHLO
+    on_rcpt: object = None  # called (in a thread, may block) with each RCPT address
+    unstall: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _next_fault(self, address: str) -> str | None:
+        with self.lock:
+            actions = self.faults.get(address)
+            return actions.pop(0) if actions else None
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if getattr(session, "_counted", None) is None:
+            with self.lock:
+                self.sessions += 1
+                session._counted = self.sessions
+            if self.on_connect is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.on_connect)
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.on_rcpt is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.on_rcpt, address)
+        fault = self._next_fault(address)
+        if fault == "stall":
+            await asyncio.get_running_loop().run_in_executor(None, self.unstall.wait, 30)
+            return "451 4.4.2 stalled"
+        if fault == "drop":
+            envelope.drop = True
+        elif fault:
+            return fault
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if getattr(envelope, "drop", False):
+            server.transport.close()
+            return "451 dropped"
+        item = Received(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            envelope.content,
+            getattr(session, "_counted", 0),
+        )
+        with self.lock:
+            self.received.append(item)
+        if self.hold is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.hold, item)
+        return "250 2.0.0 queued as " + str(len(self.received))
+
+    def recipients(self) -> list[str]:
+        with self.lock:
+            return [r for item in self.received for r in item.rcpt_to]
+
+
+class SmtpTestServer:
+    """aiosmtpd listening on 127.0.0.1, on a free port (bound to port 0), in its own thread.
+
+    ``implicit_tls``: an ``ssl.SSLContext`` for TLS from the first byte (smtps);
+    ``starttls``: a context offered through STARTTLS; ``password``: AUTH required with
+    user ``news`` and this password; ``mechanisms``: AUTH mechanisms offered."""
+
+    def __init__(
+        self,
+        handler: SmtpHandler,
+        *,
+        implicit_tls=None,
+        starttls=None,
+        password: str | None = None,
+        mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
+    ):
+        self.handler = handler
+        self.implicit_tls = implicit_tls
+        self.starttls = starttls
+        self.password = password
+        self.mechanisms = mechanisms
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.port = 0
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == b"news"
+            and auth_data.password == (self.password or "").encode()
+        )
+        # handled=False: aiosmtpd itself answers 535 on failure.
+        return AuthResult(success=ok, handled=False)
+
+    def _protocol(self):
+        kwargs = {}
+        if self.password is not None:
+            all_mechs = {"PLAIN", "LOGIN"}
+            kwargs = {
+                "authenticator": self._authenticate,
+                "auth_required": True,
+                "auth_require_tls": False,
+                "auth_exclude_mechanism": sorted(all_mechs - set(self.mechanisms)),
+            }
+        with warnings.catch_warnings():
+            # "AUTH without TLS": deliberate, the AUTH tests run over plain TCP on 127.0.0.1.
+            warnings.simplefilter("ignore", UserWarning)
+            return SMTP(
+                self.handler,
+                hostname="localhost",
+                tls_context=self.starttls,
+                require_starttls=self.starttls is not None,
+                timeout=30,
+                loop=self.loop,
+                **kwargs,
+            )
+
+    def start(self) -> SmtpTestServer:
+        self.thread.start()
+        coro = self.loop.create_server(self._protocol, "127.0.0.1", 0, ssl=self.implicit_tls)
+        self.server = asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    def url(self, scheme: str = "smtp", user: str | None = None) -> str:
+        return f"{scheme}://{user + '@' if user else ''}127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.handler.unstall.set()
+
+        async def _close():
+            self.server.close()
+
+        asyncio.run_coroutine_threadsafe(_close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def smtp_server():
+    """``smtp_server(handler=None, **options)`` starts an SmtpTestServer (stopped at the end)."""
+    started = []
+
+    def _start(handler: SmtpHandler | None = None, **options) -> SmtpTestServer:
+        server = SmtpTestServer(handler or SmtpHandler(), **options).start()
+        started.append(server)
+        return server
+
+    yield _start
+    for server in started:
+        server.stop()
+
+
+BUILT_AT = datetime(2025, 1, 21, 4, 0, tzinfo=UTC)
+
+
+class Newsletter:
+    """Inserts lists, subscribers, a built digest with one variant template, and its queued
+    deliveries directly (what the digest builder does), for delivery tests."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def make(
+        self,
+        count: int,
+        *,
+        slug: str = "world",
+        label: str = "2025-01-21",
+        html_padding: int = 0,
+        created_at: datetime = BUILT_AT,
+    ) -> int:
+        """A list ``slug`` with ``count`` active subscribers (``p1@example.com`` ...) and one
+        digest queued for all of them. Returns the digest id."""
+        from digest.messages import build_template, html_placeholder, text_placeholder
+        from digest.timeutil import to_iso
+
+        db = self.db
+        now = to_iso(created_at)
+        row = db.execute("SELECT id FROM lists WHERE slug = ?", [slug]).fetchone()
+        if row:
+            list_id = row[0]
+        else:
+            list_id = (
+                db["lists"]
+                .insert(
+                    {
+                        "slug": slug,
+                        "title": slug.title(),
+                        "from_addr": f"{slug.title()} Desk <{slug}@news.example.com>",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                .last_pk
+            )
+        digest_id = (
+            db["digests"]
+            .insert(
+                {
+                    "list_id": list_id,
+                    "frequency": "daily",
+                    "period_start": f"{label}T00:00:00.000000+00:00",
+                    "period_end": f"{label}T23:59:59.000000+00:00",
+                    "period_label": label,
+                    "built_at": now,
+                }
+            )
+            .last_pk
+        )
+        html = (
+            f"<p>Hello {html_placeholder('NAME')}</p>"
+            + "<p>News of the day, ελληνικά.</p>" * (html_padding // 30)
+            + f'<p><a href="{html_placeholder("UNSUBSCRIBE_URL")}">Unsubscribe</a>'
+            + f' <a href="{html_placeholder("PREFERENCES_URL")}">Preferences</a></p>'
+        )
+        text = (
+            f"Hello {text_placeholder('NAME')}\n\nUnsubscribe: "
+            f"{text_placeholder('UNSUBSCRIBE_URL')}\n"
+        )
+        template = build_template(
+            [
+                ("From", f"{slug.title()} Desk <{slug}@news.example.com>"),
+                ("Subject", f"{slug} digest {label}"),
+                ("Date", "Tue, 21 Jan 2025 07:00:00 +0000"),
+            ],
+            text,
+            html,
+            boundary_seed=f"{slug}-{label}",
+        )
+        variant_id = (
+            db["variants"]
+            .insert(
+                {
+                    "digest_id": digest_id,
+                    "tags_key": "",
+                    "subject": f"{slug} digest {label}",
+                    "template": template,
+                    "article_count": 1,
+                }
+            )
+            .last_pk
+        )
+        for i in range(1, count + 1):
+            email = f"p{i}@example.com"
+            sub = db.execute("SELECT id FROM subscribers WHERE email = ?", [email]).fetchone()
+            sub_id = (
+                sub[0]
+                if sub
+                else db["subscribers"]
+                .insert({"email": email, "name": f"Person {i}", "created_at": now})
+                .last_pk
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO subscriptions (subscriber_id, list_id, frequency, status,"
+                " created_at, updated_at) VALUES (?, ?, 'daily', 'active', ?, ?)",
+                [sub_id, list_id, now, now],
+            )
+            db.execute(
+                "INSERT INTO deliveries (digest_id, variant_id, subscriber_id, email, status,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+                [digest_id, variant_id, sub_id, email, now, now],
+            )
+        return digest_id
+
+
+@pytest.fixture
+def newsletter(db) -> Newsletter:
+    return Newsletter(db)
