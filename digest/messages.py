@@ -21,6 +21,7 @@ from __future__ import annotations
 import email.policy
 import email.quoprimime
 import email.utils
+import functools
 import hashlib
 import html
 import json
@@ -152,6 +153,11 @@ class VariantInfo:
     built_at: datetime
     compiled: CompiledTemplate
 
+    @functools.cached_property
+    def sender(self) -> str:
+        """The envelope sender: the address of the list's From."""
+        return email.utils.parseaddr(self.from_addr)[1]
+
     @property
     def domain(self) -> str:
         addr = email.utils.parseaddr(self.from_addr)[1]
@@ -271,6 +277,13 @@ class Assembler:
         return info
 
     def message(self, variant_id: int, recipient: Recipient) -> Outgoing:
+        return self.message_and_values(variant_id, recipient)[0]
+
+    def message_and_values(
+        self, variant_id: int, recipient: Recipient
+    ) -> tuple[Outgoing, dict[tuple[str, str], bytes]]:
+        """The message and the placeholder values it was filled with (a sender that keeps its
+        own pre-encoded copy of the template fills that from the same values)."""
         info = self.variant(variant_id)
         values = recipient_values(
             info,
@@ -279,12 +292,13 @@ class Assembler:
             secret=self.secret,
             unsubscribe_mailto=self.unsubscribe_mailto,
         )
-        return Outgoing(
+        outgoing = Outgoing(
             message_id=values[("HDR", "MESSAGE_ID")].decode("ascii"),
-            sender=email.utils.parseaddr(info.from_addr)[1],
+            sender=info.sender,
             recipient=recipient.email,
             data=info.compiled.fill(values),
         )
+        return outgoing, values
 
 
 def variant_report(db: Database, variant_id: int) -> dict:

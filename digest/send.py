@@ -13,7 +13,6 @@ them; the next run sends them again, with the same Message-ID.
 
 from __future__ import annotations
 
-import email.utils
 import queue
 import random
 import threading
@@ -36,7 +35,6 @@ from .messages import (
     Outgoing,
     Recipient,
     VariantInfo,
-    recipient_values,
 )
 from .smtp import DeliveryError, Outcome, RelayUnavailable, Transport, transport_from_config
 from .subscribers import mark_bounced
@@ -198,7 +196,6 @@ class _Run:
         self.claimed = 0
         self.exhausted = False
         self.error: BaseException | None = None
-        self._senders: dict[int, str] = {}
         self._wires: dict[int, _WireTemplate | None] = {}
 
     def claim(self, held: deque, in_flight: int) -> None:
@@ -252,29 +249,11 @@ class _Run:
             ledger.record_skipped(self.db, delivery.id, reason=reason, now=self.clock())
             self.report.count(delivery, "skipped")
             return None
-        # As Assembler.message, plus the pre-stuffed DATA payload from the same values
-        # (tests check both give the same message).
-        values = recipient_values(
-            info,
-            Recipient(delivery.subscriber_id, delivery.email, delivery.name),
-            base_url=self.assembler.base_url,
-            secret=self.assembler.secret,
-            unsubscribe_mailto=self.assembler.unsubscribe_mailto,
-        )
-        outgoing = Outgoing(
-            message_id=values[("HDR", "MESSAGE_ID")].decode("ascii"),
-            sender=self._sender(info),
-            recipient=delivery.email,
-            data=info.compiled.fill(values),
+        outgoing, values = self.assembler.message_and_values(
+            delivery.variant_id, Recipient(delivery.subscriber_id, delivery.email, delivery.name)
         )
         wire = self._wire(info)
         return outgoing, (wire.fill(values) if wire is not None else None)
-
-    def _sender(self, info: VariantInfo) -> str:
-        sender = self._senders.get(info.variant_id)
-        if sender is None:
-            sender = self._senders[info.variant_id] = email.utils.parseaddr(info.from_addr)[1]
-        return sender
 
     def _wire(self, info: VariantInfo) -> _WireTemplate | None:
         if info.variant_id not in self._wires:
