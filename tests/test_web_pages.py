@@ -519,17 +519,17 @@ def test_preview_shows_exactly_the_message_that_will_be_sent(app, db, built, sta
     login(client)
     response = client.get("/editor/preview?list=world&frequency=daily&date=2025-01-21")
     html = response.get_data(as_text=True)
+    from markupsafe import escape
+
     assert response.status_code == 200
     expected = preview_digest(db, config, get_list(db, "world"), "daily", date(2025, 1, 21),
                               now=web_clock.now, secret=WEB_SECRET)  # fmt: skip
     subject = expected.report["subject"]
-    assert subject.replace("—", "—") in html
+    assert str(escape(subject)) in html
     frame = "/editor/preview/frame?list=world&amp;frequency=daily&amp;date=2025-01-21"
     assert f'<iframe class="w600" src="{frame}" sandbox' in html
     assert f'<iframe class="w375" src="{frame}" sandbox' in html
     # The plain-text part and the raw headers, as sent.
-    from markupsafe import escape
-
     assert escape(expected.text.strip()[:200]) in html
     head = expected.message.partition(b"\r\n\r\n")[0].decode("ascii").replace("\r\n", "\n")
     assert escape(head) in html
@@ -681,7 +681,7 @@ def test_admin_search_by_address_or_name_paginated(app, staff, world, newsroom):
     client = app.test_client()
     login(client, "ada")
     page1 = client.get("/admin/subscribers?q=example.com").get_data(as_text=True)
-    assert page1.count("@example.com</td>") == 50 or page1.count("@example.com<br>") == 50
+    assert page1.count("@example.com<br>") == 50
     assert "p00@example.com" in page1 and "p50@example.com" not in page1
     assert "Next →" in page1
     page2 = client.get("/admin/subscribers?q=example.com&page=2").get_data(as_text=True)
