@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -116,10 +117,14 @@ def preview_digest(
     now: datetime,
     secret: bytes,
     address: str | None = None,
+    tags: Iterable[str] | None = None,
 ) -> Preview:
-    """The message ``address`` (default: a sample reader of the all-tags variant) would get for
-    the issue of ``issue_date`` (default: the latest due one), with a report."""
+    """The message ``address`` (default: a sample reader of the all-tags variant, or of the
+    variant for ``tags``, tag names or keys) would get for the issue of ``issue_date``
+    (default: the latest due one), with a report."""
     notes: list[str] = []
+    if address and tags:
+        raise InvalidInput("preview either a subscriber's address or a tag set, not both")
     if address:
         sub = _subscription(db, mlist, address)
         if frequency and frequency != sub["frequency"]:
@@ -137,7 +142,7 @@ def preview_digest(
     else:
         frequency = frequency or "daily"
         recipient = SAMPLE_RECIPIENT
-        tags_key, wanted = "", None
+        tags_key, wanted = variant_key(json.dumps(list(tags or ())), mlist)
     if issue_date is None:
         period = latest_due(mlist, frequency, now)
     else:

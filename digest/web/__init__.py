@@ -131,8 +131,9 @@ def create_app(
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from . import auth, public, staff
+    from . import admin, auth, public, staff
 
+    app.register_blueprint(admin.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(staff.bp)

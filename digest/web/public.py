@@ -1,29 +1,45 @@
-"""Public pages: the home page, and the signed-token links from every email (``digest.links``):
-``/c/<token>`` confirm, ``/u/<token>`` unsubscribe, ``/p/<token>`` preferences.
+"""Public pages: the home page, the subscribe form, the archive of sent digests, and the
+signed-token links from every email (``digest.links``): ``/c/<token>`` confirm, ``/u/<token>``
+unsubscribe, ``/p/<token>`` preferences.
 
 No GET changes anything: link scanners (corporate mail filters, antivirus) fetch every URL in
 a message, so confirm and unsubscribe pages show a button that POSTs. The exception is the
 RFC 8058 one-click POST, which unsubscribes at once.
 
-State changes go through the subscribers area (``digest.subscribers``), imported inside the
-views.
+State changes go through the subscribers area (``digest.subscribers``) and the subscribe form
+through ``digest.confirmations``; the archive renders stored digests with
+``digests.render_web_version``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import dataclass
+from datetime import date
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
+from .. import links
+from ..confirmations import request_subscription
+from ..digests import render_web_version
 from ..errors import InvalidInput, NotFound, TokenError
-from ..lists import MailingList, all_lists, get_list_by_id
-from ..tokens import Token, read_token
+from ..lists import MailingList, all_lists, get_list, get_list_by_id
+from ..subscribers import ENDED, normalise_email
+from ..timeutil import from_iso
+from ..tokens import Token, make_token, read_token
 from . import enforce_limit, get_db, is_one_click_unsubscribe, now, web
+from .security import MESSAGE_CSP
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("public", __name__)
 
 FREQUENCIES = ("daily", "weekly")
+# The archive may be cached briefly by browsers and proxies: it is the same for everyone.
+ARCHIVE_CACHE = "public, max-age=300"
+_ISSUE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
 @dataclass(frozen=True)
@@ -38,10 +54,23 @@ class LinkTarget:
     status: str | None
     frequency: str | None
     tag_keys: tuple[str, ...]  # () = every tag of the list
+    updated_at: str | None = None  # the subscription's last change
 
     @property
     def exists(self) -> bool:
         return self.status is not None
+
+    @property
+    def can_confirm(self) -> bool:
+        """A pending subscription can be confirmed. An ended one (unsubscribed, bounced,
+        complained) only with a link issued after it ended: a new subscribe request, never an
+        old confirmation email from before the person unsubscribed."""
+        if self.status == "pending":
+            return True
+        if self.status in ENDED and self.updated_at:
+            ended = int(from_iso(self.updated_at).timestamp())
+            return int(self.token.issued_at.timestamp()) >= ended
+        return False
 
 
 def link_target(token: str, purpose: str) -> LinkTarget:
@@ -55,7 +84,7 @@ def link_target(token: str, purpose: str) -> LinkTarget:
     rows = list(
         db.query(
             """
-            SELECT p.email, p.name, s.status, s.frequency, s.tags
+            SELECT p.email, p.name, s.status, s.frequency, s.tags, s.updated_at
             FROM subscribers p
             LEFT JOIN subscriptions s ON s.subscriber_id = p.id AND s.list_id = ?
             WHERE p.id = ?
@@ -72,12 +101,137 @@ def link_target(token: str, purpose: str) -> LinkTarget:
         status=row.get("status"),
         frequency=row.get("frequency"),
         tag_keys=tuple(json.loads(row.get("tags") or "[]")),
+        updated_at=row.get("updated_at"),
     )
+
+
+def preferences_path(target: LinkTarget) -> str:
+    """This site's preferences link for the subscriber a confirmation link was for."""
+    tok = make_token(
+        web().secret, "preferences", target.token.subscriber_id, target.mlist.id, now=now()
+    )
+    return links.preferences_url(request.script_root, tok)
 
 
 @bp.route("/")
 def home():
-    return render_template("home.html", lists=all_lists(get_db()))
+    root = request.script_root
+    lists = [
+        (mlist, links.subscribe_url(root, mlist.slug), links.archive_url(root, mlist.slug))
+        for mlist in all_lists(get_db())
+    ]
+    return render_template("home.html", lists=lists)
+
+
+# --- subscribe --------------------------------------------------------------------------------
+
+
+@bp.route("/subscribe/<slug>", methods=["GET", "POST"])
+def subscribe(slug: str):
+    mlist = get_list(get_db(), slug)
+    form = {"email": "", "name": "", "tags": (), "frequency": "daily"}
+    error = None
+    if request.method == "POST":
+        enforce_limit("subscribe")
+        form = {
+            "email": request.form.get("email", "").strip(),
+            "name": request.form.get("name", ""),
+            "tags": tuple(request.form.getlist("tag")),
+            "frequency": request.form.get("frequency", ""),
+        }
+        try:
+            normalise_email(form["email"])  # the address first: it is the field most often wrong
+            tags, frequency = parse_preferences(mlist, request.form)
+            result = request_subscription(
+                get_db(),
+                web().config,
+                mlist,
+                form["email"],
+                name=form["name"] or None,
+                tags=tags,
+                frequency=frequency,
+                secret=web().secret,
+                now=now(),
+            )
+        except InvalidInput as e:
+            error = str(e)
+        else:
+            log.info("subscribe %s to %s: %s (%s)", result.email, slug, result.status, result.note)
+            # The same page whatever happened: it must not reveal who is subscribed.
+            return redirect(url_for("public.subscribe_sent", slug=slug), code=303)
+    return (
+        render_template(
+            "subscribe.html", mlist=mlist, form=form, error=error, frequencies=FREQUENCIES
+        ),
+        400 if error else 200,
+    )
+
+
+@bp.route("/subscribe/<slug>/sent")
+def subscribe_sent(slug: str):
+    return render_template("subscribe_sent.html", mlist=get_list(get_db(), slug))
+
+
+# --- archive ----------------------------------------------------------------------------------
+
+# A digest counts as sent once at least one delivery of it was accepted by a relay.
+_SENT = "EXISTS (SELECT 1 FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent')"
+
+
+@bp.route("/archive/<slug>/")
+def archive(slug: str):
+    db = get_db()
+    mlist = get_list(db, slug, include_deleted=True)
+    digests = [
+        {
+            "frequency": row["frequency"],
+            "period_label": row["period_label"],
+            "url": links.digest_web_url(
+                request.script_root, mlist.slug, row["frequency"], row["period_label"]
+            ),
+        }
+        for row in db.query(
+            f"SELECT d.frequency, d.period_label FROM digests d WHERE d.list_id = ? AND {_SENT}"
+            " ORDER BY d.period_label DESC, d.frequency",
+            [mlist.id],
+        )
+    ]
+    body = render_template("archive/index.html", mlist=mlist, digests=digests)
+    return body, 200, {"Cache-Control": ARCHIVE_CACHE}
+
+
+@bp.route("/archive/<slug>/<frequency>/<label>/")
+def archive_digest(slug: str, frequency: str, label: str):
+    db = get_db()
+    mlist = get_list(db, slug, include_deleted=True)
+    if frequency not in FREQUENCIES or not _valid_date(label):
+        raise NotFound(f"no {mlist.title} digest at this address")
+    row = db.execute(
+        f"SELECT d.id FROM digests d WHERE d.list_id = ? AND d.frequency = ?"
+        f" AND d.period_label = ? AND {_SENT} LIMIT 1",
+        [mlist.id, frequency, label],
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no {frequency} {mlist.title} digest was sent for {label}")
+    html = render_web_version(db, web().config, row[0])
+    # The stored digest carries its own <style>: it gets the message policy (inline styles,
+    # no scripts, sandboxed), not the site's.
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": MESSAGE_CSP,
+        "Cache-Control": ARCHIVE_CACHE,
+    }
+    return html, 200, headers
+
+
+def _valid_date(label: str) -> bool:
+    if not _ISSUE_DATE.match(label):
+        return False
+    try:
+        date.fromisoformat(label)
+    except ValueError:
+        return False
+    return True
 
 
 # --- confirm ----------------------------------------------------------------------------------
@@ -89,14 +243,17 @@ def confirm(token: str):
     target = link_target(token, "confirm")
     if not target.exists:
         raise NotFound("this subscription no longer exists; subscribe again from the list's page")
-    if request.method == "POST" and target.status == "pending":
+    done = False
+    if request.method == "POST" and target.can_confirm:
         from ..subscribers import confirm_subscription
 
         confirm_subscription(
             get_db(), target.token.subscriber_id, target.mlist.id, source="web", now=now()
         )
         target = link_target(token, "confirm")
-    return render_template("confirm.html", target=target, done=request.method == "POST")
+        done = True
+    prefs = preferences_path(target) if target.status == "active" else None
+    return render_template("confirm.html", target=target, done=done, prefs_url=prefs)
 
 
 # --- unsubscribe ------------------------------------------------------------------------------
