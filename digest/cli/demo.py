@@ -88,7 +88,11 @@ def _print_report(report: DemoReport) -> None:
                 str(len(built.variants)),
                 str(built.recipients),
                 ("built" if built.new else "already built")
-                + (f"; {empty} variants without articles, not sent" if empty else ""),
+                + (
+                    f"; {empty} variant{'s' if empty != 1 else ''} without articles, not sent"
+                    if empty
+                    else ""
+                ),
             )
         )
     if report.digests:
