@@ -142,12 +142,28 @@ def test_demo_twice_resets_then_keep_reuses(run, tmp_path):
 
 def test_demo_in_a_named_directory_and_a_later_day_with_keep(run, tmp_path):
     assert run("demo", "elsewhere/demo", "--now", NOW).exit_code == 0
+    maildir = tmp_path / "elsewhere" / "demo" / "maildir"
+    before = _messages(maildir)
     later = (NOW_DT + timedelta(days=1)).isoformat()
     result = run("demo", "elsewhere/demo", "--keep", "--now", later)
     assert result.exit_code == 0, result.output
-    # The next daily issues are new; what was sent before is not sent again.
+    # The next daily issue is new; the weekly one is the same; nothing is sent twice.
     assert re.search(r"morning\s+daily\s+2026-03-10\s+\d+\s+\d+\s+\d+\s+built", result.output)
-    assert "failed 0" in result.output or "nothing to send" in result.output
+    assert re.search(r"morning\s+weekly\s+2026-03-09\s.*already built", result.output)
+    sent = int(re.search(r"sent (\d+) messages over SMTP", result.output).group(1))
+    assert sent > 0 and "failed 0" in result.output
+    after = _messages(maildir)
+    assert len(after) == len(before) + sent
+    ids = [m["Message-ID"] for m in after]
+    assert len(set(ids)) == len(ids)
+    old_ids = {b["Message-ID"] for b in before}
+    new_issues = {
+        tuple(str(m["Message-ID"]).strip("<").split(".")[:3])
+        for m in after
+        if m["Message-ID"] not in old_ids
+    }
+    # Nairobi is past 06:30 on 10 March; New York (06:00) is not yet past 08:00.
+    assert new_issues == {("morning", "daily", "2026-03-10"), ("weekender", "daily", "2026-03-09")}
 
 
 def test_demo_refuses_a_folder_that_is_not_a_demo_workspace(run, tmp_path):
