@@ -7,7 +7,7 @@ B. Per-recipient assembly: `messages.Assembler.message` (placeholder substitutio
    encoded variant) against building an `email.message.EmailMessage` per recipient from the same
    rendered parts and serialising it; both in microseconds per message. Target: >= 50x faster.
 
-Usage: python bench/build.py [--quick]
+Usage: python bench/build.py [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -238,13 +238,28 @@ def main() -> int:
         ("EmailMessage built per recipient", f"{message_us:.1f} µs", "", ""),
         ("assembly speed-up", f"{speedup:.0f}x", ">= 50x", speedup >= 50),
     ]
+    passed = ratio <= 1.5 and speedup >= 50
+    if "--json" in sys.argv:
+        results = [
+            {
+                "measure": name.strip(),
+                "value": value,
+                "target": target,
+                "result": None if ok == "" else ("PASS" if ok else "FAIL"),
+                "key": False,
+            }
+            for name, value, target, ok in rows
+        ]
+        settings = {"subscribers": [small_n, large_n], "runs": runs}
+        print(json.dumps({"benchmark": "build", "settings": settings, "rows": results}))
+        return 0 if passed else 1
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>10}  {'target':>8}  result")
     print(f"{'-' * width}  {'-' * 10}  {'-' * 8}  ------")
     for name, value, target, ok in rows:
         result = "" if ok == "" else ("PASS" if ok else "FAIL")
         print(f"{name:<{width}}  {value:>10}  {target:>8}  {result}")
-    return 0 if ratio <= 1.5 and speedup >= 50 else 1
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

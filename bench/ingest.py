@@ -1,6 +1,6 @@
 """Ingestion benchmark: prints a table with the issue's targets and PASS/FAIL per row.
 
-    .venv/bin/python bench/ingest.py [--entries 5000] [--repeat 3]
+    .venv/bin/python bench/ingest.py [--entries 5000] [--repeat 3] [--json]
 
 Writes a 5,000-entry RSS 2.0 file and a JSON Lines file of the same articles (three short
 paragraphs of HTML, two tags, a date each) into a temporary directory, then measures with fresh
@@ -155,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--entries", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args()
     config = load_config(None, env={})
     n = args.entries
@@ -173,13 +174,17 @@ def main() -> None:
     assert rss_count == jl_count == n, (rss_count, jl_count)
 
     rows = []
+    key_rows = set()  # shown in bench/run.py's summary besides the rows with a target
 
-    def row(name: str, value: str, target: str, ok: bool | None) -> None:
+    def row(name: str, value: str, target: str, ok: bool | None, key: bool = False) -> None:
         rows.append((name, value, target, "" if ok is None else "PASS" if ok else "FAIL"))
+        if key:
+            key_rows.add(name)
 
     fp_rate, rss_rate = n / fp, n / rss_first
-    row("feedparser.parse() alone, RSS", f"{fp_rate:,.0f} entries/s ({fp:.2f} s)", "", None)
-    row("digest ingest, same RSS file", f"{rss_rate:,.0f} entries/s ({rss_first:.2f} s)", "", None)
+    row("feedparser.parse() alone, RSS", f"{fp_rate:,.0f} entries/s ({fp:.2f} s)", "", None, True)
+    rss_value = f"{rss_rate:,.0f} entries/s ({rss_first:.2f} s)"
+    row("digest ingest, same RSS file", rss_value, "", None, True)
     ratio = rss_rate / fp_rate
     row("  ingest rate / feedparser rate", f"{ratio:.0%}", ">= 80%", ratio >= 0.8)
     jl_rate = n / jl_first
@@ -195,6 +200,20 @@ def main() -> None:
         speedup = first / again
         row(f"  {label} re-ingest speed-up", f"{speedup:.1f}x", ">= 2x", speedup >= 2)
 
+    if args.json:
+        results = [
+            {
+                "measure": m.strip(),
+                "value": v,
+                "target": t,
+                "result": r or None,
+                "key": m in key_rows,
+            }
+            for m, v, t, r in rows
+        ]
+        settings = {"entries": n, "repeat": args.repeat}
+        print(json.dumps({"benchmark": "ingest", "settings": settings, "rows": results}))
+        return
     widths = [
         max(len(r[i]) for r in [("what", "measured", "target", "result"), *rows]) for i in range(4)
     ]

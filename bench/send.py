@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/send.py            # full run (20,000 and 200,000 deliveries)
     .venv/bin/python bench/send.py --quick    # smaller numbers, for a smoke test
+    .venv/bin/python bench/send.py --json     # the results as one JSON object (bench/run.py)
 
 What it measures, in one run:
 - A: messages/s of a `digest send` subprocess delivering N personalised digests (~60 KB HTML,
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import smtplib
@@ -266,6 +268,7 @@ def main() -> None:
     parser.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="2,000 / 20,000 deliveries")
     parser.add_argument("--rounds", type=int, default=2, help="A and B alternately, best kept")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args()
     if args.sink:
         run_sink()
@@ -319,6 +322,21 @@ def main() -> None:
         ),
         (f"   (that run: {rss['sent']:,} sent)", f"{rss['rate']:,.0f} msg/s", "", None),
     ]
+    if args.json:
+        key = {f"B: smtplib loop, same message, {CONCURRENCY} connections"}
+        results = [
+            {
+                "measure": name.strip(),
+                "value": value,
+                "target": target,
+                "result": None if ok is None else ("PASS" if ok else "FAIL"),
+                "key": name in key,
+            }
+            for name, value, target, ok in rows
+        ]
+        settings = {"deliveries": n_a, "rss_deliveries": n_rss, "rounds": args.rounds}
+        print(json.dumps({"benchmark": "send", "settings": settings, "rows": results}))
+        return
     w = max(len(r[0]) for r in rows)
     print(f"{'measure':<{w}}  {'result':>14}  {'target':>14}  verdict")
     print(f"{'-' * w}  {'-' * 14}  {'-' * 14}  -------")

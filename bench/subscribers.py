@@ -7,13 +7,14 @@ Writes a 100,000-row subscriber CSV, then measures:
 - the time until ``digest subscribers list --list L`` (a real subprocess) prints its first
   line, on those 100,000 subscribers.
 
-Usage: python bench/subscribers.py [--rows N] [--repeat N]
+Usage: python bench/subscribers.py [--rows N] [--repeat N] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import random
 import sqlite3
@@ -115,6 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="runs of each; the best counts")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -144,6 +146,15 @@ def main() -> None:
         ),
         ("subscribers list: all rows", f"{total:.3f} s", "-", ""),
     ]
+    if args.json:
+        key = {"subscribers import"}  # shown in bench/run.py's summary besides the verdicts
+        results = [
+            {"measure": m, "value": v, "target": t, "result": r or None, "key": m in key}
+            for m, v, t, r in table
+        ]
+        settings = {"rows": args.rows, "repeat": args.repeat}
+        print(json.dumps({"benchmark": "subscribers", "settings": settings, "rows": results}))
+        return
     print(
         f"digest subscribers benchmark: {args.rows:,} rows, best of {args.repeat}, "
         f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}"
