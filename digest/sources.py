@@ -305,7 +305,8 @@ def _feed_entry(n: int, e) -> ArticleInput:
         title=title,
         url=_str(e.get("link")),
         guid=_str(e.get("id")),
-        author=_author(e.get("author")),
+        # RSS <author> is "email (Name)"; feedparser splits it into author_detail.
+        author=_author(e.get("author_detail")) or _author(e.get("author")),
         published=published,
         raw_date=raw_date if published is None else None,
         summary_html=summary,

@@ -452,3 +452,18 @@ def test_every_command_has_help_with_an_example(run):
         result = run(*args, "--help")
         assert result.exit_code == 0, args
         assert "Example:" in result.output, args
+
+
+def test_rss_author_email_and_name_gives_the_name(db, tmp_path):
+    feed = tmp_path / "authors.xml"
+    feed.write_text(
+        rss(
+            item(1).replace(
+                "</item>", "<author>desk@news.example.org (Ama Mensah)</author></item>"
+            ),
+            item(2).replace("</item>", "<author>desk@news.example.org</author></item>"),
+        )
+    )
+    ingest(db, feed)
+    assert rows(db)["Story 1"]["author"] == "Ama Mensah"
+    assert rows(db)["Story 2"]["author"] == "desk@news.example.org"
