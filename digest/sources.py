@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import feedparser
 import frontmatter
 import markdown
+import orjson
 import yaml
 from feedparser.datetimes import _parse_date as feedparser_parse_date
 
@@ -81,7 +82,11 @@ def clean_title(title: str | None) -> str | None:
         title = _TAGLIKE.sub("", title)
     if "&" in title:
         title = html.unescape(title)
-    title = _SPACES.sub(" ", _CONTROL.sub(" ", title)).strip()
+    # A printable string has no control characters and no whitespace but the plain space, so
+    # without a double space the two substitutions would change nothing.
+    if not title.isprintable() or "  " in title:
+        title = _SPACES.sub(" ", _CONTROL.sub(" ", title))
+    title = title.strip()
     return title[:500] or None
 
 
@@ -368,18 +373,27 @@ def parse_json_document(data: bytes, label: str) -> ParsedSource:
 
 def parse_json_lines(text: str, label: str, warnings: list[str] | None = None) -> ParsedSource:
     src = ParsedSource(label=label, kind="jsonl", warnings=warnings or [])
-    loads = json.loads
     append = src.items.append
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            obj = loads(line)
+            obj = _loads(line)
         except json.JSONDecodeError as e:
             append(Rejection(f"line {n}", f"invalid JSON — {e.msg} (column {e.colno})"))
             continue
         append(_json_article(f"line {n}", obj))
     return src
+
+
+def _loads(line: str) -> object:
+    """orjson parses a line ~3x faster than the json module. Whatever it refuses goes to the
+    json module, which reads what orjson is stricter about (NaN, integers past 64 bits, lone
+    surrogates) and otherwise raises the error message users see."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
 
 
 def _json_article(entry: str, obj: object) -> ArticleInput | Rejection:
