@@ -45,6 +45,7 @@ class SourceReport:
     rejected: list[Rejection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    article_ids: list[int] = field(default_factory=list, repr=False)  # stored or matched
 
     @property
     def ok(self) -> bool:
@@ -61,6 +62,7 @@ class SourceReport:
         self.skipped += other.skipped
         self.rejected += other.rejected
         self.warnings += other.warnings
+        self.article_ids += other.article_ids
 
     def summary_line(self) -> str:
         if self.error:
@@ -415,7 +417,9 @@ def store_batch(
                     " WHERE articles.id = v.column11",
                     [value for row in chunk for value in row],
                 )
-        _union_tags(conn, [p for p in pending if p.article_id is not None], result, now_iso)
+        stored = [p for p in pending if p.article_id is not None]
+        _union_tags(conn, stored, result, now_iso)
+    result.article_ids = [p.article_id for p in stored]
     return result
 
 
@@ -512,6 +516,78 @@ def _insert_rows(conn: sqlite3.Connection, target: str, rows: list[tuple]) -> No
             f"INSERT INTO {target} VALUES {','.join([one] * len(chunk))}",
             [value for row in chunk for value in row],
         )
+
+
+# ---------------------------------------------------------------------------- unchanged sources
+
+# Part of every fingerprint: change it when the same bytes would be stored differently.
+_STORE_VERSION = "1"
+
+
+def source_fingerprint(
+    data: bytes,
+    *,
+    content_type: str | None = None,
+    tags: Iterable[str] = (),
+    since: datetime | None = None,
+    max_text_bytes: int = 200_000,
+) -> str:
+    """A hash of a source's bytes and of every option that changes what ingesting it stores."""
+    h = hashlib.sha256(data)
+    options = [_STORE_VERSION, content_type or "", to_iso(since) if since else "", max_text_bytes]
+    h.update(json.dumps([options, sorted(tags)]).encode())
+    return h.hexdigest()
+
+
+def _stored_state(conn: sqlite3.Connection, ids: list[int]) -> str:
+    h = hashlib.sha256()
+    rows = conn.execute(
+        "SELECT a.id, a.content_hash, (SELECT group_concat(tag_id) FROM (SELECT tag_id FROM"
+        " article_tags WHERE article_id = a.id ORDER BY tag_id)) FROM articles a"
+        " WHERE a.id IN (SELECT value FROM json_each(?)) ORDER BY a.id",
+        [json.dumps(ids)],
+    )
+    for row in rows:
+        h.update(f"{row[0]} {row[1]} {row[2]}\n".encode())
+    return h.hexdigest()
+
+
+def unchanged_source(db: Database, source: str, fingerprint: str) -> SourceReport | None:
+    """The report of re-ingesting ``source`` (everything unchanged) if its last ingest had the
+    same ``fingerprint`` and was clean, and its articles are still exactly as that ingest left
+    them; else None (the source must be parsed and stored)."""
+    row = db.execute(
+        "SELECT kind, article_ids, state, unchanged, skipped FROM source_states"
+        " WHERE source = ? AND fingerprint = ?",
+        [source, fingerprint],
+    ).fetchone()
+    if row is None:
+        return None
+    kind, ids, state, unchanged, skipped = row
+    if _stored_state(db.conn, json.loads(ids)) != state:
+        return None
+    return SourceReport(source=source, kind=kind, unchanged=unchanged, skipped=skipped)
+
+
+def remember_source(
+    db: Database, source: str, fingerprint: str, report: SourceReport, *, now: datetime
+) -> None:
+    """Record a source's fingerprint after a complete ingest, so an unchanged re-ingest is
+    recognised. Only a clean ingest (nothing rejected, no warnings) is recorded: replaying a
+    report must not hide what the user was told the first time."""
+    if report.error or report.rejected or report.warnings:
+        db.execute("DELETE FROM source_states WHERE source = ?", [source])
+        return
+    ids = sorted(set(report.article_ids))
+    with write_transaction(db):
+        db.execute(
+            "INSERT OR REPLACE INTO source_states (source, fingerprint, kind, article_ids, state,"
+            " unchanged, skipped, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                source, fingerprint, report.kind, json.dumps(ids), _stored_state(db.conn, ids),
+                report.new + report.updated + report.unchanged, report.skipped, to_iso(now),
+            ],
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- reading

@@ -542,21 +542,32 @@ def parse_bytes(data: bytes, label: str, *, content_type: str | None = None) -> 
 
 def read_file_source(source: str) -> ParsedSource:
     """A local file or directory, by path."""
+    data = file_source_bytes(source)
+    if data is not None:
+        return parse_bytes(data, source)
     path = Path(source).expanduser()
     if path.is_dir():
         return parse_directory(path, source)
+    suffix = path.suffix.lower()
+    src = ParsedSource(label=source, kind="markdown" if suffix in MARKDOWN_SUFFIXES else "html")
+    src.items.append(parse_document_file(path, source))
+    return src
+
+
+def file_source_bytes(source: str) -> bytes | None:
+    """The bytes of a feed or JSON file source, or None for a directory or a Markdown/HTML
+    article file (read by ``read_file_source`` entry by entry)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return None
     if not path.exists():
         raise SourceError(f"{source}: no such file or directory")
-    suffix = path.suffix.lower()
-    if suffix in MARKDOWN_SUFFIXES | HTML_SUFFIXES:
-        src = ParsedSource(label=source, kind="markdown" if suffix in MARKDOWN_SUFFIXES else "html")
-        src.items.append(parse_document_file(path, source))
-        return src
+    if path.suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES:
+        return None
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise SourceError(f"{source}: cannot read ({e.strerror or e})") from None
-    return parse_bytes(data, source)
 
 
 def is_url(source: str) -> bool:
