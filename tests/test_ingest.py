@@ -468,7 +468,10 @@ def test_unchanged_source_is_recognised_and_reported_like_a_full_reingest(db, tm
     feed = tmp_path / "feed.xml"
     feed.write_text(rss(item(1, tags=["Kenya"]), item(2), item(3, date="")))
     (first,) = ingest(db, feed)
-    assert (first.new, first.warnings) == (3, ["entry 3 ('Story 3'): no date; used the ingest time"])
+    assert (first.new, first.warnings) == (
+        3,
+        ["entry 3 ('Story 3'): no date; used the ingest time"],
+    )
     # A warning was shown: the first ingest is not recorded, so the next one is a full one.
     assert state_row(db, feed) is None
     (full,) = ingest(db, feed)
