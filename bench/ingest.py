@@ -4,11 +4,13 @@
 
 Writes a 5,000-entry RSS 2.0 file and a JSON Lines file of the same articles (three short
 paragraphs of HTML, two tags, a date each) into a temporary directory, then measures with fresh
-databases each time (median of --repeat runs):
+databases each time (median of --repeat runs, with the range over the runs beside it; the two
+sides of each ratio are timed in the same round, one after the other):
 - feedparser.parse() of the RSS file alone, with its default settings, vs. `digest`'s whole
   ingest of the same file (read + parse + sanitise + store); target >= 80% of feedparser's rate;
 - JSON Lines ingestion rate; target >= 30,000 articles/s;
 - first ingest vs. re-ingest of the unchanged source (RSS and JSON Lines); target >= 2x faster.
+An ingest is `ingest_sources`, the library call behind `digest ingest`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -29,9 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import feedparser  # noqa: E402
 
-from digest.articles import store_articles  # noqa: E402
 from digest.config import load_config  # noqa: E402
-from digest.ingest import read_source  # noqa: E402
+from digest.ingest import ingest_sources  # noqa: E402
 from digest.store import open_db  # noqa: E402
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
@@ -124,31 +126,38 @@ def timed(fn) -> float:
 
 
 def ingest_once(db, path: Path, config) -> None:
-    report = store_articles(db, read_source(str(path), config=config), now=NOW)
+    (report,) = ingest_sources(db, [str(path)], config=config, now=NOW)
     if not report.ok or report.total == 0:
         raise SystemExit(f"benchmark ingest went wrong: {report}")
 
 
-def first_and_again(
-    tmp: Path, path: Path, config, repeat: int, baseline=None
-) -> tuple[float, float, int, float]:
-    """Median first-ingest and re-ingest times (and of ``baseline``, timed in the same rounds so
-    that load on a shared machine hits both alike)."""
-    firsts, agains, base = [], [], []
+@dataclass
+class Rounds:
+    """Per-round seconds of the first ingest, the re-ingest and the baseline (if any)."""
+
+    first: list[float] = field(default_factory=list)
+    again: list[float] = field(default_factory=list)
+    base: list[float] = field(default_factory=list)
+    count: int = 0
+
+
+def first_and_again(tmp: Path, path: Path, config, repeat: int, baseline=None) -> Rounds:
+    """First-ingest and re-ingest times (and of ``baseline``, timed in the same rounds so that
+    load on a shared machine hits both alike)."""
+    out = Rounds()
     for r in range(repeat):
         if baseline is not None:
-            base.append(timed(baseline))
+            out.base.append(timed(baseline))
         db = open_db(tmp / f"{path.stem}-{r}.db")
-        firsts.append(timed(lambda db=db: ingest_once(db, path, config)))
-        agains.append(timed(lambda db=db: ingest_once(db, path, config)))
-        count = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        out.first.append(timed(lambda db=db: ingest_once(db, path, config)))
+        out.again.append(timed(lambda db=db: ingest_once(db, path, config)))
+        out.count = db.execute("SELECT count(*) FROM articles").fetchone()[0]
         db.close()
-    return (
-        statistics.median(firsts),
-        statistics.median(agains),
-        count,
-        statistics.median(base) if base else 0.0,
-    )
+    return out
+
+
+def spread(values: list[float], fmt: str) -> str:
+    return f"{fmt.format(min(values))}–{fmt.format(max(values))}"
 
 
 def main() -> None:
@@ -167,11 +176,12 @@ def main() -> None:
         write_jsonl(jsonl, items)
         data = rss.read_bytes()
 
-        rss_first, rss_again, rss_count, fp = first_and_again(
+        rss = first_and_again(
             tmp, rss, config, args.repeat, baseline=lambda: feedparser.parse(data)
         )
-        jl_first, jl_again, jl_count, _ = first_and_again(tmp, jsonl, config, args.repeat)
-    assert rss_count == jl_count == n, (rss_count, jl_count)
+        jl = first_and_again(tmp, jsonl, config, args.repeat)
+    assert rss.count == jl.count == n, (rss.count, jl.count)
+    med = statistics.median
 
     rows = []
     key_rows = set()  # shown in bench/run.py's summary besides the rows with a target
@@ -181,24 +191,59 @@ def main() -> None:
         if key:
             key_rows.add(name)
 
-    fp_rate, rss_rate = n / fp, n / rss_first
-    row("feedparser.parse() alone, RSS", f"{fp_rate:,.0f} entries/s ({fp:.2f} s)", "", None, True)
-    rss_value = f"{rss_rate:,.0f} entries/s ({rss_first:.2f} s)"
-    row("digest ingest, same RSS file", rss_value, "", None, True)
-    ratio = rss_rate / fp_rate
-    row("  ingest rate / feedparser rate", f"{ratio:.0%}", ">= 80%", ratio >= 0.8)
+    fp, rss_first = med(rss.base), med(rss.first)
+    row(
+        "feedparser.parse() alone, RSS",
+        f"{n / fp:,.0f} entries/s ({fp:.2f} s, runs {spread(rss.base, '{:.2f}')} s)",
+        "",
+        None,
+        True,
+    )
+    row(
+        "digest ingest, same RSS file",
+        f"{n / rss_first:,.0f} entries/s ({rss_first:.2f} s, runs {spread(rss.first, '{:.2f}')} s)",
+        "",
+        None,
+        True,
+    )
+    ratios = [b / f for b, f in zip(rss.base, rss.first, strict=True)]
+    ratio = med(ratios)
+    row(
+        "  ingest rate / feedparser rate",
+        f"{ratio:.0%} (runs {spread(ratios, '{:.0%}')})",
+        ">= 80%",
+        ratio >= 0.8,
+    )
+    jl_first = med(jl.first)
     jl_rate = n / jl_first
+    rates = [n / t for t in jl.first]
     row(
         "JSON Lines ingest",
-        f"{jl_rate:,.0f} articles/s ({jl_first:.2f} s)",
+        f"{jl_rate:,.0f} articles/s ({jl_first:.2f} s, runs {spread(rates, '{:,.0f}')}/s)",
         ">= 30,000/s",
         jl_rate >= 30_000,
     )
-    for label, first, again in (("RSS", rss_first, rss_again), ("JSON Lines", jl_first, jl_again)):
-        row(f"{label}: first ingest", f"{first:.2f} s", "", None)
-        row(f"{label}: unchanged re-ingest", f"{again:.2f} s", "", None)
-        speedup = first / again
-        row(f"  {label} re-ingest speed-up", f"{speedup:.1f}x", ">= 2x", speedup >= 2)
+    for label, r in (("RSS", rss), ("JSON Lines", jl)):
+        row(
+            f"{label}: first ingest",
+            f"{med(r.first):.2f} s (runs {spread(r.first, '{:.2f}')})",
+            "",
+            None,
+        )
+        row(
+            f"{label}: unchanged re-ingest",
+            f"{med(r.again):.3f} s (runs {spread(r.again, '{:.3f}')})",
+            "",
+            None,
+        )
+        speedups = [f / a for f, a in zip(r.first, r.again, strict=True)]
+        speedup = med(speedups)
+        row(
+            f"  {label} re-ingest speed-up",
+            f"{speedup:.1f}x (runs {spread(speedups, '{:.1f}')}x)",
+            ">= 2x",
+            speedup >= 2,
+        )
 
     if args.json:
         results = [

@@ -266,12 +266,15 @@ def _apply_batch(
             [mlist.id, emails],
         )
     }
-    suppressed = dict(
-        db.execute(
-            "SELECT email, reason FROM suppressions WHERE email IN (SELECT value FROM json_each(?))",
-            [emails],
-        ).fetchall()
-    )
+    suppressed = {}
+    if db.execute("SELECT EXISTS (SELECT 1 FROM suppressions)").fetchone()[0]:
+        suppressed = dict(
+            db.execute(
+                "SELECT email, reason FROM suppressions"
+                " WHERE email IN (SELECT value FROM json_each(?))",
+                [emails],
+            ).fetchall()
+        )
     # (subscriber id, email, name, tags, frequency, 1 if the subscriber is new). Inside
     # BEGIN IMMEDIATE no other writer can take subscriber ids, so new ones are numbered here.
     new_subs: list[tuple] = []
@@ -281,11 +284,11 @@ def _apply_batch(
     events: list[tuple] = []  # status changes of existing subscriptions
     status = "active" if confirmed else "pending"
     confirmed_at = stamp if confirmed else None
-    if not existing and not suppressed:
+    all_new = not existing and not suppressed
+    if all_new:
         # Only new addresses (the usual first import): no per-row decisions to make.
-        new_subs = [(next_id + i, r[1], r[2], r[3], r[4], 1) for i, r in enumerate(rows)]
         report.added.extend(r[1] for r in rows)
-        rows = []
+        new_subs, rows = rows, []
     for line, email, name, row_tags, row_freq in rows:
         old = existing.get(email)
         if old is not None and old[4] in ENDED:
@@ -337,27 +340,39 @@ def _apply_batch(
     )
     if not new_subs:
         return
-    # New subscriptions go through a staging table: Python binds 6 values a row once (many
+    # New subscriptions go through a staging table: Python binds 5 or 6 values a row once (many
     # rows per statement), and SQLite copies them into subscribers, subscriptions and
     # status_events itself, several times faster than binding every value of every table
     # from Python.
     db.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS import_rows (person_id INTEGER, email TEXT, name TEXT,"
-        " tags TEXT, frequency TEXT, new_person INTEGER)"
+        "CREATE TEMP TABLE IF NOT EXISTS import_rows (n INTEGER PRIMARY KEY, line INTEGER,"
+        " person_id INTEGER, email TEXT, name TEXT, tags TEXT, frequency TEXT, new_person INTEGER)"
     )
     db.execute("DELETE FROM temp.import_rows")
-    _insert_many(db, "temp.import_rows", new_subs)
+    offset = 0
+    if all_new:
+        # The parsed rows go in as they are and are numbered in insertion order (n), which
+        # saves building a second tuple per row: person_id and new_person stay NULL.
+        _insert_many(db, "temp.import_rows (line, email, name, tags, frequency)", new_subs)
+        offset = next_id - db.execute("SELECT min(n) FROM temp.import_rows").fetchone()[0]
+    else:
+        _insert_many(
+            db,
+            "temp.import_rows (person_id, email, name, tags, frequency, new_person)",
+            new_subs,
+        )
     db.execute(
         "INSERT INTO subscribers (id, email, name, created_at)"
-        " SELECT person_id, email, name, ? FROM temp.import_rows WHERE new_person",
-        [stamp],
+        " SELECT coalesce(person_id, n + ?), email, name, ?"
+        " FROM temp.import_rows WHERE coalesce(new_person, 1)",
+        [offset, stamp],
     )
     db.execute(
         "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status, created_at,"
         " updated_at, confirmed_at)"
-        " SELECT person_id, ?, coalesce(frequency, 'daily'), coalesce(tags, '[]'), ?, ?, ?, ?"
-        " FROM temp.import_rows",
-        [mlist.id, status, stamp, stamp, confirmed_at],
+        " SELECT coalesce(person_id, n + ?), ?, coalesce(frequency, 'daily'),"
+        " coalesce(tags, '[]'), ?, ?, ?, ? FROM temp.import_rows",
+        [offset, mlist.id, status, stamp, stamp, confirmed_at],
     )
     db.execute(
         "INSERT INTO status_events (email, list_slug, old_status, new_status, source, reason, at)"

@@ -11,11 +11,18 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from .articles import Progress, SourceReport, store_articles
+from .articles import (
+    Progress,
+    SourceReport,
+    remember_source,
+    source_fingerprint,
+    store_articles,
+    unchanged_source,
+)
 from .config import Config
 from .errors import DigestError
 from .fetch import http_get
-from .sources import ParsedSource, is_url, parse_bytes, read_file_source
+from .sources import ParsedSource, file_source_bytes, is_url, parse_bytes, read_file_source
 
 __all__ = ["SourceReport", "ingest_sources", "read_source"]
 
@@ -49,17 +56,47 @@ def ingest_sources(
     reports = []
     for source in sources:
         try:
-            parsed = read_source(source, config=config)
-            report = store_articles(
-                db,
-                parsed,
-                now=now,
-                max_text_bytes=max_text,
-                tags=tags,
-                since=since,
-                progress=progress,
-            )
+            report = ingest_source(
+                db, source, config=config, now=now, tags=tags, since=since,
+                max_text_bytes=max_text, progress=progress,
+            )  # fmt: skip
         except DigestError as e:
             report = SourceReport(source=source, error=str(e).removeprefix(f"{source}: "))
         reports.append(report)
     return reports
+
+
+def ingest_source(
+    db: Database,
+    source: str,
+    *,
+    config: Config,
+    now: datetime,
+    tags: tuple[str, ...],
+    since: datetime | None,
+    max_text_bytes: int,
+    progress: Progress | None = None,
+) -> SourceReport:
+    """Ingest one source; raises ``DigestError`` if it cannot be read at all."""
+    content_type = None
+    if is_url(source):
+        response = http_get(
+            source,
+            timeout=config.get("ingest", "fetch_timeout"),
+            max_bytes=config.get("ingest", "max_feed_bytes"),
+        )
+        data, content_type = response.body or b"", response.content_type
+    else:
+        data = file_source_bytes(source)
+    options = dict(now=now, max_text_bytes=max_text_bytes, tags=tags, since=since)
+    if data is None:  # a directory or a Markdown/HTML file: read entry by entry
+        return store_articles(db, read_file_source(source), progress=progress, **options)
+    fingerprint = source_fingerprint(
+        data, content_type=content_type, tags=tags, since=since, max_text_bytes=max_text_bytes
+    )
+    report = unchanged_source(db, source, fingerprint)
+    if report is None:
+        parsed = parse_bytes(data, source, content_type=content_type)
+        report = store_articles(db, parsed, progress=progress, **options)
+        remember_source(db, source, fingerprint, report, now=now)
+    return report

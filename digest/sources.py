@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import feedparser
 import frontmatter
 import markdown
+import orjson
 import yaml
 from feedparser.datetimes import _parse_date as feedparser_parse_date
 
@@ -81,7 +82,11 @@ def clean_title(title: str | None) -> str | None:
         title = _TAGLIKE.sub("", title)
     if "&" in title:
         title = html.unescape(title)
-    title = _SPACES.sub(" ", _CONTROL.sub(" ", title)).strip()
+    # A printable string has no control characters and no whitespace but the plain space, so
+    # without a double space the two substitutions would change nothing.
+    if not title.isprintable() or "  " in title:
+        title = _SPACES.sub(" ", _CONTROL.sub(" ", title))
+    title = title.strip()
     return title[:500] or None
 
 
@@ -369,18 +374,27 @@ def parse_json_document(data: bytes, label: str) -> ParsedSource:
 
 def parse_json_lines(text: str, label: str, warnings: list[str] | None = None) -> ParsedSource:
     src = ParsedSource(label=label, kind="jsonl", warnings=warnings or [])
-    loads = json.loads
     append = src.items.append
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            obj = loads(line)
+            obj = _loads(line)
         except json.JSONDecodeError as e:
             append(Rejection(f"line {n}", f"invalid JSON — {e.msg} (column {e.colno})"))
             continue
         append(_json_article(f"line {n}", obj))
     return src
+
+
+def _loads(line: str) -> object:
+    """orjson parses a line ~3x faster than the json module. Whatever it refuses goes to the
+    json module, which reads what orjson is stricter about (NaN, integers past 64 bits, lone
+    surrogates) and otherwise raises the error message users see."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
 
 
 def _json_article(entry: str, obj: object) -> ArticleInput | Rejection:
@@ -529,21 +543,32 @@ def parse_bytes(data: bytes, label: str, *, content_type: str | None = None) -> 
 
 def read_file_source(source: str) -> ParsedSource:
     """A local file or directory, by path."""
+    data = file_source_bytes(source)
+    if data is not None:
+        return parse_bytes(data, source)
     path = Path(source).expanduser()
     if path.is_dir():
         return parse_directory(path, source)
+    suffix = path.suffix.lower()
+    src = ParsedSource(label=source, kind="markdown" if suffix in MARKDOWN_SUFFIXES else "html")
+    src.items.append(parse_document_file(path, source))
+    return src
+
+
+def file_source_bytes(source: str) -> bytes | None:
+    """The bytes of a feed or JSON file source, or None for a directory or a Markdown/HTML
+    article file (read by ``read_file_source`` entry by entry)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return None
     if not path.exists():
         raise SourceError(f"{source}: no such file or directory")
-    suffix = path.suffix.lower()
-    if suffix in MARKDOWN_SUFFIXES | HTML_SUFFIXES:
-        src = ParsedSource(label=source, kind="markdown" if suffix in MARKDOWN_SUFFIXES else "html")
-        src.items.append(parse_document_file(path, source))
-        return src
+    if path.suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES:
+        return None
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise SourceError(f"{source}: cannot read ({e.strerror or e})") from None
-    return parse_bytes(data, source)
 
 
 def is_url(source: str) -> bool:

@@ -6,7 +6,8 @@ Schema overview (each later step reads what the previous one stored):
 - feeds: registered feed URLs and their polling state;
 - lists, subscribers, subscriptions, status_events, suppressions: who gets what;
 - digests, digest_articles, variants: built digests and their rendered message templates;
-- deliveries: the delivery ledger, one row per (digest, subscriber).
+- deliveries: the delivery ledger, one row per (digest, subscriber);
+- source_states: what each ingested file or URL looked like, to skip unchanged re-ingests.
 
 Never edit a migration that has shipped; add a new one.
 """
@@ -263,6 +264,28 @@ def m005_web_users(db: Database) -> None:
             password_hash TEXT NOT NULL,       -- werkzeug scrypt hash, never the password
             created_at TEXT NOT NULL,
             last_login_at TEXT
+        )
+        """
+    )
+
+
+@migrations()
+def m007_perf(db: Database) -> None:
+    # What each file or URL source looked like when it was last ingested: a hash of its bytes
+    # and the ingest options, the articles it maps to and a hash of their stored state. A
+    # re-ingest of the same bytes whose articles are still as stored is recognised without
+    # parsing the source again (feedparser is most of an RSS ingest's time).
+    db.execute(
+        """
+        CREATE TABLE source_states (
+            source TEXT PRIMARY KEY,           -- as the user named it (path or URL)
+            fingerprint TEXT NOT NULL,         -- sha256 of the bytes + ingest options
+            kind TEXT NOT NULL,
+            article_ids TEXT NOT NULL,         -- JSON list of the article ids of its entries
+            state TEXT NOT NULL,               -- sha256 of those articles' content hashes and tags
+            unchanged INTEGER NOT NULL,        -- entries stored (reported as unchanged next time)
+            skipped INTEGER NOT NULL,          -- entries before --since
+            ingested_at TEXT NOT NULL
         )
         """
     )

@@ -4,6 +4,7 @@ keep the FTS index in step, listing and search."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 
 import pytest
@@ -165,3 +166,30 @@ def test_cli_list_and_search(run, tmp_path):
     bad = run("articles", "list", "--tag", "Narnia")
     assert bad.exit_code == 1 and bad.output == "Error: no articles are tagged 'narnia'\n"
     assert run("articles", "list", "--since", "2025-01-22").output.startswith("2  2025-01-22")
+
+
+@pytest.mark.parametrize("variable_limit", [None, 100])
+def test_batched_inserts_and_updates_keep_the_search_index_exact(db, variable_limit):
+    # Rows are written many per statement; with a low host-parameter limit (old SQLite builds
+    # allow 999) they are split into several statements, which must give the same result.
+    if variable_limit:
+        db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variable_limit)
+    first = [art(n, guid=f"g{n}", content_html=f"<p>Old{n} harvest report.</p>") for n in range(40)]
+    assert store(db, *first).new == 40
+    again = [
+        art(n, guid=f"g{n}", content_html=f"<p>New{n} harvest report.</p>") if n % 2 else first[n]
+        for n in range(40)
+    ] + [art(n, guid=f"g{n}", content_html=f"<p>Fresh{n} solar report.</p>") for n in range(40, 55)]
+    report = store(db, *again)
+    assert (report.new, report.updated, report.unchanged) == (15, 20, 20)
+    assert count(db) == 55
+    ids = {a.title: a.id for a in list_articles(db)}
+    for n in range(40):
+        word = f"new{n}" if n % 2 else f"old{n}"
+        assert [a.id for a in search_articles(db, word)] == [ids[f"Story {n}"]]
+        gone = f"old{n}" if n % 2 else f"new{n}"
+        assert search_articles(db, gone) == []
+    assert len(search_articles(db, "solar", limit=100)) == 15
+    assert len(search_articles(db, "harvest", limit=100)) == 40
+    # The FTS index holds exactly what the articles table holds.
+    db.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")

@@ -50,7 +50,8 @@ def item(
 
 def ingest(db, *sources, **kw):
     kw.setdefault("config", load_config(None, env={}))
-    return ingest_sources(db, [str(s) for s in sources], now=NOW, **kw)
+    kw.setdefault("now", NOW)
+    return ingest_sources(db, [str(s) for s in sources], **kw)
 
 
 def rows(db):
@@ -467,3 +468,73 @@ def test_rss_author_email_and_name_gives_the_name(db, tmp_path):
     ingest(db, feed)
     assert rows(db)["Story 1"]["author"] == "Ama Mensah"
     assert rows(db)["Story 2"]["author"] == "desk@news.example.org"
+
+
+# --------------------------------------------------------------------------- unchanged sources
+
+
+def state_row(db, source):
+    return db.execute(
+        "SELECT fingerprint, ingested_at FROM source_states WHERE source = ?", [str(source)]
+    ).fetchone()
+
+
+def test_unchanged_source_is_recognised_and_reported_like_a_full_reingest(db, tmp_path):
+    feed = tmp_path / "feed.xml"
+    feed.write_text(rss(item(1, tags=["Kenya"]), item(2), item(3, date="")))
+    (first,) = ingest(db, feed)
+    assert (first.new, first.warnings) == (
+        3,
+        ["entry 3 ('Story 3'): no date; used the ingest time"],
+    )
+    # A warning was shown: the first ingest is not recorded, so the next one is a full one.
+    assert state_row(db, feed) is None
+    (full,) = ingest(db, feed)
+    assert (full.new, full.updated, full.unchanged, full.warnings) == (0, 0, 3, [])
+    recorded = state_row(db, feed)
+    assert recorded is not None
+    (again,) = ingest(db, feed, now=datetime(2025, 1, 25, tzinfo=UTC))
+    assert again.summary_line() == full.summary_line()
+    assert (again.kind, again.ok) == ("rss", True)
+    # Replayed, not stored again: the record keeps the time of the ingest that made it.
+    assert state_row(db, feed) == recorded
+
+
+def test_changed_bytes_or_options_mean_a_full_ingest(db, tmp_path):
+    feed = tmp_path / "feed.xml"
+    feed.write_text(rss(item(1), item(2)))
+    ingest(db, feed)
+    (tagged,) = ingest(db, feed, tags=["World"])
+    assert tagged.unchanged == 2
+    assert {a.tags for a in list_articles(db)} == {("World",)}
+    feed.write_text(rss(item(1), item(2, title="Story 2, corrected")))
+    (changed,) = ingest(db, feed, tags=["World"])
+    assert (changed.updated, changed.unchanged) == (1, 1)
+    assert "Story 2, corrected" in {a.title for a in list_articles(db)}
+
+
+def test_articles_changed_since_the_last_ingest_are_stored_again(db, tmp_path):
+    a, b = tmp_path / "a.xml", tmp_path / "b.xml"
+    a.write_text(rss(item(1, body="Harvest report."), item(2)))
+    b.write_text(rss(item(1, body="A different harvest report.")))  # same guid, other text
+    ingest(db, a)
+    assert state_row(db, a) is not None
+    (by_b,) = ingest(db, b)
+    assert by_b.updated == 1
+    # a.xml's bytes did not change, but its article did: it is parsed and stored again.
+    (again,) = ingest(db, a)
+    assert (again.updated, again.unchanged) == (1, 1)
+    assert rows(db)["Story 1"]["text"] == "Harvest report."
+    db.execute("DELETE FROM articles WHERE title = 'Story 2'")
+    (restored,) = ingest(db, a)
+    assert (restored.new, restored.unchanged) == (1, 1)
+
+
+def test_a_source_with_rejected_entries_reports_them_every_time(run, tmp_path):
+    (tmp_path / "f.jsonl").write_text(
+        json.dumps({"title": "Good", "url": "https://example.org/1"}) + "\n{nope\n"
+    )
+    for _ in range(2):
+        result = run("ingest", "f.jsonl")
+        assert result.exit_code == 1
+        assert "rejected line 2: invalid JSON" in result.output

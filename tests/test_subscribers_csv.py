@@ -299,3 +299,48 @@ def test_two_imports_at_once_lose_nothing(db, world, tmp_path):
         7500,
     )
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_all_new_fast_path_stores_what_the_general_path_stores(tmp_path):
+    # A batch of only new addresses takes a shortcut (rows numbered by the staging table);
+    # a batch with one known address goes row by row. Both must store the same.
+    lines = ["email,name,tags,frequency"] + [
+        f"reader{n:02d}@example.org,Reader {n},{['', 'Africa', 'Europe;Africa'][n % 3]},"
+        f"{['daily', 'weekly', ''][n % 3]}"
+        for n in range(30, 0, -1)  # not in address order
+    ]
+    path = write(tmp_path / "people.csv", "\n".join(lines) + "\n")
+    stored = []
+    for name, known in (("fresh", None), ("known", "reader07@example.org")):
+        db = open_db(tmp_path / f"{name}.db")
+        create_list(db, "world", title="World", from_addr="desk@example.com",
+                    tags=["Africa", "Europe"], now=NOW)  # fmt: skip
+        if known:
+            create_list(db, "other", title="Other", from_addr="desk@example.com", now=NOW)
+            import_csv(db, write(tmp_path / "one.csv", f"email\n{known}\n"), "other", now=NOW)
+        report = import_csv(db, path, "world", now=NOW, confirmed=True)
+        assert len(report.added) == 30 and report.ok
+        subs = db.execute(
+            "SELECT p.id, p.email, p.name, s.frequency, s.tags, s.status, s.confirmed_at"
+            " FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id"
+            " WHERE s.list_id = (SELECT id FROM lists WHERE slug = 'world') ORDER BY p.email"
+        ).fetchall()
+        events = db.execute(
+            "SELECT email, old_status, new_status, source, reason FROM status_events"
+            " WHERE list_slug = 'world' ORDER BY email"
+        ).fetchall()
+        stored.append((subs, events))
+    (fresh, fresh_events), (known, known_events) = stored
+    assert fresh_events == known_events and len(fresh_events) == 30
+    # New subscribers are numbered in address order, after those already stored.
+    assert [row[0] for row in fresh] == list(range(1, 31))
+    assert [row[0] for row in known if row[1] != "reader07@example.org"] == list(range(2, 31))
+    assert [row[1:] for row in fresh] == [row[1:] for row in known]
+    assert fresh[0][1:] == (
+        "reader01@example.org",
+        "Reader 1",
+        "weekly",
+        '["africa"]',
+        "active",
+        NOW.isoformat(timespec="microseconds"),
+    )
