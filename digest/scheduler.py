@@ -6,8 +6,9 @@ holding a per-database lock file, until its stop event is set (SIGTERM / SIGINT 
 
 Rules (see README "Running it unattended"):
 - Per list and frequency with active subscribers, only the latest issue whose send time has
-  passed (``periods.latest_due``) is ever built. If it is later than ``[schedule]
-  max_lateness_daily_hours`` / ``max_lateness_weekly_hours`` it is skipped instead.
+  passed (``periods.latest_due``) is ever built, and only if that send time is not before the
+  list was created. If it is later than ``[schedule] max_lateness_daily_hours`` /
+  ``max_lateness_weekly_hours`` it is skipped instead.
 - Older issues missed while no scheduler ran (send time after the previous tick) are skipped,
   never sent: after downtime a list gets one catch-up issue, not a flood. Each skip is stored in
   ``schedule_events`` and logged once.
@@ -134,42 +135,47 @@ def plan(db: Database, config: Config, *, now: datetime) -> tuple[list[DueIssue]
             if not has_active_subscribers(db, mlist, frequency):
                 continue
             latest = latest_due(mlist, frequency, now)
+            skipped += _missed(db, mlist, latest, previous_tick, created)
+            # An issue whose send time came before the list existed was never missed.
+            if latest.send_at < created or find_digest(db, mlist, latest) is not None:
+                continue
+            late = now - latest.send_at
             limit = _max_lateness(config, frequency)
-            if find_digest(db, mlist, latest) is None:
-                late = now - latest.send_at
-                if late <= limit:
-                    due.append(DueIssue(mlist, frequency, latest))
-                else:
-                    skipped.append(
-                        Skipped(
-                            mlist,
-                            frequency,
-                            latest,
-                            f"{_hours(late)} late, over max_lateness_{frequency}_hours"
-                            f" ({_hours(limit)})",
-                        )
-                    )
-            if previous_tick is None:
-                continue  # first tick on this database: no history to look back on
-            # Issues whose send time fell between the previous tick and the latest one were
-            # never seen by a tick: they were missed while nothing ran.
-            horizon = max(previous_tick, created)
-            period = previous_issue(mlist, latest)
-            for _ in range(MAX_MISSED):
-                if period.send_at <= horizon:
-                    break
-                if find_digest(db, mlist, period) is None:
-                    skipped.append(
-                        Skipped(
-                            mlist,
-                            frequency,
-                            period,
-                            f"missed while no scheduler ran (due {_when(period)});"
-                            f" only the latest issue, {latest.label}, is sent",
-                        )
-                    )
-                period = previous_issue(mlist, period)
+            if late <= limit:
+                due.append(DueIssue(mlist, frequency, latest))
+            else:
+                reason = (
+                    f"{_hours(late)} late, over max_lateness_{frequency}_hours ({_hours(limit)})"
+                )
+                skipped.append(Skipped(mlist, frequency, latest, reason))
     return due, skipped
+
+
+def _missed(
+    db: Database,
+    mlist: MailingList,
+    latest: Period,
+    previous_tick: datetime | None,
+    created: datetime,
+) -> list[Skipped]:
+    """Unbuilt issues before ``latest`` whose send time fell after the previous tick: no tick
+    ever saw them due, so they were missed while nothing ran. Oldest first."""
+    if previous_tick is None:
+        return []  # the first tick on this database has no history to look back on
+    horizon = max(previous_tick, created)
+    missed = []
+    period = previous_issue(mlist, latest)
+    for _ in range(MAX_MISSED):
+        if period.send_at <= horizon:
+            break
+        if find_digest(db, mlist, period) is None:
+            reason = (
+                f"missed while no scheduler ran (due {_when(period)});"
+                f" only the latest issue, {latest.label}, is sent"
+            )
+            missed.append(Skipped(mlist, latest.frequency, period, reason))
+        period = previous_issue(mlist, period)
+    return missed[::-1]
 
 
 def _when(period: Period) -> str:
@@ -250,7 +256,13 @@ def _log_built(log: logging.Logger, issue: DueIssue, result: BuiltDigest) -> Non
         "variants": len(result.variants),
         "recipients": result.recipients,
     }
-    if result.new:
+    if result.new and not result.article_count:
+        log.info(
+            "built %s: no articles, nothing to send",
+            issue.name,
+            extra=fields,
+        )
+    elif result.new:
         log.info(
             "built %s: %d articles, %d variants, %d recipients",
             issue.name,

@@ -344,8 +344,8 @@ def test_stale_latest_issue_skipped_and_feeds_fetched_only_before_a_build(
     d.logs.clear()
     report = d.tick(utc(2025, 1, 22, 20))
     assert report.built == [] and report.fetched is None and feed_site.requests == 1
-    assert [s.period.label for s in report.skipped] == ["2025-01-22", "2025-01-21"]
-    assert d.messages(logging.WARNING)[0] == (
+    assert [s.period.label for s in report.skipped] == ["2025-01-21", "2025-01-22"]
+    assert d.messages(logging.WARNING)[1] == (
         "skipped stale period world/daily/2025-01-22: 16.0 h late, over"
         " max_lateness_daily_hours (12.0 h)"
     )
@@ -594,3 +594,17 @@ def test_m006_migration_from_the_previous_version(tmp_path):
     assert schema_version(db)[-1] == "m006_scheduler"
     assert {"schedule_events", "schedule_state"} <= set(db.table_names())
     assert [r["slug"] for r in db["lists"].rows] == ["world"]
+
+
+def test_an_issue_due_before_the_list_existed_is_not_sent(desk, newsroom):
+    d = desk()
+    world = newsroom.add_list("world", tags=("Kenya",), timezone="Africa/Nairobi")
+    d.db.execute("UPDATE lists SET created_at = ?", [to_iso(utc(2025, 1, 21, 5))])
+    newsroom.subscribe(world, "ann@example.com")
+    newsroom.add_article("Monday", utc(2025, 1, 20, 9), tags=["Kenya"])
+    newsroom.add_article("Tuesday", utc(2025, 1, 21, 9), tags=["Kenya"])
+    # Created at 08:00 EAT, after that day's 07:00 send time: the first issue is the next day's.
+    first = d.tick(utc(2025, 1, 21, 5, 1))
+    assert first.built == [] and first.skipped == []
+    assert [r.period.label for r in d.tick(utc(2025, 1, 22, 4)).built] == ["2025-01-22"]
+    assert not [m for m in d.messages() if "skipped" in m and "stale" in m]
