@@ -3,8 +3,8 @@
 A. A quiet tick — every list's latest issues already built, nothing owed — on stores with 1, 10
    and 100 lists, each with 1,000 active daily and 200 weekly subscribers, and one sent delivery
    per daily subscriber and day for the last 7 days plus the weekly issue (up to 720,000
-   delivery rows). Target: a quiet
-   tick takes under 1% of the minute between ticks (600 ms), on the largest store.
+   delivery rows). Target: a quiet tick takes under 1% of the minute between ticks (600 ms),
+   on the largest store.
 B. The first tick after 30 days of downtime on the 100-list store: it records and logs every
    missed issue (29 daily + 4 weekly per list) and builds nothing (the latest issues exist).
    Reported for information (it happens once), with the number of issues recorded.
