@@ -115,7 +115,8 @@ def test_sigterm_while_sending_finishes_the_message_in_flight_and_exits_0(
 
     def hold(item):  # the server has stored the 10th message and not yet answered
         with lock:
-            if len(server.handler.received) == 10 and not signalled:
+            # ">=": with two connections, two messages can be stored before either hold runs.
+            if len(server.handler.received) >= 10 and not signalled:
                 signalled.append(time.monotonic())
                 proc_box[0].send_signal(signal.SIGTERM)
 
@@ -123,7 +124,12 @@ def test_sigterm_while_sending_finishes_the_message_in_flight_and_exits_0(
     newsletter.make(40)
     proc = _start(tmp_path, db_path, smtp_url=server.url())
     proc_box.append(proc)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # never signalled: do not leave a scheduler running
+            proc.kill()
+            proc.wait(30)
     exited = time.monotonic()
 
     assert proc.returncode == 0, err
@@ -153,7 +159,7 @@ def test_send_pending_stop_event_finishes_the_message_in_flight(db, newsletter, 
     stop = threading.Event()
 
     def hold(item):
-        if len(server.handler.received) == 3:
+        if len(server.handler.received) >= 3:
             stop.set()
 
     server = smtp_server(SmtpHandler(hold=hold))
