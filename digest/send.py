@@ -147,7 +147,11 @@ _STOP = object()
 
 
 def _worker(
-    transport: Transport, work: queue.SimpleQueue, results: queue.SimpleQueue, halt
+    transport: Transport,
+    work: queue.SimpleQueue,
+    results: queue.SimpleQueue,
+    halt: threading.Event,
+    stop: threading.Event | None,
 ) -> None:
     connection = None
     try:
@@ -157,7 +161,9 @@ def _worker(
             if item is _STOP:
                 return
             delivery, outgoing, wire = item
-            if halt.is_set():
+            # ``stop`` is checked here too, not only by the claiming thread: a message queued for
+            # this worker but not yet started is given back rather than sent after the request.
+            if halt.is_set() or (stop is not None and stop.is_set()):
                 results.put((delivery, outgoing, None, None))
                 continue
             try:
@@ -179,8 +185,11 @@ def _worker(
 class _Run:
     """State of one ``send_pending`` call."""
 
-    def __init__(self, db, config, *, clock, transport, assembler, report, progress, rng, opts):
+    def __init__(
+        self, db, config, *, clock, transport, assembler, report, progress, rng, opts, stop
+    ):
         self.db = db
+        self.stop = stop
         self.config = config
         self.clock = clock
         self.transport = transport
@@ -310,7 +319,9 @@ class _Run:
         halt = threading.Event()
         threads = [
             threading.Thread(
-                target=_worker, args=(self.transport, work, results, halt), daemon=True
+                target=_worker,
+                args=(self.transport, work, results, halt, self.stop),
+                daemon=True,
             )
             for _ in range(concurrency)
         ]
@@ -324,6 +335,11 @@ class _Run:
         started = time.monotonic()
         try:
             while True:
+                if self.stop is not None and self.stop.is_set() and not halt.is_set():
+                    # Asked to stop: claim and start nothing more; the messages already at the
+                    # server are finished and recorded below, the rest go back to the ledger.
+                    halt.set()
+                    self.report.stopped = "asked to stop; the rest wait for the next run"
                 while not halt.is_set() and len(in_flight) < window:
                     if not held:
                         if self.exhausted:
@@ -448,12 +464,18 @@ def send_pending(
     progress: Callable[[SendReport], None] | None = None,
     rng: random.Random | None = None,
     batch_size: int | None = None,
+    stop: threading.Event | None = None,
 ) -> SendReport:
     """Send every delivery that is due (optionally only one list's or one digest's, at most
     ``limit``). ``transport=None`` uses the configured relays, with ``rate`` (messages per
     second) overriding ``[send] rate_per_second``; a given transport brings its own limit. Raises ``TransportError`` (after
     recording every reply already received) if the transport cannot work at all, e.g. the relay
-    refuses the password; the deliveries not sent stay queued."""
+    refuses the password; the deliveries not sent stay queued.
+
+    ``stop`` (optional): once set, no further message is started; the messages already handed
+    to the server are finished and recorded, every other claimed delivery is released, and the
+    report says why the run ``stopped``. Setting it from a signal handler is the way to end a
+    run cleanly (SIGTERM under ``digest run``)."""
     list_id = get_list(db, list_slug).id if list_slug else None
     if (
         digest_id is not None
@@ -514,6 +536,7 @@ def send_pending(
         progress=progress,
         rng=rng,
         opts=opts,
+        stop=stop,
     )
     # Each commit of an outcome reaches the disk before the next message goes out in its
     # place, so a power cut cannot forget more than the messages in flight.

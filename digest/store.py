@@ -7,6 +7,7 @@ Schema overview (each later step reads what the previous one stored):
 - lists, subscribers, subscriptions, status_events, suppressions: who gets what;
 - digests, digest_articles, variants: built digests and their rendered message templates;
 - deliveries: the delivery ledger, one row per (digest, subscriber);
+- schedule_events, schedule_state: what the scheduler (``digest run``) skipped, and its last tick;
 - source_states: what each ingested file or URL looked like, to skip unchanged re-ingests.
 
 Never edit a migration that has shipped; add a new one.
@@ -264,6 +265,37 @@ def m005_web_users(db: Database) -> None:
             password_hash TEXT NOT NULL,       -- werkzeug scrypt hash, never the password
             created_at TEXT NOT NULL,
             last_login_at TEXT
+        )
+        """
+    )
+
+
+@migrations()
+def m006_scheduler(db: Database) -> None:
+    # What `digest run` decided without building anything: issues skipped because they were
+    # too late to send ("never a flood of stale digests"). One row per issue, so a skip is
+    # logged once however many ticks see it.
+    db.execute(
+        """
+        CREATE TABLE schedule_events (
+            id INTEGER PRIMARY KEY,
+            list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+            frequency TEXT NOT NULL CHECK (frequency IN ('daily', 'weekly')),
+            period_label TEXT NOT NULL,        -- issue date, as digests.period_label
+            kind TEXT NOT NULL CHECK (kind IN ('skipped')),
+            detail TEXT NOT NULL,              -- why, for `digest status` and the log
+            at TEXT NOT NULL,
+            UNIQUE (list_id, frequency, period_label, kind)
+        )
+        """
+    )
+    # Scheduler bookkeeping: last_tick_at (the `now` of the latest tick) bounds the search for
+    # issues missed while no scheduler was running.
+    db.execute(
+        """
+        CREATE TABLE schedule_state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
         )
         """
     )
