@@ -158,3 +158,14 @@ def test_the_command_finder_sees_chains_continuations_and_unknown_commands():
         None,
     )
     assert command_path(found[3][1]) == ([], "nosuch")
+
+
+def test_the_configuration_reference_is_the_file_init_writes():
+    from digest.config import EXAMPLE_TOML, SCHEMA
+
+    text = README.read_text(encoding="utf-8")
+    assert "```toml\n" + EXAMPLE_TOML + "```" in text
+    # ... and that file mentions every setting there is.
+    for section, keys in SCHEMA.items():
+        for key in keys:
+            assert key in EXAMPLE_TOML, (section, key)

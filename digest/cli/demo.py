@@ -66,8 +66,8 @@ def _print_report(report: DemoReport) -> None:
     for mlist in report.lists:
         made = "created" if mlist in report.lists_created else "exists"
         click.echo(
-            f"list {mlist.slug} ({made}): {mlist.title}, {', '.join(mlist.tags)};"
-            f" {mlist.timezone}, daily at {mlist.send_time}, weekly on {mlist.weekly_day}s"
+            f"list {mlist.slug} ({made}): {mlist.title!r}, tags {', '.join(mlist.tags)};"
+            f" sent {mlist.send_time} {mlist.timezone}, weekly issue on {mlist.weekly_day}s"
         )
     for sync in report.subscribers:
         click.echo(sync.summary())
