@@ -540,28 +540,32 @@ def run(
     ``digest run`` holds the lock."""
     with RunLock(db_path):
         db = open_db(db_path)
+
+        def one_tick() -> TickReport:
+            return tick(
+                db,
+                config,
+                now=clock(),
+                secret=secret,
+                transport=transport,
+                clock=clock,
+                stop=stop_event,
+                log=log,
+            )
+
         try:
             if once:
-                report = tick(
-                    db,
-                    config,
-                    now=clock(),
-                    secret=secret,
-                    transport=transport,
-                    clock=clock,
-                    stop=stop_event,
-                    log=log,
-                )
+                report = one_tick()
                 if on_tick is not None:
                     on_tick(report)
                 return report
-            _loop(db, config, secret, clock, stop_event, transport, log, tick_seconds, on_tick)
+            _loop(db, config, one_tick, clock, stop_event, log, tick_seconds, on_tick)
             return None
         finally:
             db.close()
 
 
-def _loop(db, config, secret, clock, stop_event, transport, log, tick_seconds, on_tick) -> None:
+def _loop(db, config, one_tick, clock, stop_event, log, tick_seconds, on_tick) -> None:
     poll_minutes = config.get("schedule", "poll_minutes")
     log.info(
         "digest run started (pid %d): ticks every %s, feeds polled every %g min",
@@ -573,16 +577,7 @@ def _loop(db, config, secret, clock, stop_event, transport, log, tick_seconds, o
 
     def do_tick() -> TickReport | None:
         try:
-            report = tick(
-                db,
-                config,
-                now=clock(),
-                secret=secret,
-                transport=transport,
-                clock=clock,
-                stop=stop_event,
-                log=log,
-            )
+            report = one_tick()
         except sqlite3.OperationalError as e:
             # Typically "database is locked" for longer than the busy timeout: transient.
             log.warning("tick skipped: %s; trying again at the next tick", e)
