@@ -344,3 +344,54 @@ def test_all_new_fast_path_stores_what_the_general_path_stores(tmp_path):
         "active",
         NOW.isoformat(timespec="microseconds"),
     )
+
+
+def test_import_statements_seek_by_index_and_leave_no_staging_rows(
+    db, world, tmp_path, monkeypatch
+):
+    # Each import batch must cost the same however many subscribers are stored: every
+    # statement an import or sync runs reads the stored tables through an index (no scan of
+    # a growing table, no automatic index), and the staging table is empty after each batch.
+    import digest.csvfiles as csvfiles
+
+    monkeypatch.setattr(csvfiles, "BATCH", 40)  # several batches from a small file
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    rows = [f"p{i:03d}@example.com,P {i},Africa,weekly" for i in range(100)]
+    write(tmp_path / "a.csv", "email,name,tags,frequency\n" + "\n".join(rows) + "\n")
+    import_csv(db, tmp_path / "a.csv", "world", now=NOW)  # only new addresses
+    suppress(db, "p001@example.com", "asked", source="cli", now=NOW)
+    unsubscribe(db, "p002@example.com", list_slug="world", source="cli", reason="asked", now=NOW)
+    changed = [r.replace("weekly", "daily") for r in rows[:60]] + ["new@example.org,N,,"]
+    (tmp_path / "sync").mkdir()
+    path = write(
+        tmp_path / "sync" / "world.csv", "email,name,tags,frequency\n" + "\n".join(changed) + "\n"
+    )
+    report = import_csv(db, path, "world", now=NOW, confirmed=True)
+    assert len(report.added) == 1 and len(report.skipped) == 2 and len(report.activated) == 58
+    (sync,) = sync_directory(db, tmp_path / "sync", now=NOW)
+    db.conn.set_trace_callback(None)
+    assert not isinstance(sync, Exception) and len(sync.removed) == 40
+
+    # A full pass is allowed only over the batch itself (staging table, JSON list, VALUES).
+    batch_only = re.compile(r"SCAN (temp\.)?import_rows|SCAN json_each|SCAN \d* ?CONSTANT ROW")
+    checked = set()
+    for sql in statements:
+        if not sql.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+            continue
+        shape = re.sub(r"VALUES .*", "VALUES", sql, flags=re.S)
+        if shape in checked or "sqlite_master" in sql or "PRAGMA" in sql:
+            continue
+        checked.add(shape)
+        plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()]
+        for step in plan:
+            assert "AUTOMATIC" not in step, (sql, plan)
+            assert "TEMP B-TREE" not in step, (sql, plan)
+            if step.startswith("SCAN ") and not batch_only.match(step):
+                # Only the emptiness check may walk a stored table (it stops at the first row),
+                # and sync's one listing of the whole list, once per file, not per batch.
+                once = sql.startswith("SELECT EXISTS (SELECT 1 FROM suppressions)")
+                assert once or "ORDER BY p.email" in sql, (sql, plan)
+    assert any(s.startswith("INSERT INTO subscriptions") for s in checked)
+    assert any(s.startswith("UPDATE subscriptions") for s in checked)
+    assert db.execute("SELECT count(*) FROM temp.import_rows").fetchone()[0] == 0
