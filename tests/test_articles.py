@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from datetime import UTC, datetime
 
 import pytest
 
-from digest.articles import canonical_url, list_articles, search_articles, store_batch
+from digest.articles import (
+    SourceReport,
+    canonical_url,
+    list_articles,
+    search_articles,
+    store_articles,
+    store_batch,
+)
 from digest.errors import InvalidInput, NotFound
-from digest.sources import ArticleInput
+from digest.sources import ArticleInput, JsonLinesEntries, ParsedSource, Rejection
+from digest.store import open_db
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
 
@@ -193,3 +202,108 @@ def test_batched_inserts_and_updates_keep_the_search_index_exact(db, variable_li
     assert len(search_articles(db, "harvest", limit=100)) == 40
     # The FTS index holds exactly what the articles table holds.
     db.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+
+
+# --------------------------------------------------------------------------- several batches
+
+
+def rows_of(db):
+    return db.execute(
+        "SELECT a.id, a.key, a.title, a.url, a.summary, a.content_html, a.text, a.content_hash,"
+        " a.note, a.published_at, (SELECT group_concat(t.name) FROM (SELECT t.name FROM"
+        " article_tags x JOIN tags t ON t.id = x.tag_id WHERE x.article_id = a.id"
+        " ORDER BY t.key) t) FROM articles a ORDER BY a.id"
+    ).fetchall()
+
+
+def report_fields(r):
+    return (r.new, r.updated, r.unchanged, r.skipped, r.rejected, r.warnings, r.article_ids)
+
+
+def mixed_entries() -> list:
+    """Entries for several batches of 10: unchanged, changed and new articles, rejections,
+    an untitled and an undated entry, a link that is not http(s), and duplicates both
+    within a batch and across batches."""
+    out: list = []
+    for n in range(75):
+        if n < 30:  # stored before; every fifth one changed since
+            body = f"<p>Changed {n}.</p>" if n % 5 == 0 else f"<p>Body of story {n}.</p>"
+            out.append(art(n, guid=f"g{n}", content_html=body, tags=("Kenya",)))
+        elif n == 33:
+            out.append(Rejection("line 34", "invalid JSON — expecting value (column 1)"))
+        elif n == 41:
+            out.append(art(n, url=None, content_html=None))  # neither link nor text
+        elif n == 44:
+            out.append(art(n, guid="g42", tags=("Health",)))  # same guid as 42, same batch
+        elif n == 52:
+            out.append(art(n, guid="g31", tags=("Health",)))  # same guid as 31, batch before
+        elif n == 57:
+            out.append(art(n, title=None, guid=f"g{n}"))
+        elif n == 63:
+            out.append(art(n, guid=f"g{n}", published=None, raw_date="someday"))
+        elif n == 66:
+            out.append(art(n, guid=f"g{n}", url="javascript:alert(1)"))
+        elif n == 70:
+            out.append(art(n, guid=f"g{n}", url=None, content_html="<script>x()</script>"))
+        else:
+            out.append(art(n, guid=f"g{n}", summary_html=f"<p>Summary <b>{n}</b></p>"))
+    return out
+
+
+def test_store_articles_in_batches_reports_and_stores_like_batch_by_batch(tmp_path):
+    entries = mixed_entries()
+    old = [art(n, guid=f"g{n}", tags=("Kenya",)) for n in range(30)]
+    one_by_one, together = open_db(tmp_path / "a.db"), open_db(tmp_path / "b.db")
+    for db in (one_by_one, together):
+        store_batch(db, old, source="before", now=NOW)
+
+    expected = SourceReport(source="s.jsonl", kind="jsonl")
+    for start in range(0, len(entries), 10):
+        expected.add(store(one_by_one, *entries[start : start + 10], source="s.jsonl"))
+    seen = []
+    parsed = ParsedSource(label="s.jsonl", kind="jsonl", items=entries)
+    report = store_articles(
+        together, parsed, now=NOW, batch_size=10, progress=lambda *a: seen.append(a)
+    )
+
+    assert report_fields(report) == report_fields(expected)
+    assert (report.new, report.updated, report.unchanged) == (40, 7, 25)
+    assert "entry 44: same article as entry 42; merged" in report.warnings
+    assert [str(r) for r in report.rejected] == [
+        "line 34: invalid JSON — expecting value (column 1)",
+        "entry 41: neither a link nor any text",
+        "entry 70: neither a link nor any text (nothing left after cleaning)",
+    ]
+    assert rows_of(together) == rows_of(one_by_one)
+    assert seen == [("s.jsonl", min(n, 75), 75) for n in range(10, 85, 10)]
+    together.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+
+
+def test_a_failing_batch_keeps_the_batches_before_and_stops_the_worker(db):
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON articles WHEN new.key = 'id:g25'"
+        " BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+    )
+    entries = [art(n, guid=f"g{n}") for n in range(50)]
+    parsed = ParsedSource(label="s.jsonl", kind="jsonl", items=entries)
+    with pytest.raises(sqlite3.IntegrityError, match="refused by test trigger"):
+        store_articles(db, parsed, now=NOW, batch_size=10)
+    # Batches one and two are stored; batch three (with g25) is not stored at all.
+    assert count(db) == 20
+    assert not db.conn.in_transaction
+    assert not [t for t in threading.enumerate() if t.name.startswith("digest-prepare")]
+
+
+def test_json_lines_entries_are_parsed_when_read():
+    text = '{"title": "A", "url": "https://example.org/a"}\n\n  \n{nope\n[1]\n{"title": "B"}\n'
+    entries = JsonLinesEntries(text)
+    assert len(entries) == 4
+    first = entries[0]
+    assert (first.entry, first.title, first.url) == ("line 1", "A", "https://example.org/a")
+    assert str(entries[1]) == (
+        "line 4: invalid JSON — Expecting property name enclosed in double quotes (column 2)"
+    )
+    assert str(entries[-2]) == "line 5: expected a JSON object, got list"
+    assert [getattr(e, "title", None) for e in entries[2:]] == [None, "B"]
+    assert entries[1:3] == [entries[1], entries[2]]
+    assert list(entries) == [entries[i] for i in range(4)]
