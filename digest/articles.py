@@ -14,7 +14,6 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -259,17 +258,6 @@ class _Pending:
     existing: tuple | None = None  # (id, key, canonical_url, content_hash) of the stored row
     by_key: bool = False
     article_id: int | None = None
-    rendered: _Rendered | None = None  # worked out ahead of the write (see store_articles)
-
-
-@dataclass(slots=True)
-class _Batch:
-    """One batch as far as it can be worked out without the database."""
-
-    result: SourceReport
-    pending: list[_Pending]
-    keys: list[str]  # stable keys, each once, in entry order
-    base_url: str | None
 
 
 def store_batch(
@@ -289,27 +277,8 @@ def store_batch(
     content changed is updated; an article matched only by canonical URL (the same story from
     another source) keeps its stored content. Tags are always unioned. Entries published before
     ``since`` are skipped."""
-    batch = _prepare(items, extra_tags=_extra_tags(tags), since=since, base_url=base_url)
-    return _write(db, batch, source=source, now=now, max_text_bytes=max_text_bytes)
-
-
-def _extra_tags(tags: Iterable[str]) -> dict[str, str]:
-    return dict(_tag(t) for t in tags if _tag(t)[0])
-
-
-def _prepare(
-    items: Iterable[ArticleInput | Rejection],
-    *,
-    extra_tags: dict[str, str],
-    since: datetime | None,
-    base_url: str | None,
-    render_ahead: int | None = None,
-) -> _Batch:
-    """Links, keys, fingerprints and tags of a batch; rejections, skips and duplicates within
-    it. Reads nothing from the database, so it can run ahead of the write of the batch before.
-    With ``render_ahead`` (the max_text_bytes), every article is also sanitised and its text
-    derived, before knowing which ones the store needs (new or changed)."""
     result = SourceReport()
+    extra_tags = dict(_tag(t) for t in tags if _tag(t)[0])
     pending: list[_Pending] = []
     by_key: dict[str, _Pending] = {}
     by_canon: dict[str, _Pending] = {}
@@ -343,23 +312,10 @@ def _prepare(
             result.warnings.append(f"{item.entry}: same article as {twin.item.entry}; merged")
             continue
         p = _Pending(item, key, canon, url, fingerprint, entry_tags)
-        if render_ahead is not None:
-            # Article by article: nh3 releases the GIL for each one, which also hands it to
-            # the writer thread when an SQLite call returns, instead of after the 5 ms
-            # switch interval (that wait cost more than the overlap gained).
-            p.rendered = _render(item, max_text_bytes=render_ahead, base=url or base_url)
         pending.append(p)
         by_key[key] = p
         if canon:
             by_canon[canon] = p
-    return _Batch(result, pending, list(by_key), base_url)
-
-
-def _write(
-    db: Database, batch: _Batch, *, source: str, now: datetime, max_text_bytes: int
-) -> SourceReport:
-    """The database half of ``store_batch``: one write transaction."""
-    result, pending, base_url = batch.result, batch.pending, batch.base_url
     if not pending:
         return result
 
@@ -367,7 +323,7 @@ def _write(
     with write_transaction(db):
         conn = db.conn
         found: dict[str, tuple] = {}
-        keys = batch.keys
+        keys = list(by_key)
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
             sql = (
@@ -402,7 +358,7 @@ def _write(
                     result.unchanged += 1
                     continue
             item = p.item
-            r = p.rendered or _render(item, max_text_bytes=max_text_bytes, base=p.url or base_url)
+            r = _render(item, max_text_bytes=max_text_bytes, base=p.url or base_url)
             if not r.text and not p.url:
                 result.rejected.append(
                     Rejection(
@@ -481,55 +437,21 @@ def store_articles(
     progress: Progress | None = None,
     batch_size: int = 1000,
 ) -> SourceReport:
-    """Store every entry of a parsed source, one write transaction per batch.
-
-    With more than one batch, a worker thread prepares batch n+1 (keys, fingerprints, tags,
-    and the sanitised HTML and text) while this thread writes batch n: nh3 and SQLite both
-    release the GIL, so the two overlap on a second core. The worker touches no database and
-    its results are used in batch order, so the report is the same as storing batch by batch.
-    """
+    """Store every entry of a parsed source, one write transaction per batch."""
     report = SourceReport(source=parsed.label, kind=parsed.kind, warnings=list(parsed.warnings))
-    extra_tags = _extra_tags(tags)
+    tags = tuple(tags)
     items = parsed.items
     total = len(items)
-    starts = range(0, total, batch_size)
-    write = dict(source=parsed.label, now=now, max_text_bytes=max_text_bytes)
-
-    def prepare(start: int, render: bool) -> _Batch:
-        return _prepare(
-            # One entry at a time: a lazily parsed source (JSON Lines) is parsed here, in
-            # step with the rest.
-            (items[i] for i in range(start, min(start + batch_size, total))),
-            extra_tags=extra_tags,
-            since=since,
-            base_url=parsed.base_url,
-            render_ahead=max_text_bytes if render else None,
-        )
-
-    def done(start: int) -> None:
+    for start in range(0, total, batch_size):
+        batch = items[start : start + batch_size]
+        report.add(
+            store_batch(
+                db, batch, source=parsed.label, now=now, max_text_bytes=max_text_bytes,
+                tags=tags, since=since, base_url=parsed.base_url,
+            )
+        )  # fmt: skip
         if progress is not None:
             progress(parsed.label, min(start + batch_size, total), total)
-
-    if len(starts) < 2:
-        for start in starts:
-            report.add(_write(db, prepare(start, False), **write))
-            done(start)
-        return report
-    # Rendering ahead is wasted on articles that turn out unchanged, so after the first two
-    # batches it continues only while the latest batch written needed most of its renders
-    # (a first ingest, not a re-ingest of a feed with a few new entries).
-    render_ahead = True
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-prepare") as pool:
-        coming = pool.submit(prepare, starts[0], render_ahead)
-        for n, start in enumerate(starts):
-            batch = coming.result()
-            if n + 1 < len(starts):
-                coming = pool.submit(prepare, starts[n + 1], render_ahead)
-            written = _write(db, batch, **write)
-            report.add(written)
-            rendered = written.new + written.updated
-            render_ahead = rendered * 2 >= len(batch.pending)
-            done(start)
     return report
 
 

@@ -11,12 +11,10 @@ import html
 import json
 import re
 from calendar import timegm
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import overload
 from urllib.parse import urlsplit
 
 import feedparser
@@ -63,8 +61,7 @@ class Rejection:
 class ParsedSource:
     label: str  # the source as the user named it (path or URL)
     kind: str  # rss | atom | feed | jsonfeed | json | jsonl | markdown | html | directory
-    # A list, or for JSON Lines a sequence parsed as it is read (``JsonLinesEntries``).
-    items: Sequence[ArticleInput | Rejection] = field(default_factory=list)
+    items: list[ArticleInput | Rejection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     base_url: str | None = None  # for resolving relative links in content
 
@@ -376,42 +373,18 @@ def parse_json_document(data: bytes, label: str) -> ParsedSource:
 
 
 def parse_json_lines(text: str, label: str, warnings: list[str] | None = None) -> ParsedSource:
-    return ParsedSource(
-        label=label, kind="jsonl", items=JsonLinesEntries(text), warnings=warnings or []
-    )
-
-
-class JsonLinesEntries(Sequence):
-    """The entries of a JSON Lines text, one per non-blank line, each parsed when it is read
-    (an ``ArticleInput``, or a ``Rejection`` naming the line). ``store_articles`` reads them
-    batch by batch on its worker thread, so parsing overlaps with storing the batch before."""
-
-    __slots__ = ("_lines",)
-
-    def __init__(self, text: str):
-        self._lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-    def __len__(self) -> int:
-        return len(self._lines)
-
-    @overload
-    def __getitem__(self, index: int) -> ArticleInput | Rejection: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[ArticleInput | Rejection]: ...
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [_json_line(n, line) for n, line in self._lines[index]]
-        return _json_line(*self._lines[index])
-
-
-def _json_line(n: int, line: str) -> ArticleInput | Rejection:
-    try:
-        obj = _loads(line)
-    except json.JSONDecodeError as e:
-        return Rejection(f"line {n}", f"invalid JSON — {e.msg} (column {e.colno})")
-    return _json_article(f"line {n}", obj)
+    src = ParsedSource(label=label, kind="jsonl", warnings=warnings or [])
+    append = src.items.append
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = _loads(line)
+        except json.JSONDecodeError as e:
+            append(Rejection(f"line {n}", f"invalid JSON — {e.msg} (column {e.colno})"))
+            continue
+        append(_json_article(f"line {n}", obj))
+    return src
 
 
 def _loads(line: str) -> object:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -19,7 +18,7 @@ from digest.articles import (
     store_batch,
 )
 from digest.errors import InvalidInput, NotFound
-from digest.sources import ArticleInput, JsonLinesEntries, ParsedSource, Rejection
+from digest.sources import ArticleInput, ParsedSource, Rejection
 from digest.store import open_db
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
@@ -251,6 +250,7 @@ def mixed_entries() -> list:
 
 
 def test_store_articles_in_batches_reports_and_stores_like_batch_by_batch(tmp_path):
+    # store_articles is what ingest runs; its report must be the sum of its batches'.
     entries = mixed_entries()
     old = [art(n, guid=f"g{n}", tags=("Kenya",)) for n in range(30)]
     one_by_one, together = open_db(tmp_path / "a.db"), open_db(tmp_path / "b.db")
@@ -279,7 +279,7 @@ def test_store_articles_in_batches_reports_and_stores_like_batch_by_batch(tmp_pa
     together.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
 
 
-def test_a_failing_batch_keeps_the_batches_before_and_stops_the_worker(db):
+def test_a_failing_batch_keeps_the_batches_before_it(db):
     db.execute(
         "CREATE TRIGGER refuse BEFORE INSERT ON articles WHEN new.key = 'id:g25'"
         " BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
@@ -291,19 +291,3 @@ def test_a_failing_batch_keeps_the_batches_before_and_stops_the_worker(db):
     # Batches one and two are stored; batch three (with g25) is not stored at all.
     assert count(db) == 20
     assert not db.conn.in_transaction
-    assert not [t for t in threading.enumerate() if t.name.startswith("digest-prepare")]
-
-
-def test_json_lines_entries_are_parsed_when_read():
-    text = '{"title": "A", "url": "https://example.org/a"}\n\n  \n{nope\n[1]\n{"title": "B"}\n'
-    entries = JsonLinesEntries(text)
-    assert len(entries) == 4
-    first = entries[0]
-    assert (first.entry, first.title, first.url) == ("line 1", "A", "https://example.org/a")
-    assert str(entries[1]) == (
-        "line 4: invalid JSON — Expecting property name enclosed in double quotes (column 2)"
-    )
-    assert str(entries[-2]) == "line 5: expected a JSON object, got list"
-    assert [getattr(e, "title", None) for e in entries[2:]] == [None, "B"]
-    assert entries[1:3] == [entries[1], entries[2]]
-    assert list(entries) == [entries[i] for i in range(4)]
