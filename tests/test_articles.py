@@ -18,6 +18,7 @@ from digest.articles import (
     store_batch,
 )
 from digest.errors import InvalidInput, NotFound
+from digest.sanitize import clean_html
 from digest.sources import ArticleInput, ParsedSource, Rejection
 from digest.store import open_db
 
@@ -291,3 +292,17 @@ def test_a_failing_batch_keeps_the_batches_before_it(db):
     # Batches one and two are stored; batch three (with g25) is not stored at all.
     assert count(db) == 20
     assert not db.conn.in_transaction
+
+
+def test_an_entry_with_only_a_summary_stores_it_cleaned_as_summary_and_content(db):
+    # RSS items often have only a <description>: it is both the summary and the content, and
+    # is sanitised once for both.
+    summary = '<p onclick="x()">Rains <a href="/more">more</a><script>bad()</script></p>'
+    store(db, art(1, content_html=None, summary_html=summary), base_url="https://example.org/")
+    (a,) = list_articles(db)
+    assert a.summary == clean_html(summary)
+    assert a.summary == '<p>Rains <a href="/more" rel="noopener noreferrer">more</a></p>'
+    assert a.content_html == (
+        '<p>Rains <a href="https://news.example.org/more" rel="noopener noreferrer">more</a></p>'
+    )
+    assert a.text == "Rains more"
