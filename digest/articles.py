@@ -171,11 +171,9 @@ def _tag(name: str) -> tuple[str, str]:
 
 
 def _fingerprint(item: ArticleInput) -> str:
-    h = hashlib.sha256()
-    for part in (item.title, item.summary_html, item.content_html):
-        h.update((part or "").encode("utf-8", "surrogatepass"))
-        h.update(b"\0")
-    return h.hexdigest()
+    # Each part followed by a NUL byte, hashed in one go.
+    parts = (item.title or "", item.summary_html or "", item.content_html or "", "")
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # ---------------------------------------------------------------------------- sanitising
@@ -212,6 +210,9 @@ def _render(item: ArticleInput, *, max_text_bytes: int, base: str | None) -> _Re
     # Bound the work on huge entries: markup is rarely more than a few times the text.
     raw_cap = max_text_bytes * 4 + 4096
     content = clean_html(raw[:raw_cap] if len(raw) > raw_cap else raw) if raw else ""
+    # Without content the summary is what was just cleaned (RSS items with only a
+    # <description>): clean it once, not twice.
+    summary = content if item.summary_html and not item.content_html else None
     if base and ('href="' in content or 'src="' in content):
         content = _absolute_links(content, base)
     text = html_to_text(content) if content else ""
@@ -224,8 +225,7 @@ def _render(item: ArticleInput, *, max_text_bytes: int, base: str | None) -> _Re
             f"text truncated to {_size(max_text_bytes)} ([ingest] max_text_bytes); "
             f"the entry was {_size(original)}"
         )
-    summary = None
-    if item.summary_html:
+    if summary is None and item.summary_html:
         s = item.summary_html
         summary = clean_html(s[:raw_cap] if len(s) > raw_cap else s)
     title = item.title

@@ -9,9 +9,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.articles import canonical_url, list_articles, search_articles, store_batch
+from digest.articles import (
+    SourceReport,
+    canonical_url,
+    list_articles,
+    search_articles,
+    store_articles,
+    store_batch,
+)
 from digest.errors import InvalidInput, NotFound
-from digest.sources import ArticleInput
+from digest.sanitize import clean_html
+from digest.sources import ArticleInput, ParsedSource, Rejection
+from digest.store import open_db
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
 
@@ -193,3 +202,107 @@ def test_batched_inserts_and_updates_keep_the_search_index_exact(db, variable_li
     assert len(search_articles(db, "harvest", limit=100)) == 40
     # The FTS index holds exactly what the articles table holds.
     db.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+
+
+# --------------------------------------------------------------------------- several batches
+
+
+def rows_of(db):
+    return db.execute(
+        "SELECT a.id, a.key, a.title, a.url, a.summary, a.content_html, a.text, a.content_hash,"
+        " a.note, a.published_at, (SELECT group_concat(t.name) FROM (SELECT t.name FROM"
+        " article_tags x JOIN tags t ON t.id = x.tag_id WHERE x.article_id = a.id"
+        " ORDER BY t.key) t) FROM articles a ORDER BY a.id"
+    ).fetchall()
+
+
+def report_fields(r):
+    return (r.new, r.updated, r.unchanged, r.skipped, r.rejected, r.warnings, r.article_ids)
+
+
+def mixed_entries() -> list:
+    """Entries for several batches of 10: unchanged, changed and new articles, rejections,
+    an untitled and an undated entry, a link that is not http(s), and duplicates both
+    within a batch and across batches."""
+    out: list = []
+    for n in range(75):
+        if n < 30:  # stored before; every fifth one changed since
+            body = f"<p>Changed {n}.</p>" if n % 5 == 0 else f"<p>Body of story {n}.</p>"
+            out.append(art(n, guid=f"g{n}", content_html=body, tags=("Kenya",)))
+        elif n == 33:
+            out.append(Rejection("line 34", "invalid JSON — expecting value (column 1)"))
+        elif n == 41:
+            out.append(art(n, url=None, content_html=None))  # neither link nor text
+        elif n == 44:
+            out.append(art(n, guid="g42", tags=("Health",)))  # same guid as 42, same batch
+        elif n == 52:
+            out.append(art(n, guid="g31", tags=("Health",)))  # same guid as 31, batch before
+        elif n == 57:
+            out.append(art(n, title=None, guid=f"g{n}"))
+        elif n == 63:
+            out.append(art(n, guid=f"g{n}", published=None, raw_date="someday"))
+        elif n == 66:
+            out.append(art(n, guid=f"g{n}", url="javascript:alert(1)"))
+        elif n == 70:
+            out.append(art(n, guid=f"g{n}", url=None, content_html="<script>x()</script>"))
+        else:
+            out.append(art(n, guid=f"g{n}", summary_html=f"<p>Summary <b>{n}</b></p>"))
+    return out
+
+
+def test_store_articles_in_batches_reports_and_stores_like_batch_by_batch(tmp_path):
+    # store_articles is what ingest runs; its report must be the sum of its batches'.
+    entries = mixed_entries()
+    old = [art(n, guid=f"g{n}", tags=("Kenya",)) for n in range(30)]
+    one_by_one, together = open_db(tmp_path / "a.db"), open_db(tmp_path / "b.db")
+    for db in (one_by_one, together):
+        store_batch(db, old, source="before", now=NOW)
+
+    expected = SourceReport(source="s.jsonl", kind="jsonl")
+    for start in range(0, len(entries), 10):
+        expected.add(store(one_by_one, *entries[start : start + 10], source="s.jsonl"))
+    seen = []
+    parsed = ParsedSource(label="s.jsonl", kind="jsonl", items=entries)
+    report = store_articles(
+        together, parsed, now=NOW, batch_size=10, progress=lambda *a: seen.append(a)
+    )
+
+    assert report_fields(report) == report_fields(expected)
+    assert (report.new, report.updated, report.unchanged) == (40, 7, 25)
+    assert "entry 44: same article as entry 42; merged" in report.warnings
+    assert [str(r) for r in report.rejected] == [
+        "line 34: invalid JSON — expecting value (column 1)",
+        "entry 41: neither a link nor any text",
+        "entry 70: neither a link nor any text (nothing left after cleaning)",
+    ]
+    assert rows_of(together) == rows_of(one_by_one)
+    assert seen == [("s.jsonl", min(n, 75), 75) for n in range(10, 85, 10)]
+    together.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+
+
+def test_a_failing_batch_keeps_the_batches_before_it(db):
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON articles WHEN new.key = 'id:g25'"
+        " BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+    )
+    entries = [art(n, guid=f"g{n}") for n in range(50)]
+    parsed = ParsedSource(label="s.jsonl", kind="jsonl", items=entries)
+    with pytest.raises(sqlite3.IntegrityError, match="refused by test trigger"):
+        store_articles(db, parsed, now=NOW, batch_size=10)
+    # Batches one and two are stored; batch three (with g25) is not stored at all.
+    assert count(db) == 20
+    assert not db.conn.in_transaction
+
+
+def test_an_entry_with_only_a_summary_stores_it_cleaned_as_summary_and_content(db):
+    # RSS items often have only a <description>: it is both the summary and the content, and
+    # is sanitised once for both.
+    summary = '<p onclick="x()">Rains <a href="/more">more</a><script>bad()</script></p>'
+    store(db, art(1, content_html=None, summary_html=summary), base_url="https://example.org/")
+    (a,) = list_articles(db)
+    assert a.summary == clean_html(summary)
+    assert a.summary == '<p>Rains <a href="/more" rel="noopener noreferrer">more</a></p>'
+    assert a.content_html == (
+        '<p>Rains <a href="https://news.example.org/more" rel="noopener noreferrer">more</a></p>'
+    )
+    assert a.text == "Rains more"
