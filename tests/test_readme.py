@@ -21,13 +21,14 @@ GLOBAL_OPTIONS = {"--db", "--config"}  # options of `digest` itself that take a 
 def code_blocks(text: str) -> list[tuple[int, str]]:
     """(line number, line) of every line inside a fenced code block, continuation lines
     (ending in a backslash) joined onto their first line."""
-    lines, inside, pending, start, console = [], False, "", 0, False
+    lines, inside, pending, start, console, output = [], False, "", 0, False, False
     for number, line in enumerate(text.splitlines(), 1):
         if line.lstrip().startswith("```"):
             inside = not inside
             console = inside and line.strip() == "```console"
+            output = inside and line.strip() == "```text"
             continue
-        if not inside:
+        if not inside or output:  # ```text blocks are program output, not commands
             continue
         # In a console session only the prompted lines are commands; the rest is output.
         if console and not pending and not line.startswith("$ "):
