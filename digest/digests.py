@@ -334,18 +334,30 @@ def audience(
 ) -> dict[str, tuple[str, frozenset[str] | None, int]]:
     """Active, unsuppressed subscriptions grouped by their raw ``tags`` JSON:
     raw -> (tags_key, wanted, subscriber count)."""
-    groups = {}
-    for raw, count in db.execute(
-        """
-        SELECT s.tags, count(*) FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id
-        WHERE s.list_id = ? AND s.frequency = ? AND s.status = 'active'
-          AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email = p.email)
-        GROUP BY s.tags
+    where = "s.list_id = ? AND s.frequency = ? AND s.status = 'active'"
+    params = [mlist.id, frequency]
+    # Count every active subscription per tag set (index-only, idx_subscriptions_audience),
+    # then take away the suppressed ones, found from the (short) suppression list.
+    counts = dict(
+        db.execute(
+            f"SELECT s.tags, count(*) FROM subscriptions s WHERE {where} GROUP BY s.tags", params
+        )
+    )
+    for raw, suppressed in db.execute(
+        f"""
+        SELECT s.tags, count(*) FROM suppressions x
+        CROSS JOIN subscribers p ON p.email = x.email
+        CROSS JOIN subscriptions s ON s.subscriber_id = p.id
+        WHERE {where} GROUP BY s.tags
         """,
-        [mlist.id, frequency],
+        params,
     ):
-        key, wanted = variant_key(raw, mlist)
-        groups[raw] = (key, wanted, count)
+        counts[raw] -= suppressed
+    groups = {}
+    for raw, count in counts.items():
+        if count > 0:
+            key, wanted = variant_key(raw, mlist)
+            groups[raw] = (key, wanted, count)
     return groups
 
 
@@ -494,12 +506,15 @@ def _store(
         [(raw, variant_ids[key]) for raw, (key, _, _) in groups.items() if key in variant_ids],
     )
     stamp = to_iso(now)
+    # idx_subscriptions_list yields subscriptions in insertion order, so deliveries are appended
+    # to their (digest_id, subscriber_id) index mostly in order; the tag-ordered audience index
+    # would scatter those writes and double the cost at 100,000 subscribers.
     enqueued = db.execute(
         """
         INSERT OR IGNORE INTO deliveries
             (digest_id, variant_id, subscriber_id, email, status, created_at, updated_at)
         SELECT ?, m.variant_id, s.subscriber_id, p.email, 'queued', ?, ?
-        FROM subscriptions s
+        FROM subscriptions s INDEXED BY idx_subscriptions_list
         JOIN subscribers p ON p.id = s.subscriber_id
         JOIN temp.digest_variant_map m ON m.tags = s.tags
         WHERE s.list_id = ? AND s.frequency = ? AND s.status = 'active'
