@@ -34,7 +34,7 @@ from . import links, render, tokens
 from .config import Config
 from .errors import DigestError, InvalidInput
 from .lists import MailingList
-from .messages import Outgoing, encode_body, fold_header
+from .messages import Outgoing, fold_header, multipart_alternative, sender_domain
 from .send import send_message
 from .smtp import Transport
 from .subscribers import (
@@ -93,7 +93,7 @@ def confirmation_message(
     html = env.get_template("email/confirm.html").render(context)
 
     sender = email.utils.parseaddr(mlist.from_addr)[1]
-    domain = sender.rpartition("@")[2].lower() or "localhost"
+    domain = sender_domain(mlist.from_addr)
     # Unique per message (a new link each time); derived from the token, so nothing random.
     digest = hashlib.sha256(token.encode("ascii")).hexdigest()
     message_id = f"<confirm.{digest[:24]}@{domain}>"
@@ -105,18 +105,14 @@ def confirmation_message(
         ("Subject", confirmation_subject(mlist)),
         ("Date", email.utils.format_datetime(now)),
         ("Message-ID", message_id),
-        ("MIME-Version", "1.0"),
     ]
-    boundary = "=_digest_confirm_" + digest[24:56]
-    parts = [fold_header(k, v) for k, v in headers]
-    parts.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode())
-    for subtype, body in (("plain", text), ("html", html)):
-        parts.append(f"--{boundary}\r\n".encode())
-        parts.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode())
-        parts.append(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        parts.append(encode_body(body).encode("ascii"))
-    parts.append(f"--{boundary}--\r\n".encode())
-    return Outgoing(message_id=message_id, sender=sender, recipient=address, data=b"".join(parts))
+    data = multipart_alternative(
+        b"".join(fold_header(k, v) for k, v in headers),
+        text,
+        html,
+        boundary="=_digest_confirm_" + digest[24:56],
+    )
+    return Outgoing(message_id=message_id, sender=sender, recipient=address, data=data)
 
 
 def request_subscription(

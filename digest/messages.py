@@ -99,9 +99,17 @@ def build_template(
     lines.append(b"Message-ID: %%DIGEST_HDR_MESSAGE_ID%%\r\n")
     lines.append(b"List-Unsubscribe: %%DIGEST_HDR_LIST_UNSUBSCRIBE%%\r\n")
     lines.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
-    lines.append(b"MIME-Version: 1.0\r\n")
-    lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode())
-    parts = [b"".join(lines), b"\r\n"]
+    return multipart_alternative(b"".join(lines), text, html_body, boundary=boundary)
+
+
+def multipart_alternative(headers: bytes, text: str, html_body: str, *, boundary: str) -> bytes:
+    """A whole message: ``headers`` (folded lines), then MIME-Version and a multipart/alternative
+    body of the text part and the HTML part (UTF-8, quoted-printable, placeholders kept whole)."""
+    parts = [
+        headers,
+        b"MIME-Version: 1.0\r\n",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
+    ]
     for subtype, body in (("plain", text), ("html", html_body)):
         parts.append(f"--{boundary}\r\n".encode())
         parts.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode())
@@ -109,6 +117,11 @@ def build_template(
         parts.append(encode_body(body).encode("ascii"))
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts)
+
+
+def sender_domain(from_addr: str) -> str:
+    """The domain of a From address, for Message-IDs."""
+    return email.utils.parseaddr(from_addr)[1].rpartition("@")[2].lower() or "localhost"
 
 
 @dataclass(frozen=True)
@@ -160,8 +173,7 @@ class VariantInfo:
 
     @property
     def domain(self) -> str:
-        addr = email.utils.parseaddr(self.from_addr)[1]
-        return addr.rpartition("@")[2].lower() or "localhost"
+        return sender_domain(self.from_addr)
 
     def message_id(self, subscriber_id: int) -> str:
         # Deterministic per (digest, subscriber): a resend after a crash carries the same ID.
