@@ -231,8 +231,11 @@ def group_sections(
     *,
     mlist: MailingList,
     excerpt_words: int = 50,
+    views: dict[int, render.ArticleView] | None = None,
 ) -> list[render.Section]:
-    """Sections in ``order`` with each article once, under its first tag that is wanted."""
+    """Sections in ``order`` with each article once, under its first tag that is wanted.
+    ``views`` caches each article's sanitised view across the variants of one build."""
+    views = {} if views is None else views
     index = {key: i for i, (key, _) in enumerate(order)}
     buckets: list[list[render.ArticleView]] = [[] for _ in order]
     for article in articles:  # newest first
@@ -242,7 +245,10 @@ def group_sections(
             if key in index and (wanted is None or key in wanted)
         ]
         if positions:
-            buckets[min(positions)].append(_article_view(article, mlist, excerpt_words))
+            view = views.get(article.id)
+            if view is None:
+                view = views[article.id] = _article_view(article, mlist, excerpt_words)
+            buckets[min(positions)].append(view)
     return [
         render.Section(key=key, name=name, articles=tuple(views), total=len(views))
         for (key, name), views in zip(order, buckets, strict=True)
@@ -295,12 +301,18 @@ def render_variant(
     wanted: frozenset[str] | None,
     *,
     built_at: datetime,
+    views: dict[int, render.ArticleView] | None = None,
 ) -> RenderedVariant:
     """Render, inline and encode one variant (pure: stores nothing)."""
     tags_key = ",".join(sorted(wanted)) if wanted is not None else ""
     order = section_order(mlist, articles)
     sections = group_sections(
-        articles, order, wanted, mlist=mlist, excerpt_words=config.get("digest", "excerpt_words")
+        articles,
+        order,
+        wanted,
+        mlist=mlist,
+        excerpt_words=config.get("digest", "excerpt_words"),
+        views=views,
     )
     if not sections:
         return RenderedVariant(tags_key, None, None)
@@ -420,9 +432,12 @@ def build_digest(
         groups = audience(db, mlist, frequency)
         needed = {key: wanted for key, wanted, _ in groups.values() if key not in have}
         rendered: list[RenderedVariant] = []
+        views: dict[int, render.ArticleView] = {}  # each article sanitised once per build
         for i, wanted in enumerate(needed.values()):
             rendered.append(
-                render_variant(env, config, mlist, period, articles, wanted, built_at=built_at)
+                render_variant(
+                    env, config, mlist, period, articles, wanted, built_at=built_at, views=views
+                )
             )
             if progress:
                 progress(i + 1, len(needed))
