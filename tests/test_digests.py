@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
+import shutil
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from digest import digests
 from digest.config import load_config
 from digest.digests import build_digest, build_due, render_web_version
+from digest.errors import ConfigError
+from digest.lists import get_list
 from digest.messages import Assembler, Recipient
+from digest.store import open_db
 from digest.tokens import read_token
 
 NOW = datetime(2025, 1, 21, 4, 0, tzinfo=UTC)  # 07:00 in Nairobi, the send time
@@ -361,3 +368,87 @@ def test_templates_dir_overrides_one_template(db, newsroom, world, tmp_path):
     newsroom.subscribe(world, "ann@example.com")
     built = build_digest(db, cfg, world, "daily", ISSUE, now=NOW)
     assert built.variants[0].subject == "Custom: Kenya (1)"
+
+
+def _stored(db, digest_id):
+    variants = sorted(
+        db.execute(
+            "SELECT tags_key, subject, template, article_count, report FROM variants"
+            " WHERE digest_id = ?",
+            [digest_id],
+        ).fetchall()
+    )
+    queued = sorted(
+        db.execute(
+            "SELECT d.subscriber_id, d.email, d.status, v.tags_key FROM deliveries d"
+            " JOIN variants v ON v.id = d.variant_id WHERE d.digest_id = ?",
+            [digest_id],
+        ).fetchall()
+    )
+    return variants, queued
+
+
+def _newsroom_with_many_variants(newsroom, world):
+    world_tags = ["Haiti", "Kenya", "Chile", "Japan", "Peru"]
+    db = newsroom.db
+    db["lists"].update(world.id, {"tags": json.dumps(world_tags)})
+    for i, tag in enumerate(world_tags[:4]):  # nothing about Peru: its variant is empty
+        newsroom.add_article(f"{tag} story", DAY + timedelta(minutes=i), tags=[tag])
+    sets = [[t] for t in world_tags] + [["Haiti", "Chile"], ["Japan", "Peru"], []]
+    for i in range(40):
+        newsroom.subscribe(world, f"r{i}@example.com", tags=sets[i % len(sets)])
+    return get_list(db, world.slug)
+
+
+@pytest.mark.parametrize("overlap", ["transaction first", "rendering first"])
+def test_overlapping_rendering_and_enqueueing_stores_the_same_digest(
+    db, db_path, config, newsroom, world, tmp_path, monkeypatch, overlap
+):
+    """Variants render on a worker thread while the write transaction enqueues deliveries;
+    however the two interleave, the stored digest is the same as when they run one after
+    the other."""
+    mlist = _newsroom_with_many_variants(newsroom, world)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy = tmp_path / "copy.db"
+    shutil.copy(db_path, copy)
+
+    monkeypatch.setattr(digests, "ENQUEUE_SECONDS_PER_RECIPIENT", 0.0)  # one after the other
+    sequential = build_digest(db, config, mlist, "daily", ISSUE, now=NOW)
+    # Transaction first: it opens as soon as one variant is rendered.
+    seconds = 1e6 if overlap == "transaction first" else 1e-9
+    monkeypatch.setattr(digests, "ENQUEUE_SECONDS_PER_RECIPIENT", seconds)
+    other_db = open_db(copy)
+    overlapped = build_digest(
+        other_db, config, get_list(other_db, "world"), "daily", ISSUE, now=NOW
+    )
+
+    assert _stored(db, sequential.id) == _stored(other_db, overlapped.id)
+    assert overlapped.recipients == sequential.recipients == 40 - 40 // 8  # not the Peru-only
+    assert [v.recipients for v in overlapped.variants] == [
+        v.recipients for v in sequential.variants
+    ]
+    peru = next(v for v in overlapped.variants if v.tags_key == "peru")
+    assert peru.empty and peru.recipients == 0
+    other_db.close()
+
+
+def test_a_template_error_while_enqueueing_stores_nothing(
+    db, newsroom, world, tmp_path, monkeypatch
+):
+    """A variant that fails to render after the write transaction has started (and deliveries
+    are enqueued) rolls everything back: no digest, no variants, no deliveries."""
+    mlist = _newsroom_with_many_variants(newsroom, world)
+    override = tmp_path / "mytemplates" / "email"
+    override.mkdir(parents=True)
+    (override / "subject.txt").write_text(
+        "{% if 'Japan' in tags %}{{ nothing.there }}{% endif %}News\n", encoding="utf-8"
+    )
+    cfg_file = tmp_path / "digest.toml"
+    cfg_file.write_text('templates_dir = "mytemplates"\n', encoding="utf-8")
+    cfg = load_config(cfg_file, env={})
+    monkeypatch.setattr(digests, "ENQUEUE_SECONDS_PER_RECIPIENT", 1e6)
+    with pytest.raises(ConfigError, match="subject template"):
+        build_digest(db, cfg, mlist, "daily", ISSUE, now=NOW)
+    for table in ("digests", "digest_articles", "variants", "deliveries"):
+        assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+    assert [t.name for t in threading.enumerate() if t.name == "digest-render"] == []
