@@ -156,9 +156,15 @@ def parse_date(value: object) -> datetime | None:
     if not text:
         return None
     try:
-        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
+        # Python 3.11 reads ISO 8601 with "Z" itself; most JSON sources write this form.
+        return _utc(datetime.fromisoformat(text))
     except ValueError:
         pass
+    if "z" in text:
+        try:
+            return _utc(datetime.fromisoformat(text.replace("z", "+00:00")))
+        except ValueError:
+            pass
     try:
         return _utc(parsedate_to_datetime(text))
     except (TypeError, ValueError, IndexError):
@@ -178,7 +184,10 @@ def parse_date(value: object) -> datetime | None:
 
 
 def _utc(dt: datetime) -> datetime:
-    if dt.tzinfo is None:
+    tz = dt.tzinfo
+    if tz is UTC:
+        return dt
+    if tz is None:
         return dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
 
@@ -375,7 +384,9 @@ def parse_json_document(data: bytes, label: str) -> ParsedSource:
 def parse_json_lines(text: str, label: str, warnings: list[str] | None = None) -> ParsedSource:
     src = ParsedSource(label=label, kind="jsonl", warnings=warnings or [])
     append = src.items.append
-    for n, line in enumerate(text.splitlines(), 1):
+    # Split on LF only: str.splitlines() would also split inside a JSON string at U+2028, U+0085
+    # and other characters JSON allows unescaped (a trailing CR is JSON whitespace).
+    for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -409,23 +420,22 @@ def _json_article(entry: str, obj: object) -> ArticleInput | Rejection:
         return Rejection(entry, "'content' must be a string")
     if summary is not None and not isinstance(summary, str):
         return Rejection(entry, "'summary' must be a string")
-    raw_date = get("published", get("date"))
+    raw_date = obj["published"] if "published" in obj else get("date")
     published = parse_date(raw_date)
+    title = get("title")
+    url = obj["url"] if "url" in obj else get("link")
+    guid = obj["id"] if "id" in obj else get("guid")
     return ArticleInput(
-        entry=entry,
-        title=clean_title(_str(get("title"))),
-        url=_str(get("url", get("link"))),
-        guid=_str(get("id", get("guid"))),
-        author=_author(get("author")),
-        published=published,
-        raw_date=str(raw_date) if published is None and raw_date not in (None, "") else None,
-        summary_html=(summary if looks_like_html(summary) else text_to_html(summary))
-        if summary
-        else None,
-        content_html=(content if looks_like_html(content) else text_to_html(content))
-        if content
-        else None,
-        tags=_tags(get("tags")),
+        entry,
+        clean_title(title if isinstance(title, str) else _str(title)),
+        url.strip() or None if isinstance(url, str) else _str(url),
+        guid.strip() or None if isinstance(guid, str) else _str(guid),
+        _author(get("author")),
+        published,
+        str(raw_date) if published is None and raw_date not in (None, "") else None,
+        (summary if looks_like_html(summary) else text_to_html(summary)) if summary else None,
+        (content if looks_like_html(content) else text_to_html(content)) if content else None,
+        _tags(get("tags")),
     )
 
 
