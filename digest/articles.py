@@ -14,6 +14,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -258,6 +259,16 @@ class _Pending:
     existing: tuple | None = None  # (id, key, canonical_url, content_hash) of the stored row
     by_key: bool = False
     article_id: int | None = None
+    rendered: _Rendered | None = None  # sanitised ahead of need (see store_articles)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One batch checked and keyed, before the database is asked anything."""
+
+    result: SourceReport
+    pending: list[_Pending]
+    keys: list[str]
 
 
 def store_batch(
@@ -277,6 +288,20 @@ def store_batch(
     content changed is updated; an article matched only by canonical URL (the same story from
     another source) keeps its stored content. Tags are always unioned. Entries published before
     ``since`` are skipped."""
+    prepared = _prepare(items, tags=tags, since=since, base_url=base_url)
+    return _write(
+        db, prepared, source=source, now=now, max_text_bytes=max_text_bytes, base_url=base_url
+    )
+
+
+def _prepare(
+    items: Sequence[ArticleInput | Rejection],
+    *,
+    tags: Iterable[str],
+    since: datetime | None,
+    base_url: str | None,
+) -> _Prepared:
+    """Reject, skip, key and merge the entries of one batch; no database access."""
     result = SourceReport()
     extra_tags = dict(_tag(t) for t in tags if _tag(t)[0])
     pending: list[_Pending] = []
@@ -316,6 +341,30 @@ def store_batch(
         by_key[key] = p
         if canon:
             by_canon[canon] = p
+    return _Prepared(result, pending, list(by_key))
+
+
+def _render_all(prepared: _Prepared, *, max_text_bytes: int, base_url: str | None) -> _Prepared:
+    """Sanitise every pending article of a batch ahead of need (see ``store_articles``)."""
+    for p in prepared.pending:
+        p.rendered = _render(p.item, max_text_bytes=max_text_bytes, base=p.url or base_url)
+    return prepared
+
+
+def _write(
+    db: Database,
+    prepared: _Prepared,
+    *,
+    source: str,
+    now: datetime,
+    max_text_bytes: int,
+    base_url: str | None,
+    decided: Callable[[int, int], None] | None = None,
+) -> SourceReport:
+    """Look up, sanitise what is new or changed, and write one prepared batch in one write
+    transaction. ``decided(to_store, pending)`` is called once the lookups show how many of
+    the batch's articles are new or changed, before anything is written."""
+    result, pending, keys = prepared.result, prepared.pending, prepared.keys
     if not pending:
         return result
 
@@ -323,7 +372,6 @@ def store_batch(
     with write_transaction(db):
         conn = db.conn
         found: dict[str, tuple] = {}
-        keys = list(by_key)
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
             sql = (
@@ -344,8 +392,7 @@ def store_batch(
                 canon_found[row[2]] = row  # the oldest row wins (ordered by id desc)
 
         next_id = (conn.execute("SELECT max(id) FROM articles").fetchone()[0] or 0) + 1
-        inserts: list[tuple] = []
-        updates: list[tuple] = []
+        to_store: list[_Pending] = []
         for p in pending:
             row = found.get(p.key)
             p.by_key = row is not None
@@ -357,8 +404,14 @@ def store_batch(
                 if not p.by_key or row[3] == p.fingerprint:
                     result.unchanged += 1
                     continue
-            item = p.item
-            r = _render(item, max_text_bytes=max_text_bytes, base=p.url or base_url)
+            to_store.append(p)
+        if decided is not None:
+            decided(len(to_store), len(pending))
+        inserts: list[tuple] = []
+        updates: list[tuple] = []
+        for p in to_store:
+            item, row = p.item, p.existing
+            r = p.rendered or _render(item, max_text_bytes=max_text_bytes, base=p.url or base_url)
             if not r.text and not p.url:
                 result.rejected.append(
                     Rejection(
@@ -437,21 +490,52 @@ def store_articles(
     progress: Progress | None = None,
     batch_size: int = 1000,
 ) -> SourceReport:
-    """Store every entry of a parsed source, one write transaction per batch."""
+    """Store every entry of a parsed source, one write transaction per batch.
+
+    With more than one batch, a worker thread prepares batch n+1 while batch n is written:
+    SQLite releases the GIL inside each statement, so the worker's Python runs while the main
+    thread waits for SQLite. When most of batch n turned out new or changed, the worker also
+    sanitises batch n+1 ahead of need; a source whose entries are mostly stored already is
+    sanitised only where the lookups ask for it."""
     report = SourceReport(source=parsed.label, kind=parsed.kind, warnings=list(parsed.warnings))
     tags = tuple(tags)
     items = parsed.items
     total = len(items)
-    for start in range(0, total, batch_size):
-        batch = items[start : start + batch_size]
-        report.add(
-            store_batch(
-                db, batch, source=parsed.label, now=now, max_text_bytes=max_text_bytes,
-                tags=tags, since=since, base_url=parsed.base_url,
-            )
-        )  # fmt: skip
+    options = dict(source=parsed.label, now=now, max_text_bytes=max_text_bytes)
+    base_url = parsed.base_url
+
+    def prepare(start: int, ahead: bool) -> _Prepared:
+        prepared = _prepare(
+            items[start : start + batch_size], tags=tags, since=since, base_url=base_url
+        )
+        if ahead:
+            _render_all(prepared, max_text_bytes=max_text_bytes, base_url=base_url)
+        return prepared
+
+    if total == 0:
+        return report
+    if total <= batch_size:
+        report.add(_write(db, prepare(0, False), base_url=base_url, **options))
         if progress is not None:
-            progress(parsed.label, min(start + batch_size, total), total)
+            progress(parsed.label, total, total)
+        return report
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-prepare") as worker:
+        following = worker.submit(prepare, 0, False)
+        for start in range(0, total, batch_size):
+            current, following = following.result(), None
+            after = start + batch_size
+
+            def decided(to_store: int, pending: int, after: int = after) -> None:
+                nonlocal following
+                if after < total:
+                    following = worker.submit(prepare, after, 2 * to_store >= pending)
+
+            report.add(_write(db, current, base_url=base_url, decided=decided, **options))
+            if following is None and after < total:  # nothing was pending in this batch
+                following = worker.submit(prepare, after, False)
+            if progress is not None:
+                progress(parsed.label, min(after, total), total)
     return report
 
 
