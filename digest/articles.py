@@ -362,8 +362,8 @@ def _write(
     decided: Callable[[int, int], None] | None = None,
 ) -> SourceReport:
     """Look up, sanitise what is new or changed, and write one prepared batch in one write
-    transaction. ``decided(to_store, pending)`` is called once the lookups show how many of
-    the batch's articles are new or changed, before anything is written."""
+    transaction. ``decided(to_store, pending)`` says how many of the batch's articles are new or
+    changed; it is called once they are sanitised, before anything is written."""
     result, pending, keys = prepared.result, prepared.pending, prepared.keys
     if not pending:
         return result
@@ -405,8 +405,6 @@ def _write(
                     result.unchanged += 1
                     continue
             to_store.append(p)
-        if decided is not None:
-            decided(len(to_store), len(pending))
         inserts: list[tuple] = []
         updates: list[tuple] = []
         for p in to_store:
@@ -448,6 +446,8 @@ def _write(
                     )
                 )  # fmt: skip
                 result.updated += 1
+        if decided is not None:
+            decided(len(to_store), len(pending))
         # One statement for many rows: the FTS triggers then index the whole batch at once.
         # Run row by row, FTS5 writes its pending index to disk after every statement, which
         # made indexing ~60% of the time of storing an article.
