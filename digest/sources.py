@@ -11,6 +11,7 @@ import html
 import json
 import re
 from calendar import timegm
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -61,7 +62,8 @@ class Rejection:
 class ParsedSource:
     label: str  # the source as the user named it (path or URL)
     kind: str  # rss | atom | feed | jsonfeed | json | jsonl | markdown | html | directory
-    items: list[ArticleInput | Rejection] = field(default_factory=list)
+    # A list, or JsonLines (parsed as read) for a JSON Lines file.
+    items: Sequence[ArticleInput | Rejection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     base_url: str | None = None  # for resolving relative links in content
 
@@ -382,20 +384,35 @@ def parse_json_document(data: bytes, label: str) -> ParsedSource:
 
 
 def parse_json_lines(text: str, label: str, warnings: list[str] | None = None) -> ParsedSource:
-    src = ParsedSource(label=label, kind="jsonl", warnings=warnings or [])
-    append = src.items.append
     # Split on LF only: str.splitlines() would also split inside a JSON string at U+2028, U+0085
     # and other characters JSON allows unescaped (a trailing CR is JSON whitespace).
-    for n, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = _loads(line)
-        except json.JSONDecodeError as e:
-            append(Rejection(f"line {n}", f"invalid JSON — {e.msg} (column {e.colno})"))
-            continue
-        append(_json_article(f"line {n}", obj))
-    return src
+    lines = [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+    return ParsedSource(label=label, kind="jsonl", items=JsonLines(lines), warnings=warnings or [])
+
+
+class JsonLines(Sequence):
+    """The entries of a JSON Lines file, each line parsed when it is read (``ArticleInput`` or
+    ``Rejection``). The store reads a large file batch by batch, each batch once, on a worker
+    thread while the batch before is written; a line read twice is parsed twice."""
+
+    def __init__(self, lines: list[tuple[int, str]]):
+        self._lines = lines  # (line number, text), blank lines left out
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [_json_line(n, line) for n, line in self._lines[index]]
+        return _json_line(*self._lines[index])
+
+
+def _json_line(n: int, line: str) -> ArticleInput | Rejection:
+    try:
+        obj = _loads(line)
+    except json.JSONDecodeError as e:
+        return Rejection(f"line {n}", f"invalid JSON — {e.msg} (column {e.colno})")
+    return _json_article(f"line {n}", obj)
 
 
 def _loads(line: str) -> object:
