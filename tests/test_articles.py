@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from datetime import UTC, datetime
 
 import pytest
 
 from digest.articles import (
     SourceReport,
+    background_checkpoints,
     canonical_url,
     list_articles,
     search_articles,
@@ -292,6 +294,57 @@ def test_a_failing_batch_keeps_the_batches_before_it(db):
     # Batches one and two are stored; batch three (with g25) is not stored at all.
     assert count(db) == 20
     assert not db.conn.in_transaction
+
+
+def checkpoint_threads():
+    return [t for t in threading.enumerate() if t.name == "digest-checkpoint"]
+
+
+def test_background_checkpoints_copy_every_batch_into_the_database_file(tmp_path):
+    path = tmp_path / "a.db"
+    db = open_db(path)
+    parsed = ParsedSource(
+        label="s.jsonl", kind="jsonl", items=[art(n, guid=f"g{n}") for n in range(35)]
+    )
+    with background_checkpoints(db) as checkpoint:
+        assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        report = store_articles(db, parsed, now=NOW, batch_size=10, after_batch=checkpoint)
+    assert report.new == 35
+    assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert checkpoint_threads() == []
+    # With the connection's own checkpoints off, only the thread can have copied the batches
+    # from the WAL into the database file; it has copied all of them.
+    pages, page_size = (
+        db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size")
+    )
+    assert path.stat().st_size == pages * page_size
+    other = open_db(path)
+    assert count(other) == 35
+    assert other.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    other.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+
+
+def test_background_checkpoints_end_and_restore_the_setting_when_a_batch_fails(db):
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON articles WHEN new.key = 'id:g25'"
+        " BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+    )
+    parsed = ParsedSource(
+        label="s.jsonl", kind="jsonl", items=[art(n, guid=f"g{n}") for n in range(50)]
+    )
+    with pytest.raises(sqlite3.IntegrityError), background_checkpoints(db) as checkpoint:
+        store_articles(db, parsed, now=NOW, batch_size=10, after_batch=checkpoint)
+    assert count(db) == 20
+    assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert checkpoint_threads() == []
+
+
+def test_background_checkpoints_do_nothing_for_a_database_in_memory():
+    db = open_db(":memory:")
+    with background_checkpoints(db) as checkpoint:
+        checkpoint()
+        assert checkpoint_threads() == []
+    assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
 
 
 def test_an_entry_with_only_a_summary_stores_it_cleaned_as_summary_and_content(db):
