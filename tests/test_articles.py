@@ -12,6 +12,8 @@ import pytest
 
 from digest.articles import (
     SourceReport,
+    _state_hash,
+    _stored_state,
     background_checkpoints,
     canonical_url,
     list_articles,
@@ -280,6 +282,25 @@ def test_store_articles_in_batches_reports_and_stores_like_batch_by_batch(tmp_pa
     assert rows_of(together) == rows_of(one_by_one)
     assert seen == [("s.jsonl", min(n, 75), 75) for n in range(10, 85, 10)]
     together.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+
+
+def test_the_state_an_ingest_remembers_is_the_state_it_stored(tmp_path):
+    # remember_source records what store_articles says it left; it must be exactly what a
+    # re-ingest will read back, or unchanged sources would never be recognised.
+    db = open_db(tmp_path / "a.db")
+    store_batch(db, [art(n, guid=f"g{n}", tags=("Kenya",)) for n in range(30)], source="a", now=NOW)
+    store_batch(db, [art(90, guid="g90")], source="b", now=NOW)  # no tags
+    entries = [
+        *mixed_entries(),
+        art(80, guid="other", url="https://news.example.org/5", tags=("Climate",)),  # by URL
+        art(90, guid="g90", content_html="<p>Changed 90.</p>"),
+        art(91, guid="g91", tags=()),
+    ]
+    parsed = ParsedSource(label="s.jsonl", kind="jsonl", items=entries)
+    report = store_articles(db, parsed, now=NOW, batch_size=10)
+    ids = sorted(set(report.article_ids))
+    assert sorted(report.states) == ids
+    assert _state_hash((i, *report.states[i]) for i in ids) == _stored_state(db.conn, ids)
 
 
 def test_a_failing_batch_keeps_the_batches_before_it(db):
