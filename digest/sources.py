@@ -439,20 +439,21 @@ def _json_article(entry: str, obj: object) -> ArticleInput | Rejection:
         return Rejection(entry, "'summary' must be a string")
     raw_date = obj["published"] if "published" in obj else get("date")
     published = parse_date(raw_date)
-    title = get("title")
-    url = obj["url"] if "url" in obj else get("link")
-    guid = obj["id"] if "id" in obj else get("guid")
     return ArticleInput(
-        entry,
-        clean_title(title if isinstance(title, str) else _str(title)),
-        url.strip() or None if isinstance(url, str) else _str(url),
-        guid.strip() or None if isinstance(guid, str) else _str(guid),
-        _author(get("author")),
-        published,
-        str(raw_date) if published is None and raw_date not in (None, "") else None,
-        (summary if looks_like_html(summary) else text_to_html(summary)) if summary else None,
-        (content if looks_like_html(content) else text_to_html(content)) if content else None,
-        _tags(get("tags")),
+        entry=entry,
+        title=clean_title(_str(get("title"))),
+        url=_str(obj["url"] if "url" in obj else get("link")),
+        guid=_str(obj["id"] if "id" in obj else get("guid")),
+        author=_author(get("author")),
+        published=published,
+        raw_date=str(raw_date) if published is None and raw_date not in (None, "") else None,
+        summary_html=(summary if looks_like_html(summary) else text_to_html(summary))
+        if summary
+        else None,
+        content_html=(content if looks_like_html(content) else text_to_html(content))
+        if content
+        else None,
+        tags=_tags(get("tags")),
     )
 
 
