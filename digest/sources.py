@@ -390,7 +390,7 @@ def parse_json_lines(text: str, label: str, warnings: list[str] | None = None) -
     return ParsedSource(label=label, kind="jsonl", items=JsonLines(lines), warnings=warnings or [])
 
 
-class JsonLines(Sequence):
+class JsonLines(Sequence[ArticleInput | Rejection]):
     """The entries of a JSON Lines file, each line parsed when it is read (``ArticleInput`` or
     ``Rejection``). The store reads a large file batch by batch, each batch once, on a worker
     thread while the batch before is written; a line read twice is parsed twice."""
