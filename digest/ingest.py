@@ -12,8 +12,10 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from .articles import (
+    BATCH_SIZE,
     Progress,
     SourceReport,
+    background_checkpoints,
     remember_source,
     source_fingerprint,
     store_articles,
@@ -97,6 +99,10 @@ def ingest_source(
     report = unchanged_source(db, source, fingerprint)
     if report is None:
         parsed = parse_bytes(data, source, content_type=content_type)
-        report = store_articles(db, parsed, progress=progress, **options)
-        remember_source(db, source, fingerprint, report, now=now)
+        # A source of several batches is checkpointed beside its writes; see the function.
+        with background_checkpoints(db, enabled=len(parsed.items) > BATCH_SIZE) as checkpoint:
+            report = store_articles(
+                db, parsed, progress=progress, after_batch=checkpoint, **options
+            )
+            remember_source(db, source, fingerprint, report, now=now)
     return report

@@ -11,6 +11,7 @@ import html
 import json
 import re
 from calendar import timegm
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -61,7 +62,8 @@ class Rejection:
 class ParsedSource:
     label: str  # the source as the user named it (path or URL)
     kind: str  # rss | atom | feed | jsonfeed | json | jsonl | markdown | html | directory
-    items: list[ArticleInput | Rejection] = field(default_factory=list)
+    # A list, or JsonLines (parsed as read) for a JSON Lines file.
+    items: Sequence[ArticleInput | Rejection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     base_url: str | None = None  # for resolving relative links in content
 
@@ -156,9 +158,15 @@ def parse_date(value: object) -> datetime | None:
     if not text:
         return None
     try:
-        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
+        # Python 3.11 reads ISO 8601 with "Z" itself; most JSON sources write this form.
+        return _utc(datetime.fromisoformat(text))
     except ValueError:
         pass
+    if "z" in text:
+        try:
+            return _utc(datetime.fromisoformat(text.replace("z", "+00:00")))
+        except ValueError:
+            pass
     try:
         return _utc(parsedate_to_datetime(text))
     except (TypeError, ValueError, IndexError):
@@ -178,7 +186,10 @@ def parse_date(value: object) -> datetime | None:
 
 
 def _utc(dt: datetime) -> datetime:
-    if dt.tzinfo is None:
+    tz = dt.tzinfo
+    if tz is UTC:
+        return dt
+    if tz is None:
         return dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
 
@@ -373,18 +384,35 @@ def parse_json_document(data: bytes, label: str) -> ParsedSource:
 
 
 def parse_json_lines(text: str, label: str, warnings: list[str] | None = None) -> ParsedSource:
-    src = ParsedSource(label=label, kind="jsonl", warnings=warnings or [])
-    append = src.items.append
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = _loads(line)
-        except json.JSONDecodeError as e:
-            append(Rejection(f"line {n}", f"invalid JSON — {e.msg} (column {e.colno})"))
-            continue
-        append(_json_article(f"line {n}", obj))
-    return src
+    # Split on LF only: str.splitlines() would also split inside a JSON string at U+2028, U+0085
+    # and other characters JSON allows unescaped (a trailing CR is JSON whitespace).
+    lines = [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+    return ParsedSource(label=label, kind="jsonl", items=JsonLines(lines), warnings=warnings or [])
+
+
+class JsonLines(Sequence[ArticleInput | Rejection]):
+    """The entries of a JSON Lines file, each line parsed when it is read (``ArticleInput`` or
+    ``Rejection``). The store reads a large file batch by batch, each batch once, on a worker
+    thread while the batch before is written; a line read twice is parsed twice."""
+
+    def __init__(self, lines: list[tuple[int, str]]):
+        self._lines = lines  # (line number, text), blank lines left out
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [_json_line(n, line) for n, line in self._lines[index]]
+        return _json_line(*self._lines[index])
+
+
+def _json_line(n: int, line: str) -> ArticleInput | Rejection:
+    try:
+        obj = _loads(line)
+    except json.JSONDecodeError as e:
+        return Rejection(f"line {n}", f"invalid JSON — {e.msg} (column {e.colno})")
+    return _json_article(f"line {n}", obj)
 
 
 def _loads(line: str) -> object:
@@ -409,13 +437,13 @@ def _json_article(entry: str, obj: object) -> ArticleInput | Rejection:
         return Rejection(entry, "'content' must be a string")
     if summary is not None and not isinstance(summary, str):
         return Rejection(entry, "'summary' must be a string")
-    raw_date = get("published", get("date"))
+    raw_date = obj["published"] if "published" in obj else get("date")
     published = parse_date(raw_date)
     return ArticleInput(
         entry=entry,
         title=clean_title(_str(get("title"))),
-        url=_str(get("url", get("link"))),
-        guid=_str(get("id", get("guid"))),
+        url=_str(obj["url"] if "url" in obj else get("link")),
+        guid=_str(obj["id"] if "id" in obj else get("guid")),
         author=_author(get("author")),
         published=published,
         raw_date=str(raw_date) if published is None and raw_date not in (None, "") else None,

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from datetime import UTC, datetime
 
 import pytest
 
 from digest.articles import (
     SourceReport,
+    _state_hash,
+    _stored_state,
+    background_checkpoints,
     canonical_url,
     list_articles,
     search_articles,
@@ -280,6 +284,25 @@ def test_store_articles_in_batches_reports_and_stores_like_batch_by_batch(tmp_pa
     together.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
 
 
+def test_the_state_an_ingest_remembers_is_the_state_it_stored(tmp_path):
+    # remember_source records what store_articles says it left; it must be exactly what a
+    # re-ingest will read back, or unchanged sources would never be recognised.
+    db = open_db(tmp_path / "a.db")
+    store_batch(db, [art(n, guid=f"g{n}", tags=("Kenya",)) for n in range(30)], source="a", now=NOW)
+    store_batch(db, [art(90, guid="g90")], source="b", now=NOW)  # no tags
+    entries = [
+        *mixed_entries(),
+        art(80, guid="other", url="https://news.example.org/5", tags=("Climate",)),  # by URL
+        art(90, guid="g90", content_html="<p>Changed 90.</p>"),
+        art(91, guid="g91", tags=()),
+    ]
+    parsed = ParsedSource(label="s.jsonl", kind="jsonl", items=entries)
+    report = store_articles(db, parsed, now=NOW, batch_size=10)
+    ids = sorted(set(report.article_ids))
+    assert sorted(report.states) == ids
+    assert _state_hash((i, *report.states[i]) for i in ids) == _stored_state(db.conn, ids)
+
+
 def test_a_failing_batch_keeps_the_batches_before_it(db):
     db.execute(
         "CREATE TRIGGER refuse BEFORE INSERT ON articles WHEN new.key = 'id:g25'"
@@ -292,6 +315,57 @@ def test_a_failing_batch_keeps_the_batches_before_it(db):
     # Batches one and two are stored; batch three (with g25) is not stored at all.
     assert count(db) == 20
     assert not db.conn.in_transaction
+
+
+def checkpoint_threads():
+    return [t for t in threading.enumerate() if t.name == "digest-checkpoint"]
+
+
+def test_background_checkpoints_copy_every_batch_into_the_database_file(tmp_path):
+    path = tmp_path / "a.db"
+    db = open_db(path)
+    parsed = ParsedSource(
+        label="s.jsonl", kind="jsonl", items=[art(n, guid=f"g{n}") for n in range(35)]
+    )
+    with background_checkpoints(db) as checkpoint:
+        assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        report = store_articles(db, parsed, now=NOW, batch_size=10, after_batch=checkpoint)
+    assert report.new == 35
+    assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert checkpoint_threads() == []
+    # With the connection's own checkpoints off, only the thread can have copied the batches
+    # from the WAL into the database file; it has copied all of them.
+    pages, page_size = (
+        db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size")
+    )
+    assert path.stat().st_size == pages * page_size
+    other = open_db(path)
+    assert count(other) == 35
+    assert other.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    other.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+
+
+def test_background_checkpoints_end_and_restore_the_setting_when_a_batch_fails(db):
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON articles WHEN new.key = 'id:g25'"
+        " BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+    )
+    parsed = ParsedSource(
+        label="s.jsonl", kind="jsonl", items=[art(n, guid=f"g{n}") for n in range(50)]
+    )
+    with pytest.raises(sqlite3.IntegrityError), background_checkpoints(db) as checkpoint:
+        store_articles(db, parsed, now=NOW, batch_size=10, after_batch=checkpoint)
+    assert count(db) == 20
+    assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert checkpoint_threads() == []
+
+
+def test_background_checkpoints_do_nothing_for_a_database_in_memory():
+    db = open_db(":memory:")
+    with background_checkpoints(db) as checkpoint:
+        checkpoint()
+        assert checkpoint_threads() == []
+    assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
 
 
 def test_an_entry_with_only_a_summary_stores_it_cleaned_as_summary_and_content(db):

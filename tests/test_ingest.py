@@ -369,6 +369,20 @@ def test_cr_lf_in_title_is_removed(db, tmp_path):
     assert list(rows(db)) == ["Line one Bcc: victim@example.com"]
 
 
+def test_json_lines_split_only_at_line_feeds(db, tmp_path):
+    # JSON allows U+2028, U+0085 and friends unescaped inside strings; str.splitlines() would
+    # cut the object in two there. CRLF line ends are fine.
+    first = json.dumps(
+        {"title": "Para\u2028graph\u0085end", "url": "https://j.example/1", "content": "a\u2029b"},
+        ensure_ascii=False,
+    )
+    second = json.dumps({"title": "Second", "url": "https://j.example/2", "content": "c"})
+    (tmp_path / "a.jsonl").write_bytes(f"{first}\r\n\r\n{second}\r\n".encode())
+    (report,) = ingest(db, tmp_path / "a.jsonl")
+    assert (report.new, report.rejected) == (2, [])
+    assert sorted(rows(db)) == ["Para graph end", "Second"]
+
+
 def test_two_megabyte_entry_is_truncated_with_a_note(db, tmp_path):
     big = "<p>" + ("lorem ipsum dolor sit amet " * 80_000) + "</p>"  # ~2.2 MB
     (tmp_path / "big.jsonl").write_text(
