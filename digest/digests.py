@@ -534,7 +534,7 @@ def build_digest(
                     wanted,
                     built_at=built_at,
                     views=views,
-                )  # fmt: skip
+                )
                 for wanted in needed.values()
             ],
             progress,
