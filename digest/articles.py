@@ -380,25 +380,13 @@ def _write(
     now_iso = to_iso(now)
     with write_transaction(db):
         conn = db.conn
-        found: dict[str, tuple] = {}
-        for i in range(0, len(keys), _CHUNK):
-            chunk = keys[i : i + _CHUNK]
-            sql = (
-                "SELECT id, key, canonical_url, content_hash FROM articles WHERE key IN "
-                f"({','.join('?' * len(chunk))})"
-            )
-            for row in conn.execute(sql, chunk):
-                found[row[1]] = row
-        canon_found: dict[str, tuple] = {}
+        columns = "SELECT id, key, canonical_url, content_hash FROM articles"
+        found = {row[1]: row for row in _select_in(conn, f"{columns} WHERE key IN ({{}})", keys)}
         canons = [p.canon for p in pending if p.canon and p.key not in found]
-        for i in range(0, len(canons), _CHUNK):
-            chunk = canons[i : i + _CHUNK]
-            sql = (
-                "SELECT id, key, canonical_url, content_hash FROM articles WHERE canonical_url "
-                f"IN ({','.join('?' * len(chunk))}) ORDER BY id DESC"
-            )
-            for row in conn.execute(sql, chunk):
-                canon_found[row[2]] = row  # the oldest row wins (ordered by id desc)
+        canon_found: dict[str, tuple] = {}
+        sql = f"{columns} WHERE canonical_url IN ({{}}) ORDER BY id DESC"
+        for row in _select_in(conn, sql, canons):
+            canon_found[row[2]] = row  # the oldest row wins (ordered by id desc)
 
         next_id = (conn.execute("SELECT max(id) FROM articles").fetchone()[0] or 0) + 1
         to_store: list[_Pending] = []
@@ -621,12 +609,10 @@ def _union_tags(
     old_ids = [p.article_id for p in stored if p.existing is not None]
     if not wanted and not old_ids:
         return {}
-    tag_ids: dict[str, int] = {}
     keys = list(wanted)
-    for i in range(0, len(keys), _CHUNK):
-        chunk = keys[i : i + _CHUNK]
-        sql = f"SELECT key, id FROM tags WHERE key IN ({','.join('?' * len(chunk))})"
-        tag_ids.update(conn.execute(sql, chunk).fetchall())
+    tag_ids: dict[str, int] = dict(
+        _select_in(conn, "SELECT key, id FROM tags WHERE key IN ({})", keys)
+    )
     missing = [k for k in keys if k not in tag_ids]
     if missing:
         next_id = (conn.execute("SELECT max(id) FROM tags").fetchone()[0] or 0) + 1
@@ -637,15 +623,9 @@ def _union_tags(
             next_id += 1
         _insert_rows(conn, "tags (id, key, name)", rows)
 
-    have: set[tuple[int, int]] = set()
     # Only articles that were already stored can have tags; new ones start with none.
-    for i in range(0, len(old_ids), _CHUNK):
-        chunk = old_ids[i : i + _CHUNK]
-        sql = (
-            "SELECT article_id, tag_id FROM article_tags WHERE article_id IN "
-            f"({','.join('?' * len(chunk))})"
-        )
-        have.update(conn.execute(sql, chunk).fetchall())
+    sql = "SELECT article_id, tag_id FROM article_tags WHERE article_id IN ({})"
+    have: set[tuple[int, int]] = set(_select_in(conn, sql, old_ids))
     pairs = []
     for p in stored:
         for k in p.tags:
@@ -658,6 +638,13 @@ def _union_tags(
     for article_id, tag_id in have:
         tags_of.setdefault(article_id, []).append(tag_id)
     return tags_of
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, values: list) -> Iterator[tuple]:
+    """Rows of ``sql`` (its ``{}`` is the ``IN`` list) for ``values``, queried ``_CHUNK`` at a time."""
+    for i in range(0, len(values), _CHUNK):
+        chunk = values[i : i + _CHUNK]
+        yield from conn.execute(sql.format(",".join("?" * len(chunk))), chunk)
 
 
 def _row_chunks(conn: sqlite3.Connection, rows: list[tuple]) -> Iterator[list[tuple]]:

@@ -510,15 +510,15 @@ def build_digest(
             built_at = from_iso(existing["built_at"])
             articles = load_articles(db, digest_article_ids(db, existing["id"]))
             have = {
-                row["tags_key"]: row["id"]
-                for row in db.query(
-                    "SELECT id, tags_key FROM variants WHERE digest_id = ?", [existing["id"]]
+                row[0]
+                for row in db.execute(
+                    "SELECT tags_key FROM variants WHERE digest_id = ?", [existing["id"]]
                 )
             }
         else:
             built_at = now
             articles = load_articles(db, select_articles(db, mlist, period, now=now))
-            have = {}
+            have = set()
         groups = audience(db, mlist, frequency)
         needed = {key: wanted for key, wanted, _ in groups.values() if key not in have}
         views: dict[int, render.ArticleView] = {}  # each article sanitised once per build
