@@ -25,11 +25,12 @@ from email.policy import SMTP
 from pathlib import Path
 
 from digest import links, tokens
+from digest.articles.tags import tag_key
+from digest.audience.lists import get_list
 from digest.config import load_config
-from digest.digests import build_digest
-from digest.lists import get_list
-from digest.messages import Assembler, Recipient
-from digest.store import open_db, tag_key
+from digest.delivery.personalise import Assembler, Recipient
+from digest.delivery.publish import build_digest
+from digest.store import open_db
 from digest.timeutil import to_iso
 
 TAGS = ["Haiti", "Kenya", "Chile", "Japan", "Greece", "Peru", "Nepal", "Ghana"]
@@ -48,7 +49,7 @@ def tag_sets() -> list[list[str]]:
 
 
 def make_db(path: Path, subscribers: int) -> None:
-    db = open_db(path)
+    db = open_db(path, create=True)
     with db.atomic():
         db["lists"].insert(
             {
@@ -109,7 +110,7 @@ def build_once(template_db: Path, work: Path) -> tuple[float, int, int]:
     config = load_config(None, env={})
     copy = work / "run.db"
     shutil.copy(template_db, copy)
-    db = open_db(copy)
+    db = open_db(copy, create=True)
     mlist = get_list(db, "world")
     t0 = time.perf_counter()
     built = build_digest(db, config, mlist, "daily", ISSUE, now=NOW)
@@ -121,7 +122,7 @@ def build_once(template_db: Path, work: Path) -> tuple[float, int, int]:
 
 
 def time_assembly(db_path: Path, n: int) -> tuple[float, float, int]:
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     secret = b"bench-secret"
     base_url = "https://news.example.com"
     variant_id, template = db.execute(
@@ -200,7 +201,7 @@ def main() -> int:
         # Keep one built copy for the assembly benchmark.
         built = work / "built.db"
         shutil.copy(work / "small.db", built)
-        db = open_db(built)
+        db = open_db(built, create=True)
         build_digest(db, load_config(None, env={}), get_list(db, "world"), "daily", ISSUE, now=NOW)
         db.close()
         log("assembling messages…")

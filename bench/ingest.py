@@ -33,20 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import feedparser  # noqa: E402
 
-from digest.articles import (  # noqa: E402
-    BATCH_SIZE,
-    _prepare,
-    _render_all,
-    _write,
-    background_checkpoints,
-)
+from digest.articles.writes import BATCH_SIZE, _prepare, _render_all, _write  # noqa: E402
 from digest.config import load_config  # noqa: E402
-from digest.ingest import ingest_sources  # noqa: E402
-from digest.sources import parse_bytes  # noqa: E402
+from digest.ingest.pipeline import ingest_sources  # noqa: E402
+from digest.ingest.sources import parse_bytes  # noqa: E402
 from digest.store import open_db  # noqa: E402
+from digest.store.bulk import background_checkpoints  # noqa: E402
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
-MAX_TEXT = load_config(None, env={}).get("ingest", "max_text_bytes")
+MAX_TEXT = load_config(None, env={}).ingest.max_text_bytes
 WORDS = [
     "harvest",
     "rains",
@@ -160,7 +155,7 @@ def first_and_again(tmp: Path, path: Path, config, repeat: int, baseline=None) -
             out.base.append(timed(baseline))
         # One database per source and round: bench.xml and bench.jsonl share a stem, and with
         # f"{path.stem}-{r}.db" the JSON Lines rounds updated the RSS rounds' 5,000 articles.
-        db = open_db(tmp / f"{path.name}-{r}.db")
+        db = open_db(tmp / f"{path.name}-{r}.db", create=True)
         out.first.append(timed(lambda db=db: ingest_once(db, path, config, fresh=True)))
         out.again.append(timed(lambda db=db: ingest_once(db, path, config)))
         out.count = db.execute("SELECT count(*) FROM articles").fetchone()[0]
@@ -181,7 +176,7 @@ def writes_alone(tmp: Path, path: Path, repeat: int) -> list[float]:
         for start in range(0, len(items), BATCH_SIZE):
             batch = _prepare(items[start : start + BATCH_SIZE], tags=(), since=None, base_url=None)
             batches.append(_render_all(batch, max_text_bytes=MAX_TEXT, base_url=None))
-        db = open_db(tmp / f"writes-alone-{r}.db")
+        db = open_db(tmp / f"writes-alone-{r}.db", create=True)
         start_at = time.perf_counter()
         with background_checkpoints(db) as checkpoint:  # as ingest_source does
             for batch in batches:

@@ -24,10 +24,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from digest.audience.lists import all_lists
+from digest.audience.records import FREQUENCIES
 from digest.config import load_config
-from digest.lists import all_lists
-from digest.periods import FREQUENCIES, latest_due, previous_issue
-from digest.scheduler import tick
+from digest.issues.periods import latest_due, previous_issue
+from digest.scheduler.tick import tick
 from digest.store import open_db
 from digest.timeutil import to_iso
 
@@ -41,7 +42,7 @@ def log(message: str) -> None:
 
 
 def make_db(path: Path, lists: int, daily: int, weekly: int, days: int) -> None:
-    db = open_db(path)
+    db = open_db(path, create=True)
     zones = ["Africa/Nairobi", "America/New_York", "Europe/Paris", "Asia/Tokyo", "UTC"]
     with db.atomic():
         for n in range(lists):
@@ -112,7 +113,7 @@ def make_db(path: Path, lists: int, daily: int, weekly: int, days: int) -> None:
 
 
 def quiet_ticks(path: Path, rounds: int) -> list[float]:
-    db = open_db(path)
+    db = open_db(path, create=True)
     config = load_config(None, env={})
     quiet = logging.getLogger("bench.quiet")
     quiet.disabled = True
@@ -129,7 +130,7 @@ def quiet_ticks(path: Path, rounds: int) -> list[float]:
 
 def downtime_tick(path: Path) -> tuple[float, int]:
     """A store where only the latest issues exist and the previous tick was 30 days ago."""
-    db = open_db(path)
+    db = open_db(path, create=True)
     config = load_config(None, env={})
     quiet = logging.getLogger("bench.quiet")
     quiet.disabled = True

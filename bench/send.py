@@ -117,10 +117,10 @@ def article_html(i: int) -> str:
 
 
 def make_db(path: Path, subscribers: int) -> None:
-    from digest.messages import build_template, html_placeholder, text_placeholder
+    from digest.issues.template import build_template, html_placeholder, text_placeholder
     from digest.store import open_db
 
-    db = open_db(path)
+    db = open_db(path, create=True)
     now = "2025-01-21T04:00:00.000000+00:00"
     db.execute(
         "INSERT INTO lists (slug, title, from_addr, created_at, updated_at)"
@@ -178,10 +178,10 @@ def make_db(path: Path, subscribers: int) -> None:
 
 
 def one_message(path: Path):
-    from digest.messages import Assembler, Recipient
+    from digest.delivery.personalise import Assembler, Recipient
     from digest.store import open_db
 
-    db = open_db(path)
+    db = open_db(path, create=True)
     out = Assembler(db, base_url="http://127.0.0.1:8080", secret=SECRET.encode()).message(
         1, Recipient(1, "reader1@example.org", "Reader 1")
     )

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from digest.csvfiles import apply_rows, import_csv, parse_csv
-from digest.lists import create_list, get_list
+from digest.audience.csvfiles import apply_rows, import_csv, parse_csv
+from digest.audience.lists import create_list, get_list
 from digest.store import open_db
 
 NOW = datetime(2025, 1, 21, 7, 0, tzinfo=UTC)
@@ -74,7 +74,7 @@ def bench_insert_all(path: Path, db_path: Path) -> tuple[float, float]:
 
 def bench_import(path: Path, db_path: Path, rows: int) -> tuple[float, float, float]:
     """Seconds to read and validate the CSV, to apply its rows, and to import it again."""
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     create_list(
         db, "bench", title="Bench", from_addr="Bench <bench@example.com>", tags=TAGS, now=NOW
     )

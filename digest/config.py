@@ -1,75 +1,147 @@
-"""Configuration: one TOML file (``digest.toml``) read with tomllib, validated on load, with the
-environment taking precedence. Secrets (``DIGEST_SECRET``, ``DIGEST_SMTP_PASSWORD``) are only
-ever read from the environment, never from the file or the database.
+"""Configuration: one TOML file (``digest.toml``) read with tomllib, validated once on load into
+typed sections (``config.site.base_url``, ``config.send.concurrency``...), with the environment
+taking precedence. Secrets (``DIGEST_SECRET``, ``DIGEST_SMTP_PASSWORD``) are only ever read from
+the environment, never from the file or the database.
 
-To add a setting: add it to ``SCHEMA`` (type and default) and to ``EXAMPLE_TOML``; it is then
-reachable as ``config.get("section", "key")`` or, for top-level keys, ``config.get(None, "key")``.
+To add a setting: add a field (type and default) to its section's dataclass below and a line to
+``EXAMPLE_TOML``; ``load_config`` validates it from the field's type.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigError
 
-# section -> key -> (type or tuple of types, default). Section None holds top-level keys.
-SCHEMA: dict[str | None, dict[str, tuple[Any, Any]]] = {
-    None: {
-        "templates_dir": (str, None),
-    },
-    "site": {
-        "name": (str, "Example News Desk"),
-        "base_url": (str, "http://127.0.0.1:8080"),
-        "language": (str, "en"),
-        "unsubscribe_mailto": (str, None),
-    },
-    "ingest": {
-        "max_text_bytes": (int, 200_000),
-        "fetch_timeout": ((int, float), 20),
-        "max_feed_bytes": (int, 20_000_000),
-    },
-    "digest": {
-        "subject": (str, "{{ site }} — {{ frequency }} digest, {{ date }}: {{ tags }}"),
-        "html_budget": (int, 90_000),
-        "excerpt_words": (int, 50),
-    },
-    "send": {
-        "concurrency": (int, 4),
-        "per_connection": (int, 100),
-        "rate_per_second": ((int, float), 0),
-        "rate_per_hour": (int, 0),
-        "max_age_hours": ((int, float), 72),
-        "lease_seconds": (int, 300),
-        "claim_batch": (int, 200),
-        "timeout": ((int, float), 30),
-    },
-    "schedule": {
-        "poll_minutes": ((int, float), 15),
-        "max_lateness_daily_hours": ((int, float), 24),
-        "max_lateness_weekly_hours": ((int, float), 72),
-    },
-    "web": {
-        "secure_cookies": (bool, True),
-        "proxy_hops": (int, 0),
-        "session_hours": ((int, float), 12),
-        "limit_window_seconds": ((int, float), 60),
-        "subscribe_limit": (int, 5),
-        "token_limit": (int, 30),
-        "login_limit": (int, 10),
-    },
+
+@dataclass(frozen=True)
+class SiteSettings:
+    name: str = "Example News Desk"
+    # Public URL where `digest serve` is reachable; every link in a digest starts with it.
+    base_url: str = "http://127.0.0.1:8080"
+    language: str = "en"
+    unsubscribe_mailto: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    max_text_bytes: int = 200_000  # longer article text is stored truncated, with a note
+    fetch_timeout: float = 20  # seconds, per feed URL
+    max_feed_bytes: int = 20_000_000  # a larger feed download is refused
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    subject: str = "{{ site }} — {{ frequency }} digest, {{ date }}: {{ tags }}"
+    html_budget: int = 90_000  # bytes of encoded HTML; Gmail clips past ~102 KB
+    excerpt_words: int = 50
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    concurrency: int = 4  # SMTP connections at once
+    per_connection: int = 100  # messages per connection before reconnecting
+    rate_per_second: float = 0  # 0 = unlimited
+    rate_per_hour: int = 0
+    max_age_hours: float = 72  # a delivery deferred longer than this is failed
+    lease_seconds: int = 300  # a sender that dies holds its claimed deliveries this long
+    claim_batch: int = 200  # deliveries claimed per transaction
+    timeout: float = 30  # seconds for connect and for every SMTP command
+
+    @property
+    def max_age(self) -> timedelta:
+        return timedelta(hours=self.max_age_hours)
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    poll_minutes: float = 15
+    max_lateness_daily_hours: float = 24
+    max_lateness_weekly_hours: float = 72
+
+    def max_lateness(self, frequency: str) -> timedelta:
+        """How late an issue of ``frequency`` may still be sent."""
+        hours = (
+            self.max_lateness_weekly_hours
+            if frequency == "weekly"
+            else self.max_lateness_daily_hours
+        )
+        return timedelta(hours=hours)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    secure_cookies: bool = True
+    proxy_hops: int = 0  # reverse proxies in front of `digest serve` that set X-Forwarded-*
+    session_hours: float = 12  # staff are logged out after this long
+    # Requests per client address within limit_window_seconds; over that: 429.
+    limit_window_seconds: float = 60
+    subscribe_limit: int = 5
+    token_limit: int = 30
+    login_limit: int = 10
+
+    def limit(self, group: str) -> int:
+        """The request limit of a rate-limit group: subscribe, token or login."""
+        return {"subscribe": self.subscribe_limit, "token": self.token_limit,
+                "login": self.login_limit}[group]  # fmt: skip
+
+
+SECTIONS: dict[str, type] = {
+    "site": SiteSettings,
+    "ingest": IngestSettings,
+    "digest": DigestSettings,
+    "send": SendSettings,
+    "schedule": ScheduleSettings,
+    "web": WebSettings,
+}
+TOP_LEVEL: dict[str, tuple[type, ...]] = {"templates_dir": (str,)}
+
+
+def _accepted(annotation: Any) -> tuple[type, ...]:
+    """The TOML value types a field of this annotation accepts: a float setting takes an
+    integer too (``timeout = 30``); ``X | None`` takes an X (an absent key is the None)."""
+    if isinstance(annotation, types.UnionType):
+        out: tuple[type, ...] = ()
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                out += _accepted(arg)
+        return out
+    if annotation is float:
+        return (int, float)
+    return (annotation,)
+
+
+def _schema() -> dict[str | None, dict[str, tuple[tuple[type, ...], Any]]]:
+    """section -> key -> (accepted types, default), derived from the dataclasses."""
+    schema: dict[str | None, dict[str, tuple[tuple[type, ...], Any]]] = {
+        None: {k: (t, None) for k, t in TOP_LEVEL.items()}
+    }
+    for name, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        schema[name] = {
+            f.name: (_accepted(hints[f.name]), f.default) for f in dataclasses.fields(cls)
+        }
+    return schema
+
+
+SCHEMA = _schema()
+
+# [[smtp]] relay tables: key -> (accepted types, default)
+SMTP_SCHEMA: dict[str, tuple[tuple[type, ...], Any]] = {
+    "url": ((str,), None),
+    "tls_verify": ((bool,), True),
+    "name": ((str,), None),
 }
 
-# [[smtp]] relay tables: key -> (type, default)
-SMTP_SCHEMA: dict[str, tuple[Any, Any]] = {
-    "url": (str, None),
-    "tls_verify": (bool, True),
-    "name": (str, None),
-}
 
 EXAMPLE_TOML = """\
 # digest configuration. Every key is optional; the values shown are the defaults.
@@ -172,32 +244,35 @@ def parse_smtp_url(url: str, *, tls_verify: bool = True, name: str | None = None
     return SmtpRelay(url, parts.hostname, port, security, username, tls_verify, name)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    """Validated settings. ``path`` is the file they came from (None: defaults only)."""
+    """Validated settings, by section. ``path`` is the file they came from (None: defaults
+    only); ``env`` the environment they were read with (the source of secrets)."""
 
-    values: dict[str | None, dict[str, Any]]
-    smtp: list[SmtpRelay] = field(default_factory=list)
+    site: SiteSettings = field(default_factory=SiteSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
+    send: SendSettings = field(default_factory=SendSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    smtp: tuple[SmtpRelay, ...] = ()
+    templates: str | None = None  # templates_dir as written
     path: Path | None = None
-    env: dict[str, str] = field(default_factory=dict)
-
-    def get(self, section: str | None, key: str) -> Any:
-        return self.values[section][key]
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def site_name(self) -> str:
-        return self.get("site", "name")
+        return self.site.name
 
     @property
     def base_url(self) -> str:
-        return self.get("site", "base_url").rstrip("/")
+        return self.site.base_url.rstrip("/")
 
     @property
     def templates_dir(self) -> Path | None:
-        value = self.get(None, "templates_dir")
-        if value is None:
+        if self.templates is None:
             return None
-        p = Path(value).expanduser()
+        p = Path(self.templates).expanduser()
         if not p.is_absolute() and self.path is not None:
             p = self.path.parent / p
         return p
@@ -207,16 +282,13 @@ class Config:
         return self.env.get("DIGEST_SMTP_PASSWORD") or None
 
 
-def _type_name(t: Any) -> str:
-    if isinstance(t, tuple):
-        return " or ".join(x.__name__ for x in t)
-    return t.__name__
+def _type_name(types_: tuple[type, ...]) -> str:
+    return " or ".join(x.__name__ for x in types_)
 
 
-def _check(where: str, value: Any, expected: Any) -> None:
+def _check(where: str, value: Any, expected: tuple[type, ...]) -> None:
     # bool is an int subclass in Python; a TOML true is not a number.
-    types = expected if isinstance(expected, tuple) else (expected,)
-    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+    if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
         raise ConfigError(
             f"{where}: expected {_type_name(expected)}, got {type(value).__name__} {value!r}"
         )
@@ -225,8 +297,7 @@ def _check(where: str, value: Any, expected: Any) -> None:
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
     """Read and validate the configuration. ``path=None`` means defaults only.
 
-    ``env`` defaults to ``os.environ``; tests pass their own.
-    """
+    ``env`` defaults to ``os.environ``; tests pass their own."""
     env = dict(os.environ if env is None else env)
     raw: dict[str, Any] = {}
     cfg_path = Path(path) if path is not None else None
@@ -235,6 +306,8 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             text = cfg_path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{cfg_path}: configuration file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{cfg_path}: is a directory, not a configuration file") from None
         except UnicodeDecodeError as e:
             raise ConfigError(f"{cfg_path}: not UTF-8 text ({e})") from None
         try:
@@ -243,9 +316,9 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError(f"{cfg_path}: invalid TOML: {e}") from None
     name = str(cfg_path) if cfg_path else "configuration"
 
-    values: dict[str | None, dict[str, Any]] = {
-        s: {k: d for k, (_, d) in keys.items()} for s, keys in SCHEMA.items()
-    }
+    schema = SCHEMA
+    values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    templates: str | None = None
     relays: list[SmtpRelay] = []
     for key, value in raw.items():
         if key == "smtp":
@@ -253,33 +326,44 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
                 raise ConfigError(f"{name}: 'smtp' must be a list of tables, written [[smtp]]")
             for i, table in enumerate(value, 1):
                 relays.append(_relay(name, i, table))
-        elif key in SCHEMA[None]:
-            if value is not None:
-                _check(f"{name}: key '{key}'", value, SCHEMA[None][key][0])
-            values[None][key] = value
-        elif key in SCHEMA and key is not None:
+        elif key in TOP_LEVEL:
+            _check(f"{name}: key '{key}'", value, TOP_LEVEL[key])
+            templates = value
+        elif key in SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{name}: '{key}' must be a table, written [{key}]")
             for sub, subvalue in value.items():
-                if sub not in SCHEMA[key]:
-                    known = ", ".join(sorted(SCHEMA[key]))
+                if sub not in schema[key]:
+                    known = ", ".join(sorted(schema[key]))
                     raise ConfigError(f"{name}: unknown key '{key}.{sub}' (known: {known})")
-                _check(f"{name}: key '{key}.{sub}'", subvalue, SCHEMA[key][sub][0])
+                _check(f"{name}: key '{key}.{sub}'", subvalue, schema[key][sub][0])
                 values[key][sub] = subvalue
         else:
-            known = ", ".join(sorted([k for k in SCHEMA if k] + list(SCHEMA[None]) + ["smtp"]))
+            known = ", ".join(sorted([*SECTIONS, *TOP_LEVEL, "smtp"]))
             raise ConfigError(f"{name}: unknown key '{key}' (known: {known})")
 
     if env.get("DIGEST_BASE_URL"):
         values["site"]["base_url"] = env["DIGEST_BASE_URL"]
     if env.get("DIGEST_SMTP_URL"):
         relays = [parse_smtp_url(u.strip()) for u in env["DIGEST_SMTP_URL"].split(",") if u.strip()]
-    base = urlsplit(values["site"]["base_url"])
+    site = SiteSettings(**values["site"])
+    base = urlsplit(site.base_url)
     if base.scheme not in ("http", "https") or not base.netloc:
         raise ConfigError(
-            f"{name}: site.base_url must be an absolute http(s) URL, got {values['site']['base_url']!r}"
+            f"{name}: site.base_url must be an absolute http(s) URL, got {site.base_url!r}"
         )
-    return Config(values=values, smtp=relays, path=cfg_path, env=env)
+    return Config(
+        site=site,
+        ingest=IngestSettings(**values["ingest"]),
+        digest=DigestSettings(**values["digest"]),
+        send=SendSettings(**values["send"]),
+        schedule=ScheduleSettings(**values["schedule"]),
+        web=WebSettings(**values["web"]),
+        smtp=tuple(relays),
+        templates=templates,
+        path=cfg_path,
+        env=env,
+    )
 
 
 def _relay(name: str, index: int, table: Any) -> SmtpRelay:

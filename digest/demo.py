@@ -26,17 +26,18 @@ from zoneinfo import ZoneInfo
 
 from aiosmtpd.smtp import SMTP
 
-from .articles import SourceReport
+from .articles.writes import SourceReport
+from .audience.csvfiles import Report as SyncReport
+from .audience.csvfiles import sync_directory
+from .audience.lists import WEEKDAYS, MailingList, create_list, get_list
 from .config import load_config
-from .csvfiles import Report as SyncReport
-from .csvfiles import sync_directory
-from .digests import BuiltDigest, build_due
+from .delivery.preview import preview_digest
+from .delivery.publish import build_due
+from .delivery.send import SendReport, send_pending
+from .delivery.transports import transport_from_config
 from .errors import DigestError, InvalidInput, NotFound
-from .ingest import ingest_sources
-from .lists import WEEKDAYS, MailingList, create_list, get_list
-from .preview import preview_digest
-from .send import SendReport, send_pending
-from .smtp import transport_from_config
+from .ingest.pipeline import ingest_sources
+from .issues.build import BuiltDigest
 from .store import open_db
 from .tokens import load_secret
 
@@ -342,7 +343,7 @@ def run_demo(
 
     config = load_config(paths.config)
     secret = load_secret(paths.db)
-    db = open_db(paths.db)
+    db = open_db(paths.db, create=True)
     try:
         say(f"ingesting {paths.feed}")
         report.ingest = ingest_sources(db, [str(paths.feed)], config=config, now=now)
@@ -402,7 +403,7 @@ def _write_preview(db, config, report: DemoReport, *, now: datetime, secret: byt
         result = preview_digest(
             db,
             config,
-            built.list,
+            built.mailing_list,
             built.frequency,
             built.period.issue_date,
             now=now,
@@ -417,5 +418,5 @@ def _write_preview(db, config, report: DemoReport, *, now: datetime, secret: byt
         html = folder / "message.html"
         html.write_text(result.html, encoding="utf-8")
         report.preview_html = html
-        report.preview_of = f"{built.list.slug} {built.frequency} {built.period.label}"
+        report.preview_of = f"{built.mailing_list.slug} {built.frequency} {built.period.label}"
         return

@@ -13,12 +13,15 @@ from digest.store import open_db
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "digest.db"
+    """A new, empty digest database (what `digest init` makes)."""
+    path = tmp_path / "digest.db"
+    open_db(path, create=True).close()
+    return path
 
 
 @pytest.fixture
 def db(db_path: Path):
-    database = open_db(db_path)
+    database = open_db(db_path, create=True)
     yield database
     database.close()
 
@@ -258,12 +261,12 @@ class Newsroom:
         }
         assert not extra, extra
         self.db["lists"].insert(row)
-        from digest.lists import get_list
+        from digest.audience.lists import get_list
 
         return get_list(self.db, slug)
 
     def tag_id(self, name):
-        from digest.store import tag_key
+        from digest.articles.tags import tag_key
 
         key = tag_key(name)
         row = self.db.execute("SELECT id FROM tags WHERE key = ?", [key]).fetchone()
@@ -305,7 +308,7 @@ class Newsroom:
     def subscribe(self, mlist, email, *, tags=(), frequency="daily", status="active", name=None):
         import json
 
-        from digest.store import tag_key
+        from digest.articles.tags import tag_key
 
         row = self.db.execute("SELECT id FROM subscribers WHERE email = ?", [email]).fetchone()
         sub_id = (
@@ -536,7 +539,7 @@ class Newsletter:
     ) -> int:
         """A list ``slug`` with ``count`` active subscribers (``p1@example.com`` ...) and one
         digest queued for all of them. Returns the digest id."""
-        from digest.messages import build_template, html_placeholder, text_placeholder
+        from digest.issues.template import build_template, html_placeholder, text_placeholder
         from digest.timeutil import to_iso
 
         db = self.db

@@ -10,21 +10,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.articles import (
-    SourceReport,
-    _state_hash,
-    _stored_state,
-    background_checkpoints,
-    canonical_url,
-    list_articles,
-    search_articles,
-    store_articles,
-    store_batch,
-)
+from digest.articles.inputs import ArticleInput, ParsedSource, Rejection
+from digest.articles.reads import list_articles, search_articles, stored_state
+from digest.articles.sanitize import clean_html
+from digest.articles.urls import canonical_url
+from digest.articles.writes import SourceReport, store_articles, store_batch
 from digest.errors import InvalidInput, NotFound
-from digest.sanitize import clean_html
-from digest.sources import ArticleInput, ParsedSource, Rejection
+from digest.ingest.unchanged import _state_hash
 from digest.store import open_db
+from digest.store.bulk import background_checkpoints
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
 
@@ -54,7 +48,7 @@ def test_same_guid_from_two_sources_is_one_article_with_union_of_tags(db):
     report = store(db, art(1, guid="g-1", tags=("kenya ", "Health")), source="b.xml")
     assert (report.new, report.unchanged, report.updated) == (0, 1, 0)
     (a,) = list_articles(db)
-    assert a.tags == ("Health", "Kenya") and a.source == "a.xml"
+    assert a.tag_names == ["Health", "Kenya"] and a.source == "a.xml"
     assert count(db, "tags") == 2
 
 
@@ -72,7 +66,7 @@ def test_same_canonical_url_is_one_article(db):
     assert report.new == 0
     (a,) = list_articles(db)
     # Matched by URL only: the first source's content stays; tags are merged.
-    assert a.title == "Story 1" and a.tags == ("A", "B")
+    assert a.title == "Story 1" and a.tag_names == ["A", "B"]
 
 
 def test_canonical_url():
@@ -100,7 +94,7 @@ def test_duplicate_inside_one_batch_is_merged(db):
     report = store(db, art(1, guid="x", tags=("A",)), art(1, guid="x", tags=("B",)))
     assert (report.new, report.unchanged) == (1, 1)
     assert report.warnings == ["entry 1: same article as entry 1; merged"]
-    assert list_articles(db)[0].tags == ("A", "B")
+    assert list_articles(db)[0].tag_names == ["A", "B"]
 
 
 def test_update_keeps_id_and_moves_the_search_index(db):
@@ -117,7 +111,7 @@ def test_update_keeps_id_and_moves_the_search_index(db):
 def test_tags_added_to_an_unchanged_article_are_kept(db):
     store(db, art(1, guid="g"))
     store(db, art(1, guid="g"), tags=["World"])
-    assert list_articles(db)[0].tags == ("World",)
+    assert list_articles(db)[0].tag_names == ["World"]
 
 
 def test_list_filters_and_search(db):
@@ -258,7 +252,10 @@ def test_store_articles_in_batches_reports_and_stores_like_batch_by_batch(tmp_pa
     # store_articles is what ingest runs; its report must be the sum of its batches'.
     entries = mixed_entries()
     old = [art(n, guid=f"g{n}", tags=("Kenya",)) for n in range(30)]
-    one_by_one, together = open_db(tmp_path / "a.db"), open_db(tmp_path / "b.db")
+    one_by_one, together = (
+        open_db(tmp_path / "a.db", create=True),
+        open_db(tmp_path / "b.db", create=True),
+    )
     for db in (one_by_one, together):
         store_batch(db, old, source="before", now=NOW)
 
@@ -287,7 +284,7 @@ def test_store_articles_in_batches_reports_and_stores_like_batch_by_batch(tmp_pa
 def test_the_state_an_ingest_remembers_is_the_state_it_stored(tmp_path):
     # remember_source records what store_articles says it left; it must be exactly what a
     # re-ingest will read back, or unchanged sources would never be recognised.
-    db = open_db(tmp_path / "a.db")
+    db = open_db(tmp_path / "a.db", create=True)
     store_batch(db, [art(n, guid=f"g{n}", tags=("Kenya",)) for n in range(30)], source="a", now=NOW)
     store_batch(db, [art(90, guid="g90")], source="b", now=NOW)  # no tags
     entries = [
@@ -300,7 +297,9 @@ def test_the_state_an_ingest_remembers_is_the_state_it_stored(tmp_path):
     report = store_articles(db, parsed, now=NOW, batch_size=10)
     ids = sorted(set(report.article_ids))
     assert sorted(report.states) == ids
-    assert _state_hash((i, *report.states[i]) for i in ids) == _stored_state(db.conn, ids)
+    assert _state_hash((i, *report.states[i]) for i in ids) == _state_hash(
+        stored_state(db.conn, ids)
+    )
 
 
 def test_a_failing_batch_keeps_the_batches_before_it(db):
@@ -323,7 +322,7 @@ def checkpoint_threads():
 
 def test_background_checkpoints_copy_every_batch_into_the_database_file(tmp_path):
     path = tmp_path / "a.db"
-    db = open_db(path)
+    db = open_db(path, create=True)
     parsed = ParsedSource(
         label="s.jsonl", kind="jsonl", items=[art(n, guid=f"g{n}") for n in range(35)]
     )
@@ -339,7 +338,7 @@ def test_background_checkpoints_copy_every_batch_into_the_database_file(tmp_path
         db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size")
     )
     assert path.stat().st_size == pages * page_size
-    other = open_db(path)
+    other = open_db(path, create=True)
     assert count(other) == 35
     assert other.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     other.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
@@ -361,7 +360,7 @@ def test_background_checkpoints_end_and_restore_the_setting_when_a_batch_fails(d
 
 
 def test_background_checkpoints_do_nothing_for_a_database_in_memory():
-    db = open_db(":memory:")
+    db = open_db(":memory:", create=True)
     with background_checkpoints(db) as checkpoint:
         checkpoint()
         assert checkpoint_threads() == []

@@ -54,7 +54,7 @@ def test_demo_runs_the_pipeline_and_sends_over_smtp(run, tmp_path):
 
     workspace = tmp_path / "digest-demo"
     assert (workspace / ".digest-demo").is_file()
-    db = open_db(workspace / "digest.db")
+    db = open_db(workspace / "digest.db", create=True)
     sent = {
         (email, slug)
         for email, slug in db.execute(

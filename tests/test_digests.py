@@ -3,6 +3,7 @@ and the messages subscribers get (parsed with the email package)."""
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import json
@@ -13,12 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from digest import digests
+from digest.audience.lists import get_list
 from digest.config import load_config
-from digest.digests import build_digest, build_due, render_web_version
+from digest.delivery import publish as digests
+from digest.delivery.personalise import Assembler, Recipient
+from digest.delivery.publish import build_digest, build_due
 from digest.errors import ConfigError
-from digest.lists import get_list
-from digest.messages import Assembler, Recipient
+from digest.issues.build import render_web_version
 from digest.store import open_db
 from digest.tokens import read_token
 
@@ -240,7 +242,9 @@ def test_message_structure_headers_and_unicode_subject(db, config, newsroom):
     )
     newsroom.subscribe(mlist, "ann@example.com")
     cfg = load_config(None, env={"DIGEST_BASE_URL": "https://news.example.com"})
-    cfg.values["digest"]["subject"] = "{{ list }} — “{{ tags }}” {{ date }}"
+    cfg = dataclasses.replace(
+        cfg, digest=dataclasses.replace(cfg.digest, subject="{{ list }} — “{{ tags }}” {{ date }}")
+    )
     built = build_digest(db, cfg, mlist, "daily", ISSUE, now=datetime(2025, 1, 20, 23, tzinfo=UTC))
     msg = received(db, cfg, built.id)["ann@example.com"]
 
@@ -290,7 +294,7 @@ def test_html_follows_email_conventions(db, config, newsroom, world):
     assert hrefs and all(h.startswith(("https://", "http://")) for h in hrefs)
     assert "/local/path" not in html
     assert 'rel="stylesheet"' not in html
-    assert variant.report["style_size"] < 16_384
+    assert variant.report.style_size < 16_384
     assert "…" in html  # the long excerpt is cut on a word boundary
     assert " wor…" not in html and "word…" in html
     text = msg.get_body(("plain",)).get_content()
@@ -315,9 +319,9 @@ def test_500_articles_across_10_tags_fit_the_gmail_budget(db, config, newsroom):
     msg = received(db, config, built.id)["ann@example.com"]
     html_part = msg.get_body(("html",))
     encoded = html_part.as_bytes(policy=email.policy.SMTP).split(b"\r\n\r\n", 1)[1]
-    assert len(encoded) <= config.get("digest", "html_budget")
+    assert len(encoded) <= config.digest.html_budget
     assert variant.cut_count > 0 and variant.cut_count + variant.article_count == 500
-    assert variant.report["cut_count"] == variant.cut_count
+    assert variant.report.cut_count == variant.cut_count
     sections = headlines(msg)
     assert len(sections) == 10 and all(titles for _, titles in sections)
     # The newest article of every section survives the cut.
@@ -336,7 +340,7 @@ def test_build_due_builds_latest_due_issue_of_lists_with_subscribers(db, config,
     newsroom.subscribe(world, "wes@example.com", frequency="weekly")
     newsroom.add_article("Story", DAY, tags=["Haiti"])
     built = build_due(db, config, now=NOW + timedelta(minutes=1))
-    assert [(b.list.slug, b.frequency, b.period.label) for b in built] == [
+    assert [(b.mailing_list.slug, b.frequency, b.period.label) for b in built] == [
         ("world", "daily", "2025-01-21"),
         ("world", "weekly", "2025-01-20"),
     ]
@@ -417,7 +421,7 @@ def test_overlapping_rendering_and_enqueueing_stores_the_same_digest(
     # Transaction first: it opens as soon as one variant is rendered.
     seconds = 1e6 if overlap == "transaction first" else 1e-9
     monkeypatch.setattr(digests, "ENQUEUE_SECONDS_PER_RECIPIENT", seconds)
-    other_db = open_db(copy)
+    other_db = open_db(copy, create=True)
     overlapped = build_digest(
         other_db, config, get_list(other_db, "world"), "daily", ISSUE, now=NOW
     )

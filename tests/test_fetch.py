@@ -10,7 +10,9 @@ import pytest
 
 from digest.config import load_config
 from digest.errors import SourceError
-from digest.fetch import add_feed, fetch_feeds, http_get, list_feeds
+from digest.ingest.feeds import add_feed, list_feeds
+from digest.ingest.http import http_get
+from digest.ingest.pipeline import fetch_feeds
 from digest.store import open_db
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
@@ -78,7 +80,7 @@ def test_fetch_uses_conditional_get_and_records_success(run, db_path, feed_serve
     feed_server.routes["/feed.xml"] = (feed_xml("a", "b", "c"), {"ETag": '"v2"'})
     third = run("fetch")
     assert f"{url}: 1 new, 0 updated, 2 unchanged, 0 rejected" in third.output
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     (feed,) = list_feeds(db)
     assert feed.etag == '"v2"' and feed.last_error is None and feed.last_success_at is not None
     tags = {r["name"] for r in db.query("SELECT name FROM tags")}
@@ -122,7 +124,7 @@ def test_one_bad_feed_does_not_stop_the_others(
     assert f"{urls['good']}: 1 new" in out
     assert "Traceback" not in out
 
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     feeds = {f.url: f for f in list_feeds(db)}
     assert feeds[urls["good"]].last_error is None
     assert feeds[urls["down"]].last_error == "unreachable (connection refused)"

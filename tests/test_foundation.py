@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from digest.articles.tags import tag_key
 from digest.config import ConfigError, load_config, parse_smtp_url
 from digest.errors import TokenError
-from digest.store import migrations, open_db, schema_version, tag_key
+from digest.store import migrations, open_db, schema_version
 from digest.tokens import load_secret, make_token, read_token
 
 NOW = datetime(2025, 1, 21, 7, 0, tzinfo=UTC)
@@ -18,15 +19,15 @@ NOW = datetime(2025, 1, 21, 7, 0, tzinfo=UTC)
 
 def test_migrations_from_empty_and_from_previous_version(tmp_path):
     names = [m.name for m in migrations._migrations]
-    fresh = open_db(tmp_path / "fresh.db")
+    fresh = open_db(tmp_path / "fresh.db", create=True)
     assert schema_version(fresh) == names
     # A database stopped at the previous version upgrades to the current one, keeping data.
-    old = open_db(tmp_path / "old.db", migrate=False)
+    old = open_db(tmp_path / "old.db", migrate=False, create=True)
     migrations.apply(old, stop_before=names[-1])
     assert schema_version(old) == names[:-1]
     old["tags"].insert({"key": "kenya", "name": "Kenya"})
     old.close()
-    upgraded = open_db(tmp_path / "old.db")
+    upgraded = open_db(tmp_path / "old.db", create=True)
     assert schema_version(upgraded) == names
     assert [r["name"] for r in upgraded["tags"].rows] == ["Kenya"]
     assert upgraded.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -36,7 +37,7 @@ def test_open_db_rejects_a_non_database_file(tmp_path):
     bad = tmp_path / "notes.db"
     bad.write_text("this is not sqlite\n" * 100)
     with pytest.raises(Exception, match="cannot open as a digest database"):
-        open_db(bad)
+        open_db(bad, create=True)
     assert bad.read_text().startswith("this is not sqlite")
 
 
@@ -53,8 +54,8 @@ def test_tag_key_normalises():
 
 def test_config_defaults_env_and_errors(tmp_path):
     cfg = load_config(None, env={})
-    assert cfg.get("digest", "html_budget") == 90_000
-    assert cfg.smtp == []
+    assert cfg.digest.html_budget == 90_000
+    assert cfg.smtp == ()
     path = tmp_path / "digest.toml"
     path.write_text('[site]\nname = "Desk"\n[[smtp]]\nurl = "smtps://me@mail.example.com"\n')
     cfg = load_config(path, env={"DIGEST_BASE_URL": "https://news.example.com/"})

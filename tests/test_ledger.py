@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from conftest import BUILT_AT
 
-from digest import ledger
+from digest.delivery import ledger
 from digest.store import open_db
 from digest.timeutil import from_iso
 
@@ -129,7 +129,7 @@ def test_outcomes(db, newsletter):
 
 def test_claim_uses_the_pending_index(db, newsletter):
     newsletter.make(2)
-    where = ledger._due_filter(list_id=None, digest_id=None, retry_now=False)
+    where = ledger.due_filter(list_id=None, digest_id=None, retry_now=False)
     plan = " ".join(
         r[3]
         for r in db.execute(
@@ -144,10 +144,10 @@ def test_claim_uses_the_pending_index(db, newsletter):
 def test_m004_applies_on_a_database_at_m003(tmp_path):
     from digest.store import migrations
 
-    old = open_db(tmp_path / "old.db", migrate=False)
+    old = open_db(tmp_path / "old.db", migrate=False, create=True)
     migrations.apply(old, stop_before="m004_ledger")
     assert "idx_deliveries_pending" not in old["deliveries"].indexes.__repr__()
     old.close()
-    db = open_db(tmp_path / "old.db")
+    db = open_db(tmp_path / "old.db", create=True)
     names = {i.name for i in db["deliveries"].indexes}
     assert {"idx_deliveries_pending", "idx_deliveries_sent_at"} <= names

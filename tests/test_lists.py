@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from digest.audience.lists import all_lists, create_list, edit_list, get_list, get_list_by_id
+from digest.audience.subscriptions import add_subscription, delete_list
 from digest.errors import InvalidInput, NotFound
-from digest.lists import all_lists, create_list, delete_list, edit_list, get_list, get_list_by_id
-from digest.subscribers import add_subscription
 
 NOW = datetime(2025, 1, 21, 7, 0, tzinfo=UTC)
 

@@ -6,13 +6,11 @@ import email
 import email.policy
 from datetime import UTC, datetime
 
-from digest.messages import (
+from digest.delivery.personalise import Recipient, VariantInfo, recipient_values
+from digest.issues.template import (
     CompiledTemplate,
-    Recipient,
-    VariantInfo,
     build_template,
     html_placeholder,
-    recipient_values,
     text_placeholder,
 )
 from digest.tokens import read_token

@@ -6,9 +6,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from digest.audience.lists import MailingList
 from digest.errors import InvalidInput
-from digest.lists import MailingList
-from digest.periods import issue_for, latest_due, next_issue, parse_issue_date, previous_issue
+from digest.issues.periods import (
+    issue_for,
+    latest_due,
+    next_issue,
+    parse_issue_date,
+    previous_issue,
+)
 
 
 def _list(timezone="UTC", send_time="07:00", weekly_day="monday") -> MailingList:

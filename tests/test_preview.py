@@ -11,12 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from digest.audience.lists import get_list
 from digest.cli import App
 from digest.config import load_config
-from digest.digests import build_digest
-from digest.lists import get_list
-from digest.messages import Assembler, Recipient
-from digest.preview import preview_digest
+from digest.delivery.personalise import Assembler, Recipient
+from digest.delivery.preview import preview_digest
+from digest.delivery.publish import build_digest
 
 DAY = datetime(2025, 1, 20, 6, 0, tzinfo=UTC)
 NOW = datetime(2025, 1, 21, 4, 0, tzinfo=UTC)
@@ -140,7 +140,7 @@ def test_preview_of_unbuilt_issue_matches_the_built_message(db, world):
         secret=b"k",
         address="ann@example.com",
     )
-    assert not before.report["built"] and after.report["built"]
+    assert not before.report.built and after.report.built
     assert before.message == after.message
 
 

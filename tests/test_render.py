@@ -11,8 +11,7 @@ import pytest
 
 from digest.config import load_config
 from digest.errors import ConfigError
-from digest.messages import build_template, html_placeholder, text_placeholder
-from digest.render import (
+from digest.issues.render import (
     DigestView,
     excerpt,
     inline_css,
@@ -21,6 +20,7 @@ from digest.render import (
     template_environment,
     wrap,
 )
+from digest.issues.template import build_template, html_placeholder, text_placeholder
 
 
 def _view() -> DigestView:
@@ -88,7 +88,7 @@ def test_render_email_reports_sizes_and_links():
     config = load_config(None, env={})
     env = template_environment(config)
     rendered = render_email(env, config, _view(), [])
-    assert rendered.report["html_size"] > 0 and rendered.report["links"] == 3
+    assert rendered.report.html_size > 0 and rendered.report.links == 3
     msg = email.message_from_bytes(
         build_template(
             [("Subject", rendered.subject)], rendered.text, rendered.html, boundary_seed="a"

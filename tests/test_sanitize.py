@@ -6,7 +6,7 @@ import html
 import random
 import re
 
-from digest.sanitize import clean_html, html_to_text
+from digest.articles.sanitize import clean_html, html_to_text
 
 _BLOCK = re.compile(r"</?(p|div|br|li|h[1-6]|tr|blockquote|pre|ul|ol|table|figure)\b[^>]*>", re.I)
 

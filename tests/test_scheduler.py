@@ -18,9 +18,11 @@ import pytest
 from conftest import SmtpHandler
 
 from digest.config import load_config
-from digest.digests import digest_article_ids
-from digest.fetch import add_feed
-from digest.scheduler import last_tick_at, scheduler_status, tick
+from digest.ingest.feeds import add_feed
+from digest.issues.store import digest_article_ids
+from digest.scheduler.plan import last_tick_at
+from digest.scheduler.status import scheduler_status
+from digest.scheduler.tick import tick
 from digest.store import open_db
 from digest.timeutil import to_iso
 
@@ -118,7 +120,7 @@ def test_day_and_week_boundaries_in_two_timezones_across_dst(desk, newsroom):
     built_at: dict[str, datetime] = {}
     for now in ticks:
         for result in d.tick(now).built:
-            name = f"{result.list.slug}/{result.frequency}/{result.period.label}"
+            name = f"{result.mailing_list.slug}/{result.frequency}/{result.period.label}"
             assert result.new and name not in built_at
             built_at[name] = now
 
@@ -246,7 +248,9 @@ def test_three_days_down_one_catch_up_and_the_rest_skipped(desk, newsroom):
     d.logs.clear()
     report = d.tick(utc(2025, 1, 23, 6))
 
-    assert sorted(f"{r.list.slug}/{r.frequency}/{r.period.label}" for r in report.built) == [
+    assert sorted(
+        f"{r.mailing_list.slug}/{r.frequency}/{r.period.label}" for r in report.built
+    ) == [
         "weekly/weekly/2025-01-22",  # Wednesday's weekly issue, 26 h late: caught up
         "world/daily/2025-01-23",  # today's, 2 h late
     ]
@@ -396,7 +400,7 @@ def test_two_overlapping_ticks_build_and_send_once(desk, newsroom, feed_site, db
     reports, errors = [], []
 
     def one_tick():
-        db = open_db(db_path)
+        db = open_db(db_path, create=True)
         try:
             reports.append(d.tick(now, db=db))
         except Exception as e:  # noqa: BLE001 - reported below
@@ -577,7 +581,7 @@ def test_every_command_has_help_with_an_example(run):
 def test_m006_migration_from_the_previous_version(tmp_path):
     from digest.store import migrations, schema_version
 
-    old = open_db(tmp_path / "old.db", migrate=False)
+    old = open_db(tmp_path / "old.db", migrate=False, create=True)
     migrations.apply(old, stop_before="m006_scheduler")
     assert "schedule_events" not in old.table_names()
     old["lists"].insert(
@@ -590,7 +594,7 @@ def test_m006_migration_from_the_previous_version(tmp_path):
         }
     )
     old.close()
-    db = open_db(tmp_path / "old.db")
+    db = open_db(tmp_path / "old.db", create=True)
     assert "m006_scheduler" in schema_version(db)
     assert {"schedule_events", "schedule_state"} <= set(db.table_names())
     assert [r["slug"] for r in db["lists"].rows] == ["world"]

@@ -18,9 +18,10 @@ import pytest
 from conftest import SmtpHandler
 
 from digest.config import load_config
-from digest.scheduler import RunLock, SchedulerBusy, TickReport, run, running_pid
-from digest.send import send_pending
-from digest.smtp import transport_from_config
+from digest.delivery.send import send_pending
+from digest.delivery.transports import transport_from_config
+from digest.scheduler.runner import RunLock, SchedulerBusy, run, running_pid
+from digest.scheduler.tick import TickReport
 
 
 def _env(tmp_path: Path, smtp_url: str | None = None) -> dict[str, str]:

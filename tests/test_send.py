@@ -14,9 +14,9 @@ import pytest
 from conftest import BUILT_AT, SmtpHandler
 
 from digest.config import load_config, parse_smtp_url
+from digest.delivery.send import send_pending
+from digest.delivery.transports import SmtpTransport
 from digest.errors import NotFound
-from digest.send import send_pending
-from digest.smtp import SmtpTransport
 from digest.tokens import read_token
 
 SECRET = b"test-secret"
@@ -397,9 +397,10 @@ def test_data_payload_is_dot_stuffed_exactly_like_smtplib(db, newsletter, smtp_s
     message equals Assembler.message's, including names and template lines starting with '.'."""
     import smtplib
 
-    from digest.messages import Assembler, Recipient, build_template, html_placeholder
-    from digest.send import _WireTemplate
-    from digest.smtp import dot_stuff
+    from digest.delivery.personalise import Assembler, Recipient
+    from digest.delivery.send import _WireTemplate
+    from digest.delivery.transports import dot_stuff
+    from digest.issues.template import build_template, html_placeholder
 
     template = build_template(
         [("From", "news@example.com"), ("Subject", ".dot")],
@@ -414,7 +415,7 @@ def test_data_payload_is_dot_stuffed_exactly_like_smtplib(db, newsletter, smtp_s
     info = assembler.variant(1)
     wire = _WireTemplate(info.compiled)
     assert wire.usable
-    from digest.messages import recipient_values
+    from digest.delivery.personalise import recipient_values
 
     for row in db.query("SELECT id, email, name FROM subscribers"):
         who = Recipient(row["id"], row["email"], row["name"])
@@ -441,6 +442,6 @@ def test_data_payload_is_dot_stuffed_exactly_like_smtplib(db, newsletter, smtp_s
 
 
 def text_placeholder_line():
-    from digest.messages import text_placeholder
+    from digest.issues.template import text_placeholder
 
     return "Hi " + text_placeholder("NAME") + "\n"

@@ -15,9 +15,9 @@ import trustme
 from conftest import BUILT_AT, SmtpHandler
 
 from digest.config import load_config, parse_smtp_url
-from digest.messages import Outgoing
-from digest.send import send_message, send_pending
-from digest.smtp import (
+from digest.delivery.personalise import Outgoing
+from digest.delivery.send import send_message, send_pending
+from digest.delivery.transports import (
     DeliveryError,
     OutboxTransport,
     RateLimiter,

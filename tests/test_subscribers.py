@@ -8,21 +8,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import cli
-from digest.errors import InvalidInput, NotFound
-from digest.lists import create_list
-from digest.subscribers import (
+from digest.audience.lists import create_list
+from digest.audience.subscriptions import (
     add_subscription,
     confirm_subscription,
-    is_suppressed,
     iter_subscriptions,
     mark_bounced,
     remove_subscriber,
     subscriber_history,
-    suppress,
     unsubscribe,
     update_preferences,
 )
+from digest.audience.suppressions import is_suppressed, suppress
+from digest.cli import cli
+from digest.errors import InvalidInput, NotFound
 
 NOW = datetime(2025, 1, 21, 7, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=3)
@@ -249,10 +248,10 @@ def test_every_command_of_this_area_has_help_with_an_example():
     "where", ["", " WHERE s.list_id = ?", " WHERE s.list_id = ? AND s.status = ?"]
 )
 def test_subscriptions_stream_in_order_without_sorting_first(db, where):
-    from digest.subscribers import _STREAM_SELECT
+    from digest.audience.subscriptions import STREAM_SELECT
 
     plan = db.execute(
-        "EXPLAIN QUERY PLAN " + _STREAM_SELECT.format(where=where),
+        "EXPLAIN QUERY PLAN " + STREAM_SELECT.format(where=where),
         [1, "active"][: where.count("?")],
     ).fetchall()
     assert not any("TEMP B-TREE" in row[3] for row in plan), plan

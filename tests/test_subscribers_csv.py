@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from digest.csvfiles import export_csv, import_csv, sync_directory
+from digest.audience.csvfiles import export_csv, import_csv, sync_directory
+from digest.audience.lists import create_list
+from digest.audience.subscriptions import mark_bounced, unsubscribe
+from digest.audience.suppressions import suppress
 from digest.errors import InvalidInput
-from digest.lists import create_list
 from digest.store import open_db
-from digest.subscribers import mark_bounced, suppress, unsubscribe
 
 NOW = datetime(2025, 1, 21, 7, 0, tzinfo=UTC)
 
@@ -198,7 +199,7 @@ def test_export_imports_back_unchanged(db, world, tmp_path):
     again = import_csv(db, tmp_path / "out.csv", "world", now=NOW, confirmed=True)
     assert again.unchanged == 3 and dump(db) == before
 
-    other = open_db(tmp_path / "other.db")
+    other = open_db(tmp_path / "other.db", create=True)
     create_list(other, "world", title="World", from_addr="desk@example.com",
                 tags=["Africa", "Europe"], now=NOW)  # fmt: skip
     import_csv(other, tmp_path / "out.csv", "world", now=NOW, confirmed=True)
@@ -312,7 +313,7 @@ def test_all_new_fast_path_stores_what_the_general_path_stores(tmp_path):
     path = write(tmp_path / "people.csv", "\n".join(lines) + "\n")
     stored = []
     for name, known in (("fresh", None), ("known", "reader07@example.org")):
-        db = open_db(tmp_path / f"{name}.db")
+        db = open_db(tmp_path / f"{name}.db", create=True)
         create_list(db, "world", title="World", from_addr="desk@example.com",
                     tags=["Africa", "Europe"], now=NOW)  # fmt: skip
         if known:
@@ -352,7 +353,7 @@ def test_import_statements_seek_by_index_and_leave_no_staging_rows(
     # Each import batch must cost the same however many subscribers are stored: every
     # statement an import or sync runs reads the stored tables through an index (no scan of
     # a growing table, no automatic index), and the staging table is empty after each batch.
-    import digest.csvfiles as csvfiles
+    import digest.audience.csvfiles as csvfiles
 
     monkeypatch.setattr(csvfiles, "BATCH", 40)  # several batches from a small file
     statements: list[str] = []

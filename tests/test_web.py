@@ -106,7 +106,7 @@ def test_users_add_prompts_twice_and_stores_only_a_hash(run, db_path):
     assert result.exit_code == 0, result.output
     assert "added editor alice" in result.output
     assert PASSWORD not in result.output  # hidden input is not echoed
-    db = open_db(db_path)
+    db = open_db(db_path, create=True)
     row = db.execute("SELECT role, password_hash FROM users WHERE name = 'alice'").fetchone()
     assert row[0] == "editor"
     assert row[1].startswith("scrypt:") and PASSWORD not in row[1]
@@ -403,7 +403,7 @@ def test_templates_dir_in_config_overrides_web_templates(make_web_app, tmp_path)
 def test_create_app_fails_cleanly_for_a_bad_database_path(tmp_path):
     from digest.errors import DigestError
 
-    with pytest.raises(DigestError, match="does not exist"):
+    with pytest.raises(DigestError, match="no database at .*x.db: run 'digest init'"):
         create_app(tmp_path / "missing" / "x.db", load_config(None, env={}), secret=b"s")
 
 
@@ -445,7 +445,10 @@ def test_bad_tokens_give_a_clear_400_never_a_500(web_app, web_clock, subscriptio
         assert "This link does not work" in body and expected in body
         assert response.headers["Cache-Control"] == "no-store"
     assert (
-        subscription_status(open_db(web_app.extensions["digest"].db_path), sid, list_id) == "active"
+        subscription_status(
+            open_db(web_app.extensions["digest"].db_path, create=True), sid, list_id
+        )
+        == "active"
     )
 
 
@@ -666,6 +669,7 @@ def test_the_app_runs_under_serve_and_waitress(tmp_path, server):
     env = {**os.environ, "DIGEST_DB": str(tmp_path / "d.db"), "DIGEST_SECRET": "s"}
     env.pop("DIGEST_CONFIG", None)
     (tmp_path / "digest.toml").write_text('[site]\nname = "Served Desk"\n', encoding="utf-8")
+    open_db(tmp_path / "d.db", create=True).close()
     bindir = Path(sys.executable).parent
     if server == "digest serve":
         cmd = [str(bindir / "digest"), "serve", "--port", str(port)]

@@ -4,6 +4,7 @@ Flask's test client on a real SQLite file; mail goes to a real aiosmtpd server o
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import json
@@ -14,9 +15,9 @@ import pytest
 from conftest import WEB_SECRET
 
 from digest import users
-from digest.digests import build_digest
-from digest.lists import get_list
-from digest.preview import preview_digest
+from digest.audience.lists import get_list
+from digest.delivery.preview import preview_digest
+from digest.delivery.publish import build_digest
 from digest.store import open_db
 from digest.tokens import make_token
 from digest.web.security import MESSAGE_CSP
@@ -421,7 +422,9 @@ def built(db, world, newsroom):
         newsroom.add_article(f"Kenya story {i}", DAY + timedelta(minutes=i), tags=["Kenya"])
     newsroom.subscribe(world, "ann@example.com", name="Ann")
     config = load_config(None, env={})
-    config.values["digest"]["html_budget"] = 10_000
+    config = dataclasses.replace(
+        config, digest=dataclasses.replace(config.digest, html_budget=10_000)
+    )
     result = build_digest(
         db, config, world, "daily", date(2025, 1, 21), now=datetime.fromisoformat(
             "2025-01-21T04:00:00+00:00")
@@ -454,7 +457,7 @@ def test_archive_digest_is_the_stored_web_version(app, db, built):
     assert response.status_code == 200
     assert response.headers["Content-Security-Policy"] == MESSAGE_CSP
     html = response.get_data(as_text=True)
-    from digest.digests import render_web_version
+    from digest.issues.build import render_web_version
 
     assert html == render_web_version(db, config, digest_id)
     assert 'id="tag-haiti"' in html and 'id="tag-kenya"' in html
@@ -524,7 +527,7 @@ def test_preview_shows_exactly_the_message_that_will_be_sent(app, db, built, sta
     assert response.status_code == 200
     expected = preview_digest(db, config, get_list(db, "world"), "daily", date(2025, 1, 21),
                               now=web_clock.now, secret=WEB_SECRET)  # fmt: skip
-    subject = expected.report["subject"]
+    subject = expected.report.subject
     assert str(escape(subject)) in html
     frame = "/editor/preview/frame?list=world&amp;frequency=daily&amp;date=2025-01-21"
     assert f'<iframe class="w600" src="{frame}" sandbox' in html
@@ -534,7 +537,7 @@ def test_preview_shows_exactly_the_message_that_will_be_sent(app, db, built, sta
     head = expected.message.partition(b"\r\n\r\n")[0].decode("ascii").replace("\r\n", "\n")
     assert escape(head) in html
     # The size report against the configured budget.
-    budget = app.extensions["digest"].config.get("digest", "html_budget")
+    budget = app.extensions["digest"].config.digest.html_budget
     assert f"of {budget / 1000:.1f} KB budget" in html
     frame_response = client.get(frame.replace("&amp;", "&"))
     assert frame_response.status_code == 200
@@ -628,7 +631,7 @@ def test_send_test_when_the_relay_refuses_shows_the_error(make_web_app, smtp, bu
 
 
 def _message(subject: str) -> bytes:
-    from digest.messages import build_template
+    from digest.issues.template import build_template
 
     return build_template(
         [("From", "Désk <desk@news.example.com>"), ("Subject", subject), ("Date", "x")],
@@ -857,6 +860,8 @@ def test_the_store_is_untouched_by_get_requests(app, staff, db, built, web_clock
     for purpose, prefix in (("confirm", "c"), ("unsubscribe", "u"), ("preferences", "p")):
         client.get(f"/{prefix}/{token(purpose, sid, world.id, web_clock.now)}")
     assert (
-        subscription(open_db(app.extensions["digest"].db_path), "pat@example.com")["status"]
+        subscription(open_db(app.extensions["digest"].db_path, create=True), "pat@example.com")[
+            "status"
+        ]
         == "pending"
     )

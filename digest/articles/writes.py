@@ -1,37 +1,34 @@
-"""Storing and reading articles. ``store_batch`` writes one batch of ``ArticleInput`` records in
-one write transaction: it looks up existing articles for the whole batch at once (by stable key,
-then by canonical URL), sanitises only what is new or changed, and writes with ``executemany``.
-An article's key is its feed guid/id, else its canonical URL, else a hash of its content; the
-same article from two sources is one row with the union of their tags. ``list_articles`` and
-``search_articles`` are what the CLI and the digest builder read.
+"""Storing articles: the only module that writes ``articles``, ``tags`` and ``article_tags``.
+
+``store_batch`` writes one batch of ``ArticleInput`` records in one write transaction: it looks
+up existing articles for the whole batch at once (by stable key, then by canonical URL),
+sanitises only what is new or changed, and writes with multi-row statements. An article's key is
+its feed guid/id, else its canonical URL, else a hash of its content; the same article from two
+sources is one row with the union of their tags. ``store_articles`` stores a whole parsed source
+batch by batch. A rejected entry never stops the good entries of its source.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
-import json
-import queue
 import re
-import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 from sqlite_utils import Database
 
-from .errors import InvalidInput, NotFound
+from ..store import transaction
+from ..store.bulk import insert_rows, next_id, row_chunks, select_in
+from ..timeutil import to_iso
+from .inputs import ArticleInput, ParsedSource, Rejection
 from .sanitize import clean_html, html_to_text
-from .sources import ArticleInput, ParsedSource, Rejection
-from .store import clean_tag_name, tag_key, write_transaction
-from .timeutil import from_iso, to_iso
+from .tags import tag_of
+from .urls import article_url, canonical_url
 
-# SQLite's default limit on host parameters is 32766 (>= 3.32); stay well under it.
-_CHUNK = 900
 # Articles per write transaction.
 BATCH_SIZE = 1000
 
@@ -82,102 +79,6 @@ class SourceReport:
             parts.append(f"{self.skipped} before --since")
         parts.append(f"{len(self.rejected)} rejected")
         return f"{self.source}: " + ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class Article:
-    id: int
-    title: str
-    url: str | None
-    author: str | None
-    published_at: datetime
-    summary: str | None
-    content_html: str | None
-    text: str | None
-    tags: tuple[str, ...]  # display names, sorted by key
-    source: str
-    note: str | None
-    ingested_at: datetime
-    updated_at: datetime
-
-    def to_json(self, *, content: bool = False) -> dict:
-        out = {
-            "id": self.id,
-            "title": self.title,
-            "url": self.url,
-            "author": self.author,
-            "published_at": to_iso(self.published_at),
-            "tags": list(self.tags),
-            "source": self.source,
-            "summary": self.summary,
-            "note": self.note,
-            "ingested_at": to_iso(self.ingested_at),
-            "updated_at": to_iso(self.updated_at),
-        }
-        if content:
-            out["content_html"] = self.content_html
-            out["text"] = self.text
-        return out
-
-
-# ---------------------------------------------------------------------------- URLs and keys
-
-_TRACKING = re.compile(r"(utm_[a-z_]+|fbclid|gclid|mc_cid|mc_eid)$", re.I)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*:")
-
-
-# Most links are already canonical; recognising them with one regex is ~20x cheaper than
-# taking them apart.
-_PLAIN_URL = re.compile(r"https?://[a-z0-9.\-]+(/[^?#\s]*)?")
-
-
-def canonical_url(url: str) -> str:
-    """The form used to match one article across sources: lower-case scheme and host, no
-    default port, no fragment, no tracking parameters (utm_*, fbclid, gclid, mc_*)."""
-    url = url.strip()
-    m = _PLAIN_URL.fullmatch(url)
-    if m:
-        return url if m.group(1) else url + "/"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return url
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if port and port != _DEFAULT_PORTS.get(scheme):
-        host = f"{host}:{port}"
-    query = "&".join(
-        p for p in parts.query.split("&") if p and not _TRACKING.match(p.split("=", 1)[0])
-    )
-    return urlunsplit((scheme, host, parts.path or "/", query, ""))
-
-
-def article_url(url: str | None, base: str | None) -> tuple[str | None, str | None]:
-    """(absolute http(s) link or None, warning or None)."""
-    if not url:
-        return None, None
-    if not _SCHEME.match(url) and base:
-        url = urljoin(base, url)
-    scheme = url.split(":", 1)[0].lower()
-    if scheme not in ("http", "https"):
-        return None, f"link {url[:60]!r} is not an http(s) URL; ignored"
-    return url, None
-
-
-_TAG_NAMES: dict[str, tuple[str, str]] = {}
-
-
-def _tag(name: str) -> tuple[str, str]:
-    """(key, display name) of a tag as written in a source; the same few tags recur on every
-    entry, so they are worked out once per process."""
-    found = _TAG_NAMES.get(name)
-    if found is None:
-        if len(_TAG_NAMES) > 10_000:
-            _TAG_NAMES.clear()
-        found = _TAG_NAMES[name] = (tag_key(name), clean_tag_name(name))
-    return found
 
 
 def _fingerprint(item: ArticleInput) -> str:
@@ -312,7 +213,7 @@ def _prepare(
 ) -> _Prepared:
     """Reject, skip, key and merge the entries of one batch; no database access."""
     result = SourceReport()
-    extra_tags = dict(_tag(t) for t in tags if _tag(t)[0])
+    extra_tags = dict(tag_of(t) for t in tags if tag_of(t)[0])
     pending: list[_Pending] = []
     by_key: dict[str, _Pending] = {}
     by_canon: dict[str, _Pending] = {}
@@ -334,7 +235,7 @@ def _prepare(
         key = f"id:{item.guid}" if item.guid else f"url:{canon}" if canon else f"hash:{fingerprint}"
         entry_tags = dict(extra_tags)
         for name in item.tags:
-            k, display = _tag(name)
+            k, display = tag_of(name)
             if k and k not in entry_tags:
                 entry_tags[k] = display
         twin = by_key.get(key) or (by_canon.get(canon) if canon else None)
@@ -378,17 +279,17 @@ def _write(
         return result
 
     now_iso = to_iso(now)
-    with write_transaction(db):
+    with transaction(db):
         conn = db.conn
         columns = "SELECT id, key, canonical_url, content_hash FROM articles"
-        found = {row[1]: row for row in _select_in(conn, f"{columns} WHERE key IN ({{}})", keys)}
+        found = {row[1]: row for row in select_in(conn, f"{columns} WHERE key IN ({{}})", keys)}
         canons = [p.canon for p in pending if p.canon and p.key not in found]
         canon_found: dict[str, tuple] = {}
         sql = f"{columns} WHERE canonical_url IN ({{}}) ORDER BY id DESC"
-        for row in _select_in(conn, sql, canons):
+        for row in select_in(conn, sql, canons):
             canon_found[row[2]] = row  # the oldest row wins (ordered by id desc)
 
-        next_id = (conn.execute("SELECT max(id) FROM articles").fetchone()[0] or 0) + 1
+        new_id = next_id(conn, "articles")
         to_store: list[_Pending] = []
         for p in pending:
             row = found.get(p.key)
@@ -425,8 +326,8 @@ def _write(
                     published = now
                     why = f"unreadable date {item.raw_date!r}" if item.raw_date else "no date"
                     result.warnings.append(f"{item.entry}: {why}; used the ingest time")
-                p.article_id = next_id
-                next_id += 1
+                p.article_id = new_id
+                new_id += 1
                 inserts.append(
                     (
                         p.article_id, p.key, p.canon, p.url, r.title, item.author,
@@ -448,14 +349,14 @@ def _write(
         # One statement for many rows: the FTS triggers then index the whole batch at once.
         # Run row by row, FTS5 writes its pending index to disk after every statement, which
         # made indexing ~60% of the time of storing an article.
-        _insert_rows(
+        insert_rows(
             conn,
             "articles (id, key, canonical_url, url, title, author, published_at, summary,"
             " content_html, text, content_hash, source, note, ingested_at, updated_at)",
             inserts,
         )
         if updates:
-            for chunk in _row_chunks(conn, updates):
+            for chunk in row_chunks(conn, updates):
                 one = "(" + ",".join("?" * len(chunk[0])) + ")"
                 conn.execute(
                     "UPDATE articles SET url = coalesce(v.column1, url), title = v.column2,"
@@ -550,54 +451,6 @@ def store_articles(
     return report
 
 
-@contextmanager
-def background_checkpoints(db: Database, *, enabled: bool = True) -> Iterator[Callable[[], None]]:
-    """``with background_checkpoints(db) as checkpoint:`` — while a long ingest writes, the WAL
-    is checkpointed on a connection and thread of its own; call ``checkpoint()`` after each
-    commit.
-
-    SQLite's automatic checkpoint runs inside the commit that crosses ``wal_autocheckpoint``
-    pages: it copies the WAL into the database and syncs while the writer waits (~13 ms in
-    every other batch of 1,000 articles). Inside this block the connection's automatic
-    checkpoints are off and each ``checkpoint()`` asks the thread for a PASSIVE checkpoint,
-    which runs beside the next batch's writes. On exit the checkpoints asked for are finished
-    (their work is part of the ingest) and the setting is restored. A no-op for a database that
-    is not a WAL file, or with ``enabled=False``."""
-    conn = db.conn
-    limit = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
-    if not enabled or not path or limit <= 0:
-        yield lambda: None
-        return
-    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        yield lambda: None
-        return
-    requests: queue.SimpleQueue[bool] = queue.SimpleQueue()  # True: checkpoint, False: stop
-
-    def run() -> None:
-        # A checkpoint that fails is harmless (the next automatic one does its work), so an
-        # error ends the thread quietly rather than printing a traceback.
-        with suppress(sqlite3.Error), closing(sqlite3.connect(path, timeout=30)) as other:
-            going = True
-            while going:
-                asked = [requests.get()]
-                while not requests.empty():  # requests made during a checkpoint: one more
-                    asked.append(requests.get())
-                going = all(asked)
-                if any(asked):
-                    other.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    thread = threading.Thread(target=run, name="digest-checkpoint", daemon=True)
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
-    thread.start()
-    try:
-        yield lambda: requests.put(True)
-    finally:
-        requests.put(False)
-        thread.join()
-        conn.execute(f"PRAGMA wal_autocheckpoint = {int(limit)}")
-
-
 def _union_tags(
     conn, stored: list[_Pending], result: SourceReport, now_iso: str
 ) -> dict[int, list[int]]:
@@ -611,21 +464,21 @@ def _union_tags(
         return {}
     keys = list(wanted)
     tag_ids: dict[str, int] = dict(
-        _select_in(conn, "SELECT key, id FROM tags WHERE key IN ({})", keys)
+        select_in(conn, "SELECT key, id FROM tags WHERE key IN ({})", keys)
     )
     missing = [k for k in keys if k not in tag_ids]
     if missing:
-        next_id = (conn.execute("SELECT max(id) FROM tags").fetchone()[0] or 0) + 1
+        new_id = next_id(conn, "tags")
         rows = []
         for k in missing:
-            tag_ids[k] = next_id
-            rows.append((next_id, k, wanted[k]))
-            next_id += 1
-        _insert_rows(conn, "tags (id, key, name)", rows)
+            tag_ids[k] = new_id
+            rows.append((new_id, k, wanted[k]))
+            new_id += 1
+        insert_rows(conn, "tags (id, key, name)", rows)
 
     # Only articles that were already stored can have tags; new ones start with none.
     sql = "SELECT article_id, tag_id FROM article_tags WHERE article_id IN ({})"
-    have: set[tuple[int, int]] = set(_select_in(conn, sql, old_ids))
+    have: set[tuple[int, int]] = set(select_in(conn, sql, old_ids))
     pairs = []
     for p in stored:
         for k in p.tags:
@@ -633,216 +486,8 @@ def _union_tags(
             if pair not in have:
                 have.add(pair)
                 pairs.append(pair)
-    _insert_rows(conn, "article_tags (article_id, tag_id)", pairs)
+    insert_rows(conn, "article_tags (article_id, tag_id)", pairs)
     tags_of: dict[int, list[int]] = {}
     for article_id, tag_id in have:
         tags_of.setdefault(article_id, []).append(tag_id)
     return tags_of
-
-
-def _select_in(conn: sqlite3.Connection, sql: str, values: list) -> Iterator[tuple]:
-    """Rows of ``sql`` (its ``{}`` is the ``IN`` list) for ``values``, queried ``_CHUNK`` at a time."""
-    for i in range(0, len(values), _CHUNK):
-        chunk = values[i : i + _CHUNK]
-        yield from conn.execute(sql.format(",".join("?" * len(chunk))), chunk)
-
-
-def _row_chunks(conn: sqlite3.Connection, rows: list[tuple]) -> Iterator[list[tuple]]:
-    """``rows`` in chunks that fit in one statement's host parameters (at most 1,000 rows)."""
-    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    per = max(1, min(1000, limit // len(rows[0])))
-    for i in range(0, len(rows), per):
-        yield rows[i : i + per]
-
-
-def _insert_rows(conn: sqlite3.Connection, target: str, rows: list[tuple]) -> None:
-    """INSERT ``rows`` with as many rows per statement as fit."""
-    if not rows:
-        return
-    one = "(" + ",".join("?" * len(rows[0])) + ")"
-    for chunk in _row_chunks(conn, rows):
-        conn.execute(
-            f"INSERT INTO {target} VALUES {','.join([one] * len(chunk))}",
-            [value for row in chunk for value in row],
-        )
-
-
-# ---------------------------------------------------------------------------- unchanged sources
-
-# Part of every fingerprint: change it when the same bytes would be stored differently.
-_STORE_VERSION = "1"
-
-
-def source_fingerprint(
-    data: bytes,
-    *,
-    content_type: str | None = None,
-    tags: Iterable[str] = (),
-    since: datetime | None = None,
-    max_text_bytes: int = 200_000,
-) -> str:
-    """A hash of a source's bytes and of every option that changes what ingesting it stores."""
-    h = hashlib.sha256(data)
-    options = [_STORE_VERSION, content_type or "", to_iso(since) if since else "", max_text_bytes]
-    h.update(json.dumps([options, sorted(tags)]).encode())
-    return h.hexdigest()
-
-
-def _stored_state(conn: sqlite3.Connection, ids: list[int]) -> str:
-    """A hash of the stored content hash and tags of the articles ``ids``."""
-    rows = conn.execute(
-        "SELECT a.id, a.content_hash, (SELECT group_concat(tag_id) FROM (SELECT tag_id FROM"
-        " article_tags WHERE article_id = a.id ORDER BY tag_id)) FROM articles a"
-        " WHERE a.id IN (SELECT value FROM json_each(?)) ORDER BY a.id",
-        [json.dumps(ids)],
-    )
-    return _state_hash((row[0], row[1], row[2]) for row in rows)
-
-
-def _state_hash(rows: Iterable[tuple[int, str, str | None]]) -> str:
-    # (id, content hash, tag ids joined by "," or None), in id order.
-    return hashlib.sha256("".join([f"{i} {h} {t}\n" for i, h, t in rows]).encode()).hexdigest()
-
-
-def unchanged_source(db: Database, source: str, fingerprint: str) -> SourceReport | None:
-    """The report of re-ingesting ``source`` (everything unchanged) if its last ingest had the
-    same ``fingerprint`` and was clean, and its articles are still exactly as that ingest left
-    them; else None (the source must be parsed and stored)."""
-    row = db.execute(
-        "SELECT kind, article_ids, state, unchanged, skipped FROM source_states"
-        " WHERE source = ? AND fingerprint = ?",
-        [source, fingerprint],
-    ).fetchone()
-    if row is None:
-        return None
-    kind, ids, state, unchanged, skipped = row
-    if _stored_state(db.conn, json.loads(ids)) != state:
-        return None
-    return SourceReport(source=source, kind=kind, unchanged=unchanged, skipped=skipped)
-
-
-def remember_source(
-    db: Database, source: str, fingerprint: str, report: SourceReport, *, now: datetime
-) -> None:
-    """Record a source's fingerprint after a complete ingest, so an unchanged re-ingest is
-    recognised. Only a clean ingest (nothing rejected, no warnings) is recorded: replaying a
-    report must not hide what the user was told the first time."""
-    if report.error or report.rejected or report.warnings:
-        db.execute("DELETE FROM source_states WHERE source = ?", [source])
-        return
-    ids = sorted(set(report.article_ids))
-    # The state is what the ingest itself wrote (reading it back costs ~3 µs an article). If
-    # anything else changed those articles meanwhile, the next re-ingest finds a different
-    # stored state and stores the source again, which is the safe way round.
-    states = report.states
-    if all(i in states for i in ids):
-        state = _state_hash((i, *states[i]) for i in ids)
-    else:
-        state = _stored_state(db.conn, ids)
-    with write_transaction(db):
-        db.execute(
-            "INSERT OR REPLACE INTO source_states (source, fingerprint, kind, article_ids, state,"
-            " unchanged, skipped, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                source, fingerprint, report.kind, json.dumps(ids), state,
-                report.new + report.updated + report.unchanged, report.skipped, to_iso(now),
-            ],
-        )  # fmt: skip
-
-
-# ---------------------------------------------------------------------------- reading
-
-_SELECT = """
-SELECT a.id, a.title, a.url, a.author, a.published_at, a.summary, a.content_html, a.text,
-       (SELECT json_group_array(name) FROM (
-            SELECT t.name FROM article_tags x JOIN tags t ON t.id = x.tag_id
-            WHERE x.article_id = a.id ORDER BY t.key)) AS tag_names,
-       a.source, a.note, a.ingested_at, a.updated_at
-FROM articles a
-"""
-
-
-def _article(row: tuple) -> Article:
-    return Article(
-        id=row[0],
-        title=row[1],
-        url=row[2],
-        author=row[3],
-        published_at=from_iso(row[4]),
-        summary=row[5],
-        content_html=row[6],
-        text=row[7],
-        tags=tuple(json.loads(row[8])),
-        source=row[9],
-        note=row[10],
-        ingested_at=from_iso(row[11]),
-        updated_at=from_iso(row[12]),
-    )
-
-
-def _tag_filter(db: Database, tags: Iterable[str]) -> tuple[str, list]:
-    keys = sorted({tag_key(t) for t in tags if tag_key(t)})
-    if not keys:
-        return "", []
-    marks = ",".join("?" * len(keys))
-    known = {r[0] for r in db.execute(f"SELECT key FROM tags WHERE key IN ({marks})", keys)}
-    unknown = [k for k in keys if k not in known]
-    if unknown and not known:
-        raise NotFound(f"no articles are tagged {', '.join(repr(k) for k in unknown)}")
-    return (
-        " AND a.id IN (SELECT x.article_id FROM article_tags x JOIN tags t ON t.id = x.tag_id"
-        f" WHERE t.key IN ({marks}))",
-        keys,
-    )
-
-
-def list_articles(
-    db: Database,
-    *,
-    tags: Iterable[str] = (),
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int | None = None,
-) -> list[Article]:
-    """Articles newest first, optionally only those with any of ``tags`` and published in
-    [since, until)."""
-    where, params = "WHERE 1=1", []
-    tag_sql, tag_params = _tag_filter(db, tags)
-    where += tag_sql
-    params += tag_params
-    if since is not None:
-        where += " AND a.published_at >= ?"
-        params.append(to_iso(since))
-    if until is not None:
-        where += " AND a.published_at < ?"
-        params.append(to_iso(until))
-    sql = f"{_SELECT} {where} ORDER BY a.published_at DESC, a.id DESC"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return [_article(r) for r in db.execute(sql, params).fetchall()]
-
-
-def fts_query(query: str) -> str:
-    """The words of a user's query as an FTS5 expression (every word must appear), so
-    punctuation or stray operators in the query cannot cause an FTS syntax error."""
-    words = re.findall(r"\w+", query)
-    if not words:
-        raise InvalidInput(f"search query {query!r} has no words to search for")
-    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
-
-
-def search_articles(db: Database, query: str, *, limit: int = 50) -> list[Article]:
-    """Full-text search over title, summary and text, best match first."""
-    sql = (
-        f"{_SELECT} JOIN articles_fts ON articles_fts.rowid = a.id"
-        " WHERE articles_fts MATCH ? ORDER BY articles_fts.rank, a.published_at DESC LIMIT ?"
-    )
-    return [_article(r) for r in db.execute(sql, [fts_query(query), limit]).fetchall()]
-
-
-def get_article(db: Database, article_id: int) -> Article:
-    row = db.execute(f"{_SELECT} WHERE a.id = ?", [article_id]).fetchone()
-    if row is None:
-        raise NotFound(f"no article with id {article_id}")
-    return _article(row)

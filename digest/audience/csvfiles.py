@@ -16,42 +16,33 @@ import csv
 import io
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import TextIO
 
 from sqlite_utils import Database
 
-from .errors import DigestError, InvalidInput
+from ..addresses import fast_normalise, normalise_email
+from ..errors import DigestError, InvalidInput
+from ..store import transaction
+from ..text import CONTROL, CONTROL_BUT_LINE_ENDS
 from .lists import MailingList, get_list
-from .store import write_transaction
-from .subscribers import (
-    ENDED,
-    FREQUENCIES,
-    _fast_normalise,
-    check_frequency,
+from .records import FREQUENCIES, LIVE, check_frequency
+from .subscriptions import (
+    BatchResult,
+    Row,
+    apply_batch,
+    end_missing,
     iter_subscriptions,
-    normalise_email,
     subscription_tags,
 )
-from .timeutil import to_iso
 
 COLUMNS = ("email", "name", "tags", "frequency")
 BATCH = 10_000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROL_BUT_NEWLINES = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-# One valid row: (line, normalised address, name, tags, frequency). Plain tuples, because a
-# 100,000-row file makes 100,000 of them. tags: JSON list of tag keys; None = column absent;
-# name and frequency: None = column absent or empty.
-Row = tuple[int, str, str | None, str | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -166,11 +157,11 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
     width = len(names)
     first_line: dict[str, int] = {}
     tag_cache: dict[str, str] = {}
-    control = _CONTROL.search
+    control = CONTROL.search
     # One scan of the whole file instead of one per field: without control characters other
     # than line ends, only a row spanning several lines (a quoted CR or LF) can have one.
-    check_every_row = _CONTROL_BUT_NEWLINES.search(text) is not None
-    fast = _fast_normalise
+    check_every_row = CONTROL_BUT_LINE_ENDS.search(text) is not None
+    fast = fast_normalise
     prev = 1  # reader.line_num after the previous row: a row starts on the line after it
     rows = parsed.rows
     try:
@@ -238,176 +229,6 @@ def _note_address(parsed: ParsedFile, cells: list[str], i_email: int) -> None:
 # -- Applying -------------------------------------------------------------------------------
 
 
-def _json_list(values: list[str]) -> str:
-    return json.dumps(values, ensure_ascii=False)
-
-
-def _apply_batch(
-    db: Database,
-    mlist: MailingList,
-    rows: list[Row],
-    report: Report,
-    *,
-    confirmed: bool,
-    source: str,
-    reason: str,
-    now: datetime,
-    write: bool,
-) -> None:
-    stamp = to_iso(now)
-    emails = _json_list([r[1] for r in rows])
-    existing = {
-        r[1]: r
-        for r in db.execute(
-            "SELECT p.id, p.email, p.name, s.id, s.status, s.frequency, s.tags"
-            " FROM subscribers p LEFT JOIN subscriptions s"
-            " ON s.subscriber_id = p.id AND s.list_id = ?"
-            " WHERE p.email IN (SELECT value FROM json_each(?))",
-            [mlist.id, emails],
-        )
-    }
-    suppressed = {}
-    if db.execute("SELECT EXISTS (SELECT 1 FROM suppressions)").fetchone()[0]:
-        suppressed = dict(
-            db.execute(
-                "SELECT email, reason FROM suppressions"
-                " WHERE email IN (SELECT value FROM json_each(?))",
-                [emails],
-            ).fetchall()
-        )
-    # (subscriber id, email, name, tags, frequency, 1 if the subscriber is new). Inside
-    # BEGIN IMMEDIATE no other writer can take subscriber ids, so new ones are numbered here.
-    new_subs: list[tuple] = []
-    next_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM subscribers").fetchone()[0]
-    name_updates: list[tuple] = []
-    sub_updates: list[tuple] = []
-    events: list[tuple] = []  # status changes of existing subscriptions
-    status = "active" if confirmed else "pending"
-    confirmed_at = stamp if confirmed else None
-    all_new = not existing and not suppressed
-    if all_new:
-        # Only new addresses (the usual first import): no per-row decisions to make.
-        report.added.extend(r[1] for r in rows)
-        new_subs, rows = rows, []
-    for line, email, name, row_tags, row_freq in rows:
-        old = existing.get(email)
-        if old is not None and old[4] in ENDED:
-            report.skipped.append(
-                Problem(line, f"{email} is {old[4]}; not subscribed again (needs a "
-                        "new confirmation by the person, or `subscribers add --force`)")
-            )  # fmt: skip
-            continue
-        if email in suppressed:
-            report.skipped.append(
-                Problem(line, f"{email} is on the suppression list "
-                        f"({suppressed[email] or 'no reason given'}); not subscribed")
-            )  # fmt: skip
-            continue
-        if old is None:
-            new_subs.append((next_id, email, name, row_tags, row_freq, 1))
-            next_id += 1
-            report.added.append(email)
-            continue
-        person_id, _, old_name, sub_id, old_status, old_freq, old_tags = old
-        if name and name != old_name:
-            name_updates.append((name, person_id))
-        if sub_id is None:
-            new_subs.append((person_id, email, name, row_tags, row_freq, 0))
-            report.added.append(email)
-            continue
-        freq = row_freq or old_freq
-        tags = old_tags if row_tags is None else row_tags
-        new_status = "active" if confirmed or old_status == "active" else "pending"
-        if new_status != old_status:
-            report.activated.append(email)
-            events.append((email, mlist.slug, old_status, new_status, source, reason, stamp))
-        elif freq != old_freq or tags != old_tags or (name and name != old_name):
-            report.updated.append(email)
-        else:
-            report.unchanged += 1
-            continue
-        sub_updates.append((freq, tags, new_status, stamp, confirmed_at, sub_id))
-    if not write:
-        return
-    db.conn.executemany("UPDATE subscribers SET name = ? WHERE id = ?", name_updates)
-    db.conn.executemany(
-        "UPDATE subscriptions SET frequency = ?, tags = ?, status = ?, updated_at = ?,"
-        " confirmed_at = coalesce(confirmed_at, ?) WHERE id = ?",
-        sub_updates,
-    )
-    _insert_many(
-        db, "status_events (email, list_slug, old_status, new_status, source, reason, at)", events
-    )
-    if not new_subs:
-        return
-    # New subscriptions go through a staging table: Python binds 5 or 6 values a row once (many
-    # rows per statement), and SQLite copies them into subscribers, subscriptions and
-    # status_events itself, several times faster than binding every value of every table
-    # from Python.
-    db.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS import_rows (n INTEGER PRIMARY KEY, line INTEGER,"
-        " person_id INTEGER, email TEXT, name TEXT, tags TEXT, frequency TEXT, new_person INTEGER)"
-    )
-    db.execute("DELETE FROM temp.import_rows")
-    offset = 0
-    if all_new:
-        # The parsed rows go in as they are and are numbered in insertion order (n), which
-        # saves building a second tuple per row: person_id and new_person stay NULL.
-        _insert_many(db, "temp.import_rows (line, email, name, tags, frequency)", new_subs)
-        offset = next_id - db.execute("SELECT min(n) FROM temp.import_rows").fetchone()[0]
-    else:
-        _insert_many(
-            db,
-            "temp.import_rows (person_id, email, name, tags, frequency, new_person)",
-            new_subs,
-        )
-    db.execute(
-        "INSERT INTO subscribers (id, email, name, created_at)"
-        " SELECT coalesce(person_id, n + ?), email, name, ?"
-        " FROM temp.import_rows WHERE coalesce(new_person, 1)",
-        [offset, stamp],
-    )
-    db.execute(
-        "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status, created_at,"
-        " updated_at, confirmed_at)"
-        " SELECT coalesce(person_id, n + ?), ?, coalesce(frequency, 'daily'),"
-        " coalesce(tags, '[]'), ?, ?, ?, ? FROM temp.import_rows",
-        [offset, mlist.id, status, stamp, stamp, confirmed_at],
-    )
-    db.execute(
-        "INSERT INTO status_events (email, list_slug, old_status, new_status, source, reason, at)"
-        " SELECT email, ?, NULL, ?, ?, ?, ? FROM temp.import_rows",
-        [mlist.slug, status, source, reason, stamp],
-    )
-    db.execute("DELETE FROM temp.import_rows")
-
-
-_ROWS_PER_INSERT = 100  # 100 rows x at most 8 columns stays under SQLite's 999-variable limit
-
-
-def _insert_many(db: Database, target: str, rows: list[tuple]) -> None:
-    """INSERT with many rows per statement: about twice as fast as one row per statement
-    (what sqlite-utils' insert_all does too)."""
-    if not rows:
-        return
-    width = len(rows[0])
-    one = "(" + ", ".join("?" * width) + ")"
-    full = len(rows) - len(rows) % _ROWS_PER_INSERT
-    if full:
-        sql = f"INSERT INTO {target} VALUES " + ", ".join([one] * _ROWS_PER_INSERT)
-        db.conn.executemany(
-            sql,
-            (
-                list(chain.from_iterable(rows[i : i + _ROWS_PER_INSERT]))
-                for i in range(0, full, _ROWS_PER_INSERT)
-            ),
-        )
-    if full < len(rows):
-        rest = rows[full:]
-        sql = f"INSERT INTO {target} VALUES " + ", ".join([one] * len(rest))
-        db.conn.execute(sql, list(chain.from_iterable(rest)))
-
-
 def apply_rows(
     db: Database,
     mlist: MailingList,
@@ -426,17 +247,21 @@ def apply_rows(
     # In address order, new rows land at neighbouring places in the email indexes: far fewer
     # pages touched per batch than in file order.
     rows = sorted(parsed.rows, key=itemgetter(1))
+    result = BatchResult()
     for start in range(0, len(rows), BATCH):
         batch = rows[start : start + BATCH]
         if dry_run:
-            _apply_batch(db, mlist, batch, report, confirmed=confirmed, source=source,
-                         reason=reason, now=now, write=False)  # fmt: skip
+            apply_batch(db, mlist, batch, result, confirmed=confirmed, source=source,
+                        reason=reason, now=now, write=False)  # fmt: skip
         else:
-            with write_transaction(db):
-                _apply_batch(db, mlist, batch, report, confirmed=confirmed, source=source,
-                             reason=reason, now=now, write=True)  # fmt: skip
+            with transaction(db):
+                apply_batch(db, mlist, batch, result, confirmed=confirmed, source=source,
+                            reason=reason, now=now, write=True)  # fmt: skip
         if progress:
             progress(len(batch))
+    report.added, report.activated, report.updated = result.added, result.activated, result.updated
+    report.unchanged = result.unchanged
+    report.skipped = [Problem(line, why) for line, why in result.skipped]
     report.skipped.sort(key=lambda p: p.line)
     return report
 
@@ -461,14 +286,12 @@ def import_csv(
                       now=now, progress=progress)  # fmt: skip
 
 
-def count_rows(parsed: ParsedFile) -> int:
-    return len(parsed.rows)
-
-
 # -- Export ---------------------------------------------------------------------------------
 
 
-def write_csv(db: Database, list_slug: str, out: TextIO, *, statuses=("pending", "active")) -> int:
+def write_csv(
+    db: Database, list_slug: str, out: TextIO, *, statuses: tuple[str, ...] = LIVE
+) -> int:
     """Write the list's pending and active subscribers as CSV (the import format). Returns the
     number of rows."""
     mlist = get_list(db, list_slug, include_deleted=True)
@@ -525,30 +348,13 @@ def sync_file(
     report = apply_rows(db, mlist, parsed, confirmed=confirmed, dry_run=dry_run, source="sync",
                         now=now)  # fmt: skip
     reason = f"no longer in {path.name}"
-    stamp = to_iso(now)
-
-    def leaving() -> list[tuple[int, str, str]]:
-        return [
-            (sub.id, sub.email, sub.status)
-            for sub in iter_subscriptions(db, mlist.slug)
-            if sub.status in ("pending", "active") and sub.email not in parsed.seen
-        ]
-
     if dry_run:
-        report.removed = [email for _, email, _ in leaving()]
+        report.removed = end_missing(db, mlist, parsed.seen, source="sync", reason=reason,
+                                     now=now, write=False)  # fmt: skip
         return report
-    with write_transaction(db):
-        gone = leaving()
-        db.conn.executemany(
-            "UPDATE subscriptions SET status = 'unsubscribed', updated_at = ? WHERE id = ?",
-            [(stamp, sid) for sid, _, _ in gone],
-        )
-        db.conn.executemany(
-            "INSERT INTO status_events (email, list_slug, old_status, new_status, source,"
-            " reason, at) VALUES (?, ?, ?, 'unsubscribed', 'sync', ?, ?)",
-            [(email, mlist.slug, old, reason, stamp) for _, email, old in gone],
-        )
-    report.removed = [email for _, email, _ in gone]
+    with transaction(db):
+        report.removed = end_missing(db, mlist, parsed.seen, source="sync", reason=reason,
+                                     now=now, write=True)  # fmt: skip
     return report
 
 

@@ -7,24 +7,25 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
-from email.headerregistry import Address
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
 
-from .errors import InvalidInput, NotFound
-from .store import clean_tag_name, tag_key
-from .timeutil import to_iso
+from ..addresses import check_address_header
+from ..articles.tags import clean_tag_name, tag_key
+from ..errors import InvalidInput, NotFound
+from ..store import transaction
+from ..text import check_single_line
+from ..timeutil import to_iso
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _SEND_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
-_NAME_ADDR = re.compile(r"(.*?)<([^<>]*)>\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class MailingList:
     weekly_day: str  # "monday".."sunday"
     description: str | None
     deleted_at: str | None = None  # set when deleted but kept for the archive
+    created_at: str = "1970-01-01T00:00:00.000000+00:00"  # UTC ISO
 
     @property
     def zone(self) -> ZoneInfo:
@@ -77,6 +79,7 @@ class MailingList:
             weekly_day=row["weekly_day"],
             description=row["description"],
             deleted_at=row.get("deleted_at"),
+            created_at=row["created_at"],
         )
 
 
@@ -122,34 +125,6 @@ def check_slug(slug: str) -> str:
     return slug
 
 
-def check_address_header(value: str, field: str) -> str:
-    """A 'Name <addr@domain>' or bare address, with the address validated; returns the
-    display form with the name quoted where RFC 5322 needs it."""
-    from .subscribers import normalise_email
-
-    if _CONTROL.search(value):
-        raise InvalidInput(f"{field} {value!r} contains a line break or control character")
-    m = _NAME_ADDR.match(value.strip())
-    if m:
-        name, addr = m.group(1).strip(), m.group(2).strip()
-        if len(name) >= 2 and name[0] == name[-1] == '"':
-            name = name[1:-1].replace('\\"', '"').strip()
-    else:
-        name, addr = "", value.strip()
-    if not addr or "@" not in addr or "<" in addr or ">" in addr:
-        raise InvalidInput(
-            f"{field} {value!r} is not an address (expected e.g. 'News <news@example.com>')"
-        )
-    try:
-        addr = normalise_email(addr)
-    except InvalidInput as e:
-        raise InvalidInput(f"{field}: {e}") from None
-    if not name:
-        return addr
-    local, _, domain = addr.rpartition("@")
-    return str(Address(display_name=name.strip(), username=local, domain=domain))
-
-
 def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
@@ -191,9 +166,7 @@ def clean_list_tags(tags: Iterable[str]) -> list[str]:
 
 
 def _check_text(value: str, field: str) -> str:
-    value = unicodedata.normalize("NFC", value).strip()
-    if _CONTROL.search(value):
-        raise InvalidInput(f"{field} {value!r} contains a line break or control character")
+    value = check_single_line(unicodedata.normalize("NFC", value).strip(), field)
     if not value:
         raise InvalidInput(f"{field} must not be empty")
     return value
@@ -245,7 +218,7 @@ def create_list(
 ) -> MailingList:
     check_slug(slug)
     values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
-    with db.atomic():
+    with transaction(db):
         existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
         if existing:
             if existing[0]:
@@ -299,70 +272,17 @@ def edit_list(
     return get_list(db, slug)
 
 
-@dataclass(frozen=True)
-class ListCounts:
-    pending: int = 0
-    active: int = 0
-    unsubscribed: int = 0
-    bounced: int = 0
-    complained: int = 0
-    digests: int = 0
-
-
-def list_counts(db: Database, mlist: MailingList) -> ListCounts:
-    counts = {
-        r["status"]: r["n"]
-        for r in db.query(
-            "SELECT status, count(*) AS n FROM subscriptions WHERE list_id = ? GROUP BY status",
-            [mlist.id],
-        )
-    }
-    digests = db.execute("SELECT count(*) FROM digests WHERE list_id = ?", [mlist.id]).fetchone()[0]
-    return ListCounts(**counts, digests=digests)
-
-
-def delete_list(db: Database, slug: str, *, now: datetime, force: bool = False) -> str:
-    """Delete a list. Refuses while it has active or pending subscribers unless ``force``
-    (their subscriptions end, recorded in each address's history). A list with sent digests
-    is marked deleted rather than removed, so the archive keeps working. Returns
-    'deleted' or 'archived'."""
-    from .subscribers import record_event
-
-    mlist = get_list(db, slug)
-    with db.atomic():
-        members = list(
-            db.query(
-                "SELECT s.id, s.status, p.email FROM subscriptions s"
-                " JOIN subscribers p ON p.id = s.subscriber_id"
-                " WHERE s.list_id = ? AND s.status IN ('pending', 'active')",
-                [mlist.id],
-            )
-        )
-        if members and not force:
-            raise InvalidInput(
-                f"list {slug!r} has {len(members)} active or pending subscriber(s); "
-                "use --force to delete it anyway"
-            )
-        for m in members:
-            record_event(
-                db,
-                m["email"],
-                "unsubscribed",
-                source="cli",
-                now=now,
-                list_slug=slug,
-                old_status=m["status"],
-                reason="list deleted",
-            )
-        has_digests = db.execute(
-            "SELECT 1 FROM digests WHERE list_id = ? LIMIT 1", [mlist.id]
-        ).fetchone()
-        if has_digests:
-            db.execute("DELETE FROM subscriptions WHERE list_id = ?", [mlist.id])
+def remove_list_row(db: Database, mlist: MailingList, *, now: datetime) -> str:
+    """Remove ``mlist`` (its subscriptions already ended by the caller): 'deleted', or
+    'archived' when digests were built for it, whose rows reference the list (the foreign key
+    refuses the delete): then it is only marked deleted, so its archive keeps working."""
+    with transaction(db):
+        try:
+            db.execute("DELETE FROM lists WHERE id = ?", [mlist.id])
+        except sqlite3.IntegrityError:
             db.execute(
                 "UPDATE lists SET deleted_at = ?, updated_at = ? WHERE id = ?",
                 [to_iso(now), to_iso(now), mlist.id],
             )
             return "archived"
-        db.execute("DELETE FROM lists WHERE id = ?", [mlist.id])
-        return "deleted"
+    return "deleted"

@@ -1,208 +1,56 @@
-"""Subscribers and their subscriptions: adding, confirming, unsubscribing and removing people,
-with every status change recorded (time, source, reason) so ``subscribers show`` can say why
-someone stopped getting the digest; the global suppression list; bounces.
+"""Subscribers and their subscriptions: the only module that writes ``subscribers`` and
+``subscriptions``. Adding, confirming, unsubscribing and removing people, one at a time or a
+CSV batch at a time, with every status change recorded in the history (``history``).
 
-The rule that matters most: an address that unsubscribed, bounced, complained or is suppressed is
-never made active again by ``add``, ``import`` or ``sync``. Only a new double opt-in confirmation
-(``confirm_subscription`` from the web form) or an admin's explicit ``force`` with a recorded
-reason re-activates it.
+The rule that matters most lives in ``records.admit`` and every path here goes through it: an
+address that unsubscribed, bounced, complained or is suppressed is never made active again by
+``add``, ``import`` or ``sync``. Only a new double opt-in confirmation (the person followed a
+signed link from the web form) or an admin's explicit ``force`` with a recorded reason
+re-activates it.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Iterator
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlite_utils import Database
 
-from .errors import InvalidInput, NotFound
-from .lists import MailingList, get_list, get_list_by_id
-from .store import tag_key, write_transaction
-from .timeutil import to_iso
-
-STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
-SOURCES = ("cli", "import", "sync", "web", "bounce")
-FREQUENCIES = ("daily", "weekly")
-ENDED = ("unsubscribed", "bounced", "complained")
-
-
-# -- Addresses ------------------------------------------------------------------------------
-
-# A strict fast path for plain ASCII addresses. email-validator is thorough but slow (it
-# NFC-normalises a window at every character while splitting); for an address matching these
-# patterns its result is provably ``local@domain.lower()`` (with RFC 2142 role names
-# lower-cased): the local part is a plain dot-atom, the domain is LDH labels ending in a letter
-# with no '--' (so no Punycode or R-LDH label), within the length limits and not special-use.
-# Anything else goes through email-validator. tests/test_subscribers_email.py checks the
-# equivalence over many generated addresses.
-_ATEXT = r"A-Za-z0-9_!#$%&'*+\-/=?^`{|}~"
-_FAST_LOCAL = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*")
-_FAST_DOMAIN = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-    r"(?:[A-Za-z]|[A-Za-z0-9][A-Za-z0-9-]{0,61}[A-Za-z])"
+from ..addresses import normalise_email
+from ..articles.tags import tag_key
+from ..errors import InvalidInput, NotFound
+from ..store import transaction
+from ..store.bulk import insert_rows, next_id
+from ..text import clean_name
+from ..timeutil import to_iso
+from .history import EventRow, events_for, forget, record_event, record_events
+from .lists import MailingList, get_list, get_list_by_id, remove_list_row
+from .records import (
+    ENDED,
+    LIVE,
+    Frequency,
+    Subscriber,
+    SubscriberHistory,
+    Subscription,
+    SubscriptionStatus,
+    admit,
+    check_frequency,
+    sql_list,
 )
-_SPECIAL_USE = frozenset(["arpa", "invalid", "local", "localhost", "onion", "test"])
-_ROLE_NAMES = frozenset(
-    [
-        "info",
-        "marketing",
-        "sales",
-        "support",
-        "abuse",
-        "noc",
-        "security",
-        "postmaster",
-        "hostmaster",
-        "usenet",
-        "news",
-        "webmaster",
-        "www",
-        "uucp",
-        "ftp",
-    ]
+from .suppressions import (
+    get_suppression,
+    is_suppressed,
+    lift_suppression,
+    suppress,
+    suppressed_among,
 )
 
-
-# Domain as written -> normalised domain, or None if not in the fast subset. A large import has
-# far fewer domains than addresses, so most addresses only need their local part checked.
-_FAST_DOMAINS: dict[str, str | None] = {}
-
-
-def _fast_domain(domain: str) -> str | None:
-    if _FAST_DOMAIN.fullmatch(domain) is None:
-        return None
-    domain = domain.lower()
-    if len(domain) > 253 or "--" in domain:
-        return None
-    # Every special-use name is a single label, so "is it or ends with .it" is the last label.
-    if domain[domain.rfind(".") + 1 :] in _SPECIAL_USE:
-        return None
-    return domain
-
-
-def _fast_normalise(text: str) -> str | None:
-    """``local@domain`` normalised exactly as email-validator would, or None when the address
-    is not in the plain-ASCII subset this handles (the caller then asks email-validator)."""
-    if len(text) > 254:
-        return None
-    # The local part's characters exclude '@', so an address with two is refused either way.
-    local, at, raw_domain = text.rpartition("@")
-    if not at:
-        return None
-    try:
-        domain = _FAST_DOMAINS[raw_domain]
-    except KeyError:
-        if len(_FAST_DOMAINS) > 100_000:
-            _FAST_DOMAINS.clear()
-        domain = _FAST_DOMAINS[raw_domain] = _fast_domain(raw_domain)
-    if domain is None or _FAST_LOCAL.fullmatch(local) is None:
-        return None
-    if local.lower() in _ROLE_NAMES:
-        local = local.lower()
-    return local + "@" + domain
-
-
-def normalise_email(text: str) -> str:
-    """The normalised form of an address (email-validator syntax rules, no DNS look-ups;
-    the domain is lower-cased). Raises ``InvalidInput`` saying what is wrong."""
-    text = text.strip(" ")
-    fast = _fast_normalise(text)
-    if fast is not None:
-        return fast
-    if not text:
-        raise InvalidInput("empty address")
-    try:
-        return validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError as e:
-        raise InvalidInput(f"invalid address {text!r}: {e}") from None
-
-
-# -- Records --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    id: int
-    email: str
-    name: str | None
-    created_at: str
-
-
-@dataclass(frozen=True)
-class Subscription:
-    id: int
-    subscriber_id: int
-    list_id: int
-    list_slug: str
-    email: str
-    name: str | None
-    frequency: str
-    tags: tuple[str, ...]  # tag keys; () = all of the list's tags
-    status: str
-    created_at: str
-    updated_at: str
-    confirmed_at: str | None
-
-    @classmethod
-    def from_row(cls, row) -> Subscription:
-        return cls(
-            id=row["id"],
-            subscriber_id=row["subscriber_id"],
-            list_id=row["list_id"],
-            list_slug=row["list_slug"],
-            email=row["email"],
-            name=row["name"],
-            frequency=row["frequency"],
-            tags=tuple(json.loads(row["tags"])),
-            status=row["status"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            confirmed_at=row["confirmed_at"],
-        )
-
-    def as_json(self) -> dict:
-        return {
-            "email": self.email,
-            "name": self.name,
-            "list": self.list_slug,
-            "status": self.status,
-            "frequency": self.frequency,
-            "tags": list(self.tags),
-            "created_at": self.created_at,
-            "confirmed_at": self.confirmed_at,
-        }
-
-
-@dataclass(frozen=True)
-class StatusEvent:
-    at: str
-    list_slug: str | None
-    old_status: str | None
-    new_status: str
-    source: str
-    reason: str | None
-
-
-@dataclass(frozen=True)
-class Suppression:
-    email: str
-    reason: str | None
-    source: str
-    created_at: str
-
-
-@dataclass
-class SubscriberHistory:
-    email: str
-    subscriber: Subscriber | None
-    subscriptions: list[Subscription] = field(default_factory=list)
-    suppression: Suppression | None = None
-    events: list[StatusEvent] = field(default_factory=list)
-
+_LIVE_SQL = sql_list(LIVE)
+_ENDED_SQL = sql_list(ENDED)
 
 _SUBSCRIPTION_SELECT = """
     SELECT s.id, s.subscriber_id, s.list_id, l.slug AS list_slug, p.email, p.name, s.frequency,
@@ -216,7 +64,7 @@ _SUBSCRIPTION_SELECT = """
 # CROSS JOIN makes SQLite walk subscribers in the order of their email index and look up each
 # one's subscriptions: rows come out already in order, so the first is printed at once instead
 # of after sorting every row (EXPLAIN QUERY PLAN shows no temp b-tree; a test checks).
-_STREAM_SELECT = """
+STREAM_SELECT = """
     SELECT s.id, s.subscriber_id, s.list_id, l.slug AS list_slug, p.email, p.name, s.frequency,
            s.tags, s.status, s.created_at, s.updated_at, s.confirmed_at
     FROM subscribers p
@@ -226,7 +74,11 @@ _STREAM_SELECT = """
 """
 
 
-def _subscription(db: Database, subscriber_id: int, list_id: int) -> Subscription | None:
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+def get_subscription(db: Database, subscriber_id: int, list_id: int) -> Subscription | None:
     cur = db.execute(
         _SUBSCRIPTION_SELECT + " WHERE s.subscriber_id = ? AND s.list_id = ?",
         [subscriber_id, list_id],
@@ -236,8 +88,10 @@ def _subscription(db: Database, subscriber_id: int, list_id: int) -> Subscriptio
     return Subscription.from_row(row) if row else None
 
 
-def _dict_row(cursor, row) -> dict:
-    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+def _subscription(db: Database, subscriber_id: int, list_id: int) -> Subscription:
+    sub = get_subscription(db, subscriber_id, list_id)
+    assert sub is not None, (subscriber_id, list_id)
+    return sub
 
 
 def get_subscriber(db: Database, email: str) -> Subscriber:
@@ -250,14 +104,48 @@ def get_subscriber(db: Database, email: str) -> Subscriber:
     return Subscriber(*row)
 
 
+def get_subscriber_by_id(db: Database, subscriber_id: int) -> Subscriber | None:
+    row = db.execute(
+        "SELECT id, email, name, created_at FROM subscribers WHERE id = ?", [subscriber_id]
+    ).fetchone()
+    return Subscriber(*row) if row else None
+
+
+def find_subscription(db: Database, mlist: MailingList, address: str) -> Subscription:
+    """The subscription of ``address`` (any case) to ``mlist``; ``NotFound`` if none."""
+    cur = db.execute(
+        _SUBSCRIPTION_SELECT + " WHERE s.list_id = ? AND p.email = ? COLLATE NOCASE",
+        [mlist.id, address.strip()],
+    )
+    cur.row_factory = _dict_row
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"{address} is not subscribed to list {mlist.slug!r}")
+    return Subscription.from_row(row)
+
+
+@dataclass(frozen=True)
+class KnownAddress:
+    """A subscriber and, if any, their subscription status on one list."""
+
+    subscriber_id: int
+    name: str | None
+    status: SubscriptionStatus | None
+
+
+def subscription_status(db: Database, mlist: MailingList, email: str) -> KnownAddress | None:
+    """What is known of a (normalised) address for ``mlist``; None: not a subscriber."""
+    row = db.execute(
+        "SELECT p.id, p.name, s.status FROM subscribers p LEFT JOIN subscriptions s"
+        " ON s.subscriber_id = p.id AND s.list_id = ? WHERE p.email = ?",
+        [mlist.id, email],
+    ).fetchone()
+    if row is None:
+        return None
+    return KnownAddress(row[0], row[1], SubscriptionStatus(row[2]) if row[2] else None)
+
+
 # -- Validation shared with the CSV import ---------------------------------------------------
-
-
-def check_frequency(value: str) -> str:
-    v = value.strip().lower()
-    if v not in FREQUENCIES:
-        raise InvalidInput(f"unknown frequency {value!r} (expected daily or weekly)")
-    return v
 
 
 def subscription_tags(mlist: MailingList, tags: Iterable[str]) -> list[str]:
@@ -280,121 +168,12 @@ def subscription_tags(mlist: MailingList, tags: Iterable[str]) -> list[str]:
     return sorted(keys, key=list_keys.index)
 
 
-# -- Status changes --------------------------------------------------------------------------
+# -- One person at a time --------------------------------------------------------------------
 
 
-def record_event(
-    db: Database,
-    email: str,
-    new_status: str,
-    *,
-    source: str,
-    now: datetime,
-    list_slug: str | None = None,
-    old_status: str | None = None,
-    reason: str | None = None,
-) -> None:
-    db.execute(
-        "INSERT INTO status_events (email, list_slug, old_status, new_status, source, reason, at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [email, list_slug, old_status, new_status, source, reason, to_iso(now)],
-    )
-
-
-def is_suppressed(db: Database, email: str) -> bool:
-    return db.execute("SELECT 1 FROM suppressions WHERE email = ?", [email]).fetchone() is not None
-
-
-def get_suppression(db: Database, email: str) -> Suppression | None:
-    row = db.execute(
-        "SELECT email, reason, source, created_at FROM suppressions WHERE email = ?", [email]
-    ).fetchone()
-    return Suppression(*row) if row else None
-
-
-def iter_suppressions(db: Database) -> Iterator[Suppression]:
-    for row in db.execute(
-        "SELECT email, reason, source, created_at FROM suppressions ORDER BY created_at, email"
-    ):
-        yield Suppression(*row)
-
-
-def suppress(db: Database, email: str, reason: str | None, *, source: str, now: datetime) -> bool:
-    """Add ``email`` (normalised) to the suppression list. Returns False if already there."""
-    with db.atomic():
-        if is_suppressed(db, email):
-            return False
-        db.execute(
-            "INSERT INTO suppressions (email, reason, source, created_at) VALUES (?, ?, ?, ?)",
-            [email, reason, source, to_iso(now)],
-        )
-        record_event(db, email, "suppressed", source=source, now=now, reason=reason)
-    return True
-
-
-def _lift_suppression(db: Database, email: str, *, source: str, reason: str, now: datetime):
-    old = get_suppression(db, email)
-    if old is None:
-        return
-    db.execute("DELETE FROM suppressions WHERE email = ?", [email])
-    record_event(
-        db,
-        email,
-        "unsuppressed",
-        source=source,
-        now=now,
-        old_status="suppressed",
-        reason=f"{reason} (was suppressed: {old.reason or 'no reason given'})",
-    )
-
-
-def mark_bounced(
-    db: Database, email: str, reason: str, *, now: datetime, source: str = "bounce"
-) -> None:
-    """A permanent failure (5.1.x unknown user, 5.2.1 mailbox disabled): every pending or active
-    subscription of ``email`` becomes ``bounced`` and the address is suppressed, with the
-    server's reply as the reason."""
-    with db.atomic():
-        rows = list(
-            db.query(
-                """
-                SELECT s.id, s.status, l.slug FROM subscriptions s
-                JOIN subscribers p ON p.id = s.subscriber_id JOIN lists l ON l.id = s.list_id
-                WHERE p.email = ? AND s.status IN ('pending', 'active')
-                """,
-                [email],
-            )
-        )
-        for row in rows:
-            db.execute(
-                "UPDATE subscriptions SET status = 'bounced', updated_at = ? WHERE id = ?",
-                [to_iso(now), row["id"]],
-            )
-            record_event(
-                db,
-                email,
-                "bounced",
-                source=source,
-                now=now,
-                list_slug=row["slug"],
-                old_status=row["status"],
-                reason=reason,
-            )
-        suppress(db, email, reason, source=source, now=now)
-
-
-class _transaction:  # noqa: N801 - used like a function
-    """``write_transaction`` at the top level, a savepoint when the caller already holds one."""
-
-    def __init__(self, db: Database):
-        self.db = db
-        self.inner = db.atomic() if db.conn.in_transaction else write_transaction(db)
-
-    def __enter__(self):
-        return self.inner.__enter__()
-
-    def __exit__(self, *exc):
-        return self.inner.__exit__(*exc)
+def _need_reason(force: bool, reason: str | None) -> None:
+    if force and not (reason and reason.strip()):
+        raise InvalidInput("--force needs a --reason, recorded in the address's history")
 
 
 def add_subscription(
@@ -404,7 +183,7 @@ def add_subscription(
     *,
     name: str | None = None,
     tags: Iterable[str] = (),
-    frequency: str = "daily",
+    frequency: str = Frequency.DAILY,
     confirmed: bool = False,
     source: str,
     now: datetime,
@@ -418,61 +197,63 @@ def add_subscription(
     An address that unsubscribed, bounced, complained or is suppressed is refused
     (``InvalidInput``) unless ``force`` with a ``reason``, which is recorded."""
     email = normalise_email(email)
-    frequency = check_frequency(frequency)
+    freq = check_frequency(frequency)
     keys = json.dumps(subscription_tags(mlist, tags), ensure_ascii=False)
-    name = _clean_name(name)
-    if force and not (reason and reason.strip()):
-        raise InvalidInput("--force needs a --reason, recorded in the address's history")
+    name = clean_name(name)
+    _need_reason(force, reason)
     stamp = to_iso(now)
-    with _transaction(db):
+    with transaction(db):
         row = db.execute("SELECT id, name FROM subscribers WHERE email = ?", [email]).fetchone()
-        if row is None:
-            subscriber_id = db.execute(
-                "INSERT INTO subscribers (email, name, created_at) VALUES (?, ?, ?)",
-                [email, name, stamp],
-            ).lastrowid
-        else:
-            subscriber_id = row[0]
-            if name and name != row[1]:
-                db.execute("UPDATE subscribers SET name = ? WHERE id = ?", [name, subscriber_id])
-        existing = _subscription(db, subscriber_id, mlist.id)
+        existing = get_subscription(db, row[0], mlist.id) if row else None
         suppression = get_suppression(db, email)
-        blocked = existing is not None and existing.status in ENDED
-        if (blocked or suppression) and not force:
+        decision = admit(
+            existing.status if existing else None,
+            suppression is not None,
+            confirmed=confirmed,
+            force=force,
+        )
+        if decision.status is None:
             why = (
-                f"{existing.status} from list {mlist.slug!r}"
-                if blocked
-                else f"on the suppression list ({suppression.reason or 'no reason given'})"
+                f"on the suppression list ({suppression.reason or 'no reason given'})"
+                if decision.refused_because == "suppressed" and suppression is not None
+                else f"{decision.refused_because} from list {mlist.slug!r}"
             )
             raise InvalidInput(
                 f"{email} is {why}; it is not subscribed again without a new confirmation "
                 "from the person, or --force with a --reason"
             )
-        new_status = "active" if confirmed else "pending"
+        new_status = decision.status
+        if row is None:
+            subscriber_id = db.execute(
+                "INSERT INTO subscribers (email, name, created_at) VALUES (?, ?, ?)",
+                [email, name, stamp],
+            ).lastrowid
+            assert subscriber_id is not None
+        else:
+            subscriber_id = row[0]
+            if name and name != row[1]:
+                db.execute("UPDATE subscribers SET name = ? WHERE id = ?", [name, subscriber_id])
+        confirmed_at = stamp if new_status == SubscriptionStatus.ACTIVE else None
         if existing is None:
             db.execute(
                 "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status,"
                 " created_at, updated_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [subscriber_id, mlist.id, frequency, keys, new_status, stamp, stamp,
-                 stamp if confirmed else None],
-            )  # fmt: skip
+                [subscriber_id, mlist.id, freq, keys, new_status, stamp, stamp, confirmed_at],
+            )
             record_event(db, email, new_status, source=source, now=now, list_slug=mlist.slug,
                          reason=reason)  # fmt: skip
         else:
-            if existing.status == "active":
-                new_status = "active"
             db.execute(
                 "UPDATE subscriptions SET frequency = ?, tags = ?, status = ?, updated_at = ?,"
                 " confirmed_at = coalesce(confirmed_at, ?) WHERE id = ?",
-                [frequency, keys, new_status, stamp, stamp if new_status == "active" else None,
-                 existing.id],
-            )  # fmt: skip
+                [freq, keys, new_status, stamp, confirmed_at, existing.id],
+            )
             if new_status != existing.status:
                 record_event(db, email, new_status, source=source, now=now,
                              list_slug=mlist.slug, old_status=existing.status,
                              reason=reason)  # fmt: skip
         if suppression is not None:
-            _lift_suppression(db, email, source=source, reason=reason or "", now=now)
+            lift_suppression(db, email, source=source, reason=reason or "", now=now)
         return _subscription(db, subscriber_id, mlist.id)
 
 
@@ -492,41 +273,79 @@ def confirm_subscription(
     signed confirmation link), which may re-activate an unsubscribed, bounced or complained
     subscription and lifts a suppression of the address; the history says so. From any other
     source only a pending subscription is confirmed, unless ``force`` with a ``reason``."""
-    if force and not (reason and reason.strip()):
-        raise InvalidInput("--force needs a --reason, recorded in the address's history")
-    with _transaction(db):
-        sub = _subscription(db, subscriber_id, list_id)
+    _need_reason(force, reason)
+    with transaction(db):
+        sub = get_subscription(db, subscriber_id, list_id)
         if sub is None:
             mlist = get_list_by_id(db, list_id)
             raise NotFound(f"no subscription of subscriber {subscriber_id} to list {mlist.slug!r}")
         suppression = get_suppression(db, sub.email)
-        reactivating = sub.status in ENDED or suppression is not None
         opt_in = source == "web"
-        if reactivating and not opt_in and not force:
-            why = sub.status if sub.status in ENDED else "suppressed"
+        decision = admit(
+            sub.status, suppression is not None, confirmed=True, force=force, opt_in=opt_in
+        )
+        if decision.status is None:
             raise InvalidInput(
-                f"{sub.email} is {why}; only a new confirmation by the person (the web form) "
-                "or --force with a --reason re-activates it"
+                f"{sub.email} is {decision.refused_because}; only a new confirmation by the "
+                "person (the web form) or --force with a --reason re-activates it"
             )
+        reactivating = sub.status in ENDED or suppression is not None
         if reason is None:
             reason = (
                 "re-activated by a new double opt-in confirmation"
                 if reactivating
                 else ("double opt-in confirmation" if opt_in else None)
             )
-        if sub.status != "active":
+        if sub.status != SubscriptionStatus.ACTIVE:
             stamp = to_iso(now)
             db.execute(
-                "UPDATE subscriptions SET status = 'active', updated_at = ?, confirmed_at = ?"
+                "UPDATE subscriptions SET status = ?, updated_at = ?, confirmed_at = ?"
                 " WHERE id = ?",
-                [stamp, stamp, sub.id],
+                [SubscriptionStatus.ACTIVE, stamp, stamp, sub.id],
             )
-            record_event(db, sub.email, "active", source=source, now=now,
+            record_event(db, sub.email, SubscriptionStatus.ACTIVE, source=source, now=now,
                          list_slug=sub.list_slug, old_status=sub.status,
                          reason=reason)  # fmt: skip
         if suppression is not None:
-            _lift_suppression(db, sub.email, source=source, reason=reason or "", now=now)
+            lift_suppression(db, sub.email, source=source, reason=reason or "", now=now)
         return _subscription(db, subscriber_id, list_id)
+
+
+def _end(
+    db: Database,
+    subs: Sequence[Subscription],
+    status: SubscriptionStatus,
+    *,
+    source: str,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    for sub in subs:
+        db.execute(
+            "UPDATE subscriptions SET status = ?, updated_at = ? WHERE id = ?",
+            [status, to_iso(now), sub.id],
+        )
+        record_event(db, sub.email, status, source=source, now=now, list_slug=sub.list_slug,
+                     old_status=sub.status, reason=reason)  # fmt: skip
+
+
+def _live_subscriptions(
+    db: Database, *, subscriber_id: int | None = None, email: str | None = None,
+    list_id: int | None = None,
+) -> list[Subscription]:  # fmt: skip
+    where, params = [f"s.status IN ({_LIVE_SQL})"], []
+    if subscriber_id is not None:
+        where.append("s.subscriber_id = ?")
+        params.append(subscriber_id)
+    if email is not None:
+        where.append("p.email = ?")
+        params.append(email)
+    if list_id is not None:
+        where.append("s.list_id = ?")
+        params.append(list_id)
+    cur = db.execute(_SUBSCRIPTION_SELECT + " WHERE " + " AND ".join(where), params)
+    cur.row_factory = _dict_row
+    return [Subscription.from_row(r) for r in cur.fetchall()]
 
 
 def unsubscribe(
@@ -541,27 +360,26 @@ def unsubscribe(
     """End ``email``'s pending or active subscription to ``list_slug`` (None: to every list).
     Returns the subscriptions that changed (empty if there was nothing to end)."""
     email = normalise_email(email)
-    with _transaction(db):
+    with transaction(db):
         subscriber = db.execute("SELECT id FROM subscribers WHERE email = ?", [email]).fetchone()
         if subscriber is None:
             raise NotFound(f"no subscriber {email}")
-        where, params = "s.subscriber_id = ? AND s.status IN ('pending', 'active')", [subscriber[0]]
-        if list_slug is not None:
-            mlist = get_list(db, list_slug)
-            where += " AND s.list_id = ?"
-            params.append(mlist.id)
-        cur = db.execute(_SUBSCRIPTION_SELECT + " WHERE " + where, params)
-        cur.row_factory = _dict_row
-        subs = [Subscription.from_row(r) for r in cur.fetchall()]
-        for sub in subs:
-            db.execute(
-                "UPDATE subscriptions SET status = 'unsubscribed', updated_at = ? WHERE id = ?",
-                [to_iso(now), sub.id],
-            )
-            record_event(db, email, "unsubscribed", source=source, now=now,
-                         list_slug=sub.list_slug, old_status=sub.status,
-                         reason=reason)  # fmt: skip
+        list_id = get_list(db, list_slug).id if list_slug is not None else None
+        subs = _live_subscriptions(db, subscriber_id=subscriber[0], list_id=list_id)
+        _end(db, subs, SubscriptionStatus.UNSUBSCRIBED, source=source, reason=reason, now=now)
         return [_subscription(db, s.subscriber_id, s.list_id) for s in subs]
+
+
+def unsubscribe_by_ids(
+    db: Database, subscriber_id: int, list_id: int, *, source: str, reason: str | None,
+    now: datetime,
+) -> Subscription | None:  # fmt: skip
+    """End one subscription (a signed unsubscribe link names it by ids); None if it was not
+    pending or active."""
+    with transaction(db):
+        subs = _live_subscriptions(db, subscriber_id=subscriber_id, list_id=list_id)
+        _end(db, subs, SubscriptionStatus.UNSUBSCRIBED, source=source, reason=reason, now=now)
+    return get_subscription(db, subscriber_id, list_id) if subs else None
 
 
 def update_preferences(
@@ -576,26 +394,38 @@ def update_preferences(
 ) -> Subscription:
     """Change which of the list's tags (display names or keys; empty = all) and how often a
     pending or active subscriber gets the digest. Recorded in the history."""
-    frequency = check_frequency(frequency)
-    with _transaction(db):
-        sub = _subscription(db, subscriber_id, list_id)
+    freq = check_frequency(frequency)
+    with transaction(db):
+        sub = get_subscription(db, subscriber_id, list_id)
         if sub is None:
             raise NotFound(f"no subscription of subscriber {subscriber_id} to list {list_id}")
-        if sub.status not in ("pending", "active"):
+        if sub.status not in LIVE:
             raise InvalidInput(f"{sub.email} is {sub.status} from list {sub.list_slug!r}")
         mlist = get_list_by_id(db, list_id)
         keys = subscription_tags(mlist, tags)
-        if tuple(keys) == sub.tags and frequency == sub.frequency:
+        if tuple(keys) == sub.tags and freq == sub.frequency:
             return sub
         db.execute(
             "UPDATE subscriptions SET tags = ?, frequency = ?, updated_at = ? WHERE id = ?",
-            [json.dumps(keys, ensure_ascii=False), frequency, to_iso(now), sub.id],
+            [json.dumps(keys, ensure_ascii=False), freq, to_iso(now), sub.id],
         )
         shown = ", ".join(mlist.tag_names(keys)) or "all tags"
         record_event(db, sub.email, sub.status, source=source, now=now, list_slug=sub.list_slug,
                      old_status=sub.status,
-                     reason=f"preferences changed: {frequency}, {shown}")  # fmt: skip
+                     reason=f"preferences changed: {freq}, {shown}")  # fmt: skip
         return _subscription(db, subscriber_id, list_id)
+
+
+def mark_bounced(
+    db: Database, email: str, reason: str, *, now: datetime, source: str = "bounce"
+) -> None:
+    """A permanent failure (5.1.x unknown user, 5.2.1 mailbox disabled): every pending or active
+    subscription of ``email`` becomes ``bounced`` and the address is suppressed, with the
+    server's reply as the reason."""
+    with transaction(db):
+        subs = _live_subscriptions(db, email=email)
+        _end(db, subs, SubscriptionStatus.BOUNCED, source=source, reason=reason, now=now)
+        suppress(db, email, reason, source=source, now=now)
 
 
 def remove_subscriber(db: Database, email: str, *, now: datetime) -> bool:
@@ -603,25 +433,19 @@ def remove_subscriber(db: Database, email: str, *, now: datetime) -> bool:
     ever unsubscribed, bounced or complained it stays on the suppression list (with one
     history line saying so) so it is never mailed again. Returns True if it was suppressed."""
     email = normalise_email(email)
-    with _transaction(db):
+    with transaction(db):
         row = db.execute("SELECT id FROM subscribers WHERE email = ?", [email]).fetchone()
         if row is None:
             raise NotFound(f"no subscriber {email}")
         ended = db.execute(
-            "SELECT count(*) FROM subscriptions WHERE subscriber_id = ? AND status IN"
-            " ('unsubscribed', 'bounced', 'complained')",
+            f"SELECT count(*) FROM subscriptions WHERE subscriber_id = ? AND status IN ({_ENDED_SQL})",
             [row[0]],
         ).fetchone()[0]
         db.execute("DELETE FROM subscribers WHERE id = ?", [row[0]])
-        db.execute("DELETE FROM status_events WHERE email = ?", [email])
+        forget(db, email)
         keep = ended > 0 or is_suppressed(db, email)
         if keep:
-            if not is_suppressed(db, email):
-                db.execute(
-                    "INSERT INTO suppressions (email, reason, source, created_at)"
-                    " VALUES (?, ?, 'cli', ?)",
-                    [email, "removed after unsubscribing", to_iso(now)],
-                )
+            suppress(db, email, "removed after unsubscribing", source="cli", now=now, event=False)
             record_event(db, email, "removed", source="cli", now=now,
                          reason="personal data deleted; address kept on the suppression list")  # fmt: skip
         return keep
@@ -641,14 +465,7 @@ def subscriber_history(db: Database, email: str) -> SubscriberHistory:
         cur.row_factory = _dict_row
         history.subscriptions = [Subscription.from_row(r) for r in cur]
     history.suppression = get_suppression(db, email)
-    history.events = [
-        StatusEvent(*r)
-        for r in db.execute(
-            "SELECT at, list_slug, old_status, new_status, source, reason FROM status_events"
-            " WHERE email = ? ORDER BY at, id",
-            [email],
-        )
-    ]
+    history.events = events_for(db, email)
     if history.subscriber is None and history.suppression is None and not history.events:
         raise NotFound(f"nothing is known about {email}")
     return history
@@ -658,27 +475,417 @@ def iter_subscriptions(
     db: Database, list_slug: str | None = None, status: str | None = None
 ) -> Iterator[Subscription]:
     """Subscriptions (by address, then list), streamed from the cursor one row at a time."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if list_slug is not None:
         where.append("s.list_id = ?")
         params.append(get_list(db, list_slug, include_deleted=True).id)
     if status is not None:
-        if status not in STATUSES:
-            raise InvalidInput(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+        if status not in tuple(SubscriptionStatus):
+            known = ", ".join(SubscriptionStatus)
+            raise InvalidInput(f"unknown status {status!r} (one of {known})")
         where.append("s.status = ?")
         params.append(status)
-    sql = _STREAM_SELECT.format(where=" WHERE " + " AND ".join(where) if where else "")
+    sql = STREAM_SELECT.format(where=" WHERE " + " AND ".join(where) if where else "")
     cur = db.conn.cursor()
     cur.row_factory = _dict_row
     yield from map(Subscription.from_row, cur.execute(sql, params))
 
 
-_NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# -- Lists and their members -----------------------------------------------------------------
 
 
-def _clean_name(name: str | None) -> str | None:
-    if name is None:
-        return None
-    if _NAME_CONTROL.search(name):
-        raise InvalidInput(f"name {name!r} contains a line break or control character")
-    return " ".join(name.split()) or None
+@dataclass(frozen=True)
+class ListCounts:
+    pending: int = 0
+    active: int = 0
+    unsubscribed: int = 0
+    bounced: int = 0
+    complained: int = 0
+
+
+def list_counts(db: Database, mlist: MailingList) -> ListCounts:
+    counts = {
+        r["status"]: r["n"]
+        for r in db.query(
+            "SELECT status, count(*) AS n FROM subscriptions WHERE list_id = ? GROUP BY status",
+            [mlist.id],
+        )
+    }
+    return ListCounts(**counts)
+
+
+def counts_by_list(db: Database) -> dict[int, dict[str, int]]:
+    """list id -> status -> subscriptions, for every list."""
+    counts: dict[int, dict[str, int]] = {}
+    for row in db.query(
+        "SELECT list_id, status, count(*) AS n FROM subscriptions GROUP BY list_id, status"
+    ):
+        counts.setdefault(row["list_id"], {})[row["status"]] = row["n"]
+    return counts
+
+
+def delete_list(db: Database, slug: str, *, now: datetime, force: bool = False) -> str:
+    """Delete a list. Refuses while it has active or pending subscribers unless ``force``
+    (their subscriptions end, recorded in each address's history). A list that digests were
+    built for is only marked deleted, so the archive keeps working. Returns 'deleted' or
+    'archived'. (Ending subscriptions is this module's job, so deleting a list is here.)"""
+    mlist = get_list(db, slug)
+    with transaction(db):
+        members = _live_subscriptions(db, list_id=mlist.id)
+        if members and not force:
+            raise InvalidInput(
+                f"list {slug!r} has {len(members)} active or pending subscriber(s); "
+                "use --force to delete it anyway"
+            )
+        for m in members:
+            record_event(db, m.email, SubscriptionStatus.UNSUBSCRIBED, source="cli", now=now,
+                         list_slug=slug, old_status=m.status, reason="list deleted")  # fmt: skip
+        db.execute("DELETE FROM subscriptions WHERE list_id = ?", [mlist.id])
+        return remove_list_row(db, mlist, now=now)
+
+
+# -- Who gets a digest -----------------------------------------------------------------------
+
+
+def has_active_subscribers(db: Database, mlist: MailingList, frequency: str) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM subscriptions WHERE list_id = ? AND frequency = ? AND status = ? LIMIT 1",
+        [mlist.id, frequency, SubscriptionStatus.ACTIVE],
+    ).fetchone()
+    return row is not None
+
+
+def active_count(db: Database, mlist: MailingList, frequency: str) -> int:
+    row = db.execute(
+        "SELECT count(*) FROM subscriptions WHERE list_id = ? AND frequency = ? AND status = ?",
+        [mlist.id, frequency, SubscriptionStatus.ACTIVE],
+    ).fetchone()
+    return int(row[0])
+
+
+def audience_groups(db: Database, mlist: MailingList, frequency: str) -> dict[str, int]:
+    """How many active, unsuppressed subscribers of ``mlist`` get ``frequency``, by their raw
+    ``tags`` JSON (the tag set they chose; the build maps each to a variant)."""
+    where = "s.list_id = ? AND s.frequency = ? AND s.status = 'active'"
+    params = [mlist.id, frequency]
+    # Count every active subscription per tag set (index-only, idx_subscriptions_audience),
+    # then take away the suppressed ones, found from the (short) suppression list.
+    counts: dict[str, int] = dict(
+        db.execute(
+            f"SELECT s.tags, count(*) FROM subscriptions s WHERE {where} GROUP BY s.tags", params
+        )
+    )
+    for raw, suppressed in db.execute(
+        f"""
+        SELECT s.tags, count(*) FROM suppressions x
+        CROSS JOIN subscribers p ON p.email = x.email
+        CROSS JOIN subscriptions s ON s.subscriber_id = p.id
+        WHERE {where} GROUP BY s.tags
+        """,
+        params,
+    ):
+        counts[raw] -= suppressed
+    return {raw: n for raw, n in counts.items() if n > 0}
+
+
+# Deliveries are enqueued by the ledger with one INSERT ... SELECT over this: the active,
+# unsuppressed subscriptions of a (list, frequency), mapped to variants through a temporary
+# table of (tags JSON, variant id). idx_subscriptions_list yields subscriptions in insertion
+# order, so deliveries are appended to their (digest_id, subscriber_id) index mostly in order;
+# the tag-ordered audience index would scatter those writes and double the cost at 100,000.
+AUDIENCE_SELECT = """
+    SELECT s.subscriber_id, p.email, m.variant_id
+    FROM subscriptions s INDEXED BY idx_subscriptions_list
+    JOIN subscribers p ON p.id = s.subscriber_id
+    JOIN {variant_map} m ON m.tags = s.tags
+    WHERE s.list_id = :list_id AND s.frequency = :frequency AND s.status = 'active'
+      AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email = p.email)
+"""
+
+
+def skip_reason(db: Database, subscriber_id: int, list_id: int, email: str) -> str | None:
+    """Why a queued digest must not go to this subscriber now (unsubscribed since the build,
+    suppressed...), or None."""
+    row = db.execute(
+        "SELECT (SELECT status FROM subscriptions WHERE subscriber_id = ? AND list_id = ?),"
+        " (SELECT reason FROM suppressions WHERE email = ?),"
+        " EXISTS (SELECT 1 FROM suppressions WHERE email = ?)",
+        [subscriber_id, list_id, email, email],
+    ).fetchone()
+    status, suppressed_reason, suppressed = row
+    if suppressed:
+        return "address is suppressed" + (f" ({suppressed_reason})" if suppressed_reason else "")
+    if status is None:
+        return "no longer subscribed to the list (subscription removed)"
+    if status != SubscriptionStatus.ACTIVE:
+        return f"subscription is {status}"
+    return None
+
+
+# -- Search (the admin pages) ----------------------------------------------------------------
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    """One line of the admin's subscriber search."""
+
+    email: str
+    name: str | None
+    slug: str
+    title: str
+    status: str
+    frequency: str
+    topics: str  # the tag keys chosen, comma-separated
+    updated_at: str
+
+
+def search_subscriptions(
+    db: Database,
+    query: str = "",
+    *,
+    list_id: int | None = None,
+    status: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> tuple[list[SubscriptionRow], bool]:
+    """One page of subscriptions whose address or name contains ``query`` (case-insensitive
+    for ASCII), by address; and whether there is a next page."""
+    where: list[str] = []
+    params: list[Any] = []
+    if query:
+        where.append("(p.email LIKE ? ESCAPE '\\' OR p.name LIKE ? ESCAPE '\\')")
+        params += [_like(query), _like(query)]
+    if list_id is not None:
+        where.append("s.list_id = ?")
+        params.append(list_id)
+    if status is not None:
+        where.append("s.status = ?")
+        params.append(status)
+    sql = (
+        "SELECT p.email, p.name, l.slug, l.title, s.status, s.frequency, s.tags, s.updated_at"
+        " FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id"
+        " JOIN lists l ON l.id = s.list_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY p.email, l.slug LIMIT ? OFFSET ?"
+    )
+    rows = [
+        SubscriptionRow(
+            email=row["email"],
+            name=row["name"],
+            slug=row["slug"],
+            title=row["title"],
+            status=row["status"],
+            frequency=row["frequency"],
+            topics=", ".join(json.loads(row["tags"] or "[]")),
+            updated_at=row["updated_at"],
+        )
+        for row in db.query(sql, [*params, page_size + 1, (page - 1) * page_size])
+    ]
+    return rows[:page_size], len(rows) > page_size
+
+
+# -- A CSV batch at a time -------------------------------------------------------------------
+
+# One valid CSV row: (line, normalised address, name, tags, frequency). Plain tuples, because a
+# 100,000-row file makes 100,000 of them. tags: JSON list of tag keys; None = column absent;
+# name and frequency: None = column absent or empty.
+Row = tuple[int, str, str | None, str | None, str | None]
+
+
+@dataclass
+class BatchResult:
+    """What applying a batch of CSV rows did (or, without writing, would do)."""
+
+    added: list[str] = field(default_factory=list)
+    activated: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+
+
+def apply_batch(
+    db: Database,
+    mlist: MailingList,
+    rows: list[Row],
+    result: BatchResult,
+    *,
+    confirmed: bool,
+    source: str,
+    reason: str,
+    now: datetime,
+    write: bool,
+) -> None:
+    """Apply CSV rows to ``mlist`` (inside the caller's write transaction when ``write``): new
+    addresses are added, pending/active ones updated, ended or suppressed ones skipped
+    (``admit``). Adds to ``result``."""
+    stamp = to_iso(now)
+    emails = json.dumps([r[1] for r in rows], ensure_ascii=False)
+    existing = {
+        r[1]: r
+        for r in db.execute(
+            "SELECT p.id, p.email, p.name, s.id, s.status, s.frequency, s.tags"
+            " FROM subscribers p LEFT JOIN subscriptions s"
+            " ON s.subscriber_id = p.id AND s.list_id = ?"
+            " WHERE p.email IN (SELECT value FROM json_each(?))",
+            [mlist.id, emails],
+        )
+    }
+    suppressed = suppressed_among(db, (r[1] for r in rows)) if rows else {}
+    # (subscriber id, email, name, tags, frequency, 1 if the subscriber is new). Inside
+    # BEGIN IMMEDIATE no other writer can take subscriber ids, so new ones are numbered here.
+    new_subs: list[tuple[Any, ...]] = []
+    new_id = next_id(db.conn, "subscribers")
+    name_updates: list[tuple[str, int]] = []
+    sub_updates: list[tuple[Any, ...]] = []
+    events: list[EventRow] = []  # status changes of existing subscriptions
+    status = admit(None, False, confirmed=confirmed).status
+    assert status is not None
+    all_new = not existing and not suppressed
+    if all_new:
+        # Only new addresses (the usual first import): no per-row decisions to make.
+        result.added.extend(r[1] for r in rows)
+        new_subs, rows = list(rows), []
+    for line, email, name, row_tags, row_freq in rows:
+        old = existing.get(email)
+        old_status = SubscriptionStatus(old[4]) if old is not None and old[4] else None
+        decision = admit(old_status, email in suppressed, confirmed=confirmed)
+        if decision.status is None:
+            if decision.refused_because == "suppressed":
+                why = (f"{email} is on the suppression list "
+                       f"({suppressed[email] or 'no reason given'}); not subscribed")  # fmt: skip
+            else:
+                why = (f"{email} is {decision.refused_because}; not subscribed again (needs a "
+                       "new confirmation by the person, or `subscribers add --force`)")  # fmt: skip
+            result.skipped.append((line, why))
+            continue
+        if old is None:
+            new_subs.append((new_id, email, name, row_tags, row_freq, 1))
+            new_id += 1
+            result.added.append(email)
+            continue
+        person_id, _, old_name, sub_id, _, old_freq, old_tags = old
+        if name and name != old_name:
+            name_updates.append((name, person_id))
+        if sub_id is None:
+            new_subs.append((person_id, email, name, row_tags, row_freq, 0))
+            result.added.append(email)
+            continue
+        freq = row_freq or old_freq
+        tags = old_tags if row_tags is None else row_tags
+        new_status = decision.status
+        if new_status != old_status:
+            result.activated.append(email)
+            events.append((email, mlist.slug, old_status, new_status, source, reason, stamp))
+        elif freq != old_freq or tags != old_tags or (name and name != old_name):
+            result.updated.append(email)
+        else:
+            result.unchanged += 1
+            continue
+        confirmed_at = stamp if new_status == SubscriptionStatus.ACTIVE else None
+        sub_updates.append((freq, tags, new_status, stamp, confirmed_at, sub_id))
+    if not write:
+        return
+    db.conn.executemany("UPDATE subscribers SET name = ? WHERE id = ?", name_updates)
+    db.conn.executemany(
+        "UPDATE subscriptions SET frequency = ?, tags = ?, status = ?, updated_at = ?,"
+        " confirmed_at = coalesce(confirmed_at, ?) WHERE id = ?",
+        sub_updates,
+    )
+    record_events(db, events)
+    if new_subs:
+        _insert_new(db, mlist, new_subs, all_new=all_new, first_id=new_id, status=status,
+                    source=source, reason=reason, stamp=stamp)  # fmt: skip
+
+
+def _insert_new(
+    db: Database,
+    mlist: MailingList,
+    new_subs: list[tuple[Any, ...]],
+    *,
+    all_new: bool,
+    first_id: int,
+    status: SubscriptionStatus,
+    source: str,
+    reason: str,
+    stamp: str,
+) -> None:
+    # New subscriptions go through a staging table: Python binds 5 or 6 values a row once (many
+    # rows per statement), and SQLite copies them into subscribers, subscriptions and
+    # status_events itself, several times faster than binding every value of every table
+    # from Python.
+    db.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS import_rows (n INTEGER PRIMARY KEY, line INTEGER,"
+        " person_id INTEGER, email TEXT, name TEXT, tags TEXT, frequency TEXT, new_person INTEGER)"
+    )
+    db.execute("DELETE FROM temp.import_rows")
+    offset = 0
+    if all_new:
+        # The parsed rows go in as they are and are numbered in insertion order (n), which
+        # saves building a second tuple per row: person_id and new_person stay NULL.
+        insert_rows(db.conn, "temp.import_rows (line, email, name, tags, frequency)", new_subs)
+        offset = first_id - db.execute("SELECT min(n) FROM temp.import_rows").fetchone()[0]
+    else:
+        insert_rows(
+            db.conn,
+            "temp.import_rows (person_id, email, name, tags, frequency, new_person)",
+            new_subs,
+        )
+    confirmed_at = stamp if status == SubscriptionStatus.ACTIVE else None
+    db.execute(
+        "INSERT INTO subscribers (id, email, name, created_at)"
+        " SELECT coalesce(person_id, n + ?), email, name, ?"
+        " FROM temp.import_rows WHERE coalesce(new_person, 1)",
+        [offset, stamp],
+    )
+    db.execute(
+        "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status, created_at,"
+        " updated_at, confirmed_at)"
+        " SELECT coalesce(person_id, n + ?), ?, coalesce(frequency, 'daily'),"
+        " coalesce(tags, '[]'), ?, ?, ?, ? FROM temp.import_rows",
+        [offset, mlist.id, status, stamp, stamp, confirmed_at],
+    )
+    db.execute(
+        "INSERT INTO status_events (email, list_slug, old_status, new_status, source, reason, at)"
+        " SELECT email, ?, NULL, ?, ?, ?, ? FROM temp.import_rows",
+        [mlist.slug, status, source, reason, stamp],
+    )
+    db.execute("DELETE FROM temp.import_rows")
+
+
+def end_missing(
+    db: Database,
+    mlist: MailingList,
+    keep: set[str],
+    *,
+    source: str,
+    reason: str,
+    now: datetime,
+    write: bool,
+) -> list[str]:
+    """Unsubscribe the pending or active members of ``mlist`` whose address is not in ``keep``
+    (a synced file's addresses); returns their addresses."""
+    stamp = to_iso(now)
+    gone = [
+        (sub.id, sub.email, sub.status)
+        for sub in iter_subscriptions(db, mlist.slug)
+        if sub.status in LIVE and sub.email not in keep
+    ]
+    if write:
+        db.conn.executemany(
+            "UPDATE subscriptions SET status = 'unsubscribed', updated_at = ? WHERE id = ?",
+            [(stamp, sid) for sid, _, _ in gone],
+        )
+        record_events(
+            db,
+            [
+                (email, mlist.slug, old, SubscriptionStatus.UNSUBSCRIBED, source, reason, stamp)
+                for _, email, old in gone
+            ],
+        )
+    return [email for _, email, _ in gone]

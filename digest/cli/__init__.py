@@ -11,19 +11,25 @@ import functools
 import os
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlite_utils import Database
 
 from ..config import Config, load_config, write_example
 from ..errors import DigestError
 from ..store import open_db
 from ..timeutil import utc_now
+from ..tokens import load_secret
 
 
 class App:
-    """What every command needs: where the database and config are, opened lazily."""
+    """What every command needs: where the database and config are. The configuration is read
+    (and checked) before any command runs; the database is opened when first used, and only
+    ``digest init`` (or the demo) creates one: any other command on a missing file stops with
+    ``no database at PATH``."""
 
     def __init__(self, db_path: str | None = None, config_path: str | None = None):
         self.db_path = Path(db_path or os.environ.get("DIGEST_DB") or "digest.db")
@@ -31,13 +37,19 @@ class App:
         self.config_path: Path | None = Path(explicit) if explicit else None
         if self.config_path is None and Path("digest.toml").exists():
             self.config_path = Path("digest.toml")
-        self._db = None
+        self._db: Database | None = None
         self._config: Config | None = None
 
     @property
-    def db(self):
+    def db(self) -> Database:
         if self._db is None:
             self._db = open_db(self.db_path)
+        return self._db
+
+    def create_db(self) -> Database:
+        """Open the database, creating it if it does not exist (``digest init``)."""
+        if self._db is None:
+            self._db = open_db(self.db_path, create=True)
         return self._db
 
     @property
@@ -48,11 +60,11 @@ class App:
 
     @property
     def secret(self) -> bytes:
-        from ..tokens import load_secret
-
+        # The secret file lives beside the database: never create one for a missing database.
+        self.db  # noqa: B018 - NoDatabase if there is none
         return load_secret(self.db_path)
 
-    def now(self):
+    def now(self) -> datetime:
         return utc_now()
 
 
@@ -95,6 +107,7 @@ def pass_app(f: Callable[..., Any]) -> Callable[..., Any]:
         if config_path:
             app.config_path = Path(config_path)
             app._config = None
+        app.config  # noqa: B018 - a missing or invalid configuration stops every command
         return f(app, *args, **kwargs)
 
     return wrapper
@@ -168,7 +181,7 @@ def init(app: App) -> None:
     else:
         click.echo(f"{cfg} exists, left as it is")
     existed = app.db_path.exists()
-    app.db  # noqa: B018 - opening applies the migrations
+    app.create_db()  # creating or opening applies the migrations
     click.echo(
         f"{'database ' + str(app.db_path) + ' is up to date' if existed else 'created ' + str(app.db_path)}"
     )

@@ -81,7 +81,7 @@ def _print_report(report: DemoReport) -> None:
         empty = sum(1 for v in built.variants if v.empty)
         rows.append(
             (
-                built.list.slug,
+                built.mailing_list.slug,
                 built.frequency,
                 built.period.label,
                 str(built.article_count),

@@ -1,5 +1,5 @@
-"""``digest build`` and ``digest preview``: thin wrappers over ``digest.digests`` and
-``digest.preview``."""
+"""``digest build`` and ``digest preview``: thin wrappers over ``digest.delivery.publish`` and
+``digest.delivery.preview``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from pathlib import Path
 
 import click
 
-from ..digests import BuiltDigest, build_due, build_for_date
-from ..lists import get_list
-from ..periods import FREQUENCIES, parse_issue_date
-from ..preview import preview_digest
+from ..audience.lists import get_list
+from ..audience.records import FREQUENCIES
+from ..delivery.preview import preview_digest
+from ..delivery.publish import build_due, build_for_date
+from ..issues.build import BuiltDigest
+from ..issues.periods import parse_issue_date
 from . import App, cli, pass_app
 
 
@@ -40,7 +42,7 @@ def _describe(result: BuiltDigest) -> str:
     cut = sum(v.cut_count for v in result.variants)
     sections = ", ".join(result.sections) or "none"
     lines = [
-        f"{result.list.slug} {result.frequency} {period.label}, {period.describe()}: {status}",
+        f"{result.mailing_list.slug} {result.frequency} {period.label}, {period.describe()}: {status}",
         f"  articles {result.article_count}, sections {len(result.sections)} ({sections}),"
         f" variants {len(result.variants)}"
         + (f" ({empty} without articles, not sent)" if empty else "")
@@ -54,7 +56,9 @@ def _describe(result: BuiltDigest) -> str:
 
 @cli.command()
 @click.option("--list", "list_slug", metavar="LIST", help="Only this list (slug).")
-@click.option("--frequency", type=click.Choice(FREQUENCIES), help="Only daily or weekly.")
+@click.option(
+    "--frequency", type=click.Choice([str(f) for f in FREQUENCIES]), help="Only daily or weekly."
+)
 @click.option(
     "--date",
     "issue_date",
@@ -108,7 +112,7 @@ def _size(n: int) -> str:
 @click.option("--list", "list_slug", metavar="LIST", required=True, help="The list (slug).")
 @click.option(
     "--frequency",
-    type=click.Choice(FREQUENCIES),
+    type=click.Choice([str(f) for f in FREQUENCIES]),
     help="Default: the subscriber's (with --as), else daily.",
 )
 @click.option(
@@ -159,36 +163,32 @@ def preview(app, list_slug, frequency, issue_date, address, output, open_):
         address=address,
     )
     r = result.report
-    click.echo(f"{r['list']} {r['frequency']} {r['issue_date']}, {r['period']}")
+    click.echo(f"{r.list_slug} {r.frequency} {r.issue_date}, {r.period}")
     click.echo(
-        f"variant: {r['tags_key'] or 'all tags'} · "
-        + (
-            "1 recipient gets it"
-            if r["recipients"] == 1
-            else f"{r['recipients']} recipients share it"
-        )
-        + (f" · built {r['built_at'][:16].replace('T', ' ')} UTC" if r.get("built") else "")
+        f"variant: {r.tags_key or 'all tags'} · "
+        + ("1 recipient gets it" if r.recipients == 1 else f"{r.recipients} recipients share it")
+        + (f" · built {r.built_at[:16].replace('T', ' ')} UTC" if r.built and r.built_at else "")
     )
-    if "subject" in r:
-        click.echo(f"Subject: {r['subject']}")
-    if r.get("sections"):
+    if r.subject is not None:
+        click.echo(f"Subject: {r.subject}")
+    if r.sections:
         click.echo("Sections:")
-        width = max(len(s["name"]) for s in r["sections"])
-        for s in r["sections"]:
-            cut = s["articles"] - s["shown"]
+        width = max(len(s.name) for s in r.sections)
+        for s in r.sections:
             click.echo(
-                f"  {s['name']:<{width}}  {s['shown']} article{'s' if s['shown'] != 1 else ''}"
-                + (f" ({cut} cut)" if cut else "")
+                f"  {s.name:<{width}}  {s.shown} article{'s' if s.shown != 1 else ''}"
+                + (f" ({s.cut} cut)" if s.cut else "")
             )
-    if "html_size" in r:
+    if r.render is not None:
+        rr = r.render
         click.echo(
-            f"HTML: {_size(r['html_size'])} of {_size(r['html_budget'])} budget"
-            f" · <style> {_size(r['style_size'])} · {r['links']} links"
-            f" · {r['cut_count']} articles cut"
+            f"HTML: {_size(rr.html_size)} of {_size(rr.html_budget)} budget"
+            f" · <style> {_size(rr.style_size)} · {rr.links} links"
+            f" · {rr.cut_count} articles cut"
         )
-    for warning in r.get("warnings", []):
+    for warning in r.warnings:
         click.echo(f"warning: {warning}")
-    for note in r.get("notes", []):
+    for note in r.notes:
         click.echo(f"note: {note}")
     if result.message is None:
         click.echo("no files written")
@@ -197,8 +197,8 @@ def preview(app, list_slug, frequency, issue_date, address, output, open_):
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "message.eml": result.message,
-        "message.html": result.html.encode("utf-8"),
-        "message.txt": result.text.encode("utf-8"),
+        "message.html": (result.html or "").encode("utf-8"),
+        "message.txt": (result.text or "").encode("utf-8"),
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)

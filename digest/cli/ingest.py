@@ -8,10 +8,10 @@ import sys
 
 import click
 
-from ..articles import Article, list_articles, search_articles
-from ..fetch import add_feed, fetch_feeds, list_feeds, remove_feed
-from ..ingest import ingest_sources
-from ..sources import parse_when
+from ..articles.reads import Article, list_articles, search_articles
+from ..ingest.dates import parse_when
+from ..ingest.feeds import add_feed, list_feeds, remove_feed
+from ..ingest.pipeline import fetch_feeds, ingest_sources
 from . import App, cli, pass_app
 
 # Show a progress bar only when there is enough work for it to matter.
@@ -216,7 +216,7 @@ def _echo_articles(found: list[Article], as_json: bool) -> None:
         return
     width = len(str(max(a.id for a in found)))
     for a in found:
-        tag_text = f"  [{', '.join(a.tags)}]" if a.tags else ""
+        tag_text = f"  [{', '.join(a.tag_names)}]" if a.tags else ""
         click.echo(f"{a.id:>{width}}  {a.published_at:%Y-%m-%d %H:%M}  {a.title}{tag_text}")
 
 

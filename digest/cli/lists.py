@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .. import lists as lists_lib
+from ..audience import lists as lists_lib
+from ..audience.subscriptions import delete_list, list_counts
+from ..issues.store import count_digests
 from . import App, cli, pass_app
 
 
@@ -126,7 +128,7 @@ def list_(app: App) -> None:
         click.echo("no lists yet; create one with `digest lists create`")
         return
     for mlist in lists:
-        c = lists_lib.list_counts(app.db, mlist)
+        c = list_counts(app.db, mlist)
         tags = ", ".join(mlist.tags) or "all tags"
         click.echo(
             f"{mlist.slug:<16} {mlist.title:<24} {c.active:>6} active {c.pending:>5} pending"
@@ -148,7 +150,7 @@ def show(app: App, slug: str) -> None:
 
 
 def _show(app: App, mlist: lists_lib.MailingList) -> None:
-    c = lists_lib.list_counts(app.db, mlist)
+    c = list_counts(app.db, mlist)
     rows = [
         ("slug", mlist.slug),
         ("title", mlist.title),
@@ -164,7 +166,7 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
             f"{c.active} active, {c.pending} pending, {c.unsubscribed} unsubscribed, "
             f"{c.bounced} bounced, {c.complained} complained",
         ),
-        ("digests", str(c.digests)),
+        ("digests", str(count_digests(app.db, mlist.id))),
     ]
     for k, v in rows:
         click.echo(f"  {k + ':':<13}{v}")
@@ -183,7 +185,7 @@ def delete(app: App, slug: str, force: bool) -> None:
       digest lists delete old-news
       digest lists delete world --force
     """
-    outcome = lists_lib.delete_list(app.db, slug, now=app.now(), force=force)
+    outcome = delete_list(app.db, slug, now=app.now(), force=force)
     if outcome == "archived":
         click.echo(f"deleted list {slug} (its sent digests stay in the archive)")
     else:

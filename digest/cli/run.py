@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import click
 
 from ..errors import InvalidInput
-from ..scheduler import JsonLogFormatter, SchedulerStatus, run, scheduler_status
+from ..scheduler.runner import JsonLogFormatter, run
+from ..scheduler.status import SchedulerStatus, scheduler_status
 from . import App, cli, pass_app
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -155,10 +156,10 @@ def _status_json(s: SchedulerStatus) -> dict:
         "last_tick_at": t(s.last_tick_at),
         "lists": [
             {
-                "list": ls.list.slug,
-                "timezone": ls.list.timezone,
-                "send_time": ls.list.send_time,
-                "weekly_day": ls.list.weekly_day,
+                "list": ls.mailing_list.slug,
+                "timezone": ls.mailing_list.timezone,
+                "send_time": ls.mailing_list.send_time,
+                "weekly_day": ls.mailing_list.weekly_day,
                 "issues": [
                     {
                         "frequency": i.frequency,
@@ -169,7 +170,9 @@ def _status_json(s: SchedulerStatus) -> dict:
                         "next": {
                             "period": i.next.label,
                             "send_at": t(i.next.send_at),
-                            "send_at_local": i.next.send_at.astimezone(ls.list.zone).isoformat(),
+                            "send_at_local": i.next.send_at.astimezone(
+                                ls.mailing_list.zone
+                            ).isoformat(),
                         },
                     }
                     for i in ls.issues
@@ -219,7 +222,7 @@ def status(app: App, now_text: str | None, as_json: bool) -> None:
     if not s.lists:
         click.echo("no lists (create one with `digest lists create`)")
     for ls in s.lists:
-        m = ls.list
+        m = ls.mailing_list
         click.echo(f"{m.slug} ({m.timezone}, sent {m.send_time}; weekly on {m.weekly_day}s)")
         for i in ls.issues:
             people = f"{i.subscribers} active subscriber{'s' if i.subscribers != 1 else ''}"

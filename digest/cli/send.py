@@ -8,9 +8,9 @@ from contextlib import ExitStack
 
 import click
 
-from .. import ledger
-from ..send import SendReport, send_pending
-from ..smtp import transport_from_config
+from ..delivery import ledger
+from ..delivery.send import SendReport, send_pending
+from ..delivery.transports import transport_from_config
 from . import App, cli, pass_app
 
 
@@ -166,7 +166,7 @@ def send(
 @click.option("--digest", "digest_id", type=int, metavar="ID", help="Only this digest.")
 @click.option(
     "--status",
-    type=click.Choice(ledger.STATUSES),
+    type=click.Choice([str(s) for s in ledger.STATUSES]),
     help="Only deliveries with this status (and list them).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")

@@ -8,10 +8,12 @@ import sys
 
 import click
 
-from .. import csvfiles
-from .. import subscribers as subs
+from ..addresses import normalise_email
+from ..audience import csvfiles, suppressions
+from ..audience import subscriptions as subs
+from ..audience.lists import get_list
+from ..audience.records import FREQUENCIES, Subscription, SubscriptionStatus
 from ..errors import DigestError
-from ..lists import get_list
 from . import App, cli, pass_app
 
 
@@ -31,7 +33,7 @@ def _tags(value: str | None) -> list[str]:
     return [] if not value else value.split(",")
 
 
-def _line(sub: subs.Subscription) -> str:
+def _line(sub: Subscription) -> str:
     tags = ",".join(sub.tags) or "*"
     return f"{sub.email}\t{sub.list_slug}\t{sub.status}\t{sub.frequency}\t{tags}\t{sub.name or ''}"
 
@@ -41,7 +43,7 @@ def _line(sub: subs.Subscription) -> str:
 @click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list.")
 @click.option("--name", help="The subscriber's name.")
 @click.option("--tags", metavar="A,B", help="Only these of the list's tags (default: all).")
-@click.option("--frequency", type=click.Choice(subs.FREQUENCIES), default="daily",
+@click.option("--frequency", type=click.Choice([str(f) for f in FREQUENCIES]), default="daily",
               show_default=True, help="How often.")  # fmt: skip
 @click.option("--confirmed", is_flag=True,
               help="The person has already agreed: active at once instead of pending.")  # fmt: skip
@@ -125,7 +127,7 @@ def remove(app: App, email) -> None:
       digest subscribers remove ann@example.com
     """
     kept = subs.remove_subscriber(app.db, email, now=app.now())
-    address = subs.normalise_email(email)
+    address = normalise_email(email)
     if kept:
         click.echo(f"removed {address}; the address stays on the suppression list")
     else:
@@ -134,7 +136,9 @@ def remove(app: App, email) -> None:
 
 @subscribers_group.command(name="list")
 @click.option("--list", "list_slug", metavar="SLUG", help="Only this list.")
-@click.option("--status", type=click.Choice(subs.STATUSES), help="Only this status.")
+@click.option(
+    "--status", type=click.Choice([str(s) for s in SubscriptionStatus]), help="Only this status."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, an object per subscription.")
 @pass_app
 def list_(app: App, list_slug, status, as_json) -> None:
@@ -302,8 +306,8 @@ def suppress(app: App, email, reason) -> None:
     Example:
       digest suppress spamtrap@example.com --reason "spam trap reported by the relay"
     """
-    address = subs.normalise_email(email)
-    if subs.suppress(app.db, address, reason, source="cli", now=app.now()):
+    address = normalise_email(email)
+    if suppressions.suppress(app.db, address, reason, source="cli", now=app.now()):
         click.echo(f"suppressed {address}")
     else:
         click.echo(f"{address} was already suppressed")
@@ -319,7 +323,7 @@ def suppressed(app: App) -> None:
       digest suppressed
     """
     any_ = False
-    for s in subs.iter_suppressions(app.db):
+    for s in suppressions.iter_suppressions(app.db):
         any_ = True
         click.echo(f"{s.email}\t{s.created_at[:10]}\t{s.source}\t{s.reason or ''}")
     if not any_:

@@ -1,5 +1,6 @@
-"""The delivery ledger: one row per (digest, subscriber) in ``deliveries``, and the only place
-that changes its state. A sender claims owed deliveries in batches under a lease (owner +
+"""The delivery ledger: one row per (digest, subscriber) in ``deliveries``, and the only module
+that writes it or reads it. Building an issue enqueues its deliveries here (``enqueue``); a
+sender claims owed deliveries in batches under a lease (owner +
 expiry), so several senders on one database never hold the same row; it records each outcome
 right after the server's reply (``sent``, ``deferred`` with a retry time, ``failed``,
 ``skipped``); ``recover`` releases the leases of senders that died.
@@ -11,21 +12,37 @@ take it once the lease expires.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from sqlite_utils import Database
 
-from .store import write_transaction
-from .timeutil import from_iso, to_iso
+from ..audience.subscriptions import AUDIENCE_SELECT
+from ..store import transaction
+from ..timeutil import from_iso, to_iso
 
-STATUSES = ("queued", "sent", "deferred", "failed", "skipped")
-OWED = ("queued", "deferred")
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"  # owed, never tried
+    SENT = "sent"  # a relay accepted it
+    DEFERRED = "deferred"  # owed, to be retried at next_attempt_at
+    FAILED = "failed"  # given up: a permanent refusal, or deferred for too long
+    SKIPPED = "skipped"  # not sent: unsubscribed or suppressed since it was queued
+
+
+STATUSES = tuple(DeliveryStatus)
+OWED = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+# As written in the partial index idx_deliveries_pending: a query that means to walk it must
+# spell the condition exactly so.
+_OWED_SQL = "d.status IN ('queued', 'deferred')"
 
 # Retry schedule for deferred deliveries: 5 min, 10 min, 20 min ... capped at 6 hours, each
 # delay drawn from its upper half ("equal jitter") so that a relay that refused a whole batch
@@ -54,13 +71,13 @@ def new_lease_owner() -> str:
     return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
 
 
-def _due_filter(
+def due_filter(
     *, list_id: int | None, digest_id: int | None, retry_now: bool, leases: bool = True
 ) -> str:
     # The status test is written exactly as in the partial index idx_deliveries_pending, so
     # ``claim`` can walk that index (owed rows only, in id order): without it SQLite would sort
     # every owed row for each batch.
-    where = ["d.status IN ('queued', 'deferred')"]
+    where = [_OWED_SQL]
     if leases:
         where.append("(d.lease_until IS NULL OR d.lease_until <= :now)")
     if not retry_now:
@@ -81,7 +98,7 @@ def count_due(
     retry_now: bool = False,
 ) -> int:
     """How many deliveries a sender could claim right now."""
-    where = _due_filter(list_id=list_id, digest_id=digest_id, retry_now=retry_now)
+    where = due_filter(list_id=list_id, digest_id=digest_id, retry_now=retry_now)
     row = db.execute(
         f"SELECT count(*) FROM deliveries d WHERE {where}",
         {"now": to_iso(now), "list_id": list_id, "digest_id": digest_id},
@@ -106,10 +123,10 @@ def claim(
     ``retry_now`` also takes deferred deliveries whose retry time has not come yet."""
     if limit <= 0:
         return []
-    where = _due_filter(list_id=list_id, digest_id=digest_id, retry_now=retry_now)
+    where = due_filter(list_id=list_id, digest_id=digest_id, retry_now=retry_now)
     params = {"now": to_iso(now), "list_id": list_id, "digest_id": digest_id, "limit": limit}
     until = to_iso(now + timedelta(seconds=lease_seconds))
-    with write_transaction(db):
+    with transaction(db):
         rows = db.execute(
             f"""
             SELECT d.id, d.digest_id, d.variant_id, g.list_id, d.subscriber_id, d.email,
@@ -362,3 +379,176 @@ def listing(
         sql += " LIMIT ?"
         params.append(limit)
     return list(db.query(sql, params))
+
+
+# -- Enqueueing (inside the builder's transaction) -------------------------------------------
+
+
+def enqueue(
+    db: Database,
+    digest_id: int,
+    *,
+    list_id: int,
+    frequency: str,
+    variant_of_tags: dict[str, int],
+    now: datetime,
+) -> int:
+    """Queue a delivery of ``digest_id`` for every active, unsuppressed subscriber of the list
+    and frequency not queued for it yet, with the variant their tag set maps to
+    (``variant_of_tags``: raw ``tags`` JSON -> variant id; a tag set missing from it gets
+    nothing). Returns how many were queued. One INSERT ... SELECT: the raw tags JSON of each
+    subscription is mapped to its variant through a temporary table, so no Python runs per
+    subscriber."""
+    db.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS digest_variant_map"
+        " (tags TEXT PRIMARY KEY, variant_id INTEGER NOT NULL)"
+    )
+    db.execute("DELETE FROM temp.digest_variant_map")
+    db.execute(
+        "INSERT INTO temp.digest_variant_map (tags, variant_id) SELECT key, value FROM json_each(?)",
+        [json.dumps(variant_of_tags)],
+    )
+    stamp = to_iso(now)
+    audience = AUDIENCE_SELECT.format(variant_map="temp.digest_variant_map")
+    queued = db.execute(
+        f"""
+        INSERT OR IGNORE INTO deliveries
+            (digest_id, variant_id, subscriber_id, email, status, created_at, updated_at)
+        SELECT :digest_id, a.variant_id, a.subscriber_id, a.email, 'queued', :stamp, :stamp
+        FROM ({audience}) a
+        """,
+        {"digest_id": digest_id, "stamp": stamp, "list_id": list_id, "frequency": frequency},
+    ).rowcount
+    db.execute("DELETE FROM temp.digest_variant_map")
+    return int(queued)
+
+
+def counts_by_variant(db: Database, digest_id: int) -> dict[int, int]:
+    """variant id -> deliveries of a digest (any status)."""
+    counted = db.execute(
+        "SELECT json_group_object(variant_id, n) FROM"
+        " (SELECT variant_id, count(*) AS n FROM deliveries WHERE digest_id = ? GROUP BY variant_id)",
+        [digest_id],
+    ).fetchone()[0]
+    return {int(k): n for k, n in json.loads(counted).items()}
+
+
+def variant_recipients(db: Database, variant_id: int) -> int:
+    row = db.execute("SELECT count(*) FROM deliveries WHERE variant_id = ?", [variant_id])
+    return int(row.fetchone()[0])
+
+
+def delivery_variant(db: Database, digest_id: int, subscriber_id: int) -> int | None:
+    """The variant a subscriber's delivery of a digest was queued with, if any."""
+    row = db.execute(
+        "SELECT variant_id FROM deliveries WHERE digest_id = ? AND subscriber_id = ?",
+        [digest_id, subscriber_id],
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+# -- What the ledger says --------------------------------------------------------------------
+
+
+def status_counts(db: Database, digest_id: int) -> dict[str, int]:
+    """status -> deliveries of one digest."""
+    return dict(
+        db.execute(
+            "SELECT status, count(*) FROM deliveries WHERE digest_id = ? GROUP BY status",
+            [digest_id],
+        ).fetchall()
+    )
+
+
+@dataclass(frozen=True)
+class Owed:
+    queued: int
+    deferred: int
+    next_retry_at: datetime | None
+
+
+def owed(db: Database) -> Owed:
+    """Deliveries still owed across every digest, and when the next deferred one is retried."""
+    counts = dict(
+        db.execute(
+            "SELECT status, count(*) FROM deliveries d WHERE " + _OWED_SQL + " GROUP BY status"
+        ).fetchall()
+    )
+    retry = db.execute(
+        "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'deferred'"
+    ).fetchone()[0]
+    return Owed(
+        counts.get(DeliveryStatus.QUEUED, 0),
+        counts.get(DeliveryStatus.DEFERRED, 0),
+        from_iso(retry) if retry else None,
+    )
+
+
+def sent_among(db: Database, digest_ids: list[int]) -> set[int]:
+    """The digests among ``digest_ids`` that count as sent: at least one delivery was
+    accepted by a relay (the public archive shows only those)."""
+    return {
+        row[0]
+        for row in db.execute(
+            "SELECT DISTINCT digest_id FROM deliveries WHERE status = 'sent'"
+            " AND digest_id IN (SELECT value FROM json_each(?))",
+            [json.dumps(digest_ids)],
+        )
+    }
+
+
+@dataclass
+class PlannedDigest:
+    """What ``send --dry-run`` would send for one digest."""
+
+    digest_id: int
+    list_slug: str
+    frequency: str
+    period_label: str
+    due: int
+    would_skip: int
+    first_recipients: list[str] = field(default_factory=list)
+
+
+def plan(
+    db: Database,
+    *,
+    now: datetime,
+    list_id: int | None,
+    digest_id: int | None,
+    retry_now: bool,
+    limit: int | None,
+) -> list[PlannedDigest]:
+    """Per digest, the deliveries a send would take now (at most ``limit`` in all), how many of
+    them it would skip (unsubscribed or suppressed since), and the first few addresses."""
+    where = due_filter(list_id=list_id, digest_id=digest_id, retry_now=retry_now)
+    params: dict[str, Any] = {"now": to_iso(now), "list_id": list_id, "digest_id": digest_id}
+    rows = db.execute(
+        f"""
+        SELECT d.digest_id, l.slug, g.frequency, g.period_label, count(*) AS due,
+               sum(CASE WHEN s.status IS NOT 'active' OR x.email IS NOT NULL THEN 1 ELSE 0 END)
+        FROM deliveries d JOIN digests g ON g.id = d.digest_id JOIN lists l ON l.id = g.list_id
+        LEFT JOIN subscriptions s ON s.subscriber_id = d.subscriber_id AND s.list_id = g.list_id
+        LEFT JOIN suppressions x ON x.email = d.email
+        WHERE {where} GROUP BY d.digest_id ORDER BY d.digest_id
+        """,
+        params,
+    ).fetchall()
+    planned = []
+    remaining = limit
+    for digest, slug, frequency, label, due, skip in rows:
+        if remaining is not None:
+            if remaining <= 0:
+                break
+            due = min(due, remaining)
+            remaining -= due
+        first = [
+            r[0]
+            for r in db.execute(
+                f"SELECT d.email FROM deliveries d WHERE {where} AND d.digest_id = :d"
+                " ORDER BY d.id LIMIT 5",
+                {**params, "d": digest},
+            )
+        ]
+        planned.append(PlannedDigest(digest, slug, frequency, label, due, min(skip, due), first))
+    return planned

@@ -10,13 +10,13 @@ logs and tests only. Rules for addresses we already know:
 - active: nothing changes; the link is sent again (following it just says "you're subscribed"),
   so a stranger cannot change someone else's topics by submitting the form.
 - unsubscribed: nothing changes until the person follows the new link, which re-activates the
-  subscription (a new double opt-in, see ``subscribers.confirm_subscription``).
+  subscription (a new double opt-in, see ``audience.subscriptions.confirm_subscription``).
 - bounced, complained, or on the suppression list: nothing is sent (mail to them would bounce
   again or be reported as spam); an admin can lift a suppression.
 
 The confirmation email is a small transactional message: a text and an HTML part from
 ``templates/email/confirm.txt`` / ``confirm.html``, headers folded and injection-safe
-(``messages.fold_header``), no List-Unsubscribe (there is nothing to unsubscribe from yet).
+(``headers.fold_header``), no List-Unsubscribe (there is nothing to unsubscribe from yet).
 """
 
 from __future__ import annotations
@@ -30,21 +30,21 @@ from email.headerregistry import Address
 
 from sqlite_utils import Database
 
-from . import links, render, tokens
-from .config import Config
-from .errors import DigestError, InvalidInput
-from .lists import MailingList
-from .messages import Outgoing, fold_header, multipart_alternative, sender_domain
+from .. import links, tokens
+from ..addresses import address_of, normalise_email, sender_domain
+from ..audience.lists import MailingList
+from ..audience.records import check_frequency
+from ..audience.subscriptions import add_subscription, subscription_status, subscription_tags
+from ..audience.suppressions import get_suppression
+from ..config import Config
+from ..errors import DigestError
+from ..headers import fold_header
+from ..issues import render
+from ..issues.template import multipart_alternative
+from ..text import clean_name
+from .personalise import Outgoing
 from .send import send_message
-from .smtp import Transport
-from .subscribers import (
-    _clean_name,
-    add_subscription,
-    check_frequency,
-    get_suppression,
-    normalise_email,
-    subscription_tags,
-)
+from .transports import Transport
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def confirmation_message(
     text = env.get_template("email/confirm.txt").render(context)
     html = env.get_template("email/confirm.html").render(context)
 
-    sender = email.utils.parseaddr(mlist.from_addr)[1]
+    sender = address_of(mlist.from_addr)
     domain = sender_domain(mlist.from_addr)
     # Unique per message (a new link each time); derived from the token, so nothing random.
     digest = hashlib.sha256(token.encode("ascii")).hexdigest()
@@ -133,18 +133,12 @@ def request_subscription(
     A failure to send is logged and reported in the result, never raised: the subscription
     stays pending and the person can submit the form again."""
     address = normalise_email(address)
-    name = _clean_name(name)
-    if name is not None and len(name) > 200:
-        raise InvalidInput("name is too long (at most 200 characters)")
+    name = clean_name(name)
     frequency = check_frequency(frequency)
     keys = subscription_tags(mlist, tags)
 
-    row = db.execute(
-        "SELECT p.id, p.name, s.status FROM subscribers p LEFT JOIN subscriptions s"
-        " ON s.subscriber_id = p.id AND s.list_id = ? WHERE p.email = ?",
-        [mlist.id, address],
-    ).fetchone()
-    status = row[2] if row else None
+    known = subscription_status(db, mlist, address)
+    status = known.status if known else None
     if status in NOT_MAILED or get_suppression(db, address) is not None:
         why = "suppressed" if status not in NOT_MAILED else status
         log.info("subscribe form for %s on %s: not mailed (%s)", address, mlist.slug, why)
@@ -154,7 +148,8 @@ def request_subscription(
                                confirmed=False, source="web", now=now)  # fmt: skip
         subscriber_id, status, name = sub.subscriber_id, sub.status, sub.name
     else:  # active or unsubscribed: unchanged until the person follows the link
-        subscriber_id, name = row[0], row[1]
+        assert known is not None
+        subscriber_id, name = known.subscriber_id, known.name
 
     outgoing = confirmation_message(
         config, mlist, subscriber_id=subscriber_id, address=address, name=name, secret=secret,

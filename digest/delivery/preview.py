@@ -1,9 +1,9 @@
 """Previewing a digest exactly as a subscriber would receive it.
 
-For a built digest the message comes from ``messages.Assembler`` — the same bytes ``digest send``
-would hand to SMTP for that subscriber. For an issue not built yet (or a tag set the built digest
-has no variant for) the variant is rendered the same way without storing anything, and the
-report says so. The web preview page reuses ``preview_digest``.
+For a built digest the message comes from ``personalise.Assembler`` — the same bytes ``digest
+send`` would hand to SMTP for that subscriber. For an issue not built yet (or a tag set the
+built digest has no variant for) the variant is rendered the same way without storing anything,
+and the report says so. The web preview page reuses ``preview_digest``.
 """
 
 from __future__ import annotations
@@ -18,43 +18,73 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from . import render
-from .config import Config
-from .digests import (
-    audience,
-    digest_article_ids,
-    find_digest,
-    load_articles,
-    render_variant,
-    select_articles,
-    variant_key,
-)
-from .errors import InvalidInput, NotFound
-from .lists import MailingList
-from .messages import (
-    Assembler,
-    CompiledTemplate,
-    Recipient,
-    VariantInfo,
-    recipient_values,
-)
-from .periods import issue_for, latest_due
-from .timeutil import from_iso, to_iso
+from ..articles.reads import Article, load_articles
+from ..audience.lists import MailingList
+from ..audience.subscriptions import audience_groups, find_subscription
+from ..config import Config
+from ..errors import InvalidInput
+from ..issues import render
+from ..issues.build import render_variant
+from ..issues.periods import Period, issue_for, latest_due
+from ..issues.render import RenderReport, SectionCount
+from ..issues.sections import variant_key
+from ..issues.selection import late_arrivals, select_articles
+from ..issues.store import digest_article_ids, find_digest, find_variant
+from ..issues.template import CompiledTemplate
+from ..timeutil import from_iso, to_iso
+from . import ledger
+from .personalise import Assembler, Recipient, VariantInfo, recipient_values
 
 SAMPLE_RECIPIENT = Recipient(0, "reader@example.com", "Sample Reader")
-# What a preview report takes over from the variant's render report.
-RENDER_REPORT_KEYS = (
-    "sections",
-    "article_count",
-    "shown_count",
-    "cut_count",
-    "html_size",
-    "html_budget",
-    "placeholder_room",
-    "style_size",
-    "links",
-    "warnings",
-)
+
+
+@dataclass
+class PreviewReport:
+    """What a preview shows besides the message."""
+
+    list_slug: str
+    frequency: str
+    issue_date: str
+    period: str  # "covers Mon 20 Jan 2025 (Africa/Nairobi)"
+    tags_key: str  # '' = all tags
+    recipient: str
+    built: bool = False
+    built_at: str | None = None  # ISO, when built
+    variant_id: int | None = None
+    recipients: int = 0  # subscribers who get this variant
+    subject: str | None = None
+    render: RenderReport | None = None  # None: nothing to render
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def sections(self) -> list[SectionCount]:
+        return self.render.sections if self.render else []
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.render.warnings if self.render else []
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "list": self.list_slug,
+            "frequency": self.frequency,
+            "issue_date": self.issue_date,
+            "period": self.period,
+            "tags_key": self.tags_key,
+            "recipient": self.recipient,
+            "built": self.built,
+            "built_at": self.built_at,
+            "variant_id": self.variant_id,
+            "recipients": self.recipients,
+            "subject": self.subject,
+            "notes": self.notes,
+        }
+        if self.render is not None:
+            rendered = self.render.to_json()
+            rendered.pop("subject", None)
+            rendered.pop("tags_key", None)
+            out.update(rendered)
+        return out
 
 
 @dataclass
@@ -62,49 +92,7 @@ class Preview:
     message: bytes | None  # None: this subscriber's tag set has no articles, nothing is sent
     html: str | None  # the decoded HTML part, personalised
     text: str | None  # the decoded text part, personalised
-    report: dict[str, Any] = field(default_factory=dict)
-
-
-def _subscription(db: Database, mlist: MailingList, address: str) -> dict:
-    row = next(
-        db.query(
-            """
-            SELECT p.id AS subscriber_id, p.email, p.name, s.tags, s.frequency, s.status
-            FROM subscribers p JOIN subscriptions s ON s.subscriber_id = p.id
-            WHERE s.list_id = ? AND p.email = ? COLLATE NOCASE
-            """,
-            [mlist.id, address.strip()],
-        ),
-        None,
-    )
-    if row is None:
-        raise NotFound(f"{address} is not subscribed to list {mlist.slug!r}")
-    return row
-
-
-def _late_arrivals(db: Database, mlist: MailingList, digest: dict) -> int:
-    """Articles of the digest's period (and tags) ingested after it was built."""
-    tag_filter = (
-        "EXISTS (SELECT 1 FROM article_tags at JOIN tags t ON t.id = at.tag_id"
-        " WHERE at.article_id = a.id AND t.key IN (SELECT value FROM json_each(:keys)))"
-        if mlist.tags
-        else "EXISTS (SELECT 1 FROM article_tags at WHERE at.article_id = a.id)"
-    )
-    return db.execute(
-        f"""
-        SELECT count(*) FROM articles a
-        WHERE a.published_at >= :start AND a.published_at < :end AND a.ingested_at > :built
-          AND {tag_filter}
-          AND a.id NOT IN (SELECT article_id FROM digest_articles WHERE digest_id = :digest)
-        """,
-        {
-            "start": digest["period_start"],
-            "end": digest["period_end"],
-            "built": digest["built_at"],
-            "keys": json.dumps(list(mlist.tag_keys)),
-            "digest": digest["id"],
-        },
-    ).fetchone()[0]
+    report: PreviewReport
 
 
 def preview_digest(
@@ -126,19 +114,17 @@ def preview_digest(
     if address and tags:
         raise InvalidInput("preview either a subscriber's address or a tag set, not both")
     if address:
-        sub = _subscription(db, mlist, address)
-        if frequency and frequency != sub["frequency"]:
+        sub = find_subscription(db, mlist, address)
+        if frequency and frequency != sub.frequency:
             raise InvalidInput(
-                f"{sub['email']} gets the {sub['frequency']} digest of {mlist.slug!r}, "
+                f"{sub.email} gets the {sub.frequency} digest of {mlist.slug!r}, "
                 f"not the {frequency} one (leave out --frequency)"
             )
-        frequency = sub["frequency"]
-        if sub["status"] != "active":
-            notes.append(
-                f"{sub['email']} is {sub['status']}, not active: no digest is sent to them"
-            )
-        recipient = Recipient(sub["subscriber_id"], sub["email"], sub["name"])
-        tags_key, wanted = variant_key(sub["tags"], mlist)
+        frequency = sub.frequency
+        if sub.status != "active":
+            notes.append(f"{sub.email} is {sub.status}, not active: no digest is sent to them")
+        recipient = Recipient(sub.subscriber_id, sub.email, sub.name)
+        tags_key, wanted = variant_key(json.dumps(list(sub.tags)), mlist)
     else:
         frequency = frequency or "daily"
         recipient = SAMPLE_RECIPIENT
@@ -153,98 +139,78 @@ def preview_digest(
                 f" issue of {period.label}, the most recent one on or before {issue_date}"
             )
 
-    report: dict[str, Any] = {
-        "list": mlist.slug,
-        "frequency": frequency,
-        "issue_date": period.label,
-        "period": period.describe(),
-        "tags_key": tags_key,
-        "recipient": recipient.email,
-    }
+    report = PreviewReport(
+        list_slug=mlist.slug,
+        frequency=frequency,
+        issue_date=period.label,
+        period=period.describe(),
+        tags_key=tags_key,
+        recipient=recipient.email,
+        notes=notes,
+    )
     digest = find_digest(db, mlist, period)
     message: bytes | None = None
-    variant_report: dict[str, Any] | None = None
-    unsubscribe_mailto = config.get("site", "unsubscribe_mailto")
     if digest is not None:
-        report["built"] = True
-        report["built_at"] = digest["built_at"]
+        report.built = True
+        report.built_at = to_iso(digest.built_at)
         variant_id = None
         if recipient.subscriber_id:
-            row = db.execute(
-                "SELECT variant_id FROM deliveries WHERE digest_id = ? AND subscriber_id = ?",
-                [digest["id"], recipient.subscriber_id],
-            ).fetchone()
-            variant_id = row[0] if row else None
-        variant = next(
-            db.query(
-                "SELECT id, template IS NOT NULL AS has_template, report FROM variants"
-                " WHERE digest_id = ? AND " + ("id = ?" if variant_id else "tags_key = ?"),
-                [digest["id"], variant_id or tags_key],
-            ),
-            None,
-        )
-        late = _late_arrivals(db, mlist, digest)
+            variant_id = ledger.delivery_variant(db, digest.id, recipient.subscriber_id)
+        variant = find_variant(db, digest.id, variant_id=variant_id, tags_key=tags_key)
+        late = late_arrivals(db, mlist, digest)
         if late:
             notes.append(
                 f"{late} article{'s' if late != 1 else ''} arrived after this digest was built;"
                 " they go in the next one"
             )
         if variant is not None:
-            variant_report = json.loads(variant["report"])
-            report["variant_id"] = variant["id"]
-            report["recipients"] = db.execute(
-                "SELECT count(*) FROM deliveries WHERE variant_id = ?", [variant["id"]]
-            ).fetchone()[0]
-            if variant["has_template"]:
+            report.render = variant.report
+            report.variant_id = variant.id
+            report.recipients = ledger.variant_recipients(db, variant.id)
+            if not variant.empty:
                 assembler = Assembler(
                     db,
                     base_url=config.base_url,
                     secret=secret,
-                    unsubscribe_mailto=unsubscribe_mailto,
+                    unsubscribe_mailto=config.site.unsubscribe_mailto,
                 )
-                message = assembler.message(variant["id"], recipient).data
+                message = assembler.message(variant.id, recipient).data
         else:
             notes.append(
                 "the built digest has no variant for this tag set yet: rendered without storing"
                 " (`digest build` for this issue adds it and queues its subscribers)"
             )
-            articles = load_articles(db, digest_article_ids(db, digest["id"]))
-            message, variant_report = _render_unstored(
-                config,
-                mlist,
-                period,
-                articles,
-                wanted,
-                from_iso(digest["built_at"]),
-                recipient,
-                secret,
+            articles = load_articles(db, digest_article_ids(db, digest.id))
+            message, report.render = _render_unstored(
+                config, mlist, period, articles, wanted, digest.built_at, recipient, secret
             )
-            report["recipients"] = 0
     else:
-        report["built"] = False
         notes.append(
             "not built yet: rendered without storing; the real build fixes the articles, and its"
             " time goes into the Date header and link tokens"
         )
         articles = load_articles(db, select_articles(db, mlist, period, now=now))
-        message, variant_report = _render_unstored(
+        message, report.render = _render_unstored(
             config, mlist, period, articles, wanted, now, recipient, secret
         )
-        report["recipients"] = sum(
-            count for key, _, count in audience(db, mlist, frequency).values() if key == tags_key
+        report.recipients = sum(
+            count
+            for raw, count in audience_groups(db, mlist, frequency).items()
+            if variant_key(raw, mlist)[0] == tags_key
         )
-    report.update({k: v for k, v in (variant_report or {}).items() if k in RENDER_REPORT_KEYS})
     if message is None:
         notes.append("no articles for this tag set: nothing would be sent")
-        report["notes"] = notes
         return Preview(None, None, None, report)
     parsed = email.message_from_bytes(message, policy=email.policy.default)
-    report["subject"] = str(parsed["Subject"])
-    report["notes"] = notes
+    report.subject = str(parsed["Subject"])
+    html_part = parsed.get_body(("html",))
+    text_part = parsed.get_body(("plain",))
+    assert isinstance(html_part, email.message.EmailMessage)
+    assert isinstance(text_part, email.message.EmailMessage)
     return Preview(
         message=message,
-        html=parsed.get_body(("html",)).get_content().replace("\r\n", "\n"),
-        text=parsed.get_body(("plain",)).get_content().replace("\r\n", "\n"),
+        html=html_part.get_content().replace("\r\n", "\n"),
+        text=text_part.get_content().replace("\r\n", "\n"),
         report=report,
     )
 
@@ -252,17 +218,17 @@ def preview_digest(
 def _render_unstored(
     config: Config,
     mlist: MailingList,
-    period,
-    articles,
-    wanted,
+    period: Period,
+    articles: list[Article],
+    wanted: frozenset[str] | None,
     built_at: datetime,
     recipient: Recipient,
     secret: bytes,
-) -> tuple[bytes | None, dict[str, Any] | None]:
+) -> tuple[bytes | None, RenderReport | None]:
     env = render.template_environment(config)
     variant = render_variant(env, config, mlist, period, articles, wanted, built_at=built_at)
-    if variant.template is None:
-        return None, {"sections": [], "cut_count": 0}
+    if variant.template is None or variant.email is None:
+        return None, None
     info = VariantInfo(
         variant_id=0,
         digest_id=0,
@@ -279,6 +245,6 @@ def _render_unstored(
         recipient,
         base_url=config.base_url,
         secret=secret,
-        unsubscribe_mailto=config.get("site", "unsubscribe_mailto"),
+        unsubscribe_mailto=config.site.unsubscribe_mailto,
     )
     return info.compiled.fill(values), variant.email.report

@@ -24,21 +24,18 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
+from ..audience.lists import get_list
+from ..audience.subscriptions import mark_bounced, skip_reason
+from ..config import Config
+from ..errors import InvalidInput
+from ..issues.store import get_digest
+from ..issues.template import CompiledTemplate
+from ..store import durable, transaction
+from ..timeutil import utc_now
 from . import ledger
-from .config import Config
-from .errors import InvalidInput, NotFound
-from .ledger import Delivery
-from .lists import get_list
-from .messages import (
-    Assembler,
-    CompiledTemplate,
-    Outgoing,
-    Recipient,
-    VariantInfo,
-)
-from .smtp import DeliveryError, Outcome, RelayUnavailable, Transport, transport_from_config
-from .subscribers import mark_bounced
-from .timeutil import to_iso, utc_now
+from .ledger import Delivery, PlannedDigest
+from .personalise import Assembler, Outgoing, Recipient, VariantInfo
+from .transports import DeliveryError, Outcome, RelayUnavailable, Transport, transport_from_config
 
 
 @dataclass(frozen=True)
@@ -47,19 +44,6 @@ class Failure:
     digest_id: int
     email: str
     reply: str
-
-
-@dataclass
-class PlannedDigest:
-    """What ``--dry-run`` would send for one digest."""
-
-    digest_id: int
-    list_slug: str
-    frequency: str
-    period_label: str
-    due: int
-    would_skip: int
-    first_recipients: list[str]
 
 
 @dataclass
@@ -91,24 +75,6 @@ class SendReport:
     def count(self, delivery: Delivery, status: str) -> None:
         setattr(self, status, getattr(self, status) + 1)
         self.by_digest.setdefault(delivery.digest_id, Counter())[status] += 1
-
-
-def skip_reason(db: Database, delivery: Delivery) -> str | None:
-    """Why ``delivery`` must not go out now (unsubscribed since the build, suppressed...)."""
-    row = db.execute(
-        "SELECT (SELECT status FROM subscriptions WHERE subscriber_id = ? AND list_id = ?),"
-        " (SELECT reason FROM suppressions WHERE email = ?),"
-        " EXISTS (SELECT 1 FROM suppressions WHERE email = ?)",
-        [delivery.subscriber_id, delivery.list_id, delivery.email, delivery.email],
-    ).fetchone()
-    status, suppressed_reason, suppressed = row
-    if suppressed:
-        return "address is suppressed" + (f" ({suppressed_reason})" if suppressed_reason else "")
-    if status is None:
-        return "no longer subscribed to the list (subscription removed)"
-    if status != "active":
-        return f"subscription is {status}"
-    return None
 
 
 class _WireTemplate:
@@ -199,9 +165,9 @@ class _Run:
         self.rng = rng
         self.o = opts
         self.owner = ledger.new_lease_owner()
-        self.lease_seconds = config.get("send", "lease_seconds")
-        self.max_age = timedelta(hours=config.get("send", "max_age_hours"))
-        self.per_hour = config.get("send", "rate_per_hour")
+        self.lease_seconds = config.send.lease_seconds
+        self.max_age = config.send.max_age
+        self.per_hour = config.send.rate_per_hour
         self.claimed = 0
         self.exhausted = False
         self.error: BaseException | None = None
@@ -248,7 +214,7 @@ class _Run:
     def prepare(self, delivery: Delivery) -> tuple[Outgoing, bytes | None] | None:
         """The message for ``delivery`` and its DATA payload, or None if it was skipped (and
         recorded so)."""
-        reason = skip_reason(self.db, delivery)
+        reason = skip_reason(self.db, delivery.subscriber_id, delivery.list_id, delivery.email)
         if reason is None:
             try:
                 info = self.assembler.variant(delivery.variant_id)
@@ -400,50 +366,13 @@ class _Run:
     def _record_all(self, items: list, in_flight: dict[int, Delivery]) -> None:
         # One transaction for every reply that arrived together: each outcome is durable as
         # soon as the server has answered, at one commit per batch rather than per message.
-        with self.db.atomic():
+        with transaction(self.db):
             for delivery, outgoing, outcome, error in items:
                 in_flight.pop(delivery.id, None)
                 if outcome is not None:
                     self.record(delivery, outgoing, outcome)
                 elif error is not None and self.error is None:
                     self.error = error
-
-
-def _plan(db: Database, *, now: datetime, list_id, digest_id, retry_now, limit) -> SendReport:
-    where = ledger._due_filter(list_id=list_id, digest_id=digest_id, retry_now=retry_now)
-    params = {"now": to_iso(now), "list_id": list_id, "digest_id": digest_id}
-    rows = db.execute(
-        f"""
-        SELECT d.digest_id, l.slug, g.frequency, g.period_label, count(*) AS due,
-               sum(CASE WHEN s.status IS NOT 'active' OR x.email IS NOT NULL THEN 1 ELSE 0 END)
-        FROM deliveries d JOIN digests g ON g.id = d.digest_id JOIN lists l ON l.id = g.list_id
-        LEFT JOIN subscriptions s ON s.subscriber_id = d.subscriber_id AND s.list_id = g.list_id
-        LEFT JOIN suppressions x ON x.email = d.email
-        WHERE {where} GROUP BY d.digest_id ORDER BY d.digest_id
-        """,
-        params,
-    ).fetchall()
-    report = SendReport(planned=[])
-    remaining = limit
-    for digest, slug, frequency, label, due, skip in rows:
-        if remaining is not None:
-            if remaining <= 0:
-                break
-            due = min(due, remaining)
-            remaining -= due
-        first = [
-            r[0]
-            for r in db.execute(
-                f"SELECT d.email FROM deliveries d WHERE {where} AND d.digest_id = :d"
-                " ORDER BY d.id LIMIT 5",
-                {**params, "d": digest},
-            )
-        ]
-        report.planned.append(
-            PlannedDigest(digest, slug, frequency, label, due, min(skip, due), first)
-        )
-        report.total += due
-    return report
 
 
 def send_pending(
@@ -477,14 +406,11 @@ def send_pending(
     report says why the run ``stopped``. Setting it from a signal handler is the way to end a
     run cleanly (SIGTERM under ``digest run``)."""
     list_id = get_list(db, list_slug).id if list_slug else None
-    if (
-        digest_id is not None
-        and not db.execute("SELECT 1 FROM digests WHERE id = ?", [digest_id]).fetchone()
-    ):
-        raise NotFound(f"no digest with id {digest_id}")
+    if digest_id is not None:
+        get_digest(db, digest_id)  # NotFound if there is none
     if limit is not None and limit < 0:
         raise InvalidInput(f"limit must be 0 or more, got {limit}")
-    concurrency = concurrency if concurrency is not None else config.get("send", "concurrency")
+    concurrency = concurrency if concurrency is not None else config.send.concurrency
     if concurrency < 1:
         raise InvalidInput(f"concurrency must be at least 1, got {concurrency}")
     if rate is not None and rate < 0:
@@ -496,19 +422,13 @@ def send_pending(
         "limit": limit,
         "retry_now": retry_now,
         "concurrency": concurrency,
-        "batch": max(1, batch_size or config.get("send", "claim_batch")),
+        "batch": max(1, batch_size or config.send.claim_batch),
     }
     if dry_run:
-        report = _plan(
-            db,
-            now=clock(),
-            list_id=list_id,
-            digest_id=digest_id,
-            retry_now=retry_now,
-            limit=limit,
+        planned = ledger.plan(
+            db, now=clock(), list_id=list_id, digest_id=digest_id, retry_now=retry_now, limit=limit
         )
-        report.released = released
-        return report
+        return SendReport(total=sum(p.due for p in planned), released=released, planned=planned)
     due = ledger.count_due(
         db, now=clock(), list_id=list_id, digest_id=digest_id, retry_now=retry_now
     )
@@ -524,7 +444,7 @@ def send_pending(
         db,
         base_url=config.base_url,
         secret=secret,
-        unsubscribe_mailto=config.get("site", "unsubscribe_mailto"),
+        unsubscribe_mailto=config.site.unsubscribe_mailto,
     )
     run = _Run(
         db,
@@ -540,12 +460,10 @@ def send_pending(
     )
     # Each commit of an outcome reaches the disk before the next message goes out in its
     # place, so a power cut cannot forget more than the messages in flight.
-    previous = db.execute("PRAGMA synchronous").fetchone()[0]
-    db.execute("PRAGMA synchronous=FULL")
     try:
-        run.run()
+        with durable(db):
+            run.run()
     finally:
-        db.execute(f"PRAGMA synchronous={int(previous)}")
         if own_transport:
             transport.close()
     if run.error is not None:

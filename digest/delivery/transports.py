@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, SmtpRelay
-from .errors import DigestError
-from .messages import Outgoing
+from ..config import Config, SmtpRelay, parse_smtp_url
+from ..errors import DigestError
+from .personalise import Outgoing
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 
@@ -474,14 +474,12 @@ def transport_from_config(
         if smtp_url is not None:
             raise DigestError("choose either an SMTP URL or an outbox directory, not both")
         return OutboxTransport(outbox)
-    from .config import parse_smtp_url
-
-    relays = [parse_smtp_url(smtp_url)] if smtp_url else config.smtp
+    relays = [parse_smtp_url(smtp_url)] if smtp_url else list(config.smtp)
     return SmtpTransport(
         relays,
         password=config.smtp_password,
-        timeout=config.get("send", "timeout"),
-        per_connection=config.get("send", "per_connection"),
-        rate_per_second=config.get("send", "rate_per_second") if rate is None else rate,
+        timeout=config.send.timeout,
+        per_connection=config.send.per_connection,
+        rate_per_second=config.send.rate_per_second if rate is None else rate,
         ssl_context=ssl_context,
     )

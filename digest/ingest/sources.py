@@ -12,9 +12,7 @@ import json
 import re
 from calendar import timegm
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,54 +21,19 @@ import frontmatter
 import markdown
 import orjson
 import yaml
-from feedparser.datetimes import _parse_date as feedparser_parse_date
 
-from .errors import InvalidInput, SourceError
+from ..articles.inputs import ArticleInput, ParsedSource, Rejection
+from ..errors import SourceError
+from ..text import CONTROL
+from .dates import parse_date
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 
 
-@dataclass(slots=True)
-class ArticleInput:
-    """One article as a source gave it. HTML fields are raw (untrusted) until the store
-    sanitises them; ``published`` is tz-aware UTC or None (no usable date)."""
-
-    entry: str  # where it came from, for messages: "entry 3", "line 7", "notes/a.md"
-    title: str | None
-    url: str | None
-    guid: str | None = None
-    author: str | None = None
-    published: datetime | None = None
-    raw_date: str | None = None  # the date text that could not be parsed, if any
-    summary_html: str | None = None
-    content_html: str | None = None
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    entry: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.entry}: {self.reason}"
-
-
-@dataclass
-class ParsedSource:
-    label: str  # the source as the user named it (path or URL)
-    kind: str  # rss | atom | feed | jsonfeed | json | jsonl | markdown | html | directory
-    # A list, or JsonLines (parsed as read) for a JSON Lines file.
-    items: Sequence[ArticleInput | Rejection] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    base_url: str | None = None  # for resolving relative links in content
-
-
 # ---------------------------------------------------------------------------- text helpers
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SPACES = re.compile(r"\s+")
 _TAGLIKE = re.compile(r"<[^>]*>")
 
@@ -87,7 +50,7 @@ def clean_title(title: str | None) -> str | None:
     # A printable string has no control characters and no whitespace but the plain space, so
     # without a double space the two substitutions would change nothing.
     if not title.isprintable() or "  " in title:
-        title = _SPACES.sub(" ", _CONTROL.sub(" ", title))
+        title = _SPACES.sub(" ", CONTROL.sub(" ", title))
     title = title.strip()
     return title[:500] or None
 
@@ -115,98 +78,6 @@ def decode_text(data: bytes, label: str, warnings: list[str]) -> str:
             + (f" ({bad} places)" if bad > 1 else "")
         )
         return data.decode("utf-8-sig", errors="replace")
-
-
-# ---------------------------------------------------------------------------- dates
-
-_FORMATS = (
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d %H:%M",
-    "%Y/%m/%d",
-    "%d %B %Y",
-    "%d %b %Y",
-    "%B %d, %Y",
-    "%b %d, %Y",
-    "%B %d %Y",
-    "%d.%m.%Y",
-    "%d.%m.%Y %H:%M",
-)
-
-
-def parse_date(value: object) -> datetime | None:
-    """A tz-aware UTC datetime from whatever a source gave, or None if nothing usable.
-
-    Accepts datetimes/dates (YAML front matter), Unix timestamps, ISO 8601, RFC 2822, and the
-    formats feedparser knows (W3DTF, asctime, several locales) plus a few common written forms.
-    A value without a timezone is taken to be UTC."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, datetime):
-        return _utc(value)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, int | float):
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        # Python 3.11 reads ISO 8601 with "Z" itself; most JSON sources write this form.
-        return _utc(datetime.fromisoformat(text))
-    except ValueError:
-        pass
-    if "z" in text:
-        try:
-            return _utc(datetime.fromisoformat(text.replace("z", "+00:00")))
-        except ValueError:
-            pass
-    try:
-        return _utc(parsedate_to_datetime(text))
-    except (TypeError, ValueError, IndexError):
-        pass
-    for fmt in _FORMATS:
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    try:
-        parsed = feedparser_parse_date(text)
-    except Exception:  # feedparser's locale handlers raise assorted errors on junk
-        parsed = None
-    if parsed:
-        return datetime.fromtimestamp(timegm(parsed), UTC)
-    return None
-
-
-def _utc(dt: datetime) -> datetime:
-    tz = dt.tzinfo
-    if tz is UTC:
-        return dt
-    if tz is None:
-        return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
-
-
-def parse_when(value: str, now: datetime) -> datetime:
-    """A user-given bound for --since/--until: a date or date-time (see ``parse_date``), or a
-    relative age like ``36h``, ``7d`` or ``2w`` before ``now``."""
-    m = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", value)
-    if m:
-        n, unit = int(m.group(1)), m.group(2)
-        return now - timedelta(hours=n * {"h": 1, "d": 24, "w": 24 * 7}[unit])
-    parsed = parse_date(value)
-    if parsed is None:
-        raise InvalidInput(
-            f"cannot read {value!r} as a date (use e.g. 2025-01-20, 2025-01-20T08:00Z or 7d)"
-        )
-    return parsed
 
 
 # ---------------------------------------------------------------------------- tags

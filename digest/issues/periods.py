@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from .errors import InvalidInput
-from .lists import MailingList
-
-FREQUENCIES = ("daily", "weekly")
+from ..audience.lists import MailingList
+from ..audience.records import FREQUENCIES
+from ..errors import InvalidInput
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ any single file.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 from collections.abc import Iterable
@@ -21,14 +22,14 @@ from typing import Any
 import jinja2
 import premailer
 
-from . import links
-from .config import SCHEMA, Config
-from .errors import ConfigError, DigestError
-from .messages import encode_body, html_placeholder, text_placeholder
+from .. import links
+from ..config import Config, DigestSettings
+from ..errors import ConfigError, DigestError
+from .template import encode_body, html_placeholder, text_placeholder
 
-PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
-SOURCE_TEMPLATES = Path(__file__).parent.parent / "templates"
-DEFAULT_SUBJECT = SCHEMA["digest"]["subject"][1]
+PACKAGE_TEMPLATES = Path(__file__).parent.parent / "templates"
+SOURCE_TEMPLATES = Path(__file__).parent.parent.parent / "templates"
+DEFAULT_SUBJECT = DigestSettings().subject
 STYLE_LIMIT = 16_384  # Gmail ignores a <style> block larger than this
 # Room kept under the budget for what replaces each placeholder in the HTML part: a signed URL on
 # base_url (~60 characters after it) or a name, HTML-escaped and quoted-printable encoded.
@@ -95,13 +96,55 @@ class DigestView:
     archive_url: str
 
 
+@dataclass(frozen=True)
+class SectionCount:
+    key: str
+    name: str
+    articles: int  # in the variant
+    shown: int  # in the message
+
+    @property
+    def cut(self) -> int:
+        return self.articles - self.shown
+
+
+@dataclass
+class RenderReport:
+    """What rendering one variant produced, stored with it (``variants.report``) and shown by
+    ``digest build`` and the previews."""
+
+    subject: str = ""
+    sections: list[SectionCount] = field(default_factory=list)
+    article_count: int = 0
+    shown_count: int = 0
+    cut_count: int = 0
+    html_size: int = 0
+    html_budget: int = 0
+    placeholder_room: int = 0
+    style_size: int = 0
+    links: int = 0
+    warnings: list[str] = field(default_factory=list)
+    tags_key: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RenderReport:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["sections"] = [SectionCount(**s) for s in data.get("sections", [])]
+        return cls(**values)
+
+
 @dataclass
 class RenderedEmail:
     subject: str
     html: str  # inlined, with placeholders
     text: str  # with placeholders
     sections: list[Section]
-    report: dict[str, Any] = field(default_factory=dict)
+    report: RenderReport = field(default_factory=RenderReport)
 
     @property
     def article_count(self) -> int:
@@ -203,7 +246,7 @@ def render_subject(env: jinja2.Environment, config: Config, view: DigestView, se
         "tags": tags,
         "count": sum(len(s.articles) for s in sections),
     }
-    configured = config.get("digest", "subject")
+    configured = config.digest.subject
     try:
         if configured != DEFAULT_SUBJECT:
             template = env.from_string(configured)
@@ -253,7 +296,7 @@ def render_email(
     """Render and inline one variant. When its encoded HTML part (plus room for the personal
     values) passes ``budget``, keep the newest articles of every section, cut the rest, and end
     each shortened section with a link to its part of the web version."""
-    budget = config.get("digest", "html_budget") if budget is None else budget
+    budget = config.digest.html_budget if budget is None else budget
     subject = render_subject(env, config, view, sections)
     full = inline_css(_html(env, view, sections, subject, personal=True))
     html = _MARKER_TAGS.sub("", full)
@@ -273,24 +316,20 @@ def render_email(
     text = _render(env, "email/digest.txt", digest=view, sections=shown, subject=subject)
     text = text if text.endswith("\n") else text + "\n"
     styles = style_size(html)
-    report = {
-        "subject": subject,
-        "sections": [
-            {"key": s.key, "name": s.name, "articles": s.total, "shown": len(s.articles)}
-            for s in shown
-        ],
-        "article_count": sum(s.total for s in shown),
-        "shown_count": sum(len(s.articles) for s in shown),
-        "cut_count": sum(s.cut for s in shown),
-        "html_size": size,
-        "html_budget": budget,
-        "placeholder_room": placeholder_room(html),
-        "style_size": styles,
-        "links": count_links(html),
-        "warnings": [],
-    }
+    report = RenderReport(
+        subject=subject,
+        sections=[SectionCount(s.key, s.name, s.total, len(s.articles)) for s in shown],
+        article_count=sum(s.total for s in shown),
+        shown_count=sum(len(s.articles) for s in shown),
+        cut_count=sum(s.cut for s in shown),
+        html_size=size,
+        html_budget=budget,
+        placeholder_room=placeholder_room(html),
+        style_size=styles,
+        links=count_links(html),
+    )
     if styles > STYLE_LIMIT:
-        report["warnings"].append(
+        report.warnings.append(
             f"<style> block is {styles} bytes; Gmail ignores style blocks over {STYLE_LIMIT}"
         )
     return RenderedEmail(subject=subject, html=html, text=text, sections=shown, report=report)

@@ -1,5 +1,5 @@
-"""The SQLite store: ``open_db()`` is the one way in. It opens the file in WAL mode and applies
-the versioned migrations below (sqlite-utils ``Migrations``), one function per schema version.
+"""The schema: versioned migrations (sqlite-utils ``Migrations``), one function per schema
+version, applied by ``store.open_db``.
 
 Schema overview (each later step reads what the previous one stored):
 - articles, tags, article_tags, articles_fts: what ingestion stored;
@@ -15,14 +15,7 @@ Never edit a migration that has shipped; add a new one.
 
 from __future__ import annotations
 
-import re
-import sqlite3
-import unicodedata
-from pathlib import Path
-
 from sqlite_utils import Database, Migrations
-
-from .errors import DigestError
 
 migrations = Migrations("digest")
 
@@ -330,58 +323,3 @@ def m008_audience(db: Database) -> None:
     db.execute(
         "CREATE INDEX idx_subscriptions_audience ON subscriptions(list_id, frequency, status, tags)"
     )
-
-
-def open_db(path: str | Path, *, migrate: bool = True) -> Database:
-    """Open (creating if needed) the SQLite store at ``path`` and bring its schema up to date."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise DigestError(f"{path}: directory {path.parent} does not exist")
-    try:
-        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        db = Database(conn)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA synchronous=NORMAL")
-        if migrate:
-            migrations.apply(db)
-    except sqlite3.DatabaseError as e:
-        raise DigestError(f"{path}: cannot open as a digest database ({e})") from None
-    return db
-
-
-def schema_version(db: Database) -> list[str]:
-    return [m.name for m in migrations.applied(db)]
-
-
-_SPACE = re.compile(r"\s+")
-
-
-def tag_key(name: str) -> str:
-    """The normalised key of a tag: NFKC, trimmed, case-folded, inner whitespace collapsed."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", name)).strip().casefold()
-
-
-def clean_tag_name(name: str) -> str:
-    """Display form of a tag: trimmed, whitespace collapsed, control characters removed."""
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C" or ch in " \t")
-    return _SPACE.sub(" ", name).strip()
-
-
-class write_transaction:  # noqa: N801 - used like a function: ``with write_transaction(db):``
-    """``BEGIN IMMEDIATE`` … ``COMMIT``: takes the write lock up front, so a read-then-write
-    (claiming deliveries, upserting a subscriber) cannot interleave with another process.
-    Rolls back on any exception. Do not nest; use ``db.atomic()`` inside if needed."""
-
-    def __init__(self, db: Database):
-        self.db = db
-
-    def __enter__(self) -> Database:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.db.execute("COMMIT")
-        elif self.db.conn.in_transaction:
-            self.db.execute("ROLLBACK")

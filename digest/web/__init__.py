@@ -74,7 +74,7 @@ def session_key(secret: bytes) -> bytes:
 
 def cookies_may_be_plain(config: Config) -> bool:
     """Secure cookies can be off only for local development over plain http, or on request."""
-    if not config.get("web", "secure_cookies"):
+    if not config.web.secure_cookies:
         return True
     base = urlsplit(config.base_url)
     if base.scheme != "http":
@@ -101,7 +101,7 @@ def create_app(
 
     app = Flask(__name__, static_folder="static", template_folder=None)
     secure = not cookies_may_be_plain(config)
-    hours = config.get("web", "session_hours")
+    hours = config.web.session_hours
     app.config.update(
         SECRET_KEY=session_key(secret),
         # The __Host- prefix makes browsers refuse the cookie unless Secure, Path=/, no Domain.
@@ -112,14 +112,14 @@ def create_app(
         PERMANENT_SESSION_LIFETIME=int(hours * 3600),
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
     )
-    window = config.get("web", "limit_window_seconds")
+    window = config.web.limit_window_seconds
     app.extensions["digest"] = WebContext(
         db_path=db_path,
         config=config,
         secret=secret,
         clock=clock,
         limiters={
-            group: RateLimiter(config.get("web", f"{group}_limit"), window)
+            group: RateLimiter(config.web.limit(group), window)
             for group in ("subscribe", "token", "login")
         },
     )
@@ -127,7 +127,7 @@ def create_app(
     if config.templates_dir is not None:
         loaders.insert(0, FileSystemLoader(config.templates_dir / "web"))
     app.jinja_loader = ChoiceLoader(loaders)
-    hops = config.get("web", "proxy_hops")
+    hops = config.web.proxy_hops
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
@@ -163,7 +163,9 @@ def app_from_env() -> Flask:
     config_path = os.environ.get("DIGEST_CONFIG") or (
         "digest.toml" if Path("digest.toml").exists() else None
     )
-    return create_app(db_path, load_config(config_path), secret=load_secret(db_path))
+    config = load_config(config_path)
+    open_db(db_path).close()  # NoDatabase before a secret file is made beside nothing
+    return create_app(db_path, config, secret=load_secret(db_path))
 
 
 # --- per-request helpers used by the views -------------------------------------------------

@@ -1,6 +1,6 @@
 """Admin pages for subscribers: search (by address or name, paginated), add, unsubscribe, CSV
 import (upload -> dry-run report -> apply) and CSV export. Everything goes through
-``digest.subscribers`` and ``digest.csvfiles`` with source ``web``, so the history of each
+``digest.audience.subscriptions`` and ``digest.audience.csvfiles`` with source ``web``, so the history of each
 address says the change came from the web pages and which admin made it.
 
 An uploaded CSV is kept in a private temporary file named by a random id that only this
@@ -11,7 +11,6 @@ session knows; "Apply" re-reads that same file, so what is applied is what the d
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import secrets
@@ -30,16 +29,12 @@ from flask import (
     url_for,
 )
 
-from ..csvfiles import apply_rows, parse_csv, write_csv
+from ..addresses import normalise_email
+from ..audience.csvfiles import apply_rows, parse_csv, write_csv
+from ..audience.lists import all_lists, get_list
+from ..audience.records import FREQUENCIES, SubscriptionStatus
+from ..audience.subscriptions import add_subscription, search_subscriptions, unsubscribe
 from ..errors import InvalidInput, NotFound
-from ..lists import all_lists, get_list
-from ..subscribers import (
-    FREQUENCIES,
-    STATUSES,
-    add_subscription,
-    normalise_email,
-    unsubscribe,
-)
 from . import get_db, now
 from .auth import admin_required
 
@@ -59,39 +54,6 @@ def _who() -> str:
 # --- search, add, unsubscribe ----------------------------------------------------------------
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def search_subscriptions(
-    db, query: str = "", *, list_id: int | None = None, status: str | None = None, page: int = 1
-) -> tuple[list[dict], bool]:
-    """One page of subscriptions whose address or name contains ``query`` (case-insensitive
-    for ASCII), by address; and whether there is a next page."""
-    where, params = [], []
-    if query:
-        where.append("(p.email LIKE ? ESCAPE '\\' OR p.name LIKE ? ESCAPE '\\')")
-        params += [_like(query), _like(query)]
-    if list_id is not None:
-        where.append("s.list_id = ?")
-        params.append(list_id)
-    if status is not None:
-        where.append("s.status = ?")
-        params.append(status)
-    sql = (
-        "SELECT p.email, p.name, l.slug, l.title, s.status, s.frequency, s.tags, s.updated_at"
-        " FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id"
-        " JOIN lists l ON l.id = s.list_id"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY p.email, l.slug LIMIT ? OFFSET ?"
-    )
-    rows = list(db.query(sql, [*params, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE]))
-    for row in rows:
-        row["topics"] = ", ".join(json.loads(row["tags"] or "[]"))
-    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
-
-
 @bp.route("/subscribers")
 @admin_required
 def subscribers():
@@ -105,10 +67,16 @@ def subscribers():
     except ValueError:
         page = 1
     mlist = get_list(db, slug) if slug else None
-    if status and status not in STATUSES:
-        raise InvalidInput(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+    statuses = [str(s) for s in SubscriptionStatus]
+    if status and status not in statuses:
+        raise InvalidInput(f"unknown status {status!r} (one of {', '.join(statuses)})")
     rows, more = search_subscriptions(
-        db, query, list_id=mlist.id if mlist else None, status=status or None, page=page
+        db,
+        query,
+        list_id=mlist.id if mlist else None,
+        status=status or None,
+        page=page,
+        page_size=PAGE_SIZE,
     )
 
     def page_url(n: int) -> str:
@@ -121,8 +89,8 @@ def subscribers():
         query=query,
         slug=slug,
         status=status,
-        statuses=STATUSES,
-        frequencies=FREQUENCIES,
+        statuses=statuses,
+        frequencies=[str(f) for f in FREQUENCIES],
         page=page,
         prev_url=page_url(page - 1) if page > 1 else None,
         next_url=page_url(page + 1) if more else None,

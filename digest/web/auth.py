@@ -26,7 +26,7 @@ def load_user() -> None:
     if uid is None or request.endpoint == "static":
         return
     user = users.get_user(get_db(), uid)
-    hours = web().config.get("web", "session_hours")
+    hours = web().config.web.session_hours
     try:
         login_at = from_iso(session.get("login_at", ""))
     except ValueError:

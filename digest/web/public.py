@@ -13,7 +13,6 @@ through ``digest.confirmations``; the archive renders stored digests with
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -22,11 +21,21 @@ from datetime import date
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from .. import links
-from ..confirmations import request_subscription
-from ..digests import render_web_version
+from ..addresses import normalise_email
+from ..audience.lists import MailingList, all_lists, get_list, get_list_by_id
+from ..audience.records import ENDED, FREQUENCIES, LIVE
+from ..audience.subscriptions import (
+    confirm_subscription,
+    get_subscriber_by_id,
+    get_subscription,
+    update_preferences,
+)
+from ..audience.subscriptions import unsubscribe as end_subscription
+from ..delivery import ledger
+from ..delivery.notices import request_subscription
 from ..errors import InvalidInput, NotFound, TokenError
-from ..lists import MailingList, all_lists, get_list, get_list_by_id
-from ..subscribers import ENDED, normalise_email
+from ..issues.build import render_web_version
+from ..issues.store import digests_of_list, find_digest_by_label
 from ..timeutil import from_iso
 from ..tokens import Token, make_token, read_token
 from . import enforce_limit, get_db, is_one_click_unsubscribe, now, web
@@ -36,7 +45,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("public", __name__)
 
-FREQUENCIES = ("daily", "weekly")
 # The archive may be cached briefly by browsers and proxies: it is the same for everyone.
 ARCHIVE_CACHE = "public, max-age=300"
 _ISSUE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
@@ -81,27 +89,17 @@ def link_target(token: str, purpose: str) -> LinkTarget:
         mlist = get_list_by_id(db, tok.list_id)
     except NotFound:
         raise NotFound("the list this link belongs to no longer exists") from None
-    rows = list(
-        db.query(
-            """
-            SELECT p.email, p.name, s.status, s.frequency, s.tags, s.updated_at
-            FROM subscribers p
-            LEFT JOIN subscriptions s ON s.subscriber_id = p.id AND s.list_id = ?
-            WHERE p.id = ?
-            """,
-            [tok.list_id, tok.subscriber_id],
-        )
-    )
-    row = rows[0] if rows else {}
+    person = get_subscriber_by_id(db, tok.subscriber_id)
+    sub = get_subscription(db, tok.subscriber_id, tok.list_id) if person else None
     return LinkTarget(
         token=tok,
         mlist=mlist,
-        email=row.get("email"),
-        name=row.get("name"),
-        status=row.get("status"),
-        frequency=row.get("frequency"),
-        tag_keys=tuple(json.loads(row.get("tags") or "[]")),
-        updated_at=row.get("updated_at"),
+        email=person.email if person else None,
+        name=person.name if person else None,
+        status=sub.status if sub else None,
+        frequency=sub.frequency if sub else None,
+        tag_keys=sub.tags if sub else (),
+        updated_at=sub.updated_at if sub else None,
     )
 
 
@@ -174,27 +172,23 @@ def subscribe_sent(slug: str):
 
 # --- archive ----------------------------------------------------------------------------------
 
-# A digest counts as sent once at least one delivery of it was accepted by a relay.
-_SENT = "EXISTS (SELECT 1 FROM deliveries x WHERE x.digest_id = d.id AND x.status = 'sent')"
-
 
 @bp.route("/archive/<slug>/")
 def archive(slug: str):
     db = get_db()
     mlist = get_list(db, slug, include_deleted=True)
+    built = digests_of_list(db, mlist.id)
+    sent = ledger.sent_among(db, [d.id for d in built])
     digests = [
         {
-            "frequency": row["frequency"],
-            "period_label": row["period_label"],
+            "frequency": d.frequency,
+            "period_label": d.period_label,
             "url": links.digest_web_url(
-                request.script_root, mlist.slug, row["frequency"], row["period_label"]
+                request.script_root, mlist.slug, d.frequency, d.period_label
             ),
         }
-        for row in db.query(
-            f"SELECT d.frequency, d.period_label FROM digests d WHERE d.list_id = ? AND {_SENT}"
-            " ORDER BY d.period_label DESC, d.frequency",
-            [mlist.id],
-        )
+        for d in built
+        if d.id in sent
     ]
     body = render_template("archive/index.html", mlist=mlist, digests=digests)
     return body, 200, {"Cache-Control": ARCHIVE_CACHE}
@@ -206,14 +200,10 @@ def archive_digest(slug: str, frequency: str, label: str):
     mlist = get_list(db, slug, include_deleted=True)
     if frequency not in FREQUENCIES or not _valid_date(label):
         raise NotFound(f"no {mlist.title} digest at this address")
-    row = db.execute(
-        f"SELECT d.id FROM digests d WHERE d.list_id = ? AND d.frequency = ?"
-        f" AND d.period_label = ? AND {_SENT} LIMIT 1",
-        [mlist.id, frequency, label],
-    ).fetchone()
-    if row is None:
+    digest = find_digest_by_label(db, mlist.id, frequency, label)
+    if digest is None or not ledger.sent_among(db, [digest.id]):
         raise NotFound(f"no {frequency} {mlist.title} digest was sent for {label}")
-    html = render_web_version(db, web().config, row[0])
+    html = render_web_version(db, web().config, digest.id)
     # The stored digest carries its own <style>: it gets the message policy (inline styles,
     # no scripts, sandboxed), not the site's.
     headers = {
@@ -245,8 +235,6 @@ def confirm(token: str):
         raise NotFound("this subscription no longer exists; subscribe again from the list's page")
     done = False
     if request.method == "POST" and target.can_confirm:
-        from ..subscribers import confirm_subscription
-
         confirm_subscription(
             get_db(), target.token.subscriber_id, target.mlist.id, source="web", now=now()
         )
@@ -266,7 +254,7 @@ def unsubscribe(token: str):
     enforce_limit("token")
     target = link_target(token, "unsubscribe")
     done = False
-    if request.method == "POST" and target.status in ("pending", "active"):
+    if request.method == "POST" and target.status in LIVE:
         _unsubscribe(target, scope=request.form.get("scope", "list"), reason="unsubscribe page")
         done = True
     return render_template("unsubscribe.html", target=target, done=done)
@@ -283,17 +271,15 @@ def _one_click(token: str):
             enforce_limit("token")
             raise
         return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
-    if target.status in ("pending", "active"):
+    if target.status in LIVE:
         _unsubscribe(target, scope="list", reason="one-click (RFC 8058)")
     return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def _unsubscribe(target: LinkTarget, *, scope: str, reason: str) -> None:
-    from ..subscribers import unsubscribe
-
     if scope not in ("list", "all"):
         raise InvalidInput(f"unknown unsubscribe scope {scope!r} (expected list or all)")
-    unsubscribe(
+    end_subscription(
         get_db(),
         target.email,
         list_slug=target.mlist.slug if scope == "list" else None,
@@ -324,8 +310,6 @@ def preferences(token: str):
         except InvalidInput as e:
             error = str(e)
         else:
-            from ..subscribers import update_preferences
-
             update_preferences(
                 get_db(),
                 target.token.subscriber_id,

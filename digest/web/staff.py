@@ -1,6 +1,6 @@
 """Pages for logged-in staff: the editor landing page (lists and recently built digests), the
 editor preview (exactly the message that will be sent, from ``preview.preview_digest``, with a
-"[TEST]" send through ``send.send_message``) and the admin overview (lists with subscriber
+"[TEST]" send through ``delivery.send.send_message``) and the admin overview (lists with subscriber
 counts by status, staff accounts). The admin's subscriber pages are in ``admin``."""
 
 from __future__ import annotations
@@ -17,13 +17,18 @@ from urllib.parse import urlencode
 from flask import Blueprint, g, render_template, request, url_for
 
 from .. import users
+from ..addresses import normalise_email
+from ..audience.lists import MailingList, all_lists, get_list
+from ..audience.records import FREQUENCIES, SubscriptionStatus
+from ..audience.subscriptions import counts_by_list
+from ..audience.suppressions import count_suppressions
+from ..delivery.personalise import Outgoing
+from ..delivery.preview import Preview, preview_digest
+from ..delivery.send import send_message
 from ..errors import DigestError, InvalidInput, NotFound
-from ..lists import MailingList, all_lists, get_list
-from ..messages import Outgoing, fold_header
-from ..periods import FREQUENCIES, next_issue
-from ..preview import Preview, preview_digest
-from ..send import send_message
-from ..subscribers import STATUSES, normalise_email
+from ..headers import fold_header
+from ..issues.periods import next_issue
+from ..issues.store import recent_digests
 from . import get_db, now, web
 from .auth import admin_required, editor_required
 from .security import MESSAGE_CSP
@@ -37,17 +42,7 @@ bp = Blueprint("staff", __name__)
 @editor_required
 def home():
     db = get_db()
-    digests = list(
-        db.query(
-            """
-            SELECT d.id, l.slug, l.title, d.frequency, d.period_label, d.built_at,
-                   (SELECT count(*) FROM variants v WHERE v.digest_id = d.id) AS variants
-            FROM digests d JOIN lists l ON l.id = d.list_id
-            ORDER BY d.period_start DESC, l.slug, d.frequency
-            LIMIT 50
-            """
-        )
-    )
+    digests = recent_digests(db, 50)
     return render_template("editor/index.html", lists=all_lists(db), digests=digests)
 
 
@@ -55,17 +50,13 @@ def home():
 @admin_required
 def admin_home():
     db = get_db()
-    counts: dict[int, dict[str, int]] = {}
-    for row in db.query(
-        "SELECT list_id, status, count(*) AS n FROM subscriptions GROUP BY list_id, status"
-    ):
-        counts.setdefault(row["list_id"], {})[row["status"]] = row["n"]
+    counts = counts_by_list(db)
     return render_template(
         "admin/index.html",
         lists=all_lists(db),
         counts=counts,
-        statuses=STATUSES,
-        suppressed=db.execute("SELECT count(*) FROM suppressions").fetchone()[0],
+        statuses=[str(st) for st in SubscriptionStatus],
+        suppressed=count_suppressions(db),
     )
 
 
@@ -141,8 +132,8 @@ def size_report(preview: Preview, budget: int) -> list[tuple[str, str, bool]]:
     """(label, value, problem) rows: the HTML against the Gmail budget, and the rest."""
     r = preview.report
     rows: list[tuple[str, str, bool]] = []
-    if "html_size" in r:
-        html_size = r["html_size"]
+    if r.render is not None:
+        html_size = r.render.html_size
         rows.append(
             (
                 "HTML",
@@ -151,17 +142,16 @@ def size_report(preview: Preview, budget: int) -> list[tuple[str, str, bool]]:
                 html_size > budget,
             )
         )
-        rows.append(("<style> block", _kb(r.get("style_size", 0)), False))
-        rows.append(("Links", str(r.get("links", 0)), False))
-        rows.append(("Articles cut to fit", str(r.get("cut_count", 0)), False))
+        rows.append(("<style> block", _kb(r.render.style_size), False))
+        rows.append(("Links", str(r.render.links), False))
+        rows.append(("Articles cut to fit", str(r.render.cut_count), False))
     if preview.message is not None:
         rows.append(("Whole message", _kb(len(preview.message)), False))
-    for s in r.get("sections", []):
-        cut = s["articles"] - s["shown"]
+    for s in r.sections:
         rows.append(
-            (f"Section {s['name']}", f"{s['shown']} shown" + (f", {cut} cut" if cut else ""), False)
+            (f"Section {s.name}", f"{s.shown} shown" + (f", {s.cut} cut" if s.cut else ""), False)
         )
-    rows.append(("Recipients of this variant", str(r.get("recipients", 0)), False))
+    rows.append(("Recipients of this variant", str(r.recipients), False))
     return rows
 
 
@@ -222,7 +212,7 @@ def _preview_page(choice: PreviewChoice | None, error: str | None = None, sent=N
         "error": error,
         "sent": sent,
         "frequencies": FREQUENCIES,
-        "budget": web().config.get("digest", "html_budget"),
+        "budget": web().config.digest.html_budget,
     }
     if preview is not None:
         context.update(

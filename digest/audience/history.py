@@ -1,0 +1,60 @@
+"""The history of every address: the only module that writes ``status_events``. Each change of
+a subscription's status, each suppression and each removal is one row (time, list, old and new
+status, source, reason), so ``subscribers show`` can say why someone stopped getting digests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from ..store.bulk import insert_rows
+from ..timeutil import to_iso
+from .records import StatusEvent
+
+# (email, list slug or None, old status or None, new status, source, reason or None, ISO time)
+EventRow = tuple[str, str | None, str | None, str, str, str | None, str]
+
+
+def record_event(
+    db: Database,
+    email: str,
+    new_status: str,
+    *,
+    source: str,
+    now: datetime,
+    list_slug: str | None = None,
+    old_status: str | None = None,
+    reason: str | None = None,
+) -> None:
+    db.execute(
+        "INSERT INTO status_events (email, list_slug, old_status, new_status, source, reason, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [email, list_slug, old_status, new_status, source, reason, to_iso(now)],
+    )
+
+
+def record_events(db: Database, rows: Iterable[EventRow]) -> None:
+    """Many events at once (imports, syncs): multi-row inserts."""
+    insert_rows(
+        db.conn,
+        "status_events (email, list_slug, old_status, new_status, source, reason, at)",
+        list(rows),
+    )
+
+
+def events_for(db: Database, email: str) -> list[StatusEvent]:
+    return [
+        StatusEvent(*r)
+        for r in db.execute(
+            "SELECT at, list_slug, old_status, new_status, source, reason FROM status_events"
+            " WHERE email = ? ORDER BY at, id",
+            [email],
+        )
+    ]
+
+
+def forget(db: Database, email: str) -> None:
+    """Delete an address's history (its personal data), e.g. when the subscriber is removed."""
+    db.execute("DELETE FROM status_events WHERE email = ?", [email])

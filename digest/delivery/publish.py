@@ -1,0 +1,263 @@
+"""Publishing an issue: build it (``issues.build`` renders its variants) and enqueue a delivery
+for every active subscriber, in one write transaction, so a crash leaves either no digest or a
+complete one with its deliveries.
+
+Variants render on a worker thread (``VariantRenderer``); the transaction opens when the
+rendering left is estimated to take about as long as enqueueing the audience, which is one
+SQLite statement that releases the GIL, so on two cores the two overlap and the write lock is
+held no longer than without the overlap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from datetime import date, datetime
+
+from sqlite_utils import Database
+
+from ..articles.reads import Article, load_articles
+from ..audience.lists import MailingList, all_lists, get_list
+from ..audience.records import FREQUENCIES
+from ..audience.subscriptions import audience_groups, has_active_subscribers
+from ..config import Config
+from ..issues import render
+from ..issues.build import (
+    BuiltDigest,
+    ProgressCallback,
+    RenderedVariant,
+    VariantRenderer,
+    describe_digest,
+    render_variant,
+)
+from ..issues.periods import Period, issue_for, latest_due
+from ..issues.render import RenderReport
+from ..issues.sections import has_sections, variant_key
+from ..issues.selection import select_articles
+from ..issues.store import (
+    StoredDigest,
+    digest_article_ids,
+    fill_variant,
+    find_digest,
+    insert_digest,
+    insert_variants,
+    stored_variants,
+)
+from ..store import transaction
+from . import ledger
+
+# Planning figure for overlapping the write transaction with rendering: enqueueing costs
+# 3-5 µs per recipient on a 2-vCPU machine (a delivery row and its indexes), the higher figure
+# while the other core renders.
+ENQUEUE_SECONDS_PER_RECIPIENT = 6e-6
+
+
+class _Raced(Exception):
+    """Another process stored the same digest between our read and our write."""
+
+
+def build_digest(
+    db: Database,
+    config: Config,
+    mlist: MailingList,
+    frequency: str,
+    issue_date: date,
+    *,
+    now: datetime,
+    progress: ProgressCallback | None = None,
+) -> BuiltDigest:
+    """Build (or return the already built) digest of ``mlist`` issued on ``issue_date`` and
+    enqueue a delivery for every active subscriber not yet queued for it."""
+    period = issue_for(mlist, frequency, issue_date)
+    env = render.template_environment(config)
+    for _attempt in range(3):
+        existing = find_digest(db, mlist, period)
+        if existing is not None:
+            built_at = existing.built_at
+            articles = load_articles(db, digest_article_ids(db, existing.id))
+            have = set(stored_variants(db, existing.id))
+        else:
+            built_at = now
+            articles = load_articles(db, select_articles(db, mlist, period, now=now))
+            have = set()
+        groups = {raw: (*variant_key(raw, mlist), n) for raw, n in audience_groups(
+            db, mlist, frequency).items()}  # fmt: skip
+        needed = {key: wanted for key, wanted, _ in groups.values() if key not in have}
+        views: dict[int, render.ArticleView] = {}  # each article sanitised once per build
+        renderer = VariantRenderer(
+            [
+                functools.partial(
+                    render_variant,
+                    env,
+                    config,
+                    mlist,
+                    period,
+                    articles,
+                    wanted,
+                    built_at=built_at,
+                    views=views,
+                )  # fmt: skip
+                for wanted in needed.values()
+            ],
+            progress,
+        )
+        try:
+            recipients = sum(count for _, _, count in groups.values())
+            renderer.wait_until_left(recipients * ENQUEUE_SECONDS_PER_RECIPIENT)
+            with transaction(db):
+                digest_id, enqueued, counts = _store(
+                    db, mlist, period, existing, articles, needed, renderer, groups, now=now
+                )
+        except _Raced:
+            continue
+        finally:
+            renderer.stop()
+        return describe_digest(
+            db, mlist, digest_id, new=existing is None, enqueued=enqueued, counts=counts
+        )
+    raise RuntimeError("digest build kept racing with another process")  # pragma: no cover
+
+
+def _store(
+    db: Database,
+    mlist: MailingList,
+    period: Period,
+    existing: StoredDigest | None,
+    articles: list[Article],
+    needed: dict[str, frozenset[str] | None],
+    renderer: VariantRenderer,
+    groups: dict[str, tuple[str, frozenset[str] | None, int]],
+    *,
+    now: datetime,
+) -> tuple[int, int, dict[int, int]]:
+    """Store the digest, its variants and its deliveries (inside the caller's transaction):
+    (digest id, deliveries enqueued now, deliveries per variant id)."""
+    if existing is None:
+        if find_digest(db, mlist, period) is not None:
+            raise _Raced
+        digest_id = insert_digest(db, mlist, period, [a.id for a in articles], now=now)
+    else:
+        digest_id = existing.id
+        if not stored_variants(db, digest_id).keys().isdisjoint(needed):
+            raise _Raced  # another build added one of these variants since we looked
+
+    # While the last variants render on the other thread, this thread takes the GIL back after
+    # every statement (up to a 5 ms switch interval each), so the writes below are a few
+    # set-based statements rather than one per article or variant.
+    #
+    # The variants still rendering get their rows now (filled in below, before the commit), so
+    # that their recipients can be enqueued meanwhile. Which of them are empty is known already.
+    insert_variants(db, digest_id, needed)
+    ids = stored_variants(db, digest_id)
+    new_ids = {key: ids[key][0] for key in needed}
+    variant_ids = {key: id_ for key, (id_, filled) in ids.items() if filled}
+    variant_ids.update(
+        (key, new_ids[key])
+        for key, wanted in needed.items()
+        if has_sections(articles, mlist, wanted)
+    )
+    enqueued = ledger.enqueue(
+        db,
+        digest_id,
+        list_id=mlist.id,
+        frequency=period.frequency,
+        variant_of_tags={
+            raw: variant_ids[key] for raw, (key, _, _) in groups.items() if key in variant_ids
+        },
+        now=now,
+    )
+    counts = ledger.counts_by_variant(db, digest_id)
+    for variant in renderer.result():
+        _fill(db, new_ids[variant.tags_key], variant)
+        if variant.template is None and counts.get(new_ids[variant.tags_key]):
+            raise AssertionError(f"variant {variant.tags_key!r} rendered empty but was enqueued")
+    return digest_id, enqueued, counts
+
+
+def _fill(db: Database, variant_id: int, variant: RenderedVariant) -> None:
+    email = variant.email
+    report = dataclasses.replace(email.report) if email else RenderReport()
+    report.tags_key = variant.tags_key
+    fill_variant(
+        db,
+        variant_id,
+        subject=email.subject if email else "",
+        template=variant.template,
+        article_count=email.article_count if email else 0,
+        cut_count=email.cut_count if email else 0,
+        report=report,
+    )
+
+
+def build_due(
+    db: Database,
+    config: Config,
+    *,
+    now: datetime,
+    list_slug: str | None = None,
+    frequency: str | None = None,
+    progress: Callable[[MailingList, str], ProgressCallback | None] | None = None,
+) -> list[BuiltDigest]:
+    """Build the latest due issue of every (list, frequency) that has active subscribers
+    (or only the ones selected). Already built issues are returned as they are, after enqueueing
+    anyone who became active since."""
+    lists = [get_list(db, list_slug)] if list_slug else all_lists(db)
+    frequencies = [frequency] if frequency else list(FREQUENCIES)
+    built = []
+    for mlist in lists:
+        for freq in frequencies:
+            if not has_active_subscribers(db, mlist, freq):
+                continue
+            period = latest_due(mlist, freq, now)
+            built.append(
+                build_digest(
+                    db,
+                    config,
+                    mlist,
+                    freq,
+                    period.issue_date,
+                    now=now,
+                    progress=progress(mlist, freq) if progress else None,
+                )
+            )
+    return built
+
+
+def build_for_date(
+    db: Database,
+    config: Config,
+    issue_date: date,
+    *,
+    now: datetime,
+    list_slug: str | None = None,
+    frequency: str | None = None,
+    progress: Callable[[MailingList, str], ProgressCallback | None] | None = None,
+) -> list[BuiltDigest]:
+    """Build the issues of ``issue_date`` for the selected lists and frequencies. Unless both a
+    list and a frequency are named, a (list, frequency) without active subscribers is skipped.
+    A weekly issue date is moved back to the list's weekly day (noted in ``BuiltDigest.notes``)."""
+    lists = [get_list(db, list_slug)] if list_slug else all_lists(db)
+    frequencies = [frequency] if frequency else list(FREQUENCIES)
+    explicit = bool(list_slug and frequency)
+    built = []
+    for mlist in lists:
+        for freq in frequencies:
+            if not explicit and not has_active_subscribers(db, mlist, freq):
+                continue
+            result = build_digest(
+                db,
+                config,
+                mlist,
+                freq,
+                issue_date,
+                now=now,
+                progress=progress(mlist, freq) if progress else None,
+            )
+            if result.period.issue_date != issue_date:
+                result.notes.append(
+                    f"weekly issues of {mlist.slug!r} are sent on {mlist.weekly_day}s: built the"
+                    f" issue of {result.period.label}, the most recent on or before {issue_date}"
+                )
+            built.append(result)
+    return built

@@ -1,0 +1,125 @@
+"""Sections: how a variant's articles are grouped. Sections follow the list's tag order
+(alphabetical for an all-tags list), newest first; an article appears once, under its first tag
+(in section order) that the variant receives. A variant is the tag set a group of subscribers
+chose (``variant_key``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from markupsafe import Markup
+
+from ..articles.reads import Article
+from ..articles.sanitize import clean_html, html_to_text
+from ..articles.tags import tag_key
+from ..audience.lists import MailingList
+from ..headers import clean_header_value
+from . import render
+
+
+def section_order(mlist: MailingList, articles: list[Article]) -> list[tuple[str, str]]:
+    """(key, name) of each possible section: the list's tags in order, or for an all-tags list
+    every tag of these articles, alphabetically."""
+    if mlist.tags:
+        return [(tag_key(name), name) for name in mlist.tags]
+    names: dict[str, str] = {}
+    for article in articles:
+        for key, name in article.tags:
+            names.setdefault(key, name)
+    return sorted(names.items(), key=lambda kv: (kv[1].casefold(), kv[0]))
+
+
+def variant_key(raw_tags: str, mlist: MailingList) -> tuple[str, frozenset[str] | None]:
+    """(tags_key, wanted tag keys or None for all) of a subscription's ``tags`` JSON."""
+    try:
+        values = json.loads(raw_tags or "[]")
+    except ValueError:
+        values = []
+    keys = {tag_key(v) for v in values if isinstance(v, str) and tag_key(v)}
+    if not keys:
+        return "", None
+    if mlist.tags:
+        list_keys = set(mlist.tag_keys)
+        chosen = keys & list_keys
+        if chosen == list_keys:
+            return "", None
+        if chosen:  # tags the list no longer has are ignored; if only those, nothing matches
+            keys = chosen
+    return ",".join(sorted(keys)), frozenset(keys)
+
+
+_IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.I)
+
+
+def _article_view(article: Article, mlist: MailingList, words: int) -> render.ArticleView:
+    summary_html = clean_html(article.summary or "")
+    source = html_to_text(summary_html) if article.summary else (article.text or "")
+    url = article.url if article.url and _is_absolute_http(article.url) else None
+    return render.ArticleView(
+        id=article.id,
+        title=clean_header_value(article.title) or "(untitled)",
+        url=url,
+        author=clean_header_value(article.author) if article.author else None,
+        published_at=article.published_at.astimezone(mlist.zone),
+        excerpt=render.excerpt(source, words),
+        summary_html=Markup(_IMG_WITHOUT_ALT.sub('<img alt=""', summary_html)),
+    )
+
+
+def _is_absolute_http(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _sorted_into_sections(
+    articles: list[Article], order: list[tuple[str, str]], wanted: frozenset[str] | None
+) -> Iterator[tuple[int, Article]]:
+    """(section position, article) for each article shown: once, under its first wanted tag."""
+    index = {key: i for i, (key, _) in enumerate(order)}
+    for article in articles:  # newest first
+        positions = [
+            index[key]
+            for key, _ in article.tags
+            if key in index and (wanted is None or key in wanted)
+        ]
+        if positions:
+            yield min(positions), article
+
+
+def has_sections(
+    articles: list[Article], mlist: MailingList, wanted: frozenset[str] | None
+) -> bool:
+    """Whether the variant for ``wanted`` shows any article (else it gets no message)."""
+    order = section_order(mlist, articles)
+    return next(_sorted_into_sections(articles, order, wanted), None) is not None
+
+
+def group_sections(
+    articles: list[Article],
+    order: list[tuple[str, str]],
+    wanted: frozenset[str] | None,
+    *,
+    mlist: MailingList,
+    excerpt_words: int = 50,
+    views: dict[int, render.ArticleView] | None = None,
+) -> list[render.Section]:
+    """Sections in ``order`` with each article once, under its first tag that is wanted.
+    ``views`` caches each article's sanitised view across the variants of one build."""
+    views = {} if views is None else views
+    buckets: list[list[render.ArticleView]] = [[] for _ in order]
+    for position, article in _sorted_into_sections(articles, order, wanted):
+        view = views.get(article.id)
+        if view is None:
+            view = views[article.id] = _article_view(article, mlist, excerpt_words)
+        buckets[position].append(view)
+    return [
+        render.Section(key=key, name=name, articles=tuple(views), total=len(views))
+        for (key, name), views in zip(order, buckets, strict=True)
+        if views
+    ]

@@ -1,0 +1,170 @@
+"""What is due: the issues a tick at ``now`` builds and the ones it skips, and the record of
+skips and ticks: the only module that writes ``schedule_events`` and ``schedule_state``.
+
+Rules (see README "Running it unattended"):
+- Per list and frequency with active subscribers, only the latest issue whose send time has
+  passed (``periods.latest_due``) is ever built, and only if that send time is not before the
+  list was created. If it is later than ``[schedule] max_lateness_daily_hours`` /
+  ``max_lateness_weekly_hours`` it is skipped instead.
+- Older issues missed while no scheduler ran (send time after the previous tick) are skipped,
+  never sent: after downtime a list gets one catch-up issue, not a flood. Each skip is stored in
+  ``schedule_events`` and logged once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlite_utils import Database
+
+from ..audience.lists import MailingList, all_lists
+from ..audience.records import FREQUENCIES
+from ..audience.subscriptions import has_active_subscribers
+from ..config import Config
+from ..issues.periods import Period, latest_due, previous_issue
+from ..issues.store import find_digest
+from ..store import transaction
+from ..timeutil import from_iso, to_iso
+
+# After long downtime, at most this many older issues per list and frequency are looked at (and
+# recorded as skipped) in one tick; anything older is left alone.
+MAX_MISSED = 100
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An issue the scheduler will not send: too late, or missed while nothing ran."""
+
+    mailing_list: MailingList
+    frequency: str
+    period: Period
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.mailing_list.slug}/{self.frequency}/{self.period.label}"
+
+
+@dataclass(frozen=True)
+class DueIssue:
+    mailing_list: MailingList
+    frequency: str
+    period: Period
+
+    @property
+    def name(self) -> str:
+        return f"{self.mailing_list.slug}/{self.frequency}/{self.period.label}"
+
+
+def last_tick_at(db: Database) -> datetime | None:
+    row = db.execute("SELECT value FROM schedule_state WHERE key = 'last_tick_at'").fetchone()
+    return from_iso(row[0]) if row else None
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
+
+
+def plan(db: Database, config: Config, *, now: datetime) -> tuple[list[DueIssue], list[Skipped]]:
+    """The issues a tick at ``now`` builds, and the ones it skips (not yet recorded).
+
+    Reads only; ``tick`` records the skips and the tick time."""
+    previous_tick = last_tick_at(db)
+    due: list[DueIssue] = []
+    skipped: list[Skipped] = []
+    for mlist in all_lists(db):
+        created = from_iso(mlist.created_at)
+        for frequency in FREQUENCIES:
+            if not has_active_subscribers(db, mlist, frequency):
+                continue
+            latest = latest_due(mlist, frequency, now)
+            skipped += _missed(db, mlist, latest, previous_tick, created)
+            # An issue whose send time came before the list existed was never missed.
+            if latest.send_at < created or find_digest(db, mlist, latest) is not None:
+                continue
+            late = now - latest.send_at
+            limit = config.schedule.max_lateness(frequency)
+            if late <= limit:
+                due.append(DueIssue(mlist, frequency, latest))
+            else:
+                reason = (
+                    f"{_hours(late)} late, over max_lateness_{frequency}_hours ({_hours(limit)})"
+                )
+                skipped.append(Skipped(mlist, frequency, latest, reason))
+    return due, skipped
+
+
+def _missed(
+    db: Database,
+    mlist: MailingList,
+    latest: Period,
+    previous_tick: datetime | None,
+    created: datetime,
+) -> list[Skipped]:
+    """Unbuilt issues before ``latest`` whose send time fell after the previous tick: no tick
+    ever saw them due, so they were missed while nothing ran. Oldest first."""
+    if previous_tick is None:
+        return []  # the first tick on this database has no history to look back on
+    horizon = max(previous_tick, created)
+    missed = []
+    period = previous_issue(mlist, latest)
+    for _ in range(MAX_MISSED):
+        if period.send_at <= horizon:
+            break
+        if find_digest(db, mlist, period) is None:
+            reason = (
+                f"missed while no scheduler ran (due {_when(period)});"
+                f" only the latest issue, {latest.label}, is sent"
+            )
+            missed.append(Skipped(mlist, latest.frequency, period, reason))
+        period = previous_issue(mlist, period)
+    return missed[::-1]
+
+
+def _when(period: Period) -> str:
+    local = period.send_at.astimezone(ZoneInfo(period.timezone))
+    return f"{local:%Y-%m-%d %H:%M} {period.timezone}"
+
+
+def record_skips(db: Database, skipped: list[Skipped], *, now: datetime) -> list[Skipped]:
+    """Store the skips and the tick time; return the skips not recorded before (so each is
+    logged once, however many ticks, or processes, see it)."""
+    new = []
+    stamp = to_iso(now)
+    with transaction(db):
+        for skip in skipped:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO schedule_events (list_id, frequency, period_label, kind,"
+                " detail, at) VALUES (?, ?, ?, 'skipped', ?, ?)",
+                [skip.mailing_list.id, skip.frequency, skip.period.label, skip.reason, stamp],
+            )
+            if cur.rowcount:
+                new.append(skip)
+        db.execute(
+            "INSERT INTO schedule_state (key, value) VALUES ('last_tick_at', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            [stamp],
+        )
+    return new
+
+
+def recent_skips(db: Database, limit: int = 10) -> list[dict[str, Any]]:
+    """The most recently recorded skipped issues, newest first."""
+    return [
+        {
+            "list": row["slug"],
+            "frequency": row["frequency"],
+            "period": row["period_label"],
+            "reason": row["detail"],
+            "at": row["at"],
+        }
+        for row in db.query(
+            "SELECT l.slug, e.frequency, e.period_label, e.detail, e.at FROM schedule_events e"
+            " JOIN lists l ON l.id = e.list_id WHERE e.kind = 'skipped'"
+            " ORDER BY e.at DESC, e.period_label DESC LIMIT ?",
+            [limit],
+        )
+    ]
