@@ -22,15 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiosmtpd.smtp import SMTP
+from sqlite_utils import Database
 
 from .articles.writes import SourceReport
 from .audience.csvfiles import Report as SyncReport
 from .audience.csvfiles import sync_directory
 from .audience.lists import WEEKDAYS, MailingList, create_list, get_list
-from .config import load_config
+from .config import Config, load_config
 from .delivery.preview import preview_digest
 from .delivery.publish import build_due
 from .delivery.send import SendReport, send_pending
@@ -244,7 +246,7 @@ class _MaildirHandler:
         self.maildir = maildir
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         for recipient in envelope.rcpt_tos:
             trace = f"Return-Path: <{envelope.mail_from}>\r\nDelivered-To: {recipient}\r\n"
             with self.lock:
@@ -312,7 +314,7 @@ class MaildirSmtpServer:
     def __enter__(self) -> MaildirSmtpServer:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -397,7 +399,9 @@ def run_demo(
     return report
 
 
-def _write_preview(db, config, report: DemoReport, *, now: datetime, secret: bytes) -> None:
+def _write_preview(
+    db: Database, config: Config, report: DemoReport, *, now: datetime, secret: bytes
+) -> None:
     """Write the all-tags variant of the first digest that has one with articles."""
     for built in report.digests:
         result = preview_digest(
@@ -414,9 +418,9 @@ def _write_preview(db, config, report: DemoReport, *, now: datetime, secret: byt
         folder = report.paths.preview
         folder.mkdir(exist_ok=True)
         (folder / "message.eml").write_bytes(result.message)
-        (folder / "message.txt").write_text(result.text, encoding="utf-8")
+        (folder / "message.txt").write_text(result.text or "", encoding="utf-8")
         html = folder / "message.html"
-        html.write_text(result.html, encoding="utf-8")
+        html.write_text(result.html or "", encoding="utf-8")
         report.preview_html = html
         report.preview_of = f"{built.mailing_list.slug} {built.frequency} {built.period.label}"
         return

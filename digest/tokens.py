@@ -16,6 +16,7 @@ import hmac
 import os
 import secrets
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,9 +94,9 @@ def read_token(
 
 def load_secret(db_path: str | Path, env: dict[str, str] | None = None) -> bytes:
     """The signing secret: ``DIGEST_SECRET`` if set, else ``<db>.secret`` (created once, 0600)."""
-    env = os.environ if env is None else env
-    if env.get("DIGEST_SECRET"):
-        return env["DIGEST_SECRET"].encode("utf-8")
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if environ.get("DIGEST_SECRET"):
+        return environ["DIGEST_SECRET"].encode("utf-8")
     path = Path(str(db_path) + ".secret")
     try:
         return path.read_bytes().strip()

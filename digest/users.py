@@ -84,6 +84,7 @@ def add_user(db: Database, name: str, password: str, role: str, *, now: datetime
             "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
             [name, role, hashed, to_iso(now)],
         )
+    assert cursor.lastrowid is not None
     user = get_user(db, cursor.lastrowid)
     assert user is not None
     return user

@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, NamedTuple
 from urllib.parse import urljoin
 
 from sqlite_utils import Database
@@ -158,6 +160,15 @@ def _render(item: ArticleInput, *, max_text_bytes: int, base: str | None) -> _Re
 # ---------------------------------------------------------------------------- storing
 
 
+class _StoredRow(NamedTuple):
+    """What the store already has for an incoming article."""
+
+    id: int
+    key: str
+    canonical_url: str | None
+    content_hash: str
+
+
 @dataclass(slots=True)
 class _Pending:
     item: ArticleInput
@@ -166,7 +177,7 @@ class _Pending:
     url: str | None
     fingerprint: str
     tags: dict[str, str]  # tag key -> display name
-    existing: tuple | None = None  # (id, key, canonical_url, content_hash) of the stored row
+    existing: _StoredRow | None = None  # the stored row it matched
     by_key: bool = False
     article_id: int | None = None
     rendered: _Rendered | None = None  # sanitised ahead of need (see store_articles)
@@ -282,29 +293,33 @@ def _write(
     with transaction(db):
         conn = db.conn
         columns = "SELECT id, key, canonical_url, content_hash FROM articles"
-        found = {row[1]: row for row in select_in(conn, f"{columns} WHERE key IN ({{}})", keys)}
+        found = {
+            m.key: m
+            for m in map(_StoredRow._make, select_in(conn, f"{columns} WHERE key IN ({{}})", keys))
+        }
         canons = [p.canon for p in pending if p.canon and p.key not in found]
-        canon_found: dict[str, tuple] = {}
+        canon_found: dict[str, _StoredRow] = {}
         sql = f"{columns} WHERE canonical_url IN ({{}}) ORDER BY id DESC"
-        for row in select_in(conn, sql, canons):
-            canon_found[row[2]] = row  # the oldest row wins (ordered by id desc)
+        for m in map(_StoredRow._make, select_in(conn, sql, canons)):
+            if m.canonical_url is not None:
+                canon_found[m.canonical_url] = m  # the oldest row wins (ordered by id desc)
 
         new_id = next_id(conn, "articles")
         to_store: list[_Pending] = []
         for p in pending:
-            row = found.get(p.key)
-            p.by_key = row is not None
-            if row is None and p.canon:
-                row = canon_found.get(p.canon)
-            if row is not None:
-                p.existing = row
-                p.article_id = row[0]
-                if not p.by_key or row[3] == p.fingerprint:
+            match = found.get(p.key)
+            p.by_key = match is not None
+            if match is None and p.canon:
+                match = canon_found.get(p.canon)
+            if match is not None:
+                p.existing = match
+                p.article_id = match.id
+                if not p.by_key or match.content_hash == p.fingerprint:
                     result.unchanged += 1
                     continue
             to_store.append(p)
-        inserts: list[tuple] = []
-        updates: list[tuple] = []
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
         for p in to_store:
             item, row = p.item, p.existing
             r = p.rendered or _render(item, max_text_bytes=max_text_bytes, base=p.url or base_url)
@@ -368,15 +383,15 @@ def _write(
                     " WHERE articles.id = v.column11",
                     [value for row in chunk for value in row],
                 )
-        stored = [p for p in pending if p.article_id is not None]
-        tags_of = _union_tags(conn, stored, result, now_iso)
-    result.article_ids = [p.article_id for p in stored]
-    for p in stored:
+        stored = [(p, p.article_id) for p in pending if p.article_id is not None]
+        tags_of = _union_tags(conn, stored)
+    result.article_ids = [article_id for _, article_id in stored]
+    for p, article_id in stored:
         row = p.existing
-        kept = row is not None and (not p.by_key or row[3] == p.fingerprint)
-        tag_ids = tags_of.get(p.article_id)
-        result.states[p.article_id] = (
-            row[3] if kept else p.fingerprint,
+        kept = row is not None and (not p.by_key or row.content_hash == p.fingerprint)
+        tag_ids = tags_of.get(article_id)
+        result.states[article_id] = (
+            row.content_hash if row is not None and kept else p.fingerprint,
             ",".join(map(str, sorted(tag_ids))) if tag_ids else "None",
         )
     return result
@@ -409,8 +424,13 @@ def store_articles(
     tags = tuple(tags)
     items = parsed.items
     total = len(items)
-    options = dict(source=parsed.label, now=now, max_text_bytes=max_text_bytes)
     base_url = parsed.base_url
+
+    def write(prepared: _Prepared, decided: Callable[[int, int], None] | None = None) -> None:
+        report.add(
+            _write(db, prepared, source=parsed.label, now=now, max_text_bytes=max_text_bytes,
+                   base_url=base_url, decided=decided)
+        )  # fmt: skip
 
     def prepare(start: int, ahead: bool) -> _Prepared:
         prepared = _prepare(
@@ -423,7 +443,7 @@ def store_articles(
     if total == 0:
         return report
     if total <= batch_size:
-        report.add(_write(db, prepare(0, False), base_url=base_url, **options))
+        write(prepare(0, False))
         if after_batch is not None:
             after_batch()
         if progress is not None:
@@ -431,8 +451,9 @@ def store_articles(
         return report
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-prepare") as worker:
-        following = worker.submit(prepare, 0, False)
+        following: Future[_Prepared] | None = worker.submit(prepare, 0, False)
         for start in range(0, total, batch_size):
+            assert following is not None
             current, following = following.result(), None
             after = start + batch_size
 
@@ -441,7 +462,7 @@ def store_articles(
                 if after < total:
                     following = worker.submit(prepare, after, 2 * to_store >= pending)
 
-            report.add(_write(db, current, base_url=base_url, decided=decided, **options))
+            write(current, decided)
             if after_batch is not None:
                 after_batch()
             if following is None and after < total:  # nothing was pending in this batch
@@ -452,14 +473,15 @@ def store_articles(
 
 
 def _union_tags(
-    conn, stored: list[_Pending], result: SourceReport, now_iso: str
+    conn: sqlite3.Connection, stored: list[tuple[_Pending, int]]
 ) -> dict[int, list[int]]:
-    """Add the tags of ``stored`` articles to what they have; returns each one's tag ids."""
-    wanted = {}
-    for p in stored:
+    """Add the tags of ``stored`` (pending, article id) to what they have; returns each
+    article's tag ids."""
+    wanted: dict[str, str] = {}
+    for p, _ in stored:
         for k, name in p.tags.items():
             wanted.setdefault(k, name)
-    old_ids = [p.article_id for p in stored if p.existing is not None]
+    old_ids = [article_id for p, article_id in stored if p.existing is not None]
     if not wanted and not old_ids:
         return {}
     keys = list(wanted)
@@ -480,9 +502,9 @@ def _union_tags(
     sql = "SELECT article_id, tag_id FROM article_tags WHERE article_id IN ({})"
     have: set[tuple[int, int]] = set(select_in(conn, sql, old_ids))
     pairs = []
-    for p in stored:
+    for p, article_id in stored:
         for k in p.tags:
-            pair = (p.article_id, tag_ids[k])
+            pair = (article_id, tag_ids[k])
             if pair not in have:
                 have.add(pair)
                 pairs.append(pair)

@@ -141,9 +141,9 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
             f"{path}: line 1 must be a header naming the columns, with at least 'email' "
             f"(found {shown}); nothing imported"
         )
-    for name in set(names):
-        if name and names.count(name) > 1 and name in COLUMNS:
-            raise InvalidInput(f"{path}: line 1: column {name!r} appears twice; nothing imported")
+    for column in set(names):
+        if column and names.count(column) > 1 and column in COLUMNS:
+            raise InvalidInput(f"{path}: line 1: column {column!r} appears twice; nothing imported")
     unknown = [h for h, n in zip(header, names, strict=True) if n not in COLUMNS]
     if unknown:
         parsed.warnings.append(
@@ -189,7 +189,7 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
                         f"duplicate address {email} (first on line {first_line[email]})"
                     )
                 first_line[email] = line
-                name = None
+                name: str | None = None
                 if i_name is not None:
                     name = cells[i_name].strip() or None
                     if name and "  " in name:

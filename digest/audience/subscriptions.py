@@ -333,7 +333,8 @@ def _live_subscriptions(
     db: Database, *, subscriber_id: int | None = None, email: str | None = None,
     list_id: int | None = None,
 ) -> list[Subscription]:  # fmt: skip
-    where, params = [f"s.status IN ({_LIVE_SQL})"], []
+    where: list[str] = [f"s.status IN ({_LIVE_SQL})"]
+    params: list[Any] = []
     if subscriber_id is not None:
         where.append("s.subscriber_id = ?")
         params.append(subscriber_id)

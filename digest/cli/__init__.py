@@ -68,7 +68,7 @@ class App:
         return utc_now()
 
 
-def _db_option(f):
+def _db_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--db",
         "db_path",
@@ -79,7 +79,7 @@ def _db_option(f):
     )(f)
 
 
-def _config_option(f):
+def _config_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--config",
         "config_path",
@@ -97,7 +97,13 @@ def pass_app(f: Callable[..., Any]) -> Callable[..., Any]:
     @_config_option
     @click.pass_context
     @functools.wraps(f)
-    def wrapper(ctx: click.Context, *args, db_path=None, config_path=None, **kwargs):
+    def wrapper(
+        ctx: click.Context,
+        *args: Any,
+        db_path: str | None = None,
+        config_path: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         app = ctx.find_object(App)
         if app is None:
             app = ctx.ensure_object(App)
@@ -116,7 +122,7 @@ def pass_app(f: Callable[..., Any]) -> Callable[..., Any]:
 class DigestGroup(click.Group):
     """Top-level group: turns domain errors into clean messages."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DigestError as e:

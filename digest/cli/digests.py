@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import sys
 import webbrowser
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..audience.lists import get_list
+from ..audience.lists import MailingList, get_list
 from ..audience.records import FREQUENCIES
 from ..delivery.preview import preview_digest
 from ..delivery.publish import build_due, build_for_date
@@ -18,9 +20,9 @@ from ..issues.periods import parse_issue_date
 from . import App, cli, pass_app
 
 
-def _progress(mlist, frequency):
+def _progress(mlist: MailingList, frequency: str) -> Callable[[int, int], None]:
     """A progress bar on stderr over a digest's variants (shown once there are any to render)."""
-    state: dict = {}
+    state: dict[str, Any] = {}
 
     def update(done: int, total: int) -> None:
         if "bar" not in state:
@@ -67,7 +69,7 @@ def _describe(result: BuiltDigest) -> str:
     "before it. Default: the latest issue that is due now.",
 )
 @pass_app
-def build(app: App, list_slug: str | None, frequency: str | None, issue_date: str | None):
+def build(app: App, list_slug: str | None, frequency: str | None, issue_date: str | None) -> None:
     """Build digests and queue one delivery per active subscriber.
 
     By default builds the latest due issue of every list and frequency that has active
@@ -138,7 +140,15 @@ def _size(n: int) -> str:
 )
 @click.option("--open", "open_", is_flag=True, help="Open message.html in the default browser.")
 @pass_app
-def preview(app, list_slug, frequency, issue_date, address, output, open_):
+def preview(
+    app: App,
+    list_slug: str,
+    frequency: str | None,
+    issue_date: str | None,
+    address: str | None,
+    output: str,
+    open_: bool,
+) -> None:
     """Write the exact message a subscriber would get and print a report.
 
     message.eml is byte for byte what `digest send` sends to that subscriber; message.html and

@@ -7,6 +7,7 @@ import json
 import sys
 
 import click
+from click._termui_impl import ProgressBar
 
 from ..articles.reads import Article, list_articles, search_articles
 from ..ingest.dates import parse_when
@@ -25,7 +26,7 @@ class _ProgressBars:
 
     def __init__(self, minimum: int):
         self.minimum = minimum
-        self.bars: dict[str, object] = {}
+        self.bars: dict[str, ProgressBar[int]] = {}
         self.shown: dict[str, int] = {}
 
     def __call__(self, label: str, done: int, total: int) -> None:
@@ -44,7 +45,7 @@ class _ProgressBars:
 
     def close(self) -> None:
         for label, bar in self.bars.items():
-            if self.shown[label] < bar.length:
+            if bar.length is None or self.shown[label] < bar.length:
                 bar.__exit__(None, None, None)
 
 
@@ -147,7 +148,11 @@ def feeds_list(app: App, as_json: bool) -> None:
         tag_text = f" [{', '.join(f.tags)}]" if f.tags else ""
         if f.last_fetched_at is None:
             state = "never fetched"
-        elif f.last_error and (f.last_success_at is None or f.last_error_at >= f.last_success_at):
+        elif (
+            f.last_error
+            and f.last_error_at is not None
+            and (f.last_success_at is None or f.last_error_at >= f.last_success_at)
+        ):
             state = f"error {f.last_error_at:%Y-%m-%d %H:%M}Z: {f.last_error}"
         else:
             state = f"ok {f.last_success_at:%Y-%m-%d %H:%M}Z"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from ..audience import lists as lists_lib
@@ -26,7 +29,7 @@ def lists_group() -> None:
     """
 
 
-def _list_options(f):
+def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(
         [
             click.option("--title", help="Title shown in digests and on web pages."),
@@ -53,8 +56,18 @@ def _list_options(f):
 @click.argument("slug")
 @_list_options
 @pass_app
-def create(app: App, slug, title, from_addr, reply_to, tags, timezone, send_time, weekly_day,
-           description) -> None:  # fmt: skip
+def create(
+    app: App,
+    slug: str,
+    title: str | None,
+    from_addr: str | None,
+    reply_to: str | None,
+    tags: str | None,
+    timezone: str | None,
+    send_time: str | None,
+    weekly_day: str | None,
+    description: str | None,
+) -> None:
     """Create list SLUG (lowercase letters, digits, '-'). --title and --from are required;
     timezone defaults to UTC, send time to 07:00, weekly day to monday.
 
@@ -65,7 +78,7 @@ def create(app: App, slug, title, from_addr, reply_to, tags, timezone, send_time
           --timezone Africa/Nairobi --send-time 06:30 --weekly-day fri
     """
     missing = [n for n, v in (("--title", title), ("--from", from_addr)) if not v]
-    if missing:
+    if missing or title is None or from_addr is None:
         raise click.UsageError(f"missing {' and '.join(missing)}")
     mlist = lists_lib.create_list(
         app.db,
@@ -88,8 +101,18 @@ def create(app: App, slug, title, from_addr, reply_to, tags, timezone, send_time
 @click.argument("slug")
 @_list_options
 @pass_app
-def edit(app: App, slug, title, from_addr, reply_to, tags, timezone, send_time, weekly_day,
-         description) -> None:  # fmt: skip
+def edit(
+    app: App,
+    slug: str,
+    title: str | None,
+    from_addr: str | None,
+    reply_to: str | None,
+    tags: str | None,
+    timezone: str | None,
+    send_time: str | None,
+    weekly_day: str | None,
+    description: str | None,
+) -> None:
     """Change some settings of list SLUG; options not given stay as they are.
 
     \b

@@ -10,6 +10,9 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -56,9 +59,9 @@ class _Signals:
     def __init__(self, stop: threading.Event):
         self.stop = stop
         self.received: str | None = None
-        self.previous: dict[int, object] = {}
+        self.previous: dict[int, Any] = {}
 
-    def _handle(self, signum, frame) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received = signal.Signals(signum).name
         self.stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -68,7 +71,7 @@ class _Signals:
             self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
@@ -90,7 +93,7 @@ class _Signals:
     help="Least important messages logged (debug also logs quiet ticks and unchanged feeds).",
 )
 @pass_app
-def run_command(app: App, once: bool, now_text: str | None, log_json: bool, log_level: str):
+def run_command(app: App, once: bool, now_text: str | None, log_json: bool, log_level: str) -> None:
     """Keep the newsletter going: poll feeds, and build and send each list's digests at its
     send time in its timezone; retry deferred deliveries when their backoff expires.
 
@@ -141,13 +144,13 @@ def _utc(dt: datetime) -> str:
     return f"{dt.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
-def _local(dt: datetime, zone) -> str:
+def _local(dt: datetime, zone: ZoneInfo) -> str:
     local = dt.astimezone(zone)
     return f"{local:%a %Y-%m-%d %H:%M} {local.tzname()}"
 
 
 def _status_json(s: SchedulerStatus) -> dict:
-    def t(v):
+    def t(v: datetime | None) -> str | None:
         return v.astimezone(UTC).isoformat() if v else None
 
     return {

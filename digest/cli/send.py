@@ -7,6 +7,7 @@ import sys
 from contextlib import ExitStack
 
 import click
+from click._termui_impl import ProgressBar
 
 from ..delivery import ledger
 from ..delivery.send import SendReport, send_pending
@@ -20,7 +21,7 @@ class _Progress:
 
     def __init__(self, stack: ExitStack):
         self.stack = stack
-        self.bar = None
+        self.bar: ProgressBar[int] | None = None
         self.shown = 0
         self.enabled = sys.stderr.isatty()
         self.started = False
@@ -112,16 +113,16 @@ def _summary(report: SendReport) -> None:
 @pass_app
 def send(
     app: App,
-    list_slug,
-    digest_id,
-    limit,
-    smtp_url,
-    concurrency,
-    rate,
-    outbox,
-    dry_run,
-    recover,
-    retry_now,
+    list_slug: str | None,
+    digest_id: int | None,
+    limit: int | None,
+    smtp_url: str | None,
+    concurrency: int | None,
+    rate: float | None,
+    outbox: str | None,
+    dry_run: bool,
+    recover: bool,
+    retry_now: bool,
 ) -> None:
     """Send the digests' queued and due deferred deliveries.
 
@@ -171,7 +172,7 @@ def send(
 )
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @pass_app
-def deliveries(app: App, digest_id, status, as_json) -> None:
+def deliveries(app: App, digest_id: int | None, status: str | None, as_json: bool) -> None:
     """Show the delivery ledger: counts per digest and status, and the failures with the
     server's replies.
 

@@ -52,7 +52,17 @@ def _line(sub: Subscription) -> str:
               "suppressed (needs --reason).")  # fmt: skip
 @click.option("--reason", help="Why; recorded in the address's history.")
 @pass_app
-def add(app: App, email, list_slug, name, tags, frequency, confirmed, force, reason) -> None:
+def add(
+    app: App,
+    email: str,
+    list_slug: str,
+    name: str | None,
+    tags: str | None,
+    frequency: str,
+    confirmed: bool,
+    force: bool,
+    reason: str | None,
+) -> None:
     """Subscribe EMAIL to a list. Without --confirmed the subscription is pending until the
     person confirms.
 
@@ -76,7 +86,7 @@ def add(app: App, email, list_slug, name, tags, frequency, confirmed, force, rea
 @click.option("--force", is_flag=True, help="Re-activate an ended subscription (needs --reason).")
 @click.option("--reason", help="Why; recorded in the address's history.")
 @pass_app
-def confirm(app: App, email, list_slug, force, reason) -> None:
+def confirm(app: App, email: str, list_slug: str, force: bool, reason: str | None) -> None:
     """Confirm EMAIL's pending subscription to a list (it becomes active).
 
     \b
@@ -97,7 +107,9 @@ def confirm(app: App, email, list_slug, force, reason) -> None:
 @click.option("--reason", default="unsubscribed by an administrator", show_default=True,
               help="Recorded in the address's history.")  # fmt: skip
 @pass_app
-def unsubscribe(app: App, email, list_slug, all_lists, reason) -> None:
+def unsubscribe(
+    app: App, email: str, list_slug: str | None, all_lists: bool, reason: str | None
+) -> None:
     """Unsubscribe EMAIL from one list (--list) or from every list (--all).
 
     \b
@@ -118,7 +130,7 @@ def unsubscribe(app: App, email, list_slug, all_lists, reason) -> None:
 @subscribers_group.command(name="remove")
 @click.argument("email")
 @pass_app
-def remove(app: App, email) -> None:
+def remove(app: App, email: str) -> None:
     """Delete EMAIL's personal data (name, subscriptions, history). An address that had
     unsubscribed stays on the suppression list so it is never mailed again.
 
@@ -141,7 +153,7 @@ def remove(app: App, email) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, an object per subscription.")
 @pass_app
-def list_(app: App, list_slug, status, as_json) -> None:
+def list_(app: App, list_slug: str | None, status: str | None, as_json: bool) -> None:
     """List subscriptions, one per line (tab-separated: email, list, status, frequency, tags
     ('*' = all of the list's tags), name). Streams: starts printing at once on any size.
 
@@ -167,7 +179,7 @@ def list_(app: App, list_slug, status, as_json) -> None:
 @subscribers_group.command(name="show")
 @click.argument("email")
 @pass_app
-def show(app: App, email) -> None:
+def show(app: App, email: str) -> None:
     """Everything about EMAIL: subscriptions, suppression, and every status change with its
     time, source and reason (why did this person stop getting the digest?).
 
@@ -221,7 +233,7 @@ def _print_report(report: csvfiles.Report, *, verbose_plan: bool = False) -> Non
 @click.option("--dry-run", is_flag=True, help="Report what would happen; write nothing.")
 @click.option("--confirmed", is_flag=True, help="New subscribers are active at once.")
 @pass_app
-def import_(app: App, file, list_slug, dry_run, confirmed) -> None:
+def import_(app: App, file: str, list_slug: str, dry_run: bool, confirmed: bool) -> None:
     """Import subscribers from a CSV file (header with 'email' and optionally 'name', 'tags'
     separated by ';', 'frequency'; see subscribers/README.md). Every valid row is applied,
     every bad row reported with its line number; exit status 1 if any row was rejected.
@@ -248,7 +260,7 @@ def import_(app: App, file, list_slug, dry_run, confirmed) -> None:
 @click.option("--list", "list_slug", required=True, metavar="SLUG", help="The list.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default: stdout).")
 @pass_app
-def export(app: App, list_slug, output) -> None:
+def export(app: App, list_slug: str, output: str | None) -> None:
     """Export a list's pending and active subscribers as CSV, in the import format (an export
     imports back unchanged).
 
@@ -268,7 +280,7 @@ def export(app: App, list_slug, output) -> None:
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
 @click.option("--confirmed", is_flag=True, help="New subscribers are active at once.")
 @pass_app
-def sync(app: App, directory, dry_run, confirmed) -> None:
+def sync(app: App, directory: str, dry_run: bool, confirmed: bool) -> None:
     """Make each list match DIRECTORY/SLUG.csv (default: subscribers/): add or update the
     addresses in the file and unsubscribe those that left it. Ended or suppressed addresses
     are never re-activated. Exit status 1 if any file or row was rejected.
@@ -299,7 +311,7 @@ def sync(app: App, directory, dry_run, confirmed) -> None:
 @click.argument("email")
 @click.option("--reason", help="Why; shown by `digest suppressed`.")
 @pass_app
-def suppress(app: App, email, reason) -> None:
+def suppress(app: App, email: str, reason: str | None) -> None:
     """Put EMAIL on the global suppression list: it gets nothing from any list.
 
     \b

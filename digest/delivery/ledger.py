@@ -17,7 +17,7 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -195,7 +195,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def recover(db: Database, *, alive=_process_alive) -> int:
+def recover(db: Database, *, alive: Callable[[int], bool] = _process_alive) -> int:
     """Release the leases of senders on this host whose process no longer exists, so their
     deliveries can be sent at once instead of after the lease expires. Leases of running
     senders, and of senders on other hosts (which cannot be checked from here), are kept.
@@ -221,9 +221,9 @@ def recover(db: Database, *, alive=_process_alive) -> int:
 
 def retry_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
     """Backoff before the next try after ``attempts`` tries (>= 1), with jitter."""
-    rng = rng or random
+    uniform = rng.uniform if rng is not None else random.uniform
     delay = min(RETRY_BASE * 2 ** max(attempts - 1, 0), RETRY_CAP)
-    return delay * rng.uniform(0.5, 1.0)
+    return delay * uniform(0.5, 1.0)
 
 
 def record_sent(
@@ -325,9 +325,12 @@ def sent_since(db: Database, since: datetime) -> int:
     ).fetchone()[0]
 
 
-def summary(db: Database, *, digest_id: int | None = None, status: str | None = None) -> list[dict]:
+def summary(
+    db: Database, *, digest_id: int | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
     """Counts per digest and status, with each digest's list and period."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if digest_id is not None:
         where.append("d.digest_id = ?")
         params.append(digest_id)

@@ -21,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -152,7 +153,18 @@ class _Run:
     """State of one ``send_pending`` call."""
 
     def __init__(
-        self, db, config, *, clock, transport, assembler, report, progress, rng, opts, stop
+        self,
+        db: Database,
+        config: Config,
+        *,
+        clock: Callable[[], datetime],
+        transport: Transport,
+        assembler: Assembler,
+        report: SendReport,
+        progress: Callable[[SendReport], None] | None,
+        rng: random.Random | None,
+        opts: dict[str, Any],
+        stop: threading.Event | None,
     ):
         self.db = db
         self.stop = stop

@@ -20,6 +20,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +75,9 @@ def classify(code: int, message: bytes | str, relay: str | None) -> Outcome:
         return Outcome("deferred", reply, relay)
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
     m = _ENHANCED.match(text)
-    bounce = bool(m) and m.group(1) == "5" and (m.group(2) == "1" or m.group(2, 3) == ("2", "1"))
+    bounce = (
+        m is not None and m.group(1) == "5" and (m.group(2) == "1" or m.group(2, 3) == ("2", "1"))
+    )
     return Outcome("failed", reply, relay, bounce=bounce)
 
 
@@ -117,7 +120,13 @@ class RateLimiter:
     """At most ``per_second`` messages per second over all workers (0 = no limit): each
     message gets the next free time slot, ``1/per_second`` after the previous one."""
 
-    def __init__(self, per_second: float = 0, *, clock=time.monotonic, sleep=time.sleep):
+    def __init__(
+        self,
+        per_second: float = 0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.interval = 1.0 / per_second if per_second and per_second > 0 else 0.0
         self._clock = clock
         self._sleep = sleep
@@ -139,7 +148,13 @@ class _RelayHealth:
     """Round-robin over relays; a relay with ``threshold`` connection-level failures in a row
     (cannot connect, dropped, timed out, 421) is skipped for ``skip_seconds``."""
 
-    def __init__(self, relays: list[SmtpRelay], threshold: int, skip_seconds: float, clock):
+    def __init__(
+        self,
+        relays: list[SmtpRelay],
+        threshold: int,
+        skip_seconds: float,
+        clock: Callable[[], float],
+    ):
         self.relays = relays
         self.threshold = threshold
         self.skip_seconds = skip_seconds
@@ -204,7 +219,7 @@ class SmtpTransport(Transport):
         ssl_context: ssl.SSLContext | None = None,
         failure_threshold: int = 3,
         skip_seconds: float = 60,
-        clock=time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ):
         if not relays:
             raise TransportError(
@@ -255,6 +270,7 @@ class SmtpConnection(Connection):
         t = self.t
         where = f"relay {relay.label}"
         try:
+            smtp: smtplib.SMTP
             if relay.security == "tls":
                 smtp = smtplib.SMTP_SSL(
                     relay.host, relay.port, timeout=t.timeout, context=t.context_for(relay)
@@ -285,7 +301,7 @@ class SmtpConnection(Connection):
 
     def _login(self, smtp: smtplib.SMTP, relay: SmtpRelay) -> None:
         where = f"relay {relay.label}"
-        if not self.t.password:
+        if not self.t.password or not relay.username:
             raise TransportError(
                 f"{where}: username {relay.username!r} is set but DIGEST_SMTP_PASSWORD is not"
             )
@@ -335,8 +351,9 @@ class SmtpConnection(Connection):
                     f"cannot connect to relay {relay.label}: {_error_text(e)}"
                 )
             self.count = 0
-        relay = self.relay
-        assert relay is not None and self.smtp is not None
+        current = self.relay
+        assert current is not None and self.smtp is not None and self.relay_index is not None
+        relay = current
         try:
             outcome = self._transaction(self.smtp, outgoing, wire, relay)
         except (OSError, smtplib.SMTPServerDisconnected) as e:

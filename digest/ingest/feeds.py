@@ -8,11 +8,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
 from ..articles.tags import clean_tag_name, tag_key
 from ..errors import NotFound
+from ..store import transaction
 from ..timeutil import from_iso, to_iso
 from .http import check_feed_url
 
@@ -31,8 +33,8 @@ class Feed:
     created_at: datetime
 
     @classmethod
-    def from_row(cls, row: dict) -> Feed:
-        def t(v):
+    def from_row(cls, row: dict[str, Any]) -> Feed:
+        def t(v: str | None) -> datetime | None:
             return from_iso(v) if v else None
 
         return cls(
@@ -48,8 +50,8 @@ class Feed:
             created_at=from_iso(row["created_at"]),
         )
 
-    def to_json(self) -> dict:
-        def t(v):
+    def to_json(self) -> dict[str, Any]:
+        def t(v: datetime | None) -> str | None:
             return to_iso(v) if v else None
 
         return {
@@ -86,12 +88,15 @@ def add_feed(
     """Register ``url`` (True) or, if it is already registered, add ``tags`` to it (False)."""
     url = check_feed_url(url.strip())
     names = [clean_tag_name(t) for t in tags if tag_key(t)]
-    with db.atomic():
+    with transaction(db):
         existing = _rows(db, "WHERE url = ?", [url])
         if existing:
             merged = list(existing[0].tags)
             keys = {tag_key(t) for t in merged}
-            merged += [n for n in names if tag_key(n) not in keys and not keys.add(tag_key(n))]
+            for n in names:
+                if tag_key(n) not in keys:
+                    keys.add(tag_key(n))
+                    merged.append(n)
             db.execute("UPDATE feeds SET tags = ? WHERE url = ?", [json.dumps(merged), url])
             return get_feed(db, url), False
         unique: dict[str, str] = {}

@@ -14,6 +14,7 @@ from calendar import timegm
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 import feedparser
@@ -137,14 +138,17 @@ def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> P
         raise SourceError(f"{label}: not an RSS or Atom feed{why}")
     version = d.get("version") or ""
     kind = "atom" if version.startswith("atom") else "rss" if version.startswith("rss") else "feed"
-    src = ParsedSource(label=label, kind=kind, base_url=d.feed.get("link") or _http(label))
+    items: list[ArticleInput | Rejection] = []
+    src = ParsedSource(
+        items=items, label=label, kind=kind, base_url=d.feed.get("link") or _http(label)
+    )
     if exc is not None:
         if isinstance(exc, feedparser.NonXMLContentType):
             pass  # files have no Content-Type and servers often say text/html; not a problem
         elif isinstance(exc, feedparser.CharacterEncodingOverride):
             src.warnings.append(f"{_exc_text(exc)}; text decoded as {d.get('encoding')}")
         else:
-            src.items.append(
+            items.append(
                 Rejection(
                     _exc_where(exc),
                     f"feed is malformed or truncated ({_exc_text(exc)}); "
@@ -159,13 +163,13 @@ def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> P
         closed += data.count(b":entry>")
         if closed < len(entries):
             last = _feed_entry(len(entries), entries.pop())
-            src.items.append(Rejection(last.entry, "incomplete: the feed breaks off inside it"))
+            items.append(Rejection(last.entry, "incomplete: the feed breaks off inside it"))
     for n, e in enumerate(entries, 1):
-        src.items.append(_feed_entry(n, e))
+        items.append(_feed_entry(n, e))
     return src
 
 
-def _feed_entry(n: int, e) -> ArticleInput:
+def _feed_entry(n: int, e: Any) -> ArticleInput:
     title = clean_title(e.get("title"))
     entry = f"entry {n}" + (f" ({_short(title)!r})" if title else "")
     published = None
@@ -239,11 +243,12 @@ def parse_json_document(data: bytes, label: str) -> ParsedSource:
             raise SourceError(
                 f"{label}: line {e.lineno} column {e.colno}: invalid JSON — {e.msg}"
             ) from None
-        src = ParsedSource(label=label, kind="json", warnings=warnings)
+        items: list[ArticleInput | Rejection] = []
+        src = ParsedSource(items=items, label=label, kind="json", warnings=warnings)
         if not isinstance(doc, list):
             raise SourceError(f"{label}: expected a JSON array of article objects")
         for n, obj in enumerate(doc, 1):
-            src.items.append(_json_article(f"item {n}", obj))
+            items.append(_json_article(f"item {n}", obj))
         return src
     try:
         doc = json.loads(text)
@@ -272,7 +277,15 @@ class JsonLines(Sequence[ArticleInput | Rejection]):
     def __len__(self) -> int:
         return len(self._lines)
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> ArticleInput | Rejection: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ArticleInput | Rejection]: ...
+
+    def __getitem__(
+        self, index: int | slice
+    ) -> ArticleInput | Rejection | list[ArticleInput | Rejection]:
         if isinstance(index, slice):
             return [_json_line(n, line) for n, line in self._lines[index]]
         return _json_line(*self._lines[index])
@@ -328,18 +341,23 @@ def _json_article(entry: str, obj: object) -> ArticleInput | Rejection:
     )
 
 
-def _json_feed(doc: dict, label: str, warnings: list[str]) -> ParsedSource:
+def _json_feed(doc: dict[str, Any], label: str, warnings: list[str]) -> ParsedSource:
+    items: list[ArticleInput | Rejection] = []
     src = ParsedSource(
-        label=label, kind="jsonfeed", warnings=warnings, base_url=_str(doc.get("home_page_url"))
+        items=items,
+        label=label,
+        kind="jsonfeed",
+        warnings=warnings,
+        base_url=_str(doc.get("home_page_url")),
     )
-    items = doc.get("items")
-    if not isinstance(items, list):
+    entries = doc.get("items")
+    if not isinstance(entries, list):
         raise SourceError(f"{label}: JSON Feed has no 'items' array")
     feed_author = _author(doc.get("authors") or doc.get("author"))
-    for n, item in enumerate(items, 1):
+    for n, item in enumerate(entries, 1):
         entry = f"item {n}"
         if not isinstance(item, dict):
-            src.items.append(Rejection(entry, f"expected an object, got {type(item).__name__}"))
+            items.append(Rejection(entry, f"expected an object, got {type(item).__name__}"))
             continue
         content = item.get("content_html")
         if not isinstance(content, str) and isinstance(item.get("content_text"), str):
@@ -348,7 +366,7 @@ def _json_feed(doc: dict, label: str, warnings: list[str]) -> ParsedSource:
         raw_date = item.get("date_published") or item.get("date_modified")
         published = parse_date(raw_date)
         title = clean_title(_str(item.get("title")))
-        src.items.append(
+        items.append(
             ArticleInput(
                 entry=entry + (f" ({_short(title)!r})" if title else ""),
                 title=title,
@@ -391,6 +409,7 @@ def parse_document_file(path: Path, label: str) -> ArticleInput | Rejection:
         body = markdown.markdown(body, extensions=["extra", "sane_lists"])
     raw_date = meta.get("date", meta.get("published"))
     published = parse_date(raw_date)
+    summary = meta.get("summary")
     return ArticleInput(
         entry=label,
         title=clean_title(_str(meta.get("title"))),
@@ -399,16 +418,15 @@ def parse_document_file(path: Path, label: str) -> ArticleInput | Rejection:
         author=_author(meta.get("author")),
         published=published,
         raw_date=str(raw_date) if published is None and raw_date not in (None, "") else None,
-        summary_html=text_to_html(meta["summary"])
-        if isinstance(meta.get("summary"), str)
-        else None,
+        summary_html=text_to_html(summary) if isinstance(summary, str) else None,
         content_html=body or None,
         tags=_tags(meta.get("tags")),
     )
 
 
 def parse_directory(path: Path, label: str) -> ParsedSource:
-    src = ParsedSource(label=label, kind="directory")
+    items: list[ArticleInput | Rejection] = []
+    src = ParsedSource(items=items, label=label, kind="directory")
     files = sorted(
         p
         for p in path.rglob("*")
@@ -419,7 +437,7 @@ def parse_directory(path: Path, label: str) -> ParsedSource:
     if not files:
         raise SourceError(f"{label}: no Markdown or HTML files (.md, .markdown, .html, .htm)")
     for p in files:
-        src.items.append(parse_document_file(p, str(p.relative_to(path))))
+        items.append(parse_document_file(p, str(p.relative_to(path))))
     return src
 
 
@@ -449,8 +467,11 @@ def read_file_source(source: str) -> ParsedSource:
     if path.is_dir():
         return parse_directory(path, source)
     suffix = path.suffix.lower()
-    src = ParsedSource(label=source, kind="markdown" if suffix in MARKDOWN_SUFFIXES else "html")
-    src.items.append(parse_document_file(path, source))
+    items: list[ArticleInput | Rejection] = []
+    src = ParsedSource(
+        items=items, label=source, kind="markdown" if suffix in MARKDOWN_SUFFIXES else "html"
+    )
+    items.append(parse_document_file(path, source))
     return src
 
 

@@ -235,7 +235,9 @@ def placeholder_room(html: str) -> int:
     return PLACEHOLDER_ROOM * len(_PLACEHOLDER.findall(html))
 
 
-def render_subject(env: jinja2.Environment, config: Config, view: DigestView, sections) -> str:
+def render_subject(
+    env: jinja2.Environment, config: Config, view: DigestView, sections: list[Section]
+) -> str:
     names = [s.name for s in sections]
     tags = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     values = {
@@ -258,13 +260,14 @@ def render_subject(env: jinja2.Environment, config: Config, view: DigestView, se
     return " ".join(subject.split())
 
 
-def _render(env: jinja2.Environment, name: str, **context) -> str:
+def _render(env: jinja2.Environment, name: str, **context: Any) -> str:
     try:
         return env.get_template(name).render(**context)
     except jinja2.TemplateNotFound as e:
         raise ConfigError(f"template {e.name} not found in the templates folders") from None
     except jinja2.TemplateError as e:
-        where = f" line {e.lineno}" if getattr(e, "lineno", None) else ""
+        lineno = getattr(e, "lineno", None)
+        where = f" line {lineno}" if lineno else ""
         raise ConfigError(f"template {name}{where}: {e}") from None
 
 
@@ -273,7 +276,14 @@ def _preheader(sections: Iterable[Section]) -> str:
     return " · ".join(titles)[:180]
 
 
-def _html(env, view: DigestView, sections: list[Section], subject: str, *, personal: bool) -> str:
+def _html(
+    env: jinja2.Environment,
+    view: DigestView,
+    sections: list[Section],
+    subject: str,
+    *,
+    personal: bool,
+) -> str:
     return _render(
         env,
         "email/digest.html",
@@ -341,7 +351,14 @@ def _more_url(view: DigestView, section: Section) -> str:
     )
 
 
-def _fit(env, view, sections: list[Section], subject: str, inlined: str, budget: int):
+def _fit(
+    env: jinja2.Environment,
+    view: DigestView,
+    sections: list[Section],
+    subject: str,
+    inlined: str,
+    budget: int,
+) -> list[Section]:
     """Choose how many articles each section keeps, round-robin from the newest, using each
     article's encoded size as measured in the fully rendered and inlined HTML."""
     measured = {int(m.group(1)): encoded_size(m.group(2)) for m in _MARKER.finditer(inlined)}

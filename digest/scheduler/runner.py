@@ -74,7 +74,7 @@ class RunLock:
     def __enter__(self) -> RunLock:
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -187,8 +187,9 @@ def _loop(
     if tick_seconds == 60:
         scheduler.every().minute.at(":00").do(do_tick)
     else:
-        scheduler.every(tick_seconds).seconds.do(do_tick)
-    scheduler.every(poll_minutes).minutes.do(do_poll)
+        # schedule takes fractional intervals (it builds a timedelta); its hint says int.
+        scheduler.every(tick_seconds).seconds.do(do_tick)  # type: ignore[arg-type]
+    scheduler.every(poll_minutes).minutes.do(do_poll)  # type: ignore[arg-type]  # as above
 
     first = do_tick()
     if first is None or first.fetched is None:

@@ -72,11 +72,15 @@ def transaction(db: Database) -> Iterator[Database]:
     try:
         yield db
     except BaseException:
-        if conn.in_transaction:
+        if _in_transaction(conn):  # a failed COMMIT or a constraint may have ended it already
             conn.execute("ROLLBACK")
         raise
     else:
         conn.execute("COMMIT")
+
+
+def _in_transaction(conn: sqlite3.Connection) -> bool:
+    return conn.in_transaction
 
 
 @contextmanager

@@ -65,7 +65,7 @@ def m001_articles(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX idx_article_tags_tag ON article_tags(tag_id)")
-    db["articles"].enable_fts(["title", "summary", "text"], create_triggers=True)
+    db.table("articles").enable_fts(["title", "summary", "text"], create_triggers=True)
     db.execute(
         """
         CREATE TABLE feeds (

@@ -24,8 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, render_template, request, session
+from flask import Flask, Response, current_app, g, render_template, request, session
+from flask.typing import ResponseReturnValue
 from jinja2 import ChoiceLoader, FileSystemLoader
+from sqlite_utils import Database
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -129,7 +131,10 @@ def create_app(
     app.jinja_loader = ChoiceLoader(loaders)
     hops = config.web.proxy_hops
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Flask documents replacing wsgi_app with middleware; mypy sees a method assignment.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
 
     from . import admin, auth, public, staff
 
@@ -172,14 +177,16 @@ def app_from_env() -> Flask:
 
 
 def web() -> WebContext:
-    return current_app.extensions["digest"]
+    context: WebContext = current_app.extensions["digest"]
+    return context
 
 
-def get_db():
+def get_db() -> Database:
     """This request's connection to the store, opened on first use, closed on teardown."""
     if "db" not in g:
         g.db = open_db(web().db_path, migrate=False)
-    return g.db
+    db: Database = g.db
+    return db
 
 
 def now() -> datetime:
@@ -240,7 +247,7 @@ def _check_csrf() -> None:
 # --- responses --------------------------------------------------------------------------------
 
 
-def _add_headers(response):
+def _add_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         # A view may set a stricter or different policy (e.g. the sandboxed message view).
         response.headers.setdefault(name, value)
@@ -262,12 +269,14 @@ _TITLES = {
 }
 
 
-def render_error(code: int, title: str, message: str, headers=None):
+def render_error(
+    code: int, title: str, message: str, headers: dict[str, str] | None = None
+) -> ResponseReturnValue:
     body = render_template("error.html", code=code, title=title, message=message)
     return body, code, headers or {}
 
 
-def _http_error(e: HTTPException):
+def _http_error(e: HTTPException) -> ResponseReturnValue:
     code = e.code or 500
     if code >= 500:
         return _server_error(e)
@@ -280,14 +289,14 @@ def _http_error(e: HTTPException):
     return render_error(code, _TITLES.get(code, "Error"), message, headers)
 
 
-def _digest_error(code: int, title: str):
-    def handler(e: DigestError):
+def _digest_error(code: int, title: str) -> Callable[[DigestError], ResponseReturnValue]:
+    def handler(e: DigestError) -> ResponseReturnValue:
         return render_error(code, title, str(e))
 
     return handler
 
 
-def _server_error(e: Exception):
+def _server_error(e: Exception) -> ResponseReturnValue:
     original = getattr(e, "original_exception", None) or e
     log.error("error serving %s %s", request.method, request.path, exc_info=original)
     return render_error(

@@ -17,6 +17,7 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -28,10 +29,11 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from ..addresses import normalise_email
-from ..audience.csvfiles import apply_rows, parse_csv, write_csv
-from ..audience.lists import all_lists, get_list
+from ..audience.csvfiles import ParsedFile, apply_rows, parse_csv, write_csv
+from ..audience.lists import MailingList, all_lists, get_list
 from ..audience.records import FREQUENCIES, SubscriptionStatus
 from ..audience.subscriptions import add_subscription, search_subscriptions, unsubscribe
 from ..errors import InvalidInput, NotFound
@@ -56,7 +58,7 @@ def _who() -> str:
 
 @bp.route("/subscribers")
 @admin_required
-def subscribers():
+def subscribers() -> ResponseReturnValue:
     db = get_db()
     lists = all_lists(db)
     query = request.args.get("q", "").strip()
@@ -99,7 +101,7 @@ def subscribers():
 
 @bp.route("/subscribers/add", methods=["POST"])
 @admin_required
-def add():
+def add() -> ResponseReturnValue:
     db = get_db()
     form = request.form
     address = form.get("email", "").strip()
@@ -127,7 +129,7 @@ def add():
 
 @bp.route("/subscribers/unsubscribe", methods=["POST"])
 @admin_required
-def remove_from_list():
+def remove_from_list() -> ResponseReturnValue:
     db = get_db()
     address = request.form.get("email", "")
     slug = request.form.get("list") or None
@@ -183,7 +185,7 @@ def _display_name(filename: str | None) -> str:
     return name[:100] or "upload.csv"
 
 
-def _parse_upload(pending: dict):
+def _parse_upload(pending: dict[str, Any]) -> tuple[MailingList, ParsedFile]:
     """Parse the session's uploaded file for its list; whole-file errors name the upload."""
     mlist = get_list(get_db(), pending["list"])
     path = _upload_path(pending["id"])
@@ -199,7 +201,7 @@ def _parse_upload(pending: dict):
 
 @bp.route("/import", methods=["GET", "POST"])
 @admin_required
-def import_csv():
+def import_csv() -> ResponseReturnValue:
     db = get_db()
     lists = all_lists(db)
     if request.method == "GET":
@@ -213,7 +215,7 @@ def import_csv():
     if upload is None or not upload.filename:
         error = "choose a CSV file to upload"
     else:
-        pending = {
+        pending: dict[str, Any] = {
             "id": secrets.token_urlsafe(18),
             "name": _display_name(upload.filename),
             "list": slug,
@@ -238,7 +240,7 @@ def import_csv():
 
 @bp.route("/import/apply", methods=["POST"])
 @admin_required
-def import_apply():
+def import_apply() -> ResponseReturnValue:
     db = get_db()
     pending = session.get("import")
     if not pending or request.form.get("upload") != pending["id"]:
@@ -262,7 +264,7 @@ def import_apply():
 
 @bp.route("/import/cancel", methods=["POST"])
 @admin_required
-def import_cancel():
+def import_cancel() -> ResponseReturnValue:
     _forget_upload()
     flash("Import cancelled; nothing was written.", "notice")
     return redirect(url_for("admin.import_csv"), code=303)
@@ -270,7 +272,7 @@ def import_cancel():
 
 @bp.route("/lists/<slug>/export.csv")
 @admin_required
-def export_csv(slug: str):
+def export_csv(slug: str) -> ResponseReturnValue:
     db = get_db()
     mlist = get_list(db, slug, include_deleted=True)
     out = io.StringIO()

@@ -6,9 +6,12 @@ stamp of the password hash (changing the password ends old sessions) and the log
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import Forbidden
 
 from .. import users
@@ -47,10 +50,12 @@ def _end_session() -> None:
         session.pop(key, None)
 
 
-def role_required(role: str):
-    def decorator(view):
+def role_required(
+    role: str,
+) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
+    def decorator(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
         @functools.wraps(view)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
             if g.user is None:
                 target = request.full_path if request.query_string else request.path
                 return redirect(url_for("auth.login", next=target))
@@ -68,7 +73,7 @@ admin_required = role_required("admin")
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():
+def login() -> ResponseReturnValue:
     target = safe_next(request.values.get("next"), default=url_for("staff.home"))
     error = None
     if request.method == "POST":
@@ -89,6 +94,6 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
-def logout():
+def logout() -> ResponseReturnValue:
     session.clear()
     return redirect(url_for("auth.login"))

@@ -17,8 +17,11 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
 
 from .. import links
 from ..addresses import normalise_email
@@ -112,7 +115,7 @@ def preferences_path(target: LinkTarget) -> str:
 
 
 @bp.route("/")
-def home():
+def home() -> ResponseReturnValue:
     root = request.script_root
     lists = [
         (mlist, links.subscribe_url(root, mlist.slug), links.archive_url(root, mlist.slug))
@@ -125,9 +128,9 @@ def home():
 
 
 @bp.route("/subscribe/<slug>", methods=["GET", "POST"])
-def subscribe(slug: str):
+def subscribe(slug: str) -> ResponseReturnValue:
     mlist = get_list(get_db(), slug)
-    form = {"email": "", "name": "", "tags": (), "frequency": "daily"}
+    form: dict[str, Any] = {"email": "", "name": "", "tags": (), "frequency": "daily"}
     error = None
     if request.method == "POST":
         enforce_limit("subscribe")
@@ -166,7 +169,7 @@ def subscribe(slug: str):
 
 
 @bp.route("/subscribe/<slug>/sent")
-def subscribe_sent(slug: str):
+def subscribe_sent(slug: str) -> ResponseReturnValue:
     return render_template("subscribe_sent.html", mlist=get_list(get_db(), slug))
 
 
@@ -174,7 +177,7 @@ def subscribe_sent(slug: str):
 
 
 @bp.route("/archive/<slug>/")
-def archive(slug: str):
+def archive(slug: str) -> ResponseReturnValue:
     db = get_db()
     mlist = get_list(db, slug, include_deleted=True)
     built = digests_of_list(db, mlist.id)
@@ -195,7 +198,7 @@ def archive(slug: str):
 
 
 @bp.route("/archive/<slug>/<frequency>/<label>/")
-def archive_digest(slug: str, frequency: str, label: str):
+def archive_digest(slug: str, frequency: str, label: str) -> ResponseReturnValue:
     db = get_db()
     mlist = get_list(db, slug, include_deleted=True)
     if frequency not in FREQUENCIES or not _valid_date(label):
@@ -228,7 +231,7 @@ def _valid_date(label: str) -> bool:
 
 
 @bp.route("/c/<token>", methods=["GET", "POST"])
-def confirm(token: str):
+def confirm(token: str) -> ResponseReturnValue:
     enforce_limit("token")
     target = link_target(token, "confirm")
     if not target.exists:
@@ -248,7 +251,7 @@ def confirm(token: str):
 
 
 @bp.route("/u/<token>", methods=["GET", "POST"])
-def unsubscribe(token: str):
+def unsubscribe(token: str) -> ResponseReturnValue:
     if is_one_click_unsubscribe():
         return _one_click(token)
     enforce_limit("token")
@@ -260,7 +263,7 @@ def unsubscribe(token: str):
     return render_template("unsubscribe.html", target=target, done=done)
 
 
-def _one_click(token: str):
+def _one_click(token: str) -> ResponseReturnValue:
     """RFC 8058: answer 200 with no redirect and no cookie. A valid token is never refused
     (mailbox providers send these from a few shared addresses, so a per-address limit would
     drop real unsubscribes); invalid tokens count against the token rate limit."""
@@ -279,6 +282,8 @@ def _one_click(token: str):
 def _unsubscribe(target: LinkTarget, *, scope: str, reason: str) -> None:
     if scope not in ("list", "all"):
         raise InvalidInput(f"unknown unsubscribe scope {scope!r} (expected list or all)")
+    if target.email is None:
+        return  # the subscriber was removed meanwhile: nothing left to end
     end_subscription(
         get_db(),
         target.email,
@@ -293,7 +298,7 @@ def _unsubscribe(target: LinkTarget, *, scope: str, reason: str) -> None:
 
 
 @bp.route("/p/<token>", methods=["GET", "POST"])
-def preferences(token: str):
+def preferences(token: str) -> ResponseReturnValue:
     enforce_limit("token")
     target = link_target(token, "preferences")
     if not target.exists:
@@ -332,7 +337,7 @@ def preferences(token: str):
     )
 
 
-def parse_preferences(mlist: MailingList, form) -> tuple[tuple[str, ...], str]:
+def parse_preferences(mlist: MailingList, form: MultiDict[str, str]) -> tuple[tuple[str, ...], str]:
     """Tags (display names, in the list's order; () = all of them) and frequency from a form
     with ``tag`` checkboxes (values are tag keys) and a ``frequency`` choice."""
     frequency = form.get("frequency", "")

@@ -12,9 +12,12 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, g, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
 
 from .. import users
 from ..addresses import normalise_email
@@ -40,7 +43,7 @@ bp = Blueprint("staff", __name__)
 
 @bp.route("/editor/")
 @editor_required
-def home():
+def home() -> ResponseReturnValue:
     db = get_db()
     digests = recent_digests(db, 50)
     return render_template("editor/index.html", lists=all_lists(db), digests=digests)
@@ -48,7 +51,7 @@ def home():
 
 @bp.route("/admin/")
 @admin_required
-def admin_home():
+def admin_home() -> ResponseReturnValue:
     db = get_db()
     counts = counts_by_list(db)
     return render_template(
@@ -62,7 +65,7 @@ def admin_home():
 
 @bp.route("/admin/users")
 @admin_required
-def admin_users():
+def admin_users() -> ResponseReturnValue:
     return render_template("admin/users.html", users=users.list_users(get_db()))
 
 
@@ -92,7 +95,7 @@ class PreviewChoice:
         return urlencode(self.params())
 
 
-def preview_choice(values) -> PreviewChoice:
+def preview_choice(values: MultiDict[str, str]) -> PreviewChoice:
     """Read list, frequency, date, tags and address; ``InvalidInput`` names what is wrong."""
     db = get_db()
     mlist = get_list(db, values.get("list", ""))
@@ -195,7 +198,12 @@ def as_test_copy(message: bytes, to: str) -> tuple[bytes, str]:
     return b"".join(out) + b"\r\n" + body, message_id
 
 
-def _preview_page(choice: PreviewChoice | None, error: str | None = None, sent=None, status=200):
+def _preview_page(
+    choice: PreviewChoice | None,
+    error: str | None = None,
+    sent: tuple[str, str] | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
     db = get_db()
     preview = None
     if choice is not None and error is None:
@@ -205,7 +213,7 @@ def _preview_page(choice: PreviewChoice | None, error: str | None = None, sent=N
             error = str(e)
         except NotFound as e:
             error = str(e)
-    context = {
+    context: dict[str, Any] = {
         "lists": all_lists(db),
         "choice": choice,
         "preview": preview,
@@ -214,7 +222,7 @@ def _preview_page(choice: PreviewChoice | None, error: str | None = None, sent=N
         "frequencies": FREQUENCIES,
         "budget": web().config.digest.html_budget,
     }
-    if preview is not None:
+    if preview is not None and choice is not None:
         context.update(
             frame_url=url_for("staff.preview_frame") + "?" + choice.query(),
             size=size_report(preview, context["budget"]),
@@ -227,7 +235,7 @@ def _preview_page(choice: PreviewChoice | None, error: str | None = None, sent=N
 
 @bp.route("/editor/preview")
 @editor_required
-def preview():
+def preview() -> ResponseReturnValue:
     if not request.args.get("list"):
         return _preview_page(None)
     try:
@@ -239,7 +247,7 @@ def preview():
 
 @bp.route("/editor/preview/frame")
 @editor_required
-def preview_frame():
+def preview_frame() -> ResponseReturnValue:
     """The message's HTML part alone, for the preview iframes: served with the message policy
     (inline styles allowed, no scripts, sandboxed)."""
     choice = preview_choice(request.args)
@@ -252,7 +260,7 @@ def preview_frame():
 
 @bp.route("/editor/preview/send", methods=["POST"])
 @editor_required
-def preview_send():
+def preview_send() -> ResponseReturnValue:
     """Send the previewed message to one address with "[TEST] " in the subject."""
     try:
         choice = preview_choice(request.form)
