@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from ..demo import DemoReport, run_demo
-from . import App, cli
+from .app import App, cli
 
 
 def _parse_now(value: str | None) -> datetime | None:

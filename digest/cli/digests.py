@@ -17,7 +17,7 @@ from ..delivery.preview import preview_digest
 from ..delivery.publish import build_due, build_for_date
 from ..issues.build import BuiltDigest
 from ..issues.periods import parse_issue_date
-from . import App, cli, pass_app
+from .app import App, cli, pass_app
 
 
 def _progress(mlist: MailingList, frequency: str) -> Callable[[int, int], None]:

@@ -13,7 +13,7 @@ from ..articles.reads import Article, list_articles, search_articles
 from ..ingest.dates import parse_when
 from ..ingest.feeds import add_feed, list_feeds, remove_feed
 from ..ingest.pipeline import fetch_feeds, ingest_sources
-from . import App, cli, pass_app
+from .app import App, cli, pass_app
 
 # Show a progress bar only when there is enough work for it to matter.
 PROGRESS_MIN_ENTRIES = 2000

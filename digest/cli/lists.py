@@ -10,7 +10,7 @@ import click
 from ..audience import lists as lists_lib
 from ..audience.subscriptions import delete_list, list_counts
 from ..issues.store import count_digests
-from . import App, cli, pass_app
+from .app import App, cli, pass_app
 
 
 def _tags(value: str | None) -> list[str] | None:

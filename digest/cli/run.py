@@ -19,7 +19,7 @@ import click
 from ..errors import InvalidInput
 from ..scheduler.runner import JsonLogFormatter, run
 from ..scheduler.status import SchedulerStatus, scheduler_status
-from . import App, cli, pass_app
+from .app import App, cli, pass_app
 
 LEVELS = ("debug", "info", "warning", "error")
 

@@ -12,7 +12,7 @@ from click._termui_impl import ProgressBar
 from ..delivery import ledger
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import transport_from_config
-from . import App, cli, pass_app
+from .app import App, cli, pass_app
 
 
 class _Progress:

@@ -14,7 +14,7 @@ from ..audience import subscriptions as subs
 from ..audience.lists import get_list
 from ..audience.records import FREQUENCIES, Subscription, SubscriptionStatus
 from ..errors import DigestError
-from . import App, cli, pass_app
+from .app import App, cli, pass_app
 
 
 @cli.group(name="subscribers")

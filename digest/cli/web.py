@@ -7,7 +7,7 @@ import sys
 import click
 
 from .. import users as users_lib
-from . import App, cli, pass_app
+from .app import App, cli, pass_app
 
 
 @cli.command()

@@ -19,16 +19,13 @@ import ipaddress
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, render_template, request, session
-from flask.typing import ResponseReturnValue
+from flask import Flask
 from jinja2 import ChoiceLoader, FileSystemLoader
-from sqlite_utils import Database
-from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, TooManyRequests
+from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..config import Config, load_config
@@ -36,29 +33,22 @@ from ..errors import DigestError, InvalidInput, NotFound, TokenError
 from ..store import open_db
 from ..timeutil import utc_now
 from ..tokens import load_secret
-from .security import (
-    NO_STORE,
-    SECURITY_HEADERS,
-    RateLimiter,
-    csrf_matches,
-    new_csrf_token,
+from . import admin, auth, public, staff
+from .context import (
+    WebContext,
+    add_headers,
+    check_csrf,
+    close_db,
+    csrf_token,
+    digest_error,
+    http_error,
+    server_error,
 )
+from .security import RateLimiter
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # CSV imports (admin) are the largest request bodies
-
-
-@dataclass
-class WebContext:
-    """What the views need besides the request: where the store is, settings, the signing
-    secret for tokens, the clock and the rate limiters. One per app."""
-
-    db_path: Path
-    config: Config
-    secret: bytes
-    clock: Callable[[], datetime]
-    limiters: dict[str, RateLimiter]
 
 
 def builtin_templates_dir() -> Path:
@@ -136,23 +126,21 @@ def create_app(
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )
 
-    from . import admin, auth, public, staff
-
     app.register_blueprint(admin.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(staff.bp)
 
-    app.before_request(_check_csrf)
+    app.before_request(check_csrf)
     app.before_request(auth.load_user)
-    app.after_request(_add_headers)
-    app.teardown_appcontext(_close_db)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(TokenError, _digest_error(400, "This link does not work"))
-    app.register_error_handler(InvalidInput, _digest_error(400, "That did not work"))
-    app.register_error_handler(NotFound, _digest_error(404, "Not found"))
-    app.register_error_handler(DigestError, _digest_error(400, "That did not work"))
-    app.register_error_handler(InternalServerError, _server_error)
+    app.after_request(add_headers)
+    app.teardown_appcontext(close_db)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(TokenError, digest_error(400, "This link does not work"))
+    app.register_error_handler(InvalidInput, digest_error(400, "That did not work"))
+    app.register_error_handler(NotFound, digest_error(404, "Not found"))
+    app.register_error_handler(DigestError, digest_error(400, "That did not work"))
+    app.register_error_handler(InternalServerError, server_error)
     app.jinja_env.globals.update(csrf_token=csrf_token, site_name=config.site_name, zip=zip)
     return app
 
@@ -173,134 +161,3 @@ def app_from_env() -> Flask:
     return create_app(db_path, config, secret=load_secret(db_path))
 
 
-# --- per-request helpers used by the views -------------------------------------------------
-
-
-def web() -> WebContext:
-    context: WebContext = current_app.extensions["digest"]
-    return context
-
-
-def get_db() -> Database:
-    """This request's connection to the store, opened on first use, closed on teardown."""
-    if "db" not in g:
-        g.db = open_db(web().db_path, migrate=False)
-    db: Database = g.db
-    return db
-
-
-def now() -> datetime:
-    return web().clock()
-
-
-def _close_db(exc: BaseException | None) -> None:
-    db = g.pop("db", None)
-    if db is not None:
-        db.close()
-
-
-def enforce_limit(group: str) -> None:
-    """Count this request against ``group``'s limit for the client address; 429 if over."""
-    limiter = web().limiters[group]
-    key = f"{request.remote_addr}|{group}"
-    at = now().timestamp()
-    if not limiter.hit(key, at):
-        raise TooManyRequests(retry_after=limiter.retry_after(key, at))
-
-
-# --- CSRF -------------------------------------------------------------------------------------
-
-
-class CsrfFailure(BadRequest):
-    description = (
-        "This form has expired or was not sent from this site. "
-        "Go back, reload the page and try again."
-    )
-
-
-def csrf_token() -> str:
-    """The session's CSRF token (created on first use), for a hidden ``csrf_token`` field."""
-    token = session.get("csrf")
-    if not token:
-        token = session["csrf"] = new_csrf_token()
-    return token
-
-
-def is_one_click_unsubscribe() -> bool:
-    """RFC 8058: the mailbox provider POSTs ``List-Unsubscribe=One-Click`` to the URL from the
-    List-Unsubscribe header, without cookies. The signed token in the URL is the protection."""
-    return (
-        request.endpoint == "public.unsubscribe"
-        and request.form.get("List-Unsubscribe") == "One-Click"
-    )
-
-
-def _check_csrf() -> None:
-    if request.method != "POST" or request.endpoint == "static":
-        return
-    if is_one_click_unsubscribe():
-        return
-    if not csrf_matches(session.get("csrf"), request.form.get("csrf_token")):
-        raise CsrfFailure()
-
-
-# --- responses --------------------------------------------------------------------------------
-
-
-def _add_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        # A view may set a stricter or different policy (e.g. the sandboxed message view).
-        response.headers.setdefault(name, value)
-    if request.endpoint != "static" and "Cache-Control" not in response.headers:
-        # Token pages, staff pages and forms with CSRF tokens must not be stored anywhere.
-        # Public pages that may be cached (the archive) set their own Cache-Control.
-        response.headers["Cache-Control"] = NO_STORE
-    return response
-
-
-_TITLES = {
-    400: "Bad request",
-    403: "Not allowed",
-    404: "Page not found",
-    405: "Not allowed here",
-    413: "Too large",
-    429: "Too many requests",
-    500: "Something went wrong",
-}
-
-
-def render_error(
-    code: int, title: str, message: str, headers: dict[str, str] | None = None
-) -> ResponseReturnValue:
-    body = render_template("error.html", code=code, title=title, message=message)
-    return body, code, headers or {}
-
-
-def _http_error(e: HTTPException) -> ResponseReturnValue:
-    code = e.code or 500
-    if code >= 500:
-        return _server_error(e)
-    message = e.description or ""
-    if code == 404 and "requested URL was not found" in message:
-        message = "There is no page at this address."
-    if code == 429:
-        message = "Too many requests from your address. Please wait a minute and try again."
-    headers = {k: v for k, v in e.get_headers() if k in ("Retry-After", "Allow")}
-    return render_error(code, _TITLES.get(code, "Error"), message, headers)
-
-
-def _digest_error(code: int, title: str) -> Callable[[DigestError], ResponseReturnValue]:
-    def handler(e: DigestError) -> ResponseReturnValue:
-        return render_error(code, title, str(e))
-
-    return handler
-
-
-def _server_error(e: Exception) -> ResponseReturnValue:
-    original = getattr(e, "original_exception", None) or e
-    log.error("error serving %s %s", request.method, request.path, exc_info=original)
-    return render_error(
-        500,
-        _TITLES[500],
-        "The page could not be shown because of an error on our side. Please try again later.",
-    )

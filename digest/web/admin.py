@@ -37,8 +37,8 @@ from ..audience.lists import MailingList, all_lists, get_list
 from ..audience.records import FREQUENCIES, SubscriptionStatus
 from ..audience.subscriptions import add_subscription, search_subscriptions, unsubscribe
 from ..errors import InvalidInput, NotFound
-from . import get_db, now
 from .auth import admin_required
+from .context import get_db, now
 
 log = logging.getLogger(__name__)
 

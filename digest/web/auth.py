@@ -16,7 +16,7 @@ from werkzeug.exceptions import Forbidden
 
 from .. import users
 from ..timeutil import from_iso, to_iso
-from . import enforce_limit, get_db, now, web
+from .context import enforce_limit, get_db, now, web
 from .security import safe_next
 
 bp = Blueprint("auth", __name__)

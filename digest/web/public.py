@@ -41,7 +41,7 @@ from ..issues.build import render_web_version
 from ..issues.store import digests_of_list, find_digest_by_label
 from ..timeutil import from_iso
 from ..tokens import Token, make_token, read_token
-from . import enforce_limit, get_db, is_one_click_unsubscribe, now, web
+from .context import enforce_limit, get_db, is_one_click_unsubscribe, now, web
 from .security import MESSAGE_CSP
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ from ..errors import DigestError, InvalidInput, NotFound
 from ..headers import fold_header
 from ..issues.periods import next_issue
 from ..issues.store import recent_digests
-from . import get_db, now, web
 from .auth import admin_required, editor_required
+from .context import get_db, now, web
 from .security import MESSAGE_CSP
 
 log = logging.getLogger(__name__)
