@@ -23,7 +23,7 @@ _NAME_ADDR = re.compile(r"(.*?)<([^<>]*)>\Z")
 # patterns its result is provably ``local@domain.lower()`` (with RFC 2142 role names
 # lower-cased): the local part is a plain dot-atom, the domain is LDH labels ending in a letter
 # with no '--' (so no Punycode or R-LDH label), within the length limits and not special-use.
-# Anything else goes through email-validator. tests/test_subscribers_email.py checks the
+# Anything else goes through email-validator. tests/audience/test_addresses.py checks the
 # equivalence over many generated addresses.
 _ATEXT = r"A-Za-z0-9_!#$%&'*+\-/=?^`{|}~"
 _FAST_LOCAL = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*")

@@ -17,11 +17,6 @@ from .errors import InvalidInput
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # The same without TAB, LF and CR, for text where line ends are expected (a CSV file).
 CONTROL_BUT_LINE_ENDS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
-_SPACES = re.compile(r"\s+")
-
-
-def has_control(value: str) -> bool:
-    return CONTROL.search(value) is not None
 
 
 def single_line(value: str) -> str:
@@ -31,11 +26,6 @@ def single_line(value: str) -> str:
         return value.strip()
     value = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in value)
     return " ".join(value.split())
-
-
-def collapse_spaces(value: str) -> str:
-    """Runs of whitespace become one space; the ends are trimmed."""
-    return _SPACES.sub(" ", value).strip()
 
 
 def check_single_line(value: str, field: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -235,101 +237,69 @@ def closed_port_url():
 
 
 class Newsroom:
-    """Insert lists, tagged articles and subscriptions straight into a real SQLite store."""
+    """Lists, tagged articles and subscriptions in a real SQLite store, made through the
+    library (``create_list``, ``store_batch``, ``add_subscription``)."""
 
-    STAMP = "2025-01-01T00:00:00.000000+00:00"
+    STAMP = datetime(2025, 1, 1, tzinfo=UTC)
 
     def __init__(self, database):
         self.db = database
         self._n = 0
 
     def add_list(self, slug="world", *, tags=("Haiti", "Kenya"), timezone="UTC", **extra):
-        import json
+        from digest.audience.lists import create_list
 
-        row = {
-            "slug": slug,
-            "title": extra.pop("title", "World Desk"),
-            "from_addr": extra.pop("from_addr", "World Desk <news@news.example.com>"),
-            "reply_to": extra.pop("reply_to", None),
-            "tags": json.dumps(list(tags), ensure_ascii=False),
-            "timezone": timezone,
-            "send_time": extra.pop("send_time", "07:00"),
-            "weekly_day": extra.pop("weekly_day", "monday"),
-            "description": extra.pop("description", None),
-            "created_at": self.STAMP,
-            "updated_at": self.STAMP,
-        }
-        assert not extra, extra
-        self.db["lists"].insert(row)
-        from digest.audience.lists import get_list
-
-        return get_list(self.db, slug)
-
-    def tag_id(self, name):
-        from digest.articles.tags import tag_key
-
-        key = tag_key(name)
-        row = self.db.execute("SELECT id FROM tags WHERE key = ?", [key]).fetchone()
-        if row:
-            return row[0]
-        return self.db["tags"].insert({"key": key, "name": name}).last_pk
+        return create_list(
+            self.db,
+            slug,
+            title=extra.pop("title", "World Desk"),
+            from_addr=extra.pop("from_addr", "World Desk <news@news.example.com>"),
+            reply_to=extra.pop("reply_to", None),
+            tags=tags,
+            timezone=timezone,
+            send_time=extra.pop("send_time", "07:00"),
+            weekly_day=extra.pop("weekly_day", "monday"),
+            description=extra.pop("description", None),
+            now=self.STAMP,
+        )
 
     def add_article(self, title, published, *, tags=(), ingested=None, summary=None, url=None):
-        """``published``/``ingested``: aware datetimes (ingested defaults to published)."""
-        from digest.timeutil import to_iso
+        """``published``/``ingested``: aware datetimes (ingested defaults to published).
+        Returns the article id."""
+        from digest.articles.inputs import ArticleInput
+        from digest.articles.writes import store_batch
 
         self._n += 1
         n = self._n
-        article_id = (
-            self.db["articles"]
-            .insert(
-                {
-                    "key": f"article-{n}",
-                    "canonical_url": url or f"https://example.org/a/{n}",
-                    "url": url or f"https://example.org/a/{n}",
-                    "title": title,
-                    "author": None,
-                    "published_at": to_iso(published),
-                    "summary": summary if summary is not None else f"<p>Summary of {title}.</p>",
-                    "content_html": None,
-                    "text": f"Text of {title}.",
-                    "content_hash": f"h{n}",
-                    "source": "test",
-                    "ingested_at": to_iso(ingested or published),
-                    "updated_at": to_iso(ingested or published),
-                }
-            )
-            .last_pk
+        item = ArticleInput(
+            entry=f"article {n}",
+            title=title,
+            url=url or f"https://example.org/a/{n}",
+            guid=f"article-{n}",
+            published=published,
+            summary_html=summary if summary is not None else f"<p>Summary of {title}.</p>",
+            tags=tuple(tags),
         )
-        for name in tags:
-            self.db["article_tags"].insert({"article_id": article_id, "tag_id": self.tag_id(name)})
+        report = store_batch(self.db, [item], source="test", now=ingested or published)
+        (article_id,) = report.article_ids
         return article_id
 
     def subscribe(self, mlist, email, *, tags=(), frequency="daily", status="active", name=None):
-        import json
+        """Subscribe through the library; its history events have the source ``fixture``."""
+        from digest.audience.subscriptions import add_subscription, mark_bounced, unsubscribe
 
-        from digest.articles.tags import tag_key
-
-        row = self.db.execute("SELECT id FROM subscribers WHERE email = ?", [email]).fetchone()
-        sub_id = (
-            row[0]
-            if row
-            else self.db["subscribers"]
-            .insert({"email": email, "name": name, "created_at": self.STAMP})
-            .last_pk
-        )
-        self.db["subscriptions"].insert(
-            {
-                "subscriber_id": sub_id,
-                "list_id": mlist.id,
-                "frequency": frequency,
-                "tags": json.dumps([tag_key(t) for t in tags], ensure_ascii=False),
-                "status": status,
-                "created_at": self.STAMP,
-                "updated_at": self.STAMP,
-            }
-        )
-        return sub_id
+        sub = add_subscription(self.db, mlist, email, name=name, tags=tags, frequency=frequency,
+                               confirmed=status != "pending", source="fixture",
+                               now=self.STAMP)  # fmt: skip
+        if status == "unsubscribed":
+            unsubscribe(self.db, email, list_slug=mlist.slug, source="fixture", reason=None,
+                        now=self.STAMP)  # fmt: skip
+        elif status == "bounced":
+            mark_bounced(self.db, sub.email, "550 5.1.1 no such user", now=self.STAMP,
+                         source="fixture")  # fmt: skip
+        else:
+            assert status in ("active", "pending"), status
+        return sub.subscriber_id
 
 
 @pytest.fixture
@@ -343,7 +313,6 @@ import asyncio  # noqa: E402
 import threading  # noqa: E402
 import warnings  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword  # noqa: E402
 
@@ -522,8 +491,9 @@ BUILT_AT = datetime(2025, 1, 21, 4, 0, tzinfo=UTC)
 
 
 class Newsletter:
-    """Inserts lists, subscribers, a built digest with one variant template, and its queued
-    deliveries directly (what the digest builder does), for delivery tests."""
+    """A list, subscribers, a built digest with one variant template, and its queued
+    deliveries, made through the library (what the digest builder stores), for delivery
+    tests that need a known message rather than a rendered one."""
 
     def __init__(self, db):
         self.db = db
@@ -539,42 +509,36 @@ class Newsletter:
     ) -> int:
         """A list ``slug`` with ``count`` active subscribers (``p1@example.com`` ...) and one
         digest queued for all of them. Returns the digest id."""
+        from datetime import date
+
+        from digest.audience.lists import create_list, get_list
+        from digest.audience.subscriptions import add_subscription
+        from digest.delivery import ledger
+        from digest.errors import NotFound
+        from digest.issues.periods import issue_for
+        from digest.issues.render import RenderReport
+        from digest.issues.store import (
+            fill_variant,
+            insert_digest,
+            insert_variants,
+            stored_variants,
+        )
         from digest.issues.template import build_template, html_placeholder, text_placeholder
-        from digest.timeutil import to_iso
+        from digest.store import transaction
 
         db = self.db
-        now = to_iso(created_at)
-        row = db.execute("SELECT id FROM lists WHERE slug = ?", [slug]).fetchone()
-        if row:
-            list_id = row[0]
-        else:
-            list_id = (
-                db["lists"]
-                .insert(
-                    {
-                        "slug": slug,
-                        "title": slug.title(),
-                        "from_addr": f"{slug.title()} Desk <{slug}@news.example.com>",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-                .last_pk
-            )
-        digest_id = (
-            db["digests"]
-            .insert(
-                {
-                    "list_id": list_id,
-                    "frequency": "daily",
-                    "period_start": f"{label}T00:00:00.000000+00:00",
-                    "period_end": f"{label}T23:59:59.000000+00:00",
-                    "period_label": label,
-                    "built_at": now,
-                }
-            )
-            .last_pk
-        )
+        try:
+            mlist = get_list(db, slug)
+        except NotFound:
+            mlist = create_list(
+                db, slug, title=slug.title(),
+                from_addr=f"{slug.title()} Desk <{slug}@news.example.com>", now=created_at,
+            )  # fmt: skip
+        # Each call's subscribers get the call's issue date as their tag set, so the digest is
+        # queued for exactly them (a later call with fewer people leaves the others out).
+        for i in range(1, count + 1):
+            add_subscription(db, mlist, f"p{i}@example.com", name=f"Person {i}", confirmed=True,
+                             tags=[label], source="cli", now=created_at)  # fmt: skip
         html = (
             f"<p>Hello {html_placeholder('NAME')}</p>"
             + "<p>News of the day, ελληνικά.</p>" * (html_padding // 30)
@@ -587,7 +551,7 @@ class Newsletter:
         )
         template = build_template(
             [
-                ("From", f"{slug.title()} Desk <{slug}@news.example.com>"),
+                ("From", mlist.from_addr),
                 ("Subject", f"{slug} digest {label}"),
                 ("Date", "Tue, 21 Jan 2025 07:00:00 +0000"),
             ],
@@ -595,39 +559,16 @@ class Newsletter:
             html,
             boundary_seed=f"{slug}-{label}",
         )
-        variant_id = (
-            db["variants"]
-            .insert(
-                {
-                    "digest_id": digest_id,
-                    "tags_key": "",
-                    "subject": f"{slug} digest {label}",
-                    "template": template,
-                    "article_count": 1,
-                }
-            )
-            .last_pk
-        )
-        for i in range(1, count + 1):
-            email = f"p{i}@example.com"
-            sub = db.execute("SELECT id FROM subscribers WHERE email = ?", [email]).fetchone()
-            sub_id = (
-                sub[0]
-                if sub
-                else db["subscribers"]
-                .insert({"email": email, "name": f"Person {i}", "created_at": now})
-                .last_pk
-            )
-            db.execute(
-                "INSERT OR IGNORE INTO subscriptions (subscriber_id, list_id, frequency, status,"
-                " created_at, updated_at) VALUES (?, ?, 'daily', 'active', ?, ?)",
-                [sub_id, list_id, now, now],
-            )
-            db.execute(
-                "INSERT INTO deliveries (digest_id, variant_id, subscriber_id, email, status,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-                [digest_id, variant_id, sub_id, email, now, now],
-            )
+        period = issue_for(mlist, "daily", date.fromisoformat(label))
+        with transaction(db):
+            digest_id = insert_digest(db, mlist, period, [], now=created_at)
+            insert_variants(db, digest_id, [""])
+            variant_id = stored_variants(db, digest_id)[""][0]
+            fill_variant(db, variant_id, subject=f"{slug} digest {label}", template=template,
+                         article_count=1, cut_count=0, report=RenderReport())  # fmt: skip
+            ledger.enqueue(db, digest_id, list_id=mlist.id, frequency="daily",
+                           variant_of_tags={json.dumps([label]): variant_id},
+                           now=created_at)  # fmt: skip
         return digest_id
 
 

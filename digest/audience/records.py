@@ -50,16 +50,6 @@ def check_frequency(value: str) -> Frequency:
         raise InvalidInput(f"unknown frequency {value!r} (expected daily or weekly)") from None
 
 
-class Source(StrEnum):
-    """Who made a change, as the history records it."""
-
-    CLI = "cli"
-    IMPORT = "import"
-    SYNC = "sync"
-    WEB = "web"
-    BOUNCE = "bounce"
-
-
 @dataclass(frozen=True)
 class Subscriber:
     id: int

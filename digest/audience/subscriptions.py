@@ -371,18 +371,6 @@ def unsubscribe(
         return [_subscription(db, s.subscriber_id, s.list_id) for s in subs]
 
 
-def unsubscribe_by_ids(
-    db: Database, subscriber_id: int, list_id: int, *, source: str, reason: str | None,
-    now: datetime,
-) -> Subscription | None:  # fmt: skip
-    """End one subscription (a signed unsubscribe link names it by ids); None if it was not
-    pending or active."""
-    with transaction(db):
-        subs = _live_subscriptions(db, subscriber_id=subscriber_id, list_id=list_id)
-        _end(db, subs, SubscriptionStatus.UNSUBSCRIBED, source=source, reason=reason, now=now)
-    return get_subscription(db, subscriber_id, list_id) if subs else None
-
-
 def update_preferences(
     db: Database,
     subscriber_id: int,

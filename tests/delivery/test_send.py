@@ -8,11 +8,13 @@ import email.policy
 import json
 import re
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import BUILT_AT, SmtpHandler
 
+from digest.audience.subscriptions import unsubscribe
+from digest.audience.suppressions import suppress
 from digest.config import load_config, parse_smtp_url
 from digest.delivery.send import send_pending
 from digest.delivery.transports import SmtpTransport
@@ -103,14 +105,9 @@ def test_unsubscribed_or_suppressed_since_the_build_get_nothing(
 ):
     server = smtp_server()
     newsletter.make(4)
-    db.execute(
-        "UPDATE subscriptions SET status = 'unsubscribed' WHERE subscriber_id ="
-        " (SELECT id FROM subscribers WHERE email = 'p2@example.com')"
-    )
-    db.execute(
-        "INSERT INTO suppressions (email, reason, source, created_at)"
-        " VALUES ('p3@example.com', 'complaint', 'cli', '2025-01-21T05:00:00.000000+00:00')"
-    )
+    since = datetime(2025, 1, 21, 5, tzinfo=UTC)
+    unsubscribe(db, "p2@example.com", source="cli", reason="changed their mind", now=since)
+    suppress(db, "p3@example.com", "complaint", source="cli", now=since)
     report = send_pending(
         db, make_config(tmp_path), secret=SECRET, clock=Clock(), transport=transport(server)
     )

@@ -16,7 +16,7 @@ from digest.ingest.pipeline import ingest_sources
 from digest.store import open_db
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "world-news.xml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "world-news.xml"
 
 
 def rss(*items: str, encoding: str = "utf-8") -> str:

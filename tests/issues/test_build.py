@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
-import json
 import re
 import shutil
 import threading
@@ -14,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from digest.audience.lists import get_list
+from digest.audience.lists import edit_list, get_list
 from digest.config import load_config
 from digest.delivery import publish as digests
 from digest.delivery.personalise import Assembler, Recipient
@@ -227,13 +226,17 @@ def test_every_recipient_gets_their_own_working_links_and_nobody_elses(db, confi
 
 def test_message_structure_headers_and_unicode_subject(db, config, newsroom):
     title = "The “Daily” — Ελλάδα & 日本\r\nBcc: evil@example.net"
-    mlist = newsroom.add_list(
+    newsroom.add_list(
         "intl",
         tags=("Ελλάδα", "日本"),
-        title=title,
+        title="The Daily",
         reply_to="desk@news.example.com",
         timezone="Asia/Tokyo",
     )
+    # A title stored before titles were validated (an old database): rendering must still
+    # keep it to one header line. No library path can store it, so it is written directly.
+    db.execute("UPDATE lists SET title = ? WHERE slug = 'intl'", [title])
+    mlist = get_list(db, "intl")
     newsroom.add_article(
         "Σεισμός στην Κρήτη", datetime(2025, 1, 20, 3, tzinfo=UTC), tags=["Ελλάδα"]
     )
@@ -395,7 +398,7 @@ def _stored(db, digest_id):
 def _newsroom_with_many_variants(newsroom, world):
     world_tags = ["Haiti", "Kenya", "Chile", "Japan", "Peru"]
     db = newsroom.db
-    db["lists"].update(world.id, {"tags": json.dumps(world_tags)})
+    world = edit_list(db, world.slug, tags=world_tags, now=NOW)
     for i, tag in enumerate(world_tags[:4]):  # nothing about Peru: its variant is empty
         newsroom.add_article(f"{tag} story", DAY + timedelta(minutes=i), tags=[tag])
     sets = [[t] for t in world_tags] + [["Haiti", "Chile"], ["Japan", "Peru"], []]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
 from digest.audience.lists import all_lists, create_list, edit_list, get_list, get_list_by_id
 from digest.audience.subscriptions import add_subscription, delete_list
 from digest.errors import InvalidInput, NotFound
+from digest.issues.periods import issue_for
+from digest.issues.store import insert_digest
 
 NOW = datetime(2025, 1, 21, 7, 0, tzinfo=UTC)
 
@@ -99,11 +101,7 @@ def test_delete_refuses_with_subscribers_unless_forced(db):
 
 def test_delete_keeps_a_list_with_sent_digests_for_the_archive(db):
     mlist = _world(db)
-    db.execute(
-        "INSERT INTO digests (list_id, frequency, period_start, period_end, period_label,"
-        " built_at) VALUES (?, 'daily', 'a', 'b', '2025-01-20', 'c')",
-        [mlist.id],
-    )
+    insert_digest(db, mlist, issue_for(mlist, "daily", date(2025, 1, 20)), [], now=NOW)
     assert delete_list(db, "world", now=NOW) == "archived"
     with pytest.raises(NotFound, match="was deleted on 2025-01-21"):
         get_list(db, "world")

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from digest.audience.lists import get_list
+from digest.audience.lists import edit_list, get_list
 from digest.cli import App
 from digest.config import load_config
 from digest.delivery.personalise import Assembler, Recipient
@@ -157,7 +157,10 @@ def test_preview_reports_late_arrivals(db, world, newsroom, run, frozen):
 def test_preview_for_someone_without_articles_writes_nothing(
     run, world, newsroom, tmp_path, frozen
 ):
-    newsroom.subscribe(world, "x@example.com", tags=["Sports"])
+    # The list covered Sports when x subscribed; it no longer does.
+    edit_list(newsroom.db, "world", tags=["Haiti", "Kenya", "Sports"], now=NOW)
+    newsroom.subscribe(get_list(newsroom.db, "world"), "x@example.com", tags=["Sports"])
+    edit_list(newsroom.db, "world", tags=["Haiti", "Kenya"], now=NOW)
     result = run("preview", "--list", "world", "--as", "x@example.com")
     assert result.exit_code == 0, result.output
     assert "note: no articles for this tag set: nothing would be sent" in result.output
