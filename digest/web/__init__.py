@@ -159,5 +159,3 @@ def app_from_env() -> Flask:
     config = load_config(config_path)
     open_db(db_path).close()  # NoDatabase before a secret file is made beside nothing
     return create_app(db_path, config, secret=load_secret(db_path))
-
-
