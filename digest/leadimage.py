@@ -60,15 +60,22 @@ TRACKER_DOMAINS = (
     "quantserve.com",
     "mathtag.com",
 )
-# (host, path prefix) pairs: trackers and images that are never an article's picture.
+# (host, path prefix) pairs of trackers.
 TRACKER_PATHS = (
     ("blogger.googleusercontent.com", "/tracker/"),  # Blogger's per-post footer pixel
     ("www.blogger.com", "/img/blank.gif"),
     ("medium.com", "/_/stat"),  # Medium's full_rss view pixel
-    ("s.w.org", "/images/core/emoji/"),  # WordPress emoji as images
-    ("secure.gravatar.com", "/avatar/"),  # author avatars
+)
+# (host, path prefix) pairs of images that belong in the content but are never its lead
+# image: WordPress's emoji-as-images, author avatars.
+NOT_LEAD_PATHS = (
+    ("s.w.org", "/images/core/emoji/"),
+    ("secure.gravatar.com", "/avatar/"),
     ("www.gravatar.com", "/avatar/"),
     ("gravatar.com", "/avatar/"),
+    ("0.gravatar.com", "/avatar/"),
+    ("1.gravatar.com", "/avatar/"),
+    ("2.gravatar.com", "/avatar/"),
 )
 # Path segments and file names that mean a pixel whatever the host.
 _TRACKER_SEGMENTS = frozenset({"pixel", "pixels", "tracker", "tracking", "beacon", "~r", "~ff"})
@@ -121,7 +128,7 @@ def image_candidate(
     if absolute is None:
         return None
     w, h = dimension(width), dimension(height)
-    if is_tracking_image(absolute, w, h):
+    if is_tracking_image(absolute, w, h) or _not_lead(absolute):
         return None
     if w and h and max(w, h) > MAX_ASPECT * min(w, h):
         return None
@@ -166,9 +173,15 @@ def _public_host(host: str) -> bool:
     return address.is_global
 
 
+def _not_lead(url: str) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return any(host == h and parts.path.startswith(p) for h, p in NOT_LEAD_PATHS)
+
+
 def is_tracking_image(url: str, width: int | None = None, height: int | None = None) -> bool:
-    """True for tracking pixels, feed furniture and known non-pictures (see the module
-    docstring); ``url`` is absolute."""
+    """True for tracking pixels and feed furniture (share buttons, ads): images an article's
+    reader never meant to see. ``url`` is absolute."""
     if (width is not None and width <= 2) or (height is not None and height <= 2):
         return True
     try:
@@ -339,7 +352,9 @@ _HIDDEN = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)"
 _LAZY_SOURCES = ("data-src", "data-lazy-src", "data-original", "data-orig-file")
 
 
-def _attributes(tag_body: str) -> dict[str, str]:
+def html_attributes(tag_body: str) -> dict[str, str]:
+    """The attributes of one tag (the text between the tag name and ``>``), names lower-case,
+    values entity-decoded; the first of a repeated name wins, as in browsers."""
     attrs: dict[str, str] = {}
     for m in _ATTR.finditer(tag_body):
         name = m.group(1).lower()
@@ -371,7 +386,7 @@ def content_image(fragment: str, base_url: str | None = None) -> LeadImage | Non
     for n, m in enumerate(_IMG.finditer(fragment)):
         if n >= MAX_CONTENT_IMAGES:
             break
-        attrs = _attributes(m.group(1))
+        attrs = html_attributes(m.group(1))
         style = attrs.get("style", "")
         if style and _HIDDEN.search(style):
             continue
@@ -405,7 +420,7 @@ def page_image(document: str, base_url: str | None = None) -> LeadImage | None:
     head = document[:MAX_PAGE_CHARS]
     meta: dict[str, str] = {}
     for m in _META.finditer(head):
-        attrs = _attributes(m.group(1))
+        attrs = html_attributes(m.group(1))
         prop = (attrs.get("property") or attrs.get("name") or "").strip().lower()
         content = attrs.get("content")
         if prop and content is not None and prop not in meta:
@@ -425,7 +440,7 @@ def page_image(document: str, base_url: str | None = None) -> LeadImage | None:
         if image is not None:
             return image
     for m in _LINK.finditer(head):
-        attrs = _attributes(m.group(1))
+        attrs = html_attributes(m.group(1))
         if attrs.get("rel", "").strip().lower() == "image_src":
             return image_candidate(attrs.get("href"), base_url=base_url)
     return None
