@@ -337,6 +337,15 @@ def choose_lead_image(
         best = max(media, key=lambda image: image.area or TYPICAL_AREA)
         if best.small and content is not None and not content.small:
             return content
+        if content is not None and content.url == best.url:
+            # Ghost puts the feature image both in media:content (bare) and first in the
+            # content (with its alt text): one image, described by both.
+            return LeadImage(
+                best.url,
+                best.width or content.width,
+                best.height or content.height,
+                best.alt or content.alt,
+            )
         return best
     return page or content
 

@@ -123,7 +123,9 @@ def decode_category(text: str) -> str:
         text = decoded
     if "<" in text and ">" in text:
         text = _MARKUP.sub(" ", text)
-    return clean_tag_name(text)
+    # Line breaks are whitespace here; clean_tag_name drops them as control characters,
+    # which would glue "line\nbreak" into one word.
+    return clean_tag_name(" ".join(text.split()))
 
 
 def split_categories(text: str) -> tuple[str, ...]:
