@@ -66,20 +66,25 @@ _SUBSTACK_BUTTON = re.compile(
     r"|give\s+a\s+gift\s+subscription|upgrade\s+to\s+paid|get\s+\d+%\s+off.{0,80}",
     re.I | re.S,
 )
-_SUBSTACK_HREF = re.compile(r"substack|/subscribe\b|action=share|/comments\b|utm_content=share")
+_SUBSTACK_HREF = re.compile(
+    r"substack|/subscribe(?=[?#/\"']|$)|action=share|/comments(?=[?#/\"']|$)|utm_content=share"
+)
 
 _ELLIPSIS = r"(?:…|\.{3}|&hellip;|&#8230;|&amp;hellip;|&amp;#8230;)"
 # "[…]" and friends at the very end (closing tags split off beforehand).
 _BRACKET_ELLIPSIS = re.compile(r"\s*\[\s*" + _ELLIPSIS + r"\s*\]\s*$", re.I)
-# "… Read more" at the very end: the words after an ellipsis.
-_ELLIPSIS_READ_MORE = re.compile(r"(" + _ELLIPSIS + r"|\])\s*" + _READ_MORE.pattern + r"$", re.I)
+# "… Read more" / ". Read more" at the very end: the words after an ellipsis or the end of a
+# sentence. Inside a sentence ("those who read more") there is neither before them.
+_ELLIPSIS_READ_MORE = re.compile(
+    r"(" + _ELLIPSIS + r"|\]|[.!?][\"”’»)]?)\s*" + _READ_MORE.pattern + r"$", re.I
+)
 
-_IMG = re.compile(r"<img\b([^>]*)>", re.I)
+_IMG = re.compile(r"<img\b([^<>]*)>", re.I)  # [^<>]: see leadimage._IMG
 _TAG = re.compile(r"<[^>]+>")
 _LINK = re.compile(r"<a\b([^>]*)>(.*?)</a>", re.I | re.S)
 _FURNITURE_LINK = re.compile(
-    r"<a\b[^>]*\bhref=\"https?://(?:feeds\.feedburner\.com/~ff/|feeds\.wordpress\.com/1\.0/|"
-    r"feedads\.g\.doubleclick\.net/)[^\"]*\"[^>]*>.*?</a>",
+    r"<a\b[^<>]*\bhref=\"https?://(?:feeds\.feedburner\.com/~ff/|feeds\.wordpress\.com/1\.0/|"
+    r"feedads\.g\.doubleclick\.net/)[^\"]*\"[^<>]*>.{0,500}?</a>",  # a flare is one image: ~150 characters
     re.I | re.S,
 )
 _EMPTY = re.compile(
@@ -260,16 +265,16 @@ def _trim_tail(fragment: str) -> str:
         ):
             kept = "".join(_CLOSING_TAG.findall(tail, link.end()))
             return _drop_empty(head + tail[:lt].rstrip(" (\u00a0") + kept)
-    end = body[-300:]
-    if "…" in end or "..." in end or "&hellip;" in end or "&#8230;" in end or "]" in end:
-        # 3. "… Read more" as plain words after an ellipsis.
-        m = _ELLIPSIS_READ_MORE.search(body, max(0, len(body) - 300))
-        if m:
-            return head + body[: m.start()] + m.group(1) + closing
-        # 4. "[…]" becomes "…".
+    # 3. "… Read more" as plain words after an ellipsis or a full stop.
+    m = _ELLIPSIS_READ_MORE.search(body, max(0, len(body) - 300))
+    if m:
+        return head + body[: m.start()] + m.group(1) + closing
+    # 4. "[…]" becomes "…", or goes after a finished sentence ("rains. […]").
+    if "]" in body[-12:]:
         m = _BRACKET_ELLIPSIS.search(body, max(0, len(body) - 40))
         if m:
-            return head + body[: m.start()] + "…" + closing
+            before = body[: m.start()]
+            return head + before + ("" if before.endswith((".", "!", "?")) else "…") + closing
     return fragment
 
 
@@ -313,7 +318,8 @@ def strip_boilerplate_text(text: str) -> str:
             continue
         m = _BRACKET_ELLIPSIS.search(stripped)
         if m:
-            text = stripped[: m.start()] + "…"
+            before = stripped[: m.start()]
+            text = before + ("" if before.endswith((".", "!", "?")) else "…")
             continue
         return stripped
     return text.rstrip()

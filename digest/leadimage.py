@@ -352,9 +352,11 @@ def choose_lead_image(
 
 # ---------------------------------------------------------------------------- HTML
 
-_IMG = re.compile(r"<img\b([^>]*)>", re.I)
-_META = re.compile(r"<meta\b([^>]*)>", re.I)
-_LINK = re.compile(r"<link\b([^>]*)>", re.I)
+# [^<>]: an unclosed "<img src=x" stops at the next tag instead of scanning to the end of
+# the document from every "<img" (quadratic on hostile input).
+_IMG = re.compile(r"<img\b([^<>]*)>", re.I)
+_META = re.compile(r"<meta\b([^<>]*)>", re.I)
+_LINK = re.compile(r"<link\b([^<>]*)>", re.I)
 _ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
 _STYLE_SIZE = re.compile(r"(?:^|;)\s*(width|height)\s*:\s*(\d+)px", re.I)
 _HIDDEN = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)", re.I)

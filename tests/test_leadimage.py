@@ -357,3 +357,14 @@ def test_page_image_on_real_pages() -> None:
             assert image.url.split("?")[0] == image_candidate(m.group(1)).url.split("?")[0]  # type: ignore[union-attr]
             found += 1
     assert declared >= 60 and found == declared - 1
+
+
+def test_hostile_html_finishes() -> None:
+    for fragment in (
+        "<img src=x " * 10_000,
+        "<meta property=og:image content=x " * 10_000,
+        "<img " + "a=1 " * 50_000 + ">",
+        '<img src="' + "x" * 100_000 + '">',
+    ):
+        assert content_image(fragment, "https://x.org/") is None
+        assert page_image(fragment, "https://x.org/") is None
