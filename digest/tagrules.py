@@ -74,17 +74,20 @@ class InvalidRule(InvalidInput):
 @dataclass(frozen=True, slots=True)
 class Rule:
     """Add the tag ``tag`` (display name) to articles whose ``field`` matches ``pattern``;
-    only articles ingested from ``feed`` if given. Validated when created: an invalid rule
-    raises ``InvalidRule`` with the position of the problem."""
+    only articles ingested from ``feed`` if given. ``key`` is the stored key of the tag when it
+    is not ``store.tag_key(tag)`` (a tag keyed by an Atom term, or renamed): rules loaded from
+    the database should pass ``tags.key``. Validated when created: an invalid rule raises
+    ``InvalidRule`` with the position of the problem."""
 
     tag: str
     pattern: str
     field: RuleField = RuleField.TITLE
     feed: str | None = None
     regex: bool = False
+    key: str | None = None
 
     def __post_init__(self) -> None:
-        tag = make_tag(self.tag)
+        tag = make_tag(self.tag, self.key)
         if tag is None:
             raise InvalidRule(f"rule tag {self.tag!r} is empty or too long")
         try:
@@ -101,6 +104,7 @@ class Rule:
             )
         feed = feed_key(self.feed) if self.feed and self.feed.strip() else None
         object.__setattr__(self, "tag", tag.name)
+        object.__setattr__(self, "key", tag.key)
         object.__setattr__(self, "pattern", pattern)
         object.__setattr__(self, "field", fld)
         object.__setattr__(self, "feed", feed)
@@ -110,9 +114,8 @@ class Rule:
 
     @property
     def tag_key(self) -> str:
-        tag = make_tag(self.tag)
-        assert tag is not None  # checked in __post_init__
-        return tag.key
+        assert self.key is not None  # set in __post_init__
+        return self.key
 
     @property
     def expression(self) -> str:
@@ -273,8 +276,7 @@ class RuleSet:
         self.tags: dict[str, Tag] = {}  # tag key -> tag, the first rule's spelling
         matchers: dict[RuleField, tuple[list[str], list[list[tuple[str, str | None]]]]] = {}
         for rule in self.rules:
-            tag = make_tag(rule.tag)
-            assert tag is not None  # Rule validates its tag
+            tag = Tag(rule.tag_key, rule.tag)
             self.tags.setdefault(tag.key, tag)
             expressions, targets = matchers.setdefault(rule.field, ([], []))
             expression = rule.expression

@@ -327,3 +327,13 @@ def test_summary_line_names_the_tags() -> None:
 def test_a_tag_the_source_gave_is_not_added_again_as_a_rule_tag() -> None:
     article = StoredTagging(1, ArticleFields(title="Kenya"), frozenset({"kenya"}))
     assert rule_changes([article], RuleSet([Rule("Kenya", "Kenya")])).changed == 0
+
+
+def test_a_rule_can_name_the_stored_key_of_its_tag() -> None:
+    # A tag keyed by an Atom term ("arts-culture") or renamed keeps its stored key.
+    rule = Rule("Arts & Culture", "carnival", key="arts-culture")
+    assert rule.tag_key == "arts-culture"
+    rules = RuleSet([rule])
+    assert rules.apply(ArticleFields(title="Carnival")) == {"arts-culture"}
+    assert rules.tags["arts-culture"].name == "Arts & Culture"
+    assert Rule("Arts & Culture", "carnival").tag_key == "arts & culture"
