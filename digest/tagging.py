@@ -43,6 +43,7 @@ from functools import lru_cache
 from .store import clean_tag_name, tag_key
 
 MAX_TAG_CHARS = 100
+_CACHED_CHARS = 500  # category strings up to this long are cached (see _split)
 
 # Separators: ASCII comma, full-width comma (Chinese, Japanese: BBC Chinese writes
 # "美国，北约，国防部"), ideographic comma. An ASCII comma between two digits is a thousands
@@ -134,18 +135,32 @@ def split_categories(text: str) -> tuple[str, ...]:
     return _split(text)
 
 
-@lru_cache(maxsize=4096)
 def _split(text: str) -> tuple[str, ...]:
-    # The same few category strings recur on every entry of a feed.
-    decoded = decode_category(text)
-    parts = _SEPARATORS.split(decoded)
+    # The same few category strings recur on every entry of a feed: cached, unless long
+    # (a hostile file could otherwise fill the cache with megabytes).
+    return _split_cached(text) if len(text) <= _CACHED_CHARS else _split_uncached(text)
+
+
+def _split_uncached(text: str) -> tuple[str, ...]:
+    parts = _SEPARATORS.split(decode_category(text))
     return tuple(p for p in (clean_tag_name(part) for part in parts) if p)
 
 
-@lru_cache(maxsize=4096)
+_split_cached = lru_cache(maxsize=4096)(_split_uncached)
+
+
 def _string_tags(text: str) -> tuple[Tag, ...]:
+    if len(text) <= _CACHED_CHARS:
+        return _string_tags_cached(text)
+    return _string_tags_uncached(text)
+
+
+def _string_tags_uncached(text: str) -> tuple[Tag, ...]:
     tags = (make_tag(part) for part in _split(text))
     return tuple(t for t in tags if t is not None and not is_placeholder(t))
+
+
+_string_tags_cached = lru_cache(maxsize=4096)(_string_tags_uncached)
 
 
 def _unique(tags: Iterable[Tag]) -> tuple[Tag, ...]:

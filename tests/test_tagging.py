@@ -264,3 +264,10 @@ def test_bbc_chinese_keywords_are_split_on_full_width_commas() -> None:
     tags = feed_entry_tags(d.entries[1], d.feed)
     assert names(tags) == ["chinese_simplified", "国际新闻", "世界银行", "报告", "经济发展"]
     assert tags[1] == Tag("world", "国际新闻")  # term "world", label 国际新闻
+
+
+def test_long_category_strings_are_split_too() -> None:
+    long_list = ", ".join(f"topic {i}" for i in range(200))  # past the cached length
+    tags = value_tags(long_list)
+    assert len(tags) == 200 and tags[0] == Tag("topic 0", "topic 0")
+    assert split_categories(long_list)[-1] == "topic 199"
