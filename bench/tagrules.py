@@ -35,13 +35,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from digest.articles.excerpts import strip_boilerplate  # noqa: E402
+from digest.articles.leadimage import content_image  # noqa: E402
+from digest.articles.sanitize import clean_html, html_to_text  # noqa: E402
+from digest.articles.tagrules import ArticleFields, Rule, RuleField, RuleSet  # noqa: E402
 from digest.config import load_config  # noqa: E402
-from digest.excerpts import strip_boilerplate  # noqa: E402
-from digest.ingest import ingest_sources  # noqa: E402
-from digest.leadimage import content_image  # noqa: E402
-from digest.sanitize import clean_html, html_to_text  # noqa: E402
+from digest.ingest.pipeline import ingest_sources  # noqa: E402
 from digest.store import open_db  # noqa: E402
-from digest.tagrules import ArticleFields, Rule, RuleField, RuleSet  # noqa: E402
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
 WORDS = [

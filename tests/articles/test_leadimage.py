@@ -10,7 +10,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from digest.leadimage import (
+from digest.articles.leadimage import (
     LeadImage,
     choose_lead_image,
     content_image,
@@ -24,8 +24,8 @@ from digest.leadimage import (
     value_image,
 )
 
-FEEDS = Path(__file__).parent / "data" / "feeds"
-PAGES = Path(__file__).parents[1] / ".." / "shared" / "corpus" / "pages"
+FEEDS = Path(__file__).parents[1] / "data" / "feeds"
+PAGES = Path(__file__).parents[2] / ".." / "shared" / "corpus" / "pages"
 
 
 def images(name: str) -> dict[str, LeadImage | None]:

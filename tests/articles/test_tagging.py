@@ -9,9 +9,8 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from digest.sources import ArticleInput, parse_feed
-from digest.store import tag_key
-from digest.tagging import (
+from digest.articles.inputs import ArticleInput
+from digest.articles.tagging import (
     MAX_TAG_CHARS,
     Tag,
     decode_category,
@@ -22,9 +21,11 @@ from digest.tagging import (
     split_categories,
     value_tags,
 )
+from digest.articles.tags import tag_key
+from digest.ingest.sources import parse_feed
 
-FEEDS = Path(__file__).parent / "data" / "feeds"
-CORPUS = Path(__file__).parents[1] / ".." / "shared" / "corpus" / "feeds" / "rss2email"
+FEEDS = Path(__file__).parents[1] / "data" / "feeds"
+CORPUS = Path(__file__).parents[2] / ".." / "shared" / "corpus" / "feeds" / "rss2email"
 
 
 def parse(name: str) -> feedparser.FeedParserDict:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from digest.excerpts import strip_boilerplate, strip_boilerplate_text
-from digest.sanitize import clean_html, html_to_text
-from digest.sources import ArticleInput, parse_bytes
+from digest.articles.excerpts import strip_boilerplate, strip_boilerplate_text
+from digest.articles.inputs import ArticleInput
+from digest.articles.sanitize import clean_html, html_to_text
+from digest.ingest.sources import parse_bytes
 
-FEEDS = Path(__file__).parent / "data" / "feeds"
+FEEDS = Path(__file__).parents[1] / "data" / "feeds"
 
 
 def excerpts(name: str) -> dict[str, tuple[str, str]]:

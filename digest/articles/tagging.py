@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .store import clean_tag_name, tag_key
+from .tags import clean_tag_name, tag_key
 
 MAX_TAG_CHARS = 100
 _CACHED_CHARS = 500  # category strings up to this long are cached (see _split)

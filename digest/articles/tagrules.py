@@ -37,7 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import re2  # type: ignore[import-untyped]
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 from .tagging import Tag, make_tag
 
 MAX_PATTERN_CHARS = 500

@@ -9,8 +9,7 @@ import unicodedata
 
 import pytest
 
-from digest.errors import DigestError
-from digest.tagrules import (
+from digest.articles.tagrules import (
     ArticleFields,
     InvalidRule,
     Rule,
@@ -21,6 +20,7 @@ from digest.tagrules import (
     feed_key,
     rule_changes,
 )
+from digest.errors import DigestError
 
 
 def tags_of(rules: list[Rule], **fields: str) -> set[str]:
