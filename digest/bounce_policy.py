@@ -38,7 +38,7 @@ class Outcome(StrEnum):
 # RFC 3463 enhanced status codes: class.subject.detail, e.g. 5.1.1.
 _ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 # RFC 5321 basic reply codes at the start of a reply line ("550 ", "550-", "smtp; 550 ...").
-_BASIC = re.compile(r"(?:^|[\s;:(\[])([245])(\d)(\d)(?=[\s\-]|$)")
+_BASIC = re.compile(r"(?:^|[\s;:(\[])([245])(\d)(\d)(?=[\s\-:]|$)")
 
 
 def status_code(text: str | None) -> str | None:
@@ -152,11 +152,17 @@ def decide(
     complaints = [e for e in events if e.kind is BounceKind.COMPLAINT]
     if complaints:
         return Decision(
-            Outcome.COMPLAINED, True, True, f"complaint: {_describe(complaints[-1])}", (complaints[-1],)
+            Outcome.COMPLAINED,
+            True,
+            True,
+            f"complaint: {_describe(complaints[-1])}",
+            (complaints[-1],),
         )
     hard = [e for e in events if e.kind is BounceKind.HARD]
     if hard:
-        return Decision(Outcome.BOUNCED, True, True, f"hard bounce: {_describe(hard[-1])}", (hard[-1],))
+        return Decision(
+            Outcome.BOUNCED, True, True, f"hard bounce: {_describe(hard[-1])}", (hard[-1],)
+        )
     start = now - timedelta(days=soft_window_days)
     deliveries = [e.at for e in events if e.kind is BounceKind.DELIVERY and e.at <= now]
     if deliveries:

@@ -92,7 +92,7 @@ def bounce_address(base: str, delivery_id: int, secret: bytes, *, delimiter: str
     if base.startswith("<") and base.endswith(">"):
         base = base[1:-1]
     local, domain = _split_address(base)
-    if any(c in base for c in " <>\"\\,;\r\n\t"):
+    if any(c in base for c in ' <>"\\,;\r\n\t'):
         raise InvalidInput(f"bounce address {base!r} must be a plain address like bounces@domain")
     local_with_token = f"{local}{delimiter}{make_token(delivery_id, secret)}"
     if len(local_with_token.encode("utf-8")) > _MAX_LOCAL:
