@@ -27,7 +27,7 @@ from email.message import Message
 
 from flufl.bounce import all_failures
 
-from .bounce_policy import BounceKind, classify_status, status_code
+from .bounce_policy import BounceEvent, BounceKind, classify_status, status_code
 
 # flufl.bounce logs a detector's exception (with its traceback) before re-raising it. With no
 # logging configured, Python's last-resort handler would print that traceback for a junk message;
@@ -123,6 +123,18 @@ class Report:
     summary: str  # one line for a person
     message_id: str | None = None  # the report's own Message-ID (to skip a report seen twice)
     date: datetime | None = None  # the report's Date, timezone-aware
+
+    def event(
+        self, at: datetime, *, source: str = "bounce-mailbox", delivery_key: str | None = None
+    ) -> BounceEvent:
+        """This report as the policy's input (``bounce_policy.decide``); ``at`` is when it was
+        processed (a report's own Date can be forged or skewed)."""
+        main = next((r for r in self.recipients if r.kind is self.kind), None)
+        if main is not None and (main.status or main.diagnostic):
+            diagnostic = " ".join(x for x in (main.status, main.diagnostic) if x)
+        else:
+            diagnostic = self.summary
+        return BounceEvent(self.kind, at, source, _one_line(diagnostic), delivery_key)
 
     @property
     def addresses(self) -> tuple[str, ...]:
