@@ -844,15 +844,22 @@ def _postmark_event(r: Mapping[str, Any], record_type: str) -> ProviderEvent | N
 # --- fetching the SNS certificate ----------------------------------------------------------------
 
 
-def fetch_https(url: str, *, timeout: float = 10, limit: int = 64 * 1024) -> bytes:
+def fetch_https(
+    url: str,
+    *,
+    timeout: float = 10,
+    limit: int = 64 * 1024,
+    context: ssl.SSLContext | None = None,
+) -> bytes:
     """GET ``url`` over TLS with certificate verification (the ``SnsVerifier`` fetch in
-    production). Raises ``WebhookError`` on any failure."""
+    production; ``context`` defaults to the system's trust store). Raises ``WebhookError`` on any
+    failure."""
     if not url.startswith("https://"):
         raise WebhookError(f"refusing to fetch {url!r}: not https")
     request = urllib.request.Request(url, headers={"User-Agent": "digest-webhooks"})
     try:
         with urllib.request.urlopen(
-            request, timeout=timeout, context=ssl.create_default_context()
+            request, timeout=timeout, context=context or ssl.create_default_context()
         ) as response:
             data: bytes = response.read(limit + 1)
     except (OSError, ValueError) as e:
