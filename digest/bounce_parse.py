@@ -236,9 +236,21 @@ def _address(value: str | None) -> str | None:
     return value or None
 
 
+_PLAIN_ADDRESS = re.compile(r"[ \t]*<?([^\s<>@,;:\"()\[\]]+@[^\s<>@,;:\"()\[\]]+)>?[ \t]*")
+
+
 def _addresses(values: list[str]) -> list[str]:
     out = []
-    for _, addr in email.utils.getaddresses([v[:4000] for v in values]):
+    rest = []
+    for v in values:
+        # Most header values are one bare address: email.utils' full RFC 5322 parser is
+        # several times slower and only needed for display names, groups and comments.
+        m = _PLAIN_ADDRESS.fullmatch(v)
+        if m:
+            out.append(m.group(1))
+        else:
+            rest.append(v[:4000])
+    for _, addr in email.utils.getaddresses(rest) if rest else ():
         addr = addr.strip()
         if addr and "@" in addr:
             out.append(addr)

@@ -87,6 +87,19 @@ def _maildir_flags(name: str) -> str:
     return info if sep else ""
 
 
+_UNIQUE_TIME = re.compile(r"(\d+)\.[^.]*?M(\d+)")
+
+
+def _delivery_order(key: str) -> tuple[int, int, str]:
+    # Maildir unique names start with the delivery time in seconds, and Python, Postfix and
+    # Dovecot add "M<microseconds>" (not zero-padded: a plain string sort would misorder them).
+    m = _UNIQUE_TIME.match(key)
+    if m:
+        return int(m.group(1)), int(m.group(2)), key
+    seconds = re.match(r"\d+", key)
+    return (int(seconds.group()) if seconds else 0), 0, key
+
+
 class MaildirMailbox(_Closing):
     """A Maildir (``cur/``, ``new/``, ``tmp/``). ``move_to`` is a Maildir++ folder name (the
     ``.Name`` directory Dovecot and Courier use), created on first use."""
@@ -115,8 +128,7 @@ class MaildirMailbox(_Closing):
                     if "T" in flags or (not self.include_seen and "S" in flags):
                         continue  # trashed, or already processed
                     found.append((entry.name.partition(":")[0], Path(entry.path)))
-        # Maildir unique names start with the delivery time: sorting reads oldest first.
-        found.sort(key=lambda item: item[0])
+        found.sort(key=lambda item: _delivery_order(item[0]))
         return found
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
