@@ -195,30 +195,30 @@ def _decode_words(value: str) -> str:
 
 
 def _header(msg: Message, name: str) -> str | None:
-    value = msg.get(name)
-    if value is None:
-        return None
-    return _plain(value)
+    values = _headers(msg, name, first=True)
+    return values[0] if values else None
 
 
-def _headers(msg: Message, name: str) -> list[str]:
-    return [_plain(v) for v in msg.get_all(name) or []]
+def _headers(msg: Message, name: str, *, first: bool = False) -> list[str]:
+    # raw_items(): the values as parsed, before compat32 wraps 8-bit ones in Header objects
+    # (whose str() garbles UTF-8 and can fail on an unknown charset).
+    low = name.lower()
+    found = []
+    for key, value in msg.raw_items():
+        if key.lower() == low:
+            found.append(_plain(value))
+            if first:
+                break
+    return found
 
 
 def _plain(value: object) -> str:
-    # compat32 hands back a Header for values with 8-bit bytes; str() of it may fail on a
-    # charset Python does not know.
-    if isinstance(value, email.header.Header):
-        try:
-            text = str(value)
-        except Exception:
-            text = "".join(
-                part.decode("utf-8", "replace") if isinstance(part, bytes) else part
-                for part, _ in email.header.decode_header(value)
-            )
-    else:
-        text = str(value)
-    return _decode_words(text).encode("utf-8", "replace").decode("utf-8")
+    """A header value as text: 8-bit bytes read as UTF-8 (RFC 6532), encoded words decoded,
+    anything undecodable replaced."""
+    text = value if isinstance(value, str) else str(value)
+    # The parser kept undecodable bytes as surrogate escapes: give them back as UTF-8.
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return _decode_words(text)
 
 
 def _address(value: str | None) -> str | None:
@@ -413,11 +413,11 @@ def _field_blocks(part: Message) -> list[Message]:
             if not isinstance(sub, Message):
                 continue
             blocks.append(sub)
-            rest = sub.get_payload()
             # message/global-delivery-status is parsed as one message: the first block is its
-            # header, the others its body.
-            if isinstance(rest, str) and rest.strip():
-                blocks.extend(_blocks_from_text(rest[:_MAX_TEXT]))
+            # header, the others its body (UTF-8, RFC 6533).
+            rest = None if sub.is_multipart() else sub.get_payload(decode=True)
+            if isinstance(rest, bytes) and rest.strip():
+                blocks.extend(_blocks_from_text(rest[:_MAX_TEXT].decode("utf-8", "replace")))
         return blocks
     return _blocks_from_text(_text_of(part))
 
@@ -489,18 +489,13 @@ def _auto_reply_signal(msg: Message, subject: str) -> str | None:
     auto = (_header(msg, "Auto-Submitted") or "").strip().lower()
     if auto and not auto.startswith("no"):
         return "auto-submitted"
-    for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Auto-Reply", "X-Vacation"):
+    # Written by autoresponders that predate RFC 3834 (and still by some webmail vacations).
+    for name in ("X-Autoreply", "X-Autorespond"):
         if msg.get(name) is not None:
             return name.lower()
     for name in ("Precedence", "X-Precedence"):
         if (_header(msg, name) or "").strip().lower() == "auto_reply":
             return "precedence"
-    # Exchange: X-MS-Exchange-Inbox-Rules-Loop / the message class of an OOF reply.
-    if (_header(msg, "X-MS-Exchange-Generated-Message-Source") or "").strip().lower() in (
-        "mailbox rules agent",
-        "ooftemplate",
-    ):
-        return "exchange"
     if _AUTO_REPLY_SUBJECT.search(subject):
         return "subject"
     return None
@@ -637,7 +632,7 @@ def _parse(raw: bytes) -> Report:
     if arf is not None:
         fields: dict[str, list[str]] = {}
         for block in _field_blocks(arf):
-            for key, value in block.items():
+            for key, value in block.raw_items():
                 fields.setdefault(key.lower(), []).append(_plain(value))
         feedback = _one_line((fields.get("feedback-type") or ["abuse"])[0], 40).lower()
         rcpts = _addresses(fields.get("original-rcpt-to", []))

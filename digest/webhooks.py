@@ -433,7 +433,8 @@ def parse_ses(
     notification = _json(message["Message"].encode("utf-8"), "SES notification in SNS Message")
     if not isinstance(notification, Mapping):
         raise MalformedPayload("SES notification is not a JSON object")
-    return WebhookResult(events=tuple(_ses_events(notification, message_id)))
+    what = str(notification.get("notificationType") or notification.get("eventType") or "")
+    return WebhookResult(events=tuple(_ses_events(notification, message_id)), note=f"SES {what}")
 
 
 def _ses_events(n: Mapping[str, Any], sns_id: str) -> list[ProviderEvent]:

@@ -317,3 +317,78 @@ def test_fuzz_mutated_fixtures_never_raise() -> None:
         assert report.evidence != "error", report.summary
         kinds.add(report.kind)
     assert BounceKind.HARD in kinds and BounceKind.OTHER in kinds  # the mutations did vary
+
+
+# --- smaller shapes ------------------------------------------------------------------------------
+
+
+def _message(headers: str, body: str = "Hello.\n") -> bytes:
+    return (headers.strip() + "\n\n" + body).encode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "evidence"),
+    [
+        ("From: a@example.com\nSubject: Re: digest\nX-Autoreply: yes", "x-autoreply"),
+        ("From: a@example.com\nSubject: Re: digest\nX-Autorespond: Away", "x-autorespond"),
+        ("From: a@example.com\nSubject: Re: digest\nPrecedence: auto_reply", "precedence"),
+        ("From: a@example.com\nSubject: =?utf-8?q?R=C3=A9ponse_automatique?=", "subject"),
+        ("From: a@example.com\nSubject: Abwesenheitsnotiz: digest", "subject"),
+    ],
+)
+def test_auto_reply_markers(headers: str, evidence: str) -> None:
+    report = parse_report(_message(headers))
+    assert (report.kind, report.evidence) == (BounceKind.AUTO_REPLY, evidence)
+
+
+def test_auto_submitted_no_is_not_an_auto_reply() -> None:
+    report = parse_report(_message("From: a@example.com\nSubject: Hi\nAuto-Submitted: no"))
+    assert report.kind is BounceKind.OTHER
+
+
+def _dsn_message(ctype: str, fields: str) -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.example.com\nSubject: Delivery report\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\n\n'
+        f"--B\nContent-Type: text/plain\n\nReport.\n\n--B\nContent-Type: {ctype}\n\n{fields}\n--B--\n"
+    ).encode()
+
+
+def test_success_dsn_and_envelope_id() -> None:
+    raw = _dsn_message(
+        "message/delivery-status",
+        "Reporting-MTA: dns; mx.example.com\nOriginal-Envelope-Id: digest-101\n\n"
+        "Final-Recipient: rfc822; alice@example.com\nAction: delivered\nStatus: 2.0.0\n",
+    )
+    report = parse_report(raw)
+    assert report.kind is BounceKind.DELIVERY
+    assert report.envelope_id == "digest-101"
+    assert decide([report.event(NOW)], NOW).outcome is Outcome.NONE
+
+
+def test_global_dsn_rfc6533() -> None:
+    raw = _dsn_message(
+        "message/global-delivery-status",
+        "Reporting-MTA: dns; mx.example.com\n\n"
+        "Final-Recipient: utf-8; jörg@bücher.example\nAction: failed\nStatus: 5.1.1\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 unknown user\n",
+    )
+    report = parse_report(raw)
+    assert report.kind is BounceKind.HARD
+    assert [r.address for r in report.recipients] == ["jörg@bücher.example"]
+
+
+def test_dsn_with_two_recipients_reports_the_worst() -> None:
+    raw = _dsn_message(
+        "message/delivery-status",
+        "Reporting-MTA: dns; mx.example.com\n\n"
+        "Final-Recipient: rfc822; a@example.com\nAction: delayed\nStatus: 4.4.1\n\n"
+        "Final-Recipient: rfc822; b@example.com\nAction: failed\nStatus: 5.1.1\n",
+    )
+    report = parse_report(raw)
+    assert report.kind is BounceKind.HARD
+    assert [(r.address, r.kind) for r in report.recipients] == [
+        ("a@example.com", BounceKind.DELAYED),
+        ("b@example.com", BounceKind.HARD),
+    ]
+    assert report.summary.startswith("hard bounce for b@example.com and 1 more: 5.1.1")
