@@ -29,6 +29,7 @@ Usage: python bench/pages.py [--repeat N] [--pages] [--json]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import statistics
@@ -176,10 +177,8 @@ def timed(pages: list[Page], repeat: int) -> tuple[float, float]:
 
 
 def ours(page: Page) -> None:
-    try:
+    with contextlib.suppress(PageRejected):
         extract_page(page.source, label=page.name, now=NOW)
-    except PageRejected:
-        pass
 
 
 def reference(page: Page) -> None:

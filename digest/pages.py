@@ -30,7 +30,6 @@ How each field is chosen (measured on ``../shared/corpus/pages`` by ``bench/page
 from __future__ import annotations
 
 import codecs
-import copy
 import html
 import re
 import unicodedata
@@ -43,9 +42,9 @@ from urllib.parse import urljoin, urlsplit
 
 import orjson
 import trafilatura
+from htmldate import find_date
 from lxml import etree
 from lxml.html import HtmlElement, HTMLParser, document_fromstring
-from htmldate import find_date
 from trafilatura.htmlprocessing import convert_to_html
 from trafilatura.metadata import extract_author, extract_catstags
 
@@ -393,7 +392,9 @@ def _fill_from_page(tree: HtmlElement, meta: _Meta, url: str | None, now: dateti
     if not meta.tags:
         # rel=tag links (the microformat WordPress and most blog engines write), else
         # trafilatura's search for category and tag links by class and URL.
-        meta.tags.extend(_inline_text(a) for a in _REL_TAG(tree))
+        links = _REL_TAG(tree)
+        if isinstance(links, list):
+            meta.tags.extend(_inline_text(a) for a in links if isinstance(a, HtmlElement))
         if not meta.tags:
             meta.tags.extend(extract_catstags("tag", tree))
 
@@ -483,11 +484,12 @@ def _read_metadata(tree: HtmlElement) -> _Meta:
             text = _inline_text(el)
             if text:
                 meta.h1s.append(text)
-        elif tag == "time":
-            if el.get("pubdate") is not None or (el.get("itemprop") or "") == "datePublished":
-                value = el.get("datetime") or _inline_text(el)
-                if value:
-                    by_key.setdefault("time-pubdate", []).append(value)
+        elif tag == "time" and (
+            el.get("pubdate") is not None or el.get("itemprop") == "datePublished"
+        ):
+            value = el.get("datetime") or _inline_text(el)
+            if value:
+                by_key.setdefault("time-pubdate", []).append(value)
     _read_json_ld(tree, meta)
     for key in _TITLE_KEYS:
         meta.meta_titles.extend(by_key.get(key, ()))
