@@ -206,7 +206,7 @@ def extract_page(
     bounds the dates htmldate accepts (the CLI passes the ingest time). Raises
     ``PageRejected`` when there is no article; never anything else for bad input."""
     label = label or url or "page"
-    size = len(data)
+    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > options.max_bytes:
         raise PageRejected(
             label,
