@@ -438,7 +438,7 @@ def test_every_corpus_page_extracts_or_is_rejected_with_a_reason() -> None:
 def test_limits_are_options() -> None:
     with pytest.raises(PageRejected, match=r"page: too large \(\d KB, over the 1 KB limit\)"):
         extract_page(article_page(), options=PageOptions(max_bytes=1000))
-    with pytest.raises(PageRejected, match="over 50 elements"):
-        extract_page(article_page(), options=PageOptions(max_elements=50))
+    with pytest.raises(PageRejected, match="over 20 elements"):
+        extract_page(article_page(), options=PageOptions(max_elements=20))
     no_links = extract_page(article_page(), url=URL, options=PageOptions(links=False))
     assert "<a " not in no_links.content_html
