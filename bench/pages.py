@@ -14,7 +14,7 @@ Measures, each against its target:
 - **date correct** on the pages whose metadata has a ``publishedTime``: the extracted date is the
   expected calendar day, either as the page wrote it (its own zone) or in UTC. Target >= 90%.
 - **main-text word F1, median** over all pages: bag-of-words F1 between the extracted text and
-  the text of ``expected.html``. Tokenisation (``digest.pages.words``): NFKC, case-folded, runs of
+  the text of ``expected.html`` (its blocks separated by spaces). Tokenisation (``digest.pages.words``): NFKC, case-folded, runs of
   letters and digits, each CJK character a word of its own. A rejected page scores 0. Target
   >= 0.95.
 - **pages/s per core**: ``extract_page`` over all pages in one process, pages per CPU-second
@@ -69,6 +69,7 @@ class Page:
 class Result:
     page: Page
     title: str | None
+    reference_title: str | None
     published: datetime | None
     author: str | None
     f1: float
@@ -149,30 +150,64 @@ def byline_found(author: str | None, byline: str) -> bool:
 def run_extraction(pages: list[Page]) -> list[Result]:
     results = []
     for page in pages:
+        reference_doc = trafilatura.bare_extraction(page.source, with_metadata=True)
+        reference_title = getattr(reference_doc, "title", None)
         try:
             article = extract_page(page.source, label=page.name, now=NOW)
         except PageRejected as e:
-            results.append(Result(page, None, None, None, 0.0, 0.0, 0.0, str(e)))
+            results.append(Result(page, None, reference_title, None, None, 0, 0, 0, str(e)))
             continue
         score = f1(article.text, page.expected_text)
-        results.append(Result(page, article.title, article.published, article.author, *score, None))
+        results.append(
+            Result(
+                page,
+                article.title,
+                reference_title,
+                article.published,
+                article.author,
+                *score,
+                None,
+            )
+        )
     return results
 
 
-def timed(pages: list[Page], repeat: int) -> tuple[float, float]:
+_SEGMENT_SEPARATORS = "-|–—·•»:_[(/"
+
+
+def same_up_to_a_segment(ours: str | None, expected: str | None) -> bool:
+    """Equal, or equal once the expected title loses a leading or trailing segment after a
+    separator ("… - Breitbart", "… | Eleanor Ainge Roy"): the site or author name that
+    ``digest.pages`` cuts on purpose and readability keeps."""
+    o, e = normalise(ours), normalise(expected)
+    if not o:
+        return not e
+    if o == e:
+        return True
+    if e.startswith(o):
+        return e[len(o) :].lstrip()[:1] in _SEGMENT_SEPARATORS
+    if e.endswith(o):
+        return e[: -len(o)].rstrip()[-1:] in _SEGMENT_SEPARATORS
+    return False
+
+
+def timed(pages: list[Page], repeat: int) -> tuple[float, float, float]:
     """Pages per CPU-second for ours and the reference, each the median of ``repeat`` runs over
     all pages. CPU time of this process, not wall time: the machine is shared, and "per core"
     is what is asked. The two alternate run by run so that both see the same conditions."""
-    runs: dict[str, list[float]] = {"ours": [], "reference": []}
+    runs: dict[str, list[float]] = {"ours": [], "reference": [], "wall": []}
     for _ in range(repeat):
         for name, fn in (("ours", ours), ("reference", reference)):
-            start = time.process_time()
+            start, wall = time.process_time(), time.perf_counter()
             for page in pages:
                 fn(page)
             runs[name].append(time.process_time() - start)
+            if name == "ours":
+                runs["wall"].append(time.perf_counter() - wall)
     return (
         len(pages) / statistics.median(runs["ours"]),
         len(pages) / statistics.median(runs["reference"]),
+        len(pages) / statistics.median(runs["wall"]),
     )
 
 
@@ -202,6 +237,13 @@ def main() -> int:
     real = [r for r in results if r.page.real_site]
     title_real = sum(normalise(r.title) == normalise(r.page.title) for r in real) / len(real)
     title_all = sum(normalise(r.title) == normalise(r.page.title) for r in results) / len(results)
+    title_ref = sum(normalise(r.reference_title) == normalise(r.page.title) for r in real) / len(
+        real
+    )
+    title_segment = sum(same_up_to_a_segment(r.title, r.page.title) for r in real) / len(real)
+    ref_segment = sum(same_up_to_a_segment(r.reference_title, r.page.title) for r in real) / len(
+        real
+    )
     dated = [r for r in results if r.page.published]
     date_ok = sum(date_correct(r.published, r.page.published or "") for r in dated) / len(dated)
     f1_median = statistics.median(r.f1 for r in results)
@@ -213,18 +255,22 @@ def main() -> int:
     rejected = sum(r.rejected is not None for r in results)
 
     log(f"timing: {args.repeat} runs of each")
-    ours_rate, ref_rate = timed(pages, args.repeat)
+    ours_rate, ref_rate, wall_rate = timed(pages, args.repeat)
 
     rows = [
         ("title exact, real-site pages", f"{title_real:.1%}", ">= 75%", title_real >= 0.75),
         ("title exact, all pages", f"{title_all:.1%}", "", None),
+        ("title, real-site, up to a cut site/author name", f"{title_segment:.1%}", "", None),
+        ("title exact, real-site, trafilatura's own", f"{title_ref:.1%}", "", None),
+        ("title, real-site, up to a cut name, trafilatura's", f"{ref_segment:.1%}", "", None),
         (f"date correct ({len(dated)} pages with one)", f"{date_ok:.1%}", ">= 90%", date_ok >= 0.9),
         ("word F1 median, all pages", f"{f1_median:.3f}", ">= 0.95", f1_median >= 0.95),
         ("word F1 median, real-site pages", f"{f1_real:.3f}", "", None),
         ("word precision / recall median", f"{precision:.3f} / {recall:.3f}", "", None),
         (f"author agrees with byline ({len(bylines)} pages)", f"{byline_ok:.1%}", "", None),
         ("pages rejected", f"{rejected}", "", None),
-        ("pages/s per core", f"{ours_rate:.1f}", ">= 25", ours_rate >= 25),
+        ("pages/s per core (CPU time)", f"{ours_rate:.1f}", ">= 25", ours_rate >= 25),
+        ("pages/s wall clock (shared machine)", f"{wall_rate:.1f}", "", None),
         ("reference: trafilatura defaults, pages/s", f"{ref_rate:.1f}", "", None),
         ("ratio ours / reference", f"{ours_rate / ref_rate:.2f}x", "", None),
     ]
