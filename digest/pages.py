@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import orjson
 import trafilatura
@@ -207,6 +207,7 @@ def extract_page(
     bounds the dates htmldate accepts (the CLI passes the ingest time). Raises
     ``PageRejected`` when there is no article; never anything else for bad input."""
     label = label or url or "page"
+    url = url if url and _is_http(url) else None  # trafilatura drops a page whose URL is bad
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > options.max_bytes:
         raise PageRejected(
@@ -420,7 +421,8 @@ def _why_empty(tree: HtmlElement, text: str = "") -> str:
     if text:
         return f"only {count_words(text)} words of text"
     if scripts:
-        return f"no text outside its {scripts} scripts; the page may need JavaScript"
+        plural = "s" if scripts > 1 else ""
+        return f"no text outside its {scripts} script{plural}; the page may need JavaScript"
     return "no text that reads as an article"
 
 
@@ -550,10 +552,12 @@ def _read_json_ld(tree: HtmlElement, meta: _Meta) -> None:
                 if _ld_text(obj.get(key)):
                     meta.dates.insert(0, _ld_text(obj.get(key)) or "")
                     break
-            for person in _ld_list(obj.get("author")):
-                name = _ld_text(person.get("name") if isinstance(person, dict) else person)
-                if name and not _is_url(name):
-                    meta.authors.insert(0, name)
+            people = [
+                _ld_text(person.get("name") if isinstance(person, dict) else person)
+                for person in _ld_list(obj.get("author"))
+            ]
+            # ahead of the <meta> authors, in the article's order
+            meta.authors[:0] = [name for name in people if name and not _is_url(name)]
             for publisher in _ld_list(obj.get("publisher")):
                 name = _ld_text(publisher.get("name") if isinstance(publisher, dict) else None)
                 if name:
@@ -647,8 +651,25 @@ def _article(label: str, url: str | None, meta: _Meta, content_html: str, text: 
 
 
 def _host_name(url: str | None) -> str | None:
-    host = urlsplit(url).hostname if url and _is_http(url) else None
+    host = _hostname(url)
     return host.removeprefix("www.") if host else None
+
+
+def _split(url: str | None) -> SplitResult | None:
+    """``urlsplit``, or None for what it refuses ("http://[::1", a port of "x")."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - validates the port, which urlsplit itself does not
+    except ValueError:
+        return None
+    return parts
+
+
+def _hostname(url: str | None) -> str | None:
+    parts = _split(url) if url and _is_http(url) else None
+    return parts.hostname if parts else None
 
 
 def _first(values: Iterable[str]) -> str | None:
@@ -661,8 +682,8 @@ def _first(values: Iterable[str]) -> str | None:
 
 def _base_url(url: str | None, base_href: str | None) -> str | None:
     if base_href:
-        joined = urljoin(url or "", base_href)
-        if _is_http(joined):
+        joined = _join(url or "", base_href)
+        if joined and _is_http(joined):
             return joined
     return url if url and _is_http(url) else None
 
@@ -674,12 +695,22 @@ def _absolute(value: str | None, base: str | None) -> str | None:
     if value.startswith("//"):
         value = "https:" + value
     if base and not _is_http(value):
-        value = urljoin(base, value)
+        value = _join(base, value) or ""
     return value if _is_http(value) else None
 
 
+def _join(base: str, url: str) -> str | None:
+    try:
+        return urljoin(base, url)
+    except ValueError:
+        return None
+
+
 def _is_http(url: str) -> bool:
-    return url.startswith(("http://", "https://")) and bool(urlsplit(url).netloc)
+    if not url.startswith(("http://", "https://")):
+        return False
+    parts = _split(url)
+    return parts is not None and bool(parts.netloc) and not any(c in url for c in " \n\r\t")
 
 
 def _canonical(meta: _Meta, base: str | None, url: str | None) -> str | None:
@@ -687,8 +718,8 @@ def _canonical(meta: _Meta, base: str | None, url: str | None) -> str | None:
         resolved = _absolute(candidate, base)
         if resolved is None:
             continue
-        path = urlsplit(resolved).path
-        page_path = urlsplit(url).path if url else ""
+        path = urlsplit(resolved).path  # _absolute checked that it splits
+        page_path = parts.path if (parts := _split(url)) else ""
         # Some sites declare their front page canonical on every article; that would merge all
         # of their articles into one.
         if path in ("", "/") and page_path not in ("", "/"):
@@ -808,7 +839,7 @@ def _site_names(
     if author:
         names.update(_key(a) for a in author.split(", "))
     for url in urls:
-        host = urlsplit(url).hostname if url and _is_http(url) else None
+        host = _hostname(url)
         if host:
             labels = [x for x in host.split(".") if x not in ("www", "m", "amp")]
             if labels:

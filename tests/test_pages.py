@@ -442,3 +442,17 @@ def test_limits_are_options() -> None:
         extract_page(article_page(), options=PageOptions(max_elements=20))
     no_links = extract_page(article_page(), url=URL, options=PageOptions(links=False))
     assert "<a " not in no_links.content_html
+
+
+def test_malformed_urls_in_the_page_and_the_argument() -> None:
+    html = (
+        article_page()
+        .replace("/2025/01/21/kenya-police-haiti", "http://[::1")
+        .replace("/images/kenya-police.jpg", "https://example.org:port/x.jpg")
+        .replace("<head>", '<head><base href="http://[bad">')
+    )
+    for url in (None, "http://[::1/page", "https://news.example.org:99999/a", "not a url"):
+        page = extract_page(html, url=url)
+        assert page.canonical_url is None
+        assert page.lead_image is None or page.lead_image.startswith("http")
+        assert page.title == "Kenya Police Recount Their Battle Against Haiti Gangs"
