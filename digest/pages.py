@@ -789,8 +789,11 @@ def _clean_tags(values: Iterable[str]) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------- titles
 
-# A separator between a title and the site's name, with the spaces around it.
-_SEPARATOR = re.compile(r"\s+(?:[|\-–—·•»:/]|::)\s+|\s*_\s*(?=\S)")
+# A separator between a title and the site's name, with the spaces around it; Chinese sites
+# use a bare underscore ("…后果很严重_探索者_光明网"), which next to ASCII is part of a word.
+_SEPARATOR = re.compile(
+    r"\s+(?:[|\-–—·•»:/]|::)\s+|(?<=[^\x00-\x7f])\s*_\s*|\s*_\s*(?=[^\x00-\x7f])"
+)
 _BRACKETED = re.compile(r"^(.*\S)\s*\[([^\[\]]+)\]$")
 
 
