@@ -146,14 +146,14 @@ class PageArticle:
         return f"title {title} · date {when} · author {author} · {words}"
 
     def to_article_input(self, entry: str | None = None) -> ArticleInput:
-        """The article as every source gives it. The canonical URL (else the page URL) is both
-        the link and the guid, so the same story arriving later in a feed can be matched."""
-        link = self.link
+        """The article as every source gives it. A page has no guid: its link (the canonical
+        URL, else the page URL) is its key, which the store also matches against the links of
+        feed entries, so the same story arriving later in a feed is the same article."""
         return ArticleInput(
             entry=entry or self.label,
             title=self.title,
-            url=link,
-            guid=link,
+            url=self.link,
+            guid=None,
             author=self.author,
             published=self.published,
             raw_date=self.raw_date if self.published is None else None,

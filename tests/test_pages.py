@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlite_utils import Database
 
+from digest.articles import list_articles, store_articles
 from digest.fetch import http_get
 from digest.pages import (
     PageArticle,
@@ -28,7 +30,7 @@ from digest.pages import (
     is_article_page,
     page_item,
 )
-from digest.sources import ArticleInput, Rejection
+from digest.sources import ArticleInput, ParsedSource, Rejection, parse_feed
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "pages"
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
@@ -123,7 +125,8 @@ def test_summary_line_and_article_input() -> None:
     item = page.to_article_input("kenya.html")
     assert isinstance(item, ArticleInput)
     assert item.entry == "kenya.html"
-    assert item.url == item.guid == "https://news.example.org/2025/01/21/kenya-police-haiti"
+    assert item.url == "https://news.example.org/2025/01/21/kenya-police-haiti"
+    assert item.guid is None
     assert item.title == page.title
     assert item.published == page.published
     assert item.tags == page.tags
@@ -456,3 +459,29 @@ def test_malformed_urls_in_the_page_and_the_argument() -> None:
         assert page.canonical_url is None
         assert page.lead_image is None or page.lead_image.startswith("http")
         assert page.title == "Kenya Police Recount Their Battle Against Haiti Gangs"
+
+
+def test_page_and_the_same_story_in_a_feed_are_one_article(db: Database) -> None:
+    """Through the real store: the page ingested first (by its canonical URL), the feed entry
+    linking to it with tracking parameters later, one row with both sources' tags."""
+    page = extract_page(article_page(), url=URL, now=NOW)
+    parsed = ParsedSource(label=URL, kind="html", base_url=page.base_url)
+    parsed.items.append(page.to_article_input(URL))
+    first = store_articles(db, parsed, now=NOW)
+    assert first.new == 1
+
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>World</title>'
+        "<link>https://news.example.org/</link><description>d</description><item>"
+        "<guid isPermaLink='false'>wnd-4471</guid><title>Kenya police and Haiti gangs</title>"
+        "<link>https://news.example.org/2025/01/21/kenya-police-haiti?utm_source=rss</link>"
+        "<category>World</category><pubDate>Tue, 21 Jan 2025 05:30:00 GMT</pubDate>"
+        "<description>One sentence.</description></item></channel></rss>"
+    )
+    second = store_articles(db, parse_feed(feed.encode(), "feed.xml"), now=NOW)
+    assert second.new == 0
+    articles = list_articles(db)
+    assert len(articles) == 1
+    stored = articles[0]
+    assert stored.title == "Kenya Police Recount Their Battle Against Haiti Gangs"
+    assert {"Kenya", "Police", "World"} <= set(stored.tags)
