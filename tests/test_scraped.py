@@ -8,9 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
+from digest.articles import list_articles, store_articles
 from digest.errors import SourceError
 from digest.scraped import parse_scraped_text, read_scraped_file
+from digest.sources import ParsedSource
 
 EXAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "examples" / "scraped-post.txt"
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
@@ -158,3 +161,22 @@ def test_file_time_and_bad_bytes(tmp_path: Path) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="missing.txt: cannot read"):
         read_scraped_file(tmp_path / "missing.txt", "missing.txt")
+
+
+@pytest.mark.skipif(not EXAMPLE.is_file(), reason="../shared/examples is absent")
+def test_scraped_post_stored(db: Database) -> None:
+    """Through the real store: one article, its title and date, 19 paragraphs, no
+    boilerplate."""
+    article = read_scraped_file(EXAMPLE, "scraped-post.txt")
+    parsed = ParsedSource(label="scraped-post.txt", kind="text")
+    parsed.items.append(article.to_article_input())
+    report = store_articles(db, parsed, now=NOW)
+    assert report.new == 1
+    (stored,) = list_articles(db)
+    assert stored.title == "Kenya Police Recount Their Battle Against Haiti Gangs on New Year’s Day"
+    assert stored.published_at == datetime(2025, 1, 21, tzinfo=UTC)
+    assert stored.author is None
+    assert stored.content_html is not None
+    assert stored.content_html.count("<p>") == 19
+    for line in ("Post a Comment", "0Comments", "Tags:", "By -", "Tuesday, January 21, 2025"):
+        assert line not in stored.content_html
