@@ -774,17 +774,26 @@ def _published(meta: _Meta) -> tuple[datetime | None, str | None, list[str]]:
 
 
 def _clean_tags(values: Iterable[str]) -> tuple[str, ...]:
+    """Tags split on commas, trimmed, deduplicated case-insensitively, without a literal
+    "Tags" and without the machine values some sites put in keywords (Medium's
+    ``Lite:true``, ``LayerCake:0``; The Verge's ``stream-23490979``; ``null``)."""
     out: list[str] = []
     seen: set[str] = set()
     for value in values:
         for part in value.split(","):
             name = clean_tag_name(html.unescape(part)).strip(" #;")
             key = tag_key(name)
-            if not name or key in ("tags", "tag") or key in seen or len(name) > 100:
+            if not name or key in _NOT_TAGS or key in seen or len(name) > 100:
+                continue
+            if _MACHINE_TAG.search(name):
                 continue
             seen.add(key)
             out.append(name)
     return tuple(out)
+
+
+_NOT_TAGS = {"tags", "tag", "null", "none", "undefined", "true", "false", "nan"}
+_MACHINE_TAG = re.compile(r"^[\w.-]+[:=]\S*$|\d{5}")
 
 
 # ---------------------------------------------------------------------------- titles

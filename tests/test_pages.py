@@ -485,3 +485,12 @@ def test_page_and_the_same_story_in_a_feed_are_one_article(db: Database) -> None
     stored = articles[0]
     assert stored.title == "Kenya Police Recount Their Battle Against Haiti Gangs"
     assert {"Kenya", "Police", "World"} <= set(stored.tags)
+
+
+def test_machine_values_are_not_tags() -> None:
+    html = article_page(
+        head='<meta name="keywords" content="Lite:true, LayerCake:0, null, stream-23490979, '
+        'Tags, COVID-19, kenya">'
+    )
+    tags = extract_page(html).tags
+    assert tags == ("Kenya", "Haiti", "security", "Police", "COVID-19")
