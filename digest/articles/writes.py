@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from urllib.parse import urljoin
 
@@ -336,11 +336,7 @@ def _write(
             if r.title_from_text:
                 result.warnings.append(f"{item.entry}: no title; used the first words of the text")
             if row is None:
-                published = item.published
-                if published is None:
-                    published = now
-                    why = f"unreadable date {item.raw_date!r}" if item.raw_date else "no date"
-                    result.warnings.append(f"{item.entry}: {why}; used the ingest time")
+                published = _published(item, now, result)
                 p.article_id = new_id
                 new_id += 1
                 inserts.append(
@@ -354,7 +350,8 @@ def _write(
             else:
                 updates.append(
                     (
-                        p.url, r.title, item.author, to_iso(item.published) if item.published else None,
+                        p.url, r.title, item.author,
+                        to_iso(_published(item, now, result)) if item.published else None,
                         r.summary, r.content_html, r.text, p.fingerprint, r.note, now_iso, p.article_id,
                     )
                 )  # fmt: skip
@@ -395,6 +392,28 @@ def _write(
             ",".join(map(str, sorted(tag_ids))) if tag_ids else "None",
         )
     return result
+
+
+# An entry dated further ahead than this is taken to have a wrong date (a timezone slip is hours,
+# not days): it is stored with the ingest time, so it cannot sit at the top of every digest.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def _published(item: ArticleInput, now: datetime, result: SourceReport) -> datetime:
+    """When the article counts as published: its date, else (no date, an unreadable one, or
+    one far in the future) the ingest time, with a warning naming the entry."""
+    published = item.published
+    if published is None:
+        why = f"unreadable date {item.raw_date!r}" if item.raw_date else "no date"
+        result.warnings.append(f"{item.entry}: {why}; used the ingest time")
+        return now
+    if published > now + FUTURE_TOLERANCE:
+        result.warnings.append(
+            f"{item.entry}: dated {published:%Y-%m-%d %H:%M} UTC, in the future; used the ingest"
+            " time"
+        )
+        return now
+    return published
 
 
 Progress = Callable[[str, int, int], None]  # (source label, entries done, entries in total)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from calendar import timegm
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
 from urllib.parse import urlsplit
@@ -26,7 +24,7 @@ import yaml
 from ..articles.inputs import ArticleInput, ParsedSource, Rejection
 from ..errors import SourceError
 from ..text import CONTROL
-from .dates import parse_date
+from .dates import from_struct_time, parse_date
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -172,16 +170,17 @@ def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> P
 def _feed_entry(n: int, e: Any) -> ArticleInput:
     title = clean_title(e.get("title"))
     entry = f"entry {n}" + (f" ({_short(title)!r})" if title else "")
-    published = None
-    raw_date = None
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        st = dict.get(e, key)  # plain dict lookup: skips feedparser's deprecated key aliases
-        if st:
-            published = datetime.fromtimestamp(timegm(st), UTC)
-            break
-    if published is None:
-        raw_date = dict.get(e, "published") or dict.get(e, "updated") or dict.get(e, "created")
-        published = parse_date(raw_date)
+    # The date text is read by our own parser, which never raises and rejects junk that
+    # feedparser misreads ("2013-xx-27" becomes 2013-12-01 in *_parsed); feedparser's parsed
+    # value is used only when there is no text. Plain dict lookups skip feedparser's deprecated
+    # key aliases.
+    raw_date = dict.get(e, "published") or dict.get(e, "updated") or dict.get(e, "created")
+    published = parse_date(raw_date) if raw_date else None
+    if not raw_date:
+        for key in ("published_parsed", "updated_parsed", "created_parsed"):
+            published = from_struct_time(dict.get(e, key))
+            if published is not None:
+                break
     content = None
     for c in e.get("content") or ():
         if c.get("value"):
