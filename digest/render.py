@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 import premailer
 
-from . import links
+from . import i18n, links
 from .config import SCHEMA, Config
 from .errors import ConfigError, DigestError
 from .messages import encode_body, html_placeholder, text_placeholder
@@ -134,6 +134,7 @@ def template_environment(config: Config) -> jinja2.Environment:
     env.filters["wrap"] = wrap
     env.globals["html_placeholder"] = html_placeholder
     env.globals["text_placeholder"] = text_placeholder
+    i18n.install(env)  # {% trans %}, _(), dates and numbers in the list's language; CJK wrapping
     return env
 
 
