@@ -109,6 +109,11 @@ def fill_subject(
     """The subject from ``pattern`` (see the module docstring). Raises
     ``SubjectPatternError`` for an unknown placeholder."""
     check_pattern(pattern)
+    if not facts.top:
+        # No story title to lead with: lead with the section names instead.
+        pattern = _PLACEHOLDER.sub(
+            lambda m: "{tags}" if (m.group(1) or m.group(2)) == "top" else m.group(0), pattern
+        )
     subject = _fill(pattern, facts, lang)
     names = len(facts.tags)
     uses = {m.group(1) or m.group(2) for m in _PLACEHOLDER.finditer(pattern)}
@@ -144,10 +149,5 @@ def subject_line(context: Mapping[str, Any], pattern: str) -> str:
             site=str(context.get("site") or ""),
             frequency=str(context.get("frequency") or ""),
             count=int(context.get("count") or 0),
-        )
-    if not facts.top:
-        # No story title to lead with: lead with the section names instead.
-        pattern = _PLACEHOLDER.sub(
-            lambda m: "{tags}" if (m.group(1) or m.group(2)) == "top" else m.group(0), pattern
         )
     return fill_subject(pattern, facts, lang)
