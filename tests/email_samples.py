@@ -131,7 +131,7 @@ def demo_sections(slug: str = "morning") -> tuple[render.DigestView, list[render
 
 def brand(**kw) -> Brand:
     values = {
-        "logo_url": "https://img.example.org/logo.png",
+        "logo_url": "https://img.example.org/logo/360x80.png",
         "logo_width": 180,
         "logo_height": 40,
         "accent": "#0b6e4f",
