@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jinja2
+import premailer
 
 from . import budget, links, render, transfer
 from .branding import Brand
@@ -80,8 +81,29 @@ def _render(env: jinja2.Environment, name: str, **context: Any) -> str:
     except jinja2.TemplateNotFound as e:
         raise ConfigError(f"template {e.name} not found in the templates folders") from None
     except jinja2.TemplateError as e:
-        where = f" line {e.lineno}" if getattr(e, "lineno", None) else ""
+        line = getattr(e, "lineno", None)
+        where = f" line {line}" if line else ""
         raise ConfigError(f"template {name}{where}: {e}") from None
+
+
+def inline_css(markup: str) -> str:
+    """``render.inline_css`` (premailer, offline) except that CSS widths and heights never
+    become ``width``/``height`` attributes: the templates set those to an image's true pixel
+    size, which Outlook for Windows needs, and premailer would overwrite them with the
+    ``max-width``/``height:auto`` of a class rule (``height="auto"``)."""
+    try:
+        return premailer.Premailer(
+            markup,
+            strip_important=False,
+            allow_network=False,
+            allow_loading_external_files=False,
+            disable_validation=True,
+            disable_link_rewrites=True,
+            disable_basic_attributes=["width", "height"],
+            cssutils_logging_level=50,
+        ).transform()
+    except (premailer.premailer.ExternalNotFoundError, ValueError) as e:
+        raise DigestError(f"email template: cannot inline CSS ({e})") from None
 
 
 def subject_facts(
@@ -159,7 +181,7 @@ class _Composer:
 
     def html(self, layout: _Layout, *, measure: bool = False) -> str:
         """The inlined HTML part (with the measuring markers if ``measure``)."""
-        return render.inline_css(
+        return inline_css(
             _render(
                 self.env,
                 "email/digest.html",
@@ -207,7 +229,9 @@ class _Composer:
         """A lower bound of the HTML part's size: the stories' own text (encoding, markup and
         styles only add to it). Over the budget, rendering everything would be wasted."""
         return sum(
-            len(a.title.encode()) + len(a.excerpt.encode()) for s in self.sections for a in s.articles
+            len(a.title.encode()) + len(a.excerpt.encode())
+            for s in self.sections
+            for a in s.articles
         )
 
     def costs(self) -> tuple[list[budget.SectionCost], int]:
@@ -237,7 +261,9 @@ class _Composer:
         sections_total = 0
         for i, section in enumerate(self.sections):
             full = {int(m.group(1)): size_of(m.group(2)) for m in _ARTICLE.finditer(full_chunks[i])}
-            short = {int(m.group(1)): size_of(m.group(2)) for m in _ARTICLE.finditer(short_chunks[i])}
+            short = {
+                int(m.group(1)): size_of(m.group(2)) for m in _ARTICLE.finditer(short_chunks[i])
+            }
             header = size_of(_strip(_ARTICLE.sub("", full_chunks[i])))
             with_row = size_of(_strip(_ARTICLE.sub("", short_chunks[i])))
             mean_full = sum(full.values()) // max(len(full), 1)
@@ -402,7 +428,7 @@ def render_digest_web(
     the CSS left in ``<style>`` (served as a page, not mailed)."""
     lang = settings.language
     title = lang.gettext("Weekly digest" if view.frequency == "weekly" else "Daily digest")
-    subject = f"{view.list_title} — {title}, {lang.date(view.issue_date, 'medium')}"
+    subject = f"{view.list_title} — {title}, {lang.format_date(view.issue_date, 'medium')}"
     return _strip(
         _render(
             env,

@@ -77,7 +77,7 @@ class Language:
         """A number with the locale's digits grouping: 1,234 / 1 234 / 1.234."""
         return babel.numbers.format_decimal(value, locale=self.locale)
 
-    def date(self, value: date | datetime, format: str = "long") -> str:
+    def format_date(self, value: date | datetime, format: str = "long") -> str:
         """``format``: a Babel width (short, medium, long, full) or a CLDR pattern."""
         return babel.dates.format_date(value, format=format, locale=self.locale)
 
@@ -108,11 +108,11 @@ class Language:
         """The days an issue covers: "Monday, January 20, 2025" for one day, else an interval
         ("20 – 26 janv. 2025") in the locale's own form."""
         if first == last:
-            return self.date(first, "full")
+            return self.format_date(first, "full")
         return babel.dates.format_interval(first, last, "yMMMd", locale=self.locale)
 
     def join(self, items: list[str]) -> str:
-        """"A, B and C" / "A, B et C"."""
+        """ "A, B and C" / "A, B et C"."""
         return babel.lists.format_list(items, locale=self.locale) if items else ""
 
 
@@ -170,7 +170,7 @@ def get_language(code: str | None) -> Language:
     )
 
 
-def context_language(context: Mapping[str, Any]) -> Language:
+def context_language(context: Context | Mapping[str, Any]) -> Language:
     """The language a template is rendered in (see the module docstring)."""
     value = context.get("lang")
     if isinstance(value, Language):
@@ -227,7 +227,7 @@ def install(env: jinja2.Environment) -> None:
     )
     env.globals["current_language"] = _current_language
     env.filters["number"] = _context_call("number")
-    env.filters["date"] = _context_call("date")
+    env.filters["date"] = _context_call("format_date")
     env.filters["when"] = _context_call("when")
     env.filters["short_date"] = _context_call("short_date")
     env.filters["wrap"] = wrap
@@ -242,14 +242,13 @@ def period_text(first: date, last: date, code: str | None) -> str:
     return get_language(code).period(first, last)
 
 
-
 # ---------------------------------------------------------------- maintaining the catalogs
 
 
 def extract_catalog(root: Path) -> Catalog:
     """Every translatable string in the source tree at ``root``, where ``babel.cfg`` says."""
     with (root / "babel.cfg").open(encoding="utf-8") as f:
-        method_map, options_map = parse_mapping_cfg(f)
+        method_map, options_map = parse_mapping_cfg(f)  # type: ignore[no-untyped-call]
     catalog = Catalog(domain=DOMAIN, project="digest", charset="utf-8")
     for filename, lineno, message, comments, context in extract_from_dir(
         str(root), method_map, options_map, comment_tags=("Translators:",), strip_comment_tags=True

@@ -103,9 +103,7 @@ def shorten(text: str, length: int) -> str:
     return cut.rstrip(" ,;:—–-·") + "…"
 
 
-def fill_subject(
-    pattern: str, facts: SubjectFacts, lang: Language, *, limit: int = LIMIT
-) -> str:
+def fill_subject(pattern: str, facts: SubjectFacts, lang: Language, *, limit: int = LIMIT) -> str:
     """The subject from ``pattern`` (see the module docstring). Raises
     ``SubjectPatternError`` for an unknown placeholder."""
     check_pattern(pattern)

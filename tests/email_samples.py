@@ -18,7 +18,13 @@ from digest.compose import EmailSettings
 from digest.config import load_config
 from digest.demo import DEMO_LISTS, package_data
 from digest.i18n import get_language, period_text
-from digest.messages import CompiledTemplate, Recipient, VariantInfo, build_template, recipient_values
+from digest.messages import (
+    CompiledTemplate,
+    Recipient,
+    VariantInfo,
+    build_template,
+    recipient_values,
+)
 from digest.sanitize import clean_html, html_to_text
 from digest.store import tag_key
 
@@ -142,7 +148,9 @@ def brand(**kw) -> Brand:
     return Brand.create(**values)
 
 
-def received(rendered: render.RenderedEmail, *, name: str = LONG_NAME) -> email.message.EmailMessage:
+def received(
+    rendered: render.RenderedEmail, *, name: str = LONG_NAME
+) -> email.message.EmailMessage:
     """The message one recipient gets: template built and filled as the sender does."""
     template = build_template(
         [("From", "Desk <news@news.example.com>"), ("Subject", rendered.subject)],

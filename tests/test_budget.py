@@ -7,9 +7,6 @@ import re
 import time
 
 import pytest
-
-from digest import budget
-from digest.compose import BudgetError, render_digest_email, render_digest_web
 from email_samples import (
     encoded_html_size,
     env,
@@ -19,6 +16,9 @@ from email_samples import (
     settings,
     view,
 )
+
+from digest import budget
+from digest.compose import BudgetError, render_digest_email, render_digest_web
 
 BUDGET = 90_000
 
@@ -142,7 +142,9 @@ def test_more_links_land_on_a_story_of_the_web_version():
     assert len(anchors) == 2
     for anchor in anchors:
         assert f'id="{anchor}"' in web
-    folded = render_digest_email(env(), view("en"), sections([1] * 60), settings("en", budget=20_000))
+    folded = render_digest_email(
+        env(), view("en"), sections([1] * 60), settings("en", budget=20_000)
+    )
     folded_web = render_digest_web(env(), view("en"), sections([1] * 60), settings("en"))
     tags = re.findall(r'href="[^"]+#(tag-[\w-]+)"', folded.html)
     assert tags and all(f'id="{t}"' in folded_web for t in tags)

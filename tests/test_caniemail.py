@@ -15,9 +15,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from email_samples import brand, demo_sections, env, sections, settings, view
 
 from digest.compose import render_digest_email
-from email_samples import brand, demo_sections, env, sections, settings, view
 
 CHECKER = Path(__file__).parent / "caniemail"
 CLIENTS = ("gmail.*", "outlook.windows", "apple-mail.*")

@@ -13,9 +13,9 @@ import struct
 import zlib
 
 import pytest
+from email_samples import brand, demo_sections, env, five_hundred, sections, settings, story, view
 
 from digest.compose import render_digest_email
-from email_samples import brand, demo_sections, env, five_hundred, sections, settings, story, view
 
 WIDTHS = (320, 375, 600)
 SCHEMES = ("light", "dark")

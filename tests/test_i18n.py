@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
+from email_samples import demo_sections, env, received, sections, settings, view
 
 from digest import i18n
 from digest.compose import render_digest_email, render_digest_web
 from digest.errors import InvalidInput
-from email_samples import demo_sections, env, received, sections, settings, view
 
 ROOT = Path(__file__).parents[1]
 SHIPPED = ("fr", "es", "pt", "sw")

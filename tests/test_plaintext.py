@@ -8,10 +8,10 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from email_samples import env, settings, story, view
 
 from digest.compose import render_digest_email
 from digest.plaintext import display_width, wrap
-from email_samples import env, settings, story, view
 
 CORPUS = Path(__file__).parents[1] / ".." / "shared" / "corpus"
 JAPANESE = (

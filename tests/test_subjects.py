@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from email_samples import demo_sections, env, sections, settings, story, view
 
 from digest.compose import digest_subject
 from digest.i18n import get_language
 from digest.subjects import SubjectFacts, SubjectPatternError, check_pattern, fill_subject
-from email_samples import demo_sections, env, sections, settings, story, view
 
 EN = get_language("en")
 
@@ -85,7 +85,9 @@ def test_the_demo_subjects_lead_with_content_in_each_language():
     assert english.endswith("— Jan 21") and len(english) <= 60
     french = digest_subject(env(), view("fr"), demo, settings("fr"))
     assert french.endswith("— 21 janv.") and len(french) <= 60
-    titled = digest_subject(env(), view("en"), demo, settings("en", subject_pattern="{list} · {date}"))
+    titled = digest_subject(
+        env(), view("en"), demo, settings("en", subject_pattern="{list} · {date}")
+    )
     assert titled == "World Desk · Jan 21"
 
 

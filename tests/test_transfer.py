@@ -42,9 +42,12 @@ def test_cjk_text_goes_base64_and_ascii_stays_quoted_printable():
 
 
 def test_placeholders_survive_base64_and_decode_to_the_recipients_values():
-    text = JAPANESE + "\nUnsubscribe:\n  %%DIGEST_TEXT_UNSUBSCRIBE_URL%%\nFor %%DIGEST_TEXT_RECIPIENT%%.\n"
+    text = (
+        JAPANESE
+        + "\nUnsubscribe:\n  %%DIGEST_TEXT_UNSUBSCRIBE_URL%%\nFor %%DIGEST_TEXT_RECIPIENT%%.\n"
+    )
     html = (
-        f"<p>{JAPANESE}</p><a href=\"%%DIGEST_HTML_UNSUBSCRIBE_URL%%\">解除</a>"
+        f'<p>{JAPANESE}</p><a href="%%DIGEST_HTML_UNSUBSCRIBE_URL%%">解除</a>'
         "<p>%%DIGEST_HTML_NAME%%さん、%%DIGEST_HTML_RECIPIENT%%</p>"
     )
     template = transfer.multipart_alternative(b"Subject: t\r\n", text, html, boundary="b")
