@@ -149,3 +149,9 @@ def subject_line(context: Mapping[str, Any], pattern: str) -> str:
             count=int(context.get("count") or 0),
         )
     return fill_subject(pattern, facts, lang)
+
+
+def confirmation_subject(list_title: str, lang: Language) -> str:
+    """The confirmation email's subject in the list's language (replaces
+    ``confirmations.confirmation_subject``; the same words as the email's heading)."""
+    return lang.gettext("Confirm your subscription to %(title)s") % {"title": list_title}

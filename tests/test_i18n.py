@@ -14,6 +14,7 @@ from email_samples import demo_sections, env, received, sections, settings, view
 from digest import i18n
 from digest.compose import render_digest_email, render_digest_web
 from digest.errors import InvalidInput
+from digest.subjects import confirmation_subject
 
 ROOT = Path(__file__).parents[1]
 SHIPPED = ("fr", "es", "pt", "sw")
@@ -127,6 +128,8 @@ def test_a_french_confirmation_email_is_entirely_french():
     left = _english_left(_visible(html), allowed=allowed) + _english_left(text, allowed=allowed)
     assert left == [], "\n".join(left)
     assert "Confirmez votre abonnement à Le Matin" in text
+    subject = confirmation_subject("Le Matin", i18n.get_language("fr"))
+    assert subject == "Confirmez votre abonnement à Le Matin"
     assert "valable 7 jours" in text and 'lang="fr"' in html
     # Without a language the confirmation stays English, as before.
     del context["language"]
