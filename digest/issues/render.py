@@ -22,9 +22,10 @@ from typing import Any
 import jinja2
 import premailer
 
-from .. import links
+from .. import i18n, links
 from ..config import Config, DigestSettings
 from ..errors import ConfigError, DigestError
+from .subjects import subject_line
 from .template import encode_body, html_placeholder, text_placeholder
 
 PACKAGE_TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -102,6 +103,7 @@ class SectionCount:
     name: str
     articles: int  # in the variant
     shown: int  # in the message
+    folded: bool = False  # only named in the "More in" block
 
     @property
     def cut(self) -> int:
@@ -125,6 +127,10 @@ class RenderReport:
     links: int = 0
     warnings: list[str] = field(default_factory=list)
     tags_key: str = ""
+    language: str = ""
+    folded_count: int = 0  # sections folded into "More in"
+    shortened_count: int = 0  # stories shown with a shortened excerpt
+    attempts: int = 0  # renders it took to fit the budget
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -177,6 +183,8 @@ def template_environment(config: Config) -> jinja2.Environment:
     env.filters["wrap"] = wrap
     env.globals["html_placeholder"] = html_placeholder
     env.globals["text_placeholder"] = text_placeholder
+    i18n.install(env)  # {% trans %}, _(), dates and numbers in the list's language; CJK wrapping
+    env.globals["subject_line"] = subject_line
     return env
 
 

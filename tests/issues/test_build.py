@@ -291,7 +291,7 @@ def test_html_follows_email_conventions(db, config, newsroom, world):
     assert 'role="presentation"' in html and 'width="600"' in html
     assert "<script" not in html.lower() and "onclick" not in html and "alert(1)" not in html
     assert "&lt;b&gt;title&lt;/b&gt;" in html
-    assert 'class="preheader"' in html and "display:none" in html
+    assert 'class="preheader"' in html and "display: none !important" in html
     assert "prefers-color-scheme: dark" in html and "max-width: 620px" in html
     hrefs = re.findall(r'href="([^"]*)"', html)
     assert hrefs and all(h.startswith(("https://", "http://")) for h in hrefs)

@@ -95,7 +95,7 @@ def test_render_email_reports_sizes_and_links():
         ),
         policy=email.policy.default,
     )
-    assert '<html lang="el">' in msg.get_body(("html",)).get_content()
+    assert '<html lang="el" ' in msg.get_body(("html",)).get_content()
 
 
 def test_broken_override_template_is_a_clear_error(tmp_path):
