@@ -116,6 +116,9 @@ def article_html(i: int) -> str:
     )
 
 
+KEY = "0123456789abcdef"  # the variants' placeholder key
+
+
 def make_db(path: Path, subscribers: int) -> None:
     from digest.issues.template import build_template, html_placeholder, text_placeholder
     from digest.store import open_db
@@ -134,15 +137,15 @@ def make_db(path: Path, subscribers: int) -> None:
     )
     for v in range(4):
         html = (
-            f"<html><body><p>Hello {html_placeholder('NAME')},</p><table>"
+            f"<html><body><p>Hello {html_placeholder('NAME', KEY)},</p><table>"
             + "".join(article_html(v * 1000 + i) for i in range(60))
-            + f'</table><p><a href="{html_placeholder("UNSUBSCRIBE_URL")}">Unsubscribe</a> · '
-            f'<a href="{html_placeholder("PREFERENCES_URL")}">Preferences</a></p></body></html>'
+            + f'</table><p><a href="{html_placeholder("UNSUBSCRIBE_URL", KEY)}">Unsubscribe</a> · '
+            f'<a href="{html_placeholder("PREFERENCES_URL", KEY)}">Preferences</a></p></body></html>'
         )
         text = (
-            f"Hello {text_placeholder('NAME')},\n\n"
+            f"Hello {text_placeholder('NAME', KEY)},\n\n"
             + "Article: a headline about the day's events\n" * 60
-            + f"\nUnsubscribe: {text_placeholder('UNSUBSCRIBE_URL')}\n"
+            + f"\nUnsubscribe: {text_placeholder('UNSUBSCRIBE_URL', KEY)}\n"
         )
         template = build_template(
             [
@@ -153,6 +156,7 @@ def make_db(path: Path, subscribers: int) -> None:
             text,
             html,
             boundary_seed=f"v{v}",
+            key=KEY,
         )
         db.execute(
             "INSERT INTO variants (digest_id, tags_key, subject, template, article_count,"

@@ -6,7 +6,6 @@ recipient: rendering and CSS inlining ran once per variant when the issue was bu
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import html
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from sqlite_utils import Database
 
 from .. import links, tokens
 from ..addresses import address_of, sender_domain
-from ..headers import clean_header_value
+from ..headers import address_words, clean_header_value, fold
 from ..issues.store import load_variant
 from ..issues.template import CompiledTemplate, qp_encode
 
@@ -94,15 +93,12 @@ def recipient_values(
     for field, value in fields.items():
         values[("TEXT", field)] = qp_encode(value).encode("ascii")
         values[("HTML", field)] = qp_encode(html.escape(value)).encode("ascii")
-    to = (
-        email.utils.formataddr((name, recipient.email), charset="utf-8")
-        if name
-        else recipient.email
-    )
     list_unsub = f"<{unsub}>"
     if unsubscribe_mailto:
         list_unsub += f", <mailto:{clean_header_value(unsubscribe_mailto)}?subject=unsubscribe>"
-    values[("HDR", "TO")] = clean_header_value(to).encode("ascii")
+    # Encoded and folded like every header we write (headers.py); UTF-8 only for an address
+    # with a non-ASCII local part, which is sent only where the relay offers SMTPUTF8.
+    values[("HDR", "TO")] = fold("To", address_words(name, recipient.email)).encode("utf-8")
     values[("HDR", "MESSAGE_ID")] = (message_id or info.message_id(recipient.subscriber_id)).encode(
         "ascii"
     )

@@ -14,6 +14,7 @@ Decisions (see README "Digests and preview"):
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import threading
 import time
@@ -34,7 +35,7 @@ from .periods import Period, issue_for
 from .render import RenderReport
 from .sections import group_sections, section_order
 from .store import digest_article_ids, get_digest, variants_of
-from .template import build_template
+from .template import build_template, new_placeholder_key
 
 ProgressCallback = Callable[[int, int], None]  # (variants rendered, variants to render)
 
@@ -120,7 +121,8 @@ def render_variant(
     )
     if not sections:
         return RenderedVariant(tags_key, None, None)
-    view = digest_view(config, mlist, period)
+    key = new_placeholder_key()
+    view = dataclasses.replace(digest_view(config, mlist, period), placeholder_key=key)
     rendered = render.render_email(env, config, view, sections)
     # The Date header is the scheduled send time (or the build time, if built late), fixed in
     # the template so every resend of a message is byte-identical.
@@ -138,6 +140,7 @@ def render_variant(
         rendered.text,
         rendered.html,
         boundary_seed=f"{mlist.slug}:{period.frequency}:{period.label}:{tags_key}",
+        key=key,
     )
     return RenderedVariant(tags_key, rendered, template)
 

@@ -32,6 +32,9 @@ class Clock:
         return self.now
 
 
+KEY = "0123456789abcdef"  # a variant's placeholder key
+
+
 def make_config(tmp_path, **send):
     lines = ["[send]"] + [f"{k} = {v}" for k, v in send.items()]
     path = tmp_path / "digest.toml"
@@ -402,8 +405,9 @@ def test_data_payload_is_dot_stuffed_exactly_like_smtplib(db, newsletter, smtp_s
     template = build_template(
         [("From", "news@example.com"), ("Subject", ".dot")],
         ".starts with a dot\n" + text_placeholder_line(),
-        "<p>\n.x " + html_placeholder("NAME") + "</p>\n" + "." * 300,
+        "<p>\n.x " + html_placeholder("NAME", KEY) + "</p>\n" + "." * 300,
         boundary_seed="s",
+        key=KEY,
     )
     newsletter.make(3)
     db.execute("UPDATE variants SET template = ?", [template])
@@ -441,4 +445,4 @@ def test_data_payload_is_dot_stuffed_exactly_like_smtplib(db, newsletter, smtp_s
 def text_placeholder_line():
     from digest.issues.template import text_placeholder
 
-    return "Hi " + text_placeholder("NAME") + "\n"
+    return "Hi " + text_placeholder("NAME", KEY) + "\n"
