@@ -118,7 +118,7 @@ def phrase(name: str) -> list[str]:
         return []
     if _plain(name):
         parts = name.split(" ")
-        if all(_ATOM.fullmatch(p) for p in parts):
+        if all(_ATOM.fullmatch(p) and len(p) <= SOFT_LIMIT - 10 for p in parts):
             return parts
         quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if len(quoted) <= SOFT_LIMIT - 10:

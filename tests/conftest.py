@@ -409,8 +409,10 @@ class SmtpTestServer:
         starttls=None,
         password: str | None = None,
         mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
+        smtputf8: bool = False,
     ):
         self.handler = handler
+        self.smtputf8 = smtputf8
         self.implicit_tls = implicit_tls
         self.starttls = starttls
         self.password = password
@@ -448,6 +450,7 @@ class SmtpTestServer:
                 require_starttls=self.starttls is not None,
                 timeout=30,
                 loop=self.loop,
+                enable_SMTPUTF8=self.smtputf8,
                 **kwargs,
             )
 

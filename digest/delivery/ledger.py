@@ -426,6 +426,16 @@ def enqueue(
     return int(queued)
 
 
+def fail_variant(db: Database, variant_id: int, *, reason: str, now: datetime) -> int:
+    """Fail every owed delivery of a variant that could not be rendered, with ``reason``."""
+    cur = db.execute(
+        "UPDATE deliveries SET status = 'failed', reply = ?, updated_at = ?, next_attempt_at = NULL"
+        " WHERE variant_id = ? AND status IN ('queued', 'deferred')",
+        [reason, to_iso(now), variant_id],
+    )
+    return int(cur.rowcount)
+
+
 def counts_by_variant(db: Database, digest_id: int) -> dict[int, int]:
     """variant id -> deliveries of a digest (any status)."""
     counted = db.execute(

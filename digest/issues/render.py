@@ -135,6 +135,7 @@ class RenderReport:
     folded_count: int = 0  # sections folded into "More in"
     shortened_count: int = 0  # stories shown with a shortened excerpt
     attempts: int = 0  # renders it took to fit the budget
+    error: str = ""  # why the variant could not be rendered; its deliveries failed
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from ..config import Config
-from ..delivery.publish import build_digest
+from ..delivery.publish import build_digest, describe_error
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import Transport
 from ..errors import DigestError
@@ -28,6 +28,23 @@ from ..timeutil import to_iso
 from .plan import DueIssue, Skipped, plan, record_skips
 
 logger = logging.getLogger("digest.scheduler")
+
+
+def _error_once(
+    log: logging.Logger,
+    logged: set[str] | None,
+    message: str,
+    error: BaseException,
+    extra: dict[str, str],
+) -> None:
+    if logged is not None:
+        if message in logged:
+            return
+        logged.add(message)
+    log.error(message, extra=extra)
+    if not isinstance(error, DigestError):
+        log.debug("traceback of: %s", message, exc_info=error)
+
 
 # While sending, a progress line at most this often (seconds).
 PROGRESS_EVERY = 10.0
@@ -204,6 +221,7 @@ def tick(
     clock: Callable[[], datetime] | None = None,
     stop: threading.Event | None = None,
     log: logging.Logger = logger,
+    logged: set[str] | None = None,
 ) -> TickReport:
     """Do what is due at ``now``: record and log skipped issues, fetch the registered feeds
     (only if something is about to be built), build each due issue, then send every delivery
@@ -211,8 +229,13 @@ def tick(
 
     ``clock`` is what the sender reads while it works (default: ``now`` throughout); ``stop``,
     once set, ends the tick after the work in hand (a build in progress completes; a send
-    finishes only the messages already at the server). Errors of one digest or of the transport
-    are logged and listed in ``TickReport.errors``; the rest of the tick goes on."""
+    finishes only the messages already at the server).
+
+    A failure belongs to the smallest thing that failed: an issue that cannot be built (for any
+    reason, an unexpected one included) is listed in ``TickReport.errors`` and logged in one
+    line, and the other issues are built and the ledger is sent; a failing send is logged and
+    retried at the next tick. ``logged`` (kept by the runner across ticks) makes a failure that
+    repeats at every tick appear in the log once, until it changes."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     report = TickReport(now=now)
@@ -253,10 +276,11 @@ def tick(
             result = build_digest(
                 db, config, issue.mailing_list, issue.frequency, issue.period.issue_date, now=now
             )
-        except DigestError as e:
-            message = f"building {issue.name} failed: {e}"
+        except Exception as e:  # noqa: BLE001 - contained: this issue fails, the others go on
+            message = f"building {issue.name} failed: {describe_error(e)}"
             report.errors.append(message)
-            log.error(message, extra={"event": "build_failed", "list": issue.mailing_list.slug})
+            _error_once(log, logged, message, e,
+                        {"event": "build_failed", "list": issue.mailing_list.slug})  # fmt: skip
             continue
         report.built.append(result)
         _log_built(log, issue, result)
@@ -275,10 +299,10 @@ def tick(
                 stop=stop,
                 progress=_SendProgress(log),
             )
-        except DigestError as e:
-            message = f"sending failed: {e}"
+        except Exception as e:  # noqa: BLE001 - contained: logged, the next tick tries again
+            message = f"sending failed: {describe_error(e)}"
             report.errors.append(message)
-            log.error(message, extra={"event": "send_failed"})
+            _error_once(log, logged, message, e, {"event": "send_failed"})
         else:
             _log_sent(log, report.sent)
             if report.sent.stopped and stop is not None and stop.is_set():

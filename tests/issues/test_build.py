@@ -381,8 +381,13 @@ def _stored(db, digest_id):
     """A digest's variants and deliveries; each variant's random placeholder key (made anew
     by every render) is blanked out so that two builds compare byte for byte."""
     variants = sorted(
-        (tags, subject, re.sub(rb"%%DIGEST_[0-9a-f]{16}_", b"%%DIGEST_KEY_", template or b""),
-         count, report)  # fmt: skip
+        (
+            tags,
+            subject,
+            re.sub(rb"%%DIGEST_[0-9a-f]{16}_", b"%%DIGEST_KEY_", template or b""),
+            count,
+            report,
+        )  # fmt: skip
         for tags, subject, template, count, report in db.execute(
             "SELECT tags_key, subject, template, article_count, report FROM variants"
             " WHERE digest_id = ?",
