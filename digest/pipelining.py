@@ -1,0 +1,668 @@
+"""Pipelined SMTP over asyncio, and the event-loop pool that drives many connections from one
+thread. This module speaks the protocol; what a reply *means* for a delivery (sent, deferred,
+failed, a dead relay) is decided by the caller (``smtp.SmtpTransport``).
+
+Why pipelining (RFC 2920): a relay across a real network costs a round trip per command, and a
+message waiting for the replies to MAIL, RCPT, DATA and end-of-data one by one costs four. With
+PIPELINING the client sends a *group* and reads the replies afterwards, in order. In steady state
+one group per message carries: the previous message's content and end-of-data, then the next
+message's MAIL, RCPT and DATA (RFC 2920 3.1: DATA may only end a group, and the content may
+start one). Each message then costs one round trip::
+
+    C: MAIL FROM / RCPT TO / DATA                                  (first message)
+    S: 250 / 250 / 354
+    C: <content 1> . / MAIL FROM / RCPT TO / DATA                  (one write)
+    S: 250 (message 1 accepted) / 250 / 250 / 354
+    C: <content 2> . / MAIL FROM / ...
+
+A refusal inside a group is per message: the first non-2xx reply among MAIL, RCPT, DATA decides
+that message (the server answers the rest of its group with 503/554, which we read and drop),
+and the next group starts with RSET (RFC 5321 4.1.1.5). A server that answers DATA with 354
+although it refused the recipient (RFC 2920 3.1 says it must not) gets an empty message ended at
+once; it has no recipient, so nothing is delivered. Servers without PIPELINING get the classic
+sequence, one command and one reply at a time. Servers offering CHUNKING (RFC 3030) get
+``BDAT <size> LAST`` with the message bytes as they are (no dot-stuffing, no 354 wait).
+
+Why not aiosmtplib: its protocol keeps one outstanding reply waiter per connection, so sending a
+group means reaching into its private state; connecting, STARTTLS and AUTH are a few lines with
+asyncio streams, which also keeps one code path for TLS errors and timeouts.
+
+Deadlines: every reply must come within ``timeout`` seconds of the previous one (the per-command
+deadline, as smtplib's socket timeout did), and a message's last reply within
+``message_timeout`` of the moment its first command was written (a relay trickling bytes cannot
+hold a connection forever).
+
+In-flight bound: on one connection at most ``depth`` messages have their content written and
+their final reply unread (``depth`` = 1: the end-of-data reply of message k arrives before the
+content of message k+1 can be sent, which needs its 354), plus the envelope of the next one,
+which the server cannot accept without its content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import socket
+import ssl
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .messages import Outgoing
+
+# Postfix "421 4.7.0 Too many connections", Exim "421 Too many concurrent SMTP connections",
+# Microsoft 365 "421 4.3.2 The maximum number of concurrent server connections has exceeded".
+TOO_MANY_CONNECTIONS = ("too many", "concurrent", "connection limit", "maximum number of")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One SMTP reply: the code and the text of its lines joined by newlines."""
+
+    code: int
+    text: str
+
+    @property
+    def line(self) -> str:
+        """The reply on one line, as stored in the ledger: "451 4.7.1 try later"."""
+        return " ".join(f"{self.code} {self.text}".split())
+
+    @property
+    def too_many_connections(self) -> bool:
+        return self.code in (421, 450, 451, 452, 454) and any(
+            phrase in self.text.lower() for phrase in TOO_MANY_CONNECTIONS
+        )
+
+
+class SmtpError(Exception):
+    """Base of the protocol-level errors; the message says what happened, without secrets."""
+
+
+class ConnectionFailed(SmtpError):
+    """The connection could not be opened or broke (refused, timed out, closed, 421, a reply
+    that is not SMTP). Worth trying again later, maybe on another relay. ``reply`` is set when
+    the server said why (a 421 or a refused greeting)."""
+
+    def __init__(self, message: str, reply: Reply | None = None, *, jobs: list[Job] | None = None):
+        super().__init__(message)
+        self.reply = reply
+        self.jobs: list[Job] = jobs or []
+
+
+class CertificateError(SmtpError):
+    """The server's TLS certificate did not verify."""
+
+    def __init__(self, verify_message: str):
+        super().__init__(verify_message)
+        self.verify_message = verify_message
+
+
+class StartTlsMissing(SmtpError):
+    """STARTTLS was required and the server does not offer it."""
+
+
+class AuthUnavailable(SmtpError):
+    """A username is configured and the server offers no usable AUTH mechanism."""
+
+
+class AuthRefused(SmtpError):
+    """The server refused the credentials; ``reply`` is its answer."""
+
+    def __init__(self, reply: Reply):
+        super().__init__(reply.line)
+        self.reply = reply
+
+
+@dataclass(slots=True)
+class Job:
+    """One message for the pool. ``payload`` is the DATA payload (dot-stuffed, CRLF-ended) when
+    the caller made it ahead; ``token`` is the caller's (the delivery), untouched here."""
+
+    outgoing: Outgoing
+    payload: bytes | None = None
+    token: Any = None
+    needs_utf8: bool = field(init=False)
+    outcome: Any = None  # set by the transport: what became of it (None: not tried)
+    error: BaseException | None = None  # set when the transport cannot work at all
+
+    def __post_init__(self) -> None:
+        self.needs_utf8 = not (self.outgoing.sender.isascii() and self.outgoing.recipient.isascii())
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """The DATA payload of ``data`` (RFC 5321 4.5.2): a '.' starting a line is doubled, and the
+    payload ends with CRLF. Same result as smtplib's own quoting, several times faster on a
+    60 KB message (bytes.replace instead of a multi-line regex)."""
+    wire = data.replace(b"\n.", b"\n..")
+    if wire.startswith(b"."):
+        wire = b"." + wire
+    return wire if wire.endswith(b"\r\n") else wire + b"\r\n"
+
+
+_FQDN: list[str] = []
+
+
+def local_hostname() -> str:
+    """The name said in EHLO. smtplib asks ``socket.getfqdn()`` on every connection, which can
+    cost a DNS round trip each time; once per process is enough."""
+    if not _FQDN:
+        name = socket.getfqdn()
+        # RFC 5321 4.1.4: a name, else an address literal.
+        _FQDN.append(name if "." in name else "[127.0.0.1]")
+    return _FQDN[0]
+
+
+def _error_text(e: BaseException) -> str:
+    """A short, user-readable reason for a network error ("connection refused")."""
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, ConnectionResetError):
+        return "connection reset"
+    if isinstance(e, socket.gaierror):
+        return f"host name not resolved: {e.strerror or e}"
+    if isinstance(e, asyncio.IncompleteReadError):
+        return "connection closed by the server"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror[0].lower() + e.strerror[1:]
+    text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+class Session:
+    """One SMTP connection: opened (greeting, EHLO, STARTTLS, AUTH) by ``open``, then used by
+    ``send`` for any number of messages, then ``close``."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        timeout: float,
+        message_timeout: float,
+    ):
+        self.reader = reader
+        self.writer = writer
+        self.timeout = timeout
+        self.message_timeout = message_timeout
+        self.extensions: dict[str, str] = {}
+        self.messages = 0  # messages sent on this connection (for the per-connection cap)
+        self._rset = False  # the last transaction was refused: start the next with RSET
+        self._loop = asyncio.get_running_loop()
+
+    # --- opening ------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        *,
+        security: str = "plain",
+        context: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30,
+        message_timeout: float = 120,
+    ) -> Session:
+        """Connect and get ready to send. ``security``: "plain", "starttls" or "tls"
+        (implicit). Raises ConnectionFailed, CertificateError, StartTlsMissing, AuthUnavailable
+        or AuthRefused."""
+        implicit = security == "tls"
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    host,
+                    port,
+                    ssl=context if implicit else None,
+                    server_hostname=host if implicit else None,
+                    limit=1 << 16,
+                )
+        except ssl.SSLCertVerificationError as e:
+            raise CertificateError(e.verify_message or str(e)) from None
+        except (OSError, TimeoutError, ssl.SSLError) as e:
+            raise ConnectionFailed(_error_text(e)) from None
+        session = cls(reader, writer, timeout=timeout, message_timeout=message_timeout)
+        try:
+            await session._handshake(host, security, context, username, password)
+        except ssl.SSLCertVerificationError as e:
+            session.abort()
+            raise CertificateError(e.verify_message or str(e)) from None
+        except (OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError) as e:
+            session.abort()
+            raise ConnectionFailed(_error_text(e)) from None
+        except BaseException:
+            session.abort()
+            raise
+        return session
+
+    async def _handshake(
+        self,
+        host: str,
+        security: str,
+        context: ssl.SSLContext | None,
+        username: str | None,
+        password: str | None,
+    ) -> None:
+        greeting = await self._read(self.timeout)
+        if greeting.code != 220:
+            raise ConnectionFailed(greeting.line, greeting)
+        await self._ehlo()
+        if security == "starttls":
+            if "STARTTLS" not in self.extensions:
+                raise StartTlsMissing("STARTTLS not offered")
+            reply = await self.command(b"STARTTLS")
+            if reply.code != 220:
+                raise ConnectionFailed(reply.line, reply)
+            async with asyncio.timeout(self.timeout):
+                await self.writer.start_tls(
+                    context or ssl.create_default_context(), server_hostname=host
+                )
+            # RFC 3207 4.2: everything learnt before TLS is forgotten; ask again.
+            await self._ehlo()
+        if username:
+            await self._login(username, password or "")
+
+    async def _ehlo(self) -> None:
+        reply = await self.command(b"EHLO " + local_hostname().encode())
+        if reply.code == 250:
+            lines = reply.text.split("\n")[1:]
+            self.extensions = {}
+            for line in lines:
+                keyword, _, params = line.strip().partition(" ")
+                self.extensions[keyword.upper()] = params
+            return
+        if reply.code == 421:
+            raise ConnectionFailed(reply.line, reply)
+        # RFC 5321 3.2: a server that does not know EHLO gets HELO and no extensions.
+        reply = await self.command(b"HELO " + local_hostname().encode())
+        if reply.code != 250:
+            raise ConnectionFailed(reply.line, reply)
+        self.extensions = {}
+
+    async def _login(self, username: str, password: str) -> None:
+        offered = self.extensions.get("AUTH", "").upper().split()
+        user, secret = username.encode("utf-8"), password.encode("utf-8")
+        if "PLAIN" in offered:
+            token = base64.b64encode(b"\0" + user + b"\0" + secret)
+            reply = await self.command(b"AUTH PLAIN " + token)
+        elif "LOGIN" in offered:
+            reply = await self.command(b"AUTH LOGIN")
+            if reply.code == 334:
+                reply = await self.command(base64.b64encode(user))
+            if reply.code == 334:
+                reply = await self.command(base64.b64encode(secret))
+        else:
+            raise AuthUnavailable("no AUTH PLAIN or LOGIN offered")
+        if reply.code == 421:
+            raise ConnectionFailed(reply.line, reply)
+        if reply.code != 235:
+            raise AuthRefused(reply)
+
+    # --- extensions ---------------------------------------------------------------------
+
+    @property
+    def pipelining(self) -> bool:
+        return "PIPELINING" in self.extensions
+
+    @property
+    def chunking(self) -> bool:
+        return "CHUNKING" in self.extensions
+
+    @property
+    def smtputf8(self) -> bool:
+        return "SMTPUTF8" in self.extensions
+
+    # --- reading and writing ------------------------------------------------------------
+
+    async def _read(self, timeout: float) -> Reply:
+        async with asyncio.timeout(timeout):
+            return await self._read_reply()
+
+    async def _read_reply(self) -> Reply:
+        # RFC 5321 4.2.1: "250-first line", ..., "250 last line"; the code is on every line.
+        lines = []
+        readline = self.reader.readline
+        while True:
+            line = await readline()
+            if not line.endswith(b"\n"):
+                raise ConnectionFailed("connection closed by the server")
+            code = line[:3]
+            if not code.isdigit() or line[3:4] not in (b" ", b"-", b"\r", b"\n"):
+                raise ConnectionFailed(f"not an SMTP reply: {line[:80]!r}")
+            lines.append(line[4:].rstrip(b"\r\n"))
+            if line[3:4] != b"-":
+                return Reply(int(code), b"\n".join(lines).decode("utf-8", "replace"))
+
+    async def command(self, line: bytes) -> Reply:
+        """One command, one reply (no pipelining)."""
+        self.writer.write(line + b"\r\n")
+        return await self._read(self.timeout)
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+    async def close(self) -> None:
+        """QUIT, without waiting for its 221: the server has every reply that matters, and the
+        transport flushes the QUIT before closing."""
+        with contextlib.suppress(Exception):
+            self.writer.write(b"QUIT\r\n")
+            self.writer.close()
+
+    # --- sending ------------------------------------------------------------------------
+
+    def _envelope(self, job: Job) -> bytes:
+        out = job.outgoing
+        utf8 = b" SMTPUTF8" if job.needs_utf8 else b""
+        # Addresses go out as the ledger stores them: validated on the way in, so CR/LF
+        # (command injection) cannot be in them.
+        mail = b"MAIL FROM:<" + out.sender.encode() + b">" + utf8 + b"\r\n"
+        rcpt = b"RCPT TO:<" + out.recipient.encode() + b">\r\n"
+        if self.chunking:
+            data = out.data
+            return mail + rcpt + b"BDAT %d LAST\r\n" % len(data) + data
+        return mail + rcpt + b"DATA\r\n"
+
+    @staticmethod
+    def _content(job: Job) -> bytes:
+        payload = job.payload if job.payload is not None else dot_stuff(job.outgoing.data)
+        # One write with the terminator: a separate 3-byte write could wait on Nagle's algorithm.
+        return payload + b".\r\n"
+
+    async def send(
+        self,
+        first: Job,
+        take: Callable[[], Job | None],
+        done: Callable[[Job, Reply | None, str | None], None],
+        *,
+        limit: int,
+    ) -> None:
+        """Send ``first``, then the jobs ``take()`` hands out (None: no more for now), at most
+        ``limit`` messages on this connection in all. ``done(job, reply, refusal)`` is called
+        once per job as soon as its fate is known: ``reply`` is the server's deciding reply
+        (the end of data, or the first refusal), ``refusal`` a reason found here (a non-ASCII
+        address and no SMTPUTF8).
+
+        Raises ConnectionFailed when the connection broke or the server said 421; its ``jobs``
+        then lists the jobs of this call not done: first the one whose reply was awaited
+        (charge it), then those only queued behind it (not tried)."""
+        pending: collections.deque[Job] = collections.deque()
+
+        def next_job() -> Job | None:
+            while self.messages < limit:
+                job = take()
+                if job is None or not (job.needs_utf8 and not self.smtputf8):
+                    return job
+                done(job, None, NO_SMTPUTF8)
+            return None
+
+        job: Job | None = first
+        if first.needs_utf8 and not self.smtputf8:
+            done(first, None, NO_SMTPUTF8)
+            job = next_job()
+        try:
+            while job is not None:
+                if self.pipelining:
+                    await self._group(job, next_job, done, pending)
+                else:
+                    await self._classic(job, done, pending)
+                job = next_job()
+        except ConnectionFailed as e:
+            e.jobs = list(pending)
+            raise
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as e:
+            raise ConnectionFailed(_error_text(e), jobs=list(pending)) from None
+
+    async def _classic(
+        self,
+        job: Job,
+        done: Callable[[Job, Reply | None, str | None], None],
+        pending: collections.deque[Job],
+    ) -> None:
+        # One command at a time (RFC 5321 without PIPELINING), stopping at the first refusal.
+        self.messages += 1
+        pending.append(job)
+        deadline = self._loop.time() + self.message_timeout
+        out = job.outgoing
+        if self._rset:
+            reply = await self.command(b"RSET")
+            if reply.code != 250:
+                raise ConnectionFailed(f"RSET refused: {reply.line}", reply)
+            self._rset = False
+        utf8 = b" SMTPUTF8" if job.needs_utf8 else b""
+        steps = [
+            (b"MAIL FROM:<" + out.sender.encode() + b">" + utf8 + b"\r\n", (250,)),
+            (b"RCPT TO:<" + out.recipient.encode() + b">\r\n", (250, 251)),
+        ]
+        if self.chunking:
+            steps.append((b"BDAT %d LAST\r\n" % len(out.data) + out.data, (250,)))
+        else:
+            steps.append((b"DATA\r\n", (354,)))
+            steps.append((self._content(job), (250,)))
+        for i, (data, expected) in enumerate(steps):
+            self.writer.write(data)
+            await self.writer.drain()
+            reply = await self._read(self._left(deadline))
+            if reply.code not in expected:
+                if reply.code == 421:
+                    raise ConnectionFailed(reply.line, reply)
+                # After the end of data the transaction is over either way; before it, reset.
+                self._rset = i < len(steps) - 1
+                break
+        pending.popleft()
+        done(job, reply, None)
+
+    def _left(self, deadline: float) -> float:
+        return max(0.0, min(self.timeout, deadline - self._loop.time()))
+
+    async def _group(
+        self,
+        job: Job,
+        next_job: Callable[[], Job | None],
+        done: Callable[[Job, Reply | None, str | None], None],
+        pending: collections.deque[Job],
+    ) -> None:
+        """Pipelined: send ``job``'s envelope, then read replies and send contents, each
+        content carrying the next job's envelope, until a job is refused or no job is ready.
+        ``pending`` holds the jobs whose replies are awaited, oldest first."""
+        rset = self._rset
+        self._rset = False
+        self.messages += 1
+        pending.append(job)
+        self.writer.write((b"RSET\r\n" if rset else b"") + self._envelope(job))
+        await self.writer.drain()
+        loop = self._loop
+        while pending:
+            job = pending[0]
+            deadline = loop.time() + self.message_timeout
+            async with asyncio.timeout(self._left(deadline)) as cm:
+                if rset:
+                    reply = await self._read_reply()
+                    if reply.code != 250:
+                        # A server that cannot reset gets a fresh connection; nothing was sent.
+                        raise ConnectionFailed(f"RSET refused: {reply.line}", reply)
+                    rset = False
+                    cm.reschedule(loop.time() + self._left(deadline))
+                mail = await self._read_reply()
+                cm.reschedule(loop.time() + self._left(deadline))
+                rcpt = await self._read_reply()
+                cm.reschedule(loop.time() + self._left(deadline))
+                last = await self._read_reply()
+                accepted = mail.code == 250 and rcpt.code in (250, 251)
+                if accepted and self.chunking:
+                    # BDAT ... LAST: the third reply is the message's own.
+                    self._decide(pending, last, done, refused=last.code != 250)
+                    return
+                if not (accepted and last.code == 354):
+                    if last.code == 354:
+                        # RFC 2920 3.1 says a server must refuse DATA when no recipient was
+                        # accepted; one that does not gets an empty message, delivered nowhere.
+                        self.writer.write(b".\r\n")
+                        cm.reschedule(loop.time() + self._left(deadline))
+                        await self._read_reply()
+                    decisive = mail if mail.code != 250 else rcpt if not accepted else last
+                    self._decide(pending, decisive, done, refused=True)
+                    return
+                # 354: the content, and in the same write the next message's envelope.
+                nxt = next_job()
+                if nxt is None:
+                    self.writer.write(self._content(job))
+                else:
+                    self.messages += 1
+                    pending.append(nxt)
+                    self.writer.write(self._content(job) + self._envelope(nxt))
+                cm.reschedule(loop.time() + self._left(deadline))
+                await self.writer.drain()
+                cm.reschedule(loop.time() + self._left(deadline))
+                end = await self._read_reply()
+            self._decide(pending, end, done, refused=False)
+
+    def _decide(
+        self,
+        pending: collections.deque[Job],
+        reply: Reply,
+        done: Callable[[Job, Reply | None, str | None], None],
+        *,
+        refused: bool,
+    ) -> None:
+        if reply.code == 421:
+            # The server is closing the channel (RFC 5321 3.8): the message was not taken.
+            raise ConnectionFailed(reply.line, reply)
+        if refused:
+            self._rset = True
+        done(pending.popleft(), reply, None)
+
+
+NO_SMTPUTF8 = "relay does not support SMTPUTF8, needed for a non-ASCII address"
+
+
+class JobQueue:
+    """The jobs handed to the pool and not yet taken by a connection. Used on the event loop's
+    thread only. ``report(job)`` is called for every job once: when it is ``done`` (its
+    ``outcome`` set), or given back untried after ``halt``."""
+
+    def __init__(self, report: Callable[[Job], None], stop: threading.Event | None = None):
+        self._jobs: collections.deque[Job] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._report = report
+        self._stop = stop
+        self.halted = False
+        self.closed = False
+
+    def extend(self, jobs: Iterable[Job]) -> None:
+        self._jobs.extend(jobs)
+        self._wake(len(self._jobs))
+
+    def done(self, job: Job) -> None:
+        self._report(job)
+
+    def put_back(self, job: Job) -> None:
+        """A job taken but not tried (the connection failed before it): first in line again,
+        or reported untried once halted."""
+        if self.halted:
+            self._report(job)
+        else:
+            self._jobs.appendleft(job)
+            self._wake(1)
+
+    def _wake(self, n: int) -> None:
+        while n > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                n -= 1
+
+    def take(self) -> Job | None:
+        """The next job now, or None (none queued, or halted, or asked to stop)."""
+        if self.halted:
+            return None
+        if self._stop is not None and self._stop.is_set():
+            self.halt()
+            return None
+        return self._jobs.popleft() if self._jobs else None
+
+    async def get(self) -> Job | None:
+        """The next job, waiting for one; None once the queue is halted or closed."""
+        while True:
+            job = self.take()
+            if job is not None or self.halted or self.closed:
+                return job
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def halt(self) -> None:
+        """Hand out nothing more; what is queued is reported back untried."""
+        self.halted = True
+        while self._jobs:
+            self._report(self._jobs.popleft())
+        self._wake(len(self._waiters))
+
+    def close(self) -> None:
+        """No more jobs will come: connections waiting for one finish."""
+        self.closed = True
+        self._wake(len(self._waiters))
+
+
+class Pool:
+    """An event loop on one background thread running ``channels`` coroutines, each
+    ``serve(queue)``: the life of one connection slot (``smtp.Transport.serve``). The caller's
+    thread hands jobs over with ``submit``; ``report(job)`` is called on the loop's thread for
+    each finished or untried job and must not block (``queue.SimpleQueue.put`` is right)."""
+
+    def __init__(
+        self,
+        serve: Callable[[JobQueue], Awaitable[None]],
+        channels: int,
+        report: Callable[[Job], None],
+        *,
+        stop: threading.Event | None = None,
+    ):
+        self.serve = serve
+        self.channels = channels
+        self.loop = asyncio.new_event_loop()
+        self.queue = JobQueue(report, stop)
+        self._thread = threading.Thread(target=self._main, name="digest-send", daemon=True)
+        self._started = threading.Event()
+        self._finish: asyncio.Event | None = None
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._run())
+        finally:
+            self.loop.close()
+
+    async def _run(self) -> None:
+        self._finish = asyncio.Event()
+        tasks = [asyncio.create_task(self.serve(self.queue)) for _ in range(self.channels)]
+        self._started.set()
+        await self._finish.wait()
+        self.queue.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.queue.halt()  # anything still queued (every channel ended early) goes back
+
+    def start(self) -> Pool:
+        self._thread.start()
+        self._started.wait()
+        return self
+
+    def submit(self, jobs: list[Job]) -> None:
+        """Hand ``jobs`` to the connections: one wake-up of the loop for the whole list."""
+        self.loop.call_soon_threadsafe(self.queue.extend, jobs)
+
+    def halt(self) -> None:
+        """Start nothing more; queued jobs are reported back untried."""
+        self.loop.call_soon_threadsafe(self.queue.halt)
+
+    def close(self) -> None:
+        """Let the connections finish what they have (then QUIT), and end the loop's thread."""
+        if self._thread.is_alive():
+            finish = self._finish
+            assert finish is not None
+            self.loop.call_soon_threadsafe(finish.set)
+            self._thread.join()
