@@ -71,7 +71,9 @@ class _Sink(asyncio.Protocol):
             line, self.buf = self.buf[:end], self.buf[end + 2 :]
             verb = line[:4].upper()
             if verb == b"EHLO":
-                self.t.write(b"250-sink\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n")
+                self.t.write(
+                    b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n"
+                )
             elif verb == b"DATA":
                 self.in_data = True
                 # the client sends the body after 354: it starts with a line, so a

@@ -139,13 +139,14 @@ def skip_reasons(db: Database, deliveries: list[Delivery]) -> dict[int, str]:
     must not go out."""
     if not deliveries:
         return {}
-    pairs = {(d.subscriber_id, d.list_id) for d in deliveries}
+    subscribers = list({d.subscriber_id for d in deliveries})
     statuses: dict[tuple[int, int], str] = {}
-    values = ", ".join("(?, ?)" for _ in pairs)
+    # "subscriber_id IN (...)" walks the UNIQUE (subscriber_id, list_id) index; a row-value
+    # IN over both columns would scan the whole table.
     for sub, lst, status in db.execute(
         "SELECT subscriber_id, list_id, status FROM subscriptions"
-        f" WHERE (subscriber_id, list_id) IN (VALUES {values})",
-        [x for pair in pairs for x in pair],
+        f" WHERE subscriber_id IN ({', '.join('?' for _ in subscribers)})",
+        subscribers,
     ):
         statuses[(sub, lst)] = status
     emails = list({d.email for d in deliveries})
@@ -196,6 +197,20 @@ class _WireTemplate:
         self.chunks = [c.replace(b"\n.", b"\n..") for c in chunks]
         if self.chunks[0].startswith(b"."):
             self.chunks[0] = b"." + self.chunks[0]
+        # The usual case: no literal line starts with '.', so the payload is the message
+        # itself whenever the recipient's values need no stuffing either (no second 60 KB join).
+        self.plain = self.chunks == chunks
+
+    def payload(self, data: bytes, values: dict[tuple[str, str], bytes]) -> bytes:
+        """The DATA payload of ``data``, the template filled with ``values``."""
+        if self.plain:
+            for slot, at_start in zip(self.slots, self.line_start, strict=True):
+                value = values[slot]
+                if b"\n." in value or (at_start and value.startswith(b".")):
+                    break
+            else:
+                return data
+        return self.fill(values)
 
     def fill(self, values: dict[tuple[str, str], bytes]) -> bytes:
         out = [self.chunks[0]]
@@ -347,8 +362,9 @@ class _Run:
             unsubscribe_mailto=a.unsubscribe_mailto,
             message_id=message_id,
         )
-        outgoing = Outgoing(message_id, info.sender, delivery.email, info.compiled.fill(values))
-        wire = variant.wire.fill(values) if variant.wire is not None else None
+        data = info.compiled.fill(values)
+        outgoing = Outgoing(message_id, info.sender, delivery.email, data)
+        wire = variant.wire.payload(data, values) if variant.wire is not None else None
         return Job(outgoing, wire, delivery)
 
     def record(self, delivery: Delivery, outgoing: Outgoing, outcome: Outcome, now=None) -> None:
@@ -498,6 +514,11 @@ class _Run:
                     self.record(delivery, job.outgoing, job.outcome, now)
                 elif job.error is not None and self.error is None:
                     self.error = job.error
+                elif job.error is None and self.report.stopped is None:
+                    # Given back untried: no relay would take it (or we are stopping).
+                    unavailable = self.transport.unavailable()
+                    if unavailable:
+                        self.report.stopped = unavailable + "; the rest wait for a later run"
 
 
 def _plan(db: Database, *, now: datetime, list_id, digest_id, retry_now, limit) -> SendReport:
