@@ -173,20 +173,86 @@ def _error_text(e: BaseException) -> str:
     return " ".join(text.split())
 
 
+class _Wire(asyncio.Protocol):
+    """The connection's bytes: parses replies as they arrive (RFC 5321 4.2.1: "250-first
+    line", ..., "250 last line", the code on every line) and wakes the session once it has
+    as many as it waits for: one wake-up per pipelined group, not one per line."""
+
+    LIMIT = 1 << 16  # a reply line longer than this is not SMTP
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.replies: collections.deque[Reply] = collections.deque()
+        self.buffer = b""
+        self.lines: list[bytes] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.wanted = 0
+        self.progress = 0.0  # loop time of the last reply
+        self.error: ConnectionFailed | None = None
+        self.paused = False
+        self.drained: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data if self.buffer else data
+        start = 0
+        before = len(self.replies)
+        while (end := buffer.find(b"\n", start)) >= 0:
+            line = buffer[start:end]
+            start = end + 1
+            code, separator = line[:3], line[3:4]
+            if not code.isdigit() or separator not in (b" ", b"-", b"\r", b""):
+                self._fail(ConnectionFailed(f"not an SMTP reply: {line[:80]!r}"))
+                return
+            self.lines.append(line[4:].rstrip(b"\r"))
+            if separator != b"-":
+                text = b"\n".join(self.lines).decode("utf-8", "replace")
+                self.replies.append(Reply(int(code), text))
+                self.lines = []
+        self.buffer = buffer[start:]
+        if len(self.buffer) > self.LIMIT:
+            self._fail(ConnectionFailed("reply line too long: not an SMTP server"))
+            return
+        if len(self.replies) > before:
+            self.progress = asyncio.get_running_loop().time()
+            waiter = self.waiter
+            if waiter is not None and len(self.replies) >= self.wanted and not waiter.done():
+                waiter.set_result(None)
+
+    def _fail(self, error: ConnectionFailed) -> None:
+        if self.error is None:
+            self.error = error
+        if self.transport is not None:
+            self.transport.abort()
+        for waiter in (self.waiter, self.drained):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(self.error)
+
+    def eof_received(self) -> bool:
+        self._fail(ConnectionFailed("connection closed by the server"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionFailed(_error_text(exc) if exc else "connection closed"))
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+
 class Session:
     """One SMTP connection: opened (greeting, EHLO, STARTTLS, AUTH) by ``open``, then used by
     ``send`` for any number of messages, then ``close``."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        timeout: float,
-        message_timeout: float,
-    ):
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, wire: _Wire, *, timeout: float, message_timeout: float):
+        self.wire = wire
         self.timeout = timeout
         self.message_timeout = message_timeout
         self.extensions: dict[str, str] = {}
@@ -213,26 +279,27 @@ class Session:
         (implicit). Raises ConnectionFailed, CertificateError, StartTlsMissing, AuthUnavailable
         or AuthRefused."""
         implicit = security == "tls"
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
+                _, wire = await loop.create_connection(
+                    _Wire,
                     host,
                     port,
-                    ssl=context if implicit else None,
+                    ssl=(context or ssl.create_default_context()) if implicit else None,
                     server_hostname=host if implicit else None,
-                    limit=1 << 16,
                 )
         except ssl.SSLCertVerificationError as e:
             raise CertificateError(e.verify_message or str(e)) from None
         except (OSError, TimeoutError, ssl.SSLError) as e:
             raise ConnectionFailed(_error_text(e)) from None
-        session = cls(reader, writer, timeout=timeout, message_timeout=message_timeout)
+        session = cls(wire, timeout=timeout, message_timeout=message_timeout)
         try:
             await session._handshake(host, security, context, username, password)
         except ssl.SSLCertVerificationError as e:
             session.abort()
             raise CertificateError(e.verify_message or str(e)) from None
-        except (OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError) as e:
+        except (OSError, TimeoutError, ssl.SSLError) as e:
             session.abort()
             raise ConnectionFailed(_error_text(e)) from None
         except BaseException:
@@ -248,7 +315,7 @@ class Session:
         username: str | None,
         password: str | None,
     ) -> None:
-        greeting = await self._read(self.timeout)
+        [greeting] = await self._replies(1, self._loop.time() + self.timeout)
         if greeting.code != 220:
             raise ConnectionFailed(greeting.line, greeting)
         await self._ehlo()
@@ -258,10 +325,17 @@ class Session:
             reply = await self.command(b"STARTTLS")
             if reply.code != 220:
                 raise ConnectionFailed(reply.line, reply)
+            wire = self.wire
+            assert wire.transport is not None
             async with asyncio.timeout(self.timeout):
-                await self.writer.start_tls(
-                    context or ssl.create_default_context(), server_hostname=host
+                tls = await self._loop.start_tls(
+                    wire.transport,
+                    wire,
+                    context or ssl.create_default_context(),
+                    server_hostname=host,
                 )
+            assert isinstance(tls, asyncio.Transport)
+            wire.transport = tls
             # RFC 3207 4.2: everything learnt before TLS is forgotten; ask again.
             await self._ehlo()
         if username:
@@ -270,9 +344,8 @@ class Session:
     async def _ehlo(self) -> None:
         reply = await self.command(b"EHLO " + local_hostname().encode())
         if reply.code == 250:
-            lines = reply.text.split("\n")[1:]
             self.extensions = {}
-            for line in lines:
+            for line in reply.text.split("\n")[1:]:
                 keyword, _, params = line.strip().partition(" ")
                 self.extensions[keyword.upper()] = params
             return
@@ -319,39 +392,74 @@ class Session:
 
     # --- reading and writing ------------------------------------------------------------
 
-    async def _read(self, timeout: float) -> Reply:
-        async with asyncio.timeout(timeout):
-            return await self._read_reply()
+    async def _replies(self, n: int, deadline: float) -> list[Reply]:
+        """The next ``n`` replies. Each must come within ``timeout`` of the previous one (or
+        of this call), and all before ``deadline`` (the message's)."""
+        wire = self.wire
+        if len(wire.replies) < n:
+            if wire.error is not None:
+                raise wire.error
+            waiter = self._loop.create_future()
+            wire.waiter, wire.wanted = waiter, n
+            wire.progress = self._loop.time()
+            # One timer per wait, re-armed only when it fires early (cheaper than moving it
+            # on every reply).
+            timer = self._loop.call_at(
+                min(wire.progress + self.timeout, deadline), self._expire, waiter, deadline
+            )
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                wire.waiter = None
+        replies = wire.replies
+        return [replies.popleft() for _ in range(n)]
 
-    async def _read_reply(self) -> Reply:
-        # RFC 5321 4.2.1: "250-first line", ..., "250 last line"; the code is on every line.
-        lines = []
-        readline = self.reader.readline
-        while True:
-            line = await readline()
-            if not line.endswith(b"\n"):
-                raise ConnectionFailed("connection closed by the server")
-            code = line[:3]
-            if not code.isdigit() or line[3:4] not in (b" ", b"-", b"\r", b"\n"):
-                raise ConnectionFailed(f"not an SMTP reply: {line[:80]!r}")
-            lines.append(line[4:].rstrip(b"\r\n"))
-            if line[3:4] != b"-":
-                return Reply(int(code), b"\n".join(lines).decode("utf-8", "replace"))
+    def _expire(self, waiter: asyncio.Future[None], deadline: float) -> None:
+        if waiter.done():
+            return
+        now = self._loop.time()
+        due = min(self.wire.progress + self.timeout, deadline)
+        if now < due:
+            self._loop.call_at(due, self._expire, waiter, deadline)
+        else:
+            waiter.set_exception(TimeoutError())
+
+    def _write(self, data: bytes) -> None:
+        transport = self.wire.transport
+        if self.wire.error is not None or transport is None:
+            raise self.wire.error or ConnectionFailed("not connected")
+        transport.write(data)
+
+    async def _drain(self, deadline: float) -> None:
+        # Flow control: wait while the transport's buffer is over its high-water mark.
+        wire = self.wire
+        if wire.paused:
+            wire.drained = self._loop.create_future()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await wire.drained
+            finally:
+                wire.drained = None
 
     async def command(self, line: bytes) -> Reply:
         """One command, one reply (no pipelining)."""
-        self.writer.write(line + b"\r\n")
-        return await self._read(self.timeout)
+        self._write(line + b"\r\n")
+        [reply] = await self._replies(1, self._loop.time() + self.timeout)
+        return reply
 
     def abort(self) -> None:
-        self.writer.transport.abort()
+        if self.wire.transport is not None:
+            self.wire.transport.abort()
 
     async def close(self) -> None:
         """QUIT, without waiting for its 221: the server has every reply that matters, and the
         transport flushes the QUIT before closing."""
-        with contextlib.suppress(Exception):
-            self.writer.write(b"QUIT\r\n")
-            self.writer.close()
+        transport = self.wire.transport
+        if transport is not None and self.wire.error is None:
+            with contextlib.suppress(Exception):
+                transport.write(b"QUIT\r\n")
+                transport.close()
 
     # --- sending ------------------------------------------------------------------------
 
@@ -363,16 +471,15 @@ class Session:
         mail = b"MAIL FROM:<" + out.sender.encode() + b">" + utf8 + b"\r\n"
         rcpt = b"RCPT TO:<" + out.recipient.encode() + b">\r\n"
         if self.chunking:
-            data = out.data
-            return mail + rcpt + b"BDAT %d LAST\r\n" % len(data) + data
+            return mail + rcpt + b"BDAT %d LAST\r\n" % len(out.data)
         return mail + rcpt + b"DATA\r\n"
 
     def _write_content(self, job: Job, then: bytes = b"") -> None:
         # The payload is written as it is (no 60 KB copy to append the terminator); asyncio
         # sets TCP_NODELAY, so the small write after it does not wait on Nagle's algorithm.
         payload = job.payload if job.payload is not None else dot_stuff(job.outgoing.data)
-        self.writer.write(payload)
-        self.writer.write(b".\r\n" + then)
+        self._write(payload)
+        self._write(b".\r\n" + then)
 
     async def send(
         self,
@@ -415,7 +522,7 @@ class Session:
         except ConnectionFailed as e:
             e.jobs = list(pending)
             raise
-        except (OSError, TimeoutError, asyncio.IncompleteReadError) as e:
+        except (OSError, TimeoutError) as e:
             raise ConnectionFailed(_error_text(e), jobs=list(pending)) from None
 
     async def _classic(
@@ -428,29 +535,28 @@ class Session:
         self.messages += 1
         pending.append(job)
         deadline = self._loop.time() + self.message_timeout
-        out = job.outgoing
         if self._rset:
             reply = await self.command(b"RSET")
             if reply.code != 250:
                 raise ConnectionFailed(f"RSET refused: {reply.line}", reply)
             self._rset = False
-        utf8 = b" SMTPUTF8" if job.needs_utf8 else b""
-        steps = [
-            (b"MAIL FROM:<" + out.sender.encode() + b">" + utf8 + b"\r\n", (250,)),
-            (b"RCPT TO:<" + out.recipient.encode() + b">\r\n", (250, 251)),
+        mail, rcpt, last = self._envelope(job).split(b"\r\n")[:3]
+        steps: list[tuple[bytes | None, tuple[int, ...]]] = [
+            (mail + b"\r\n", (250,)),
+            (rcpt + b"\r\n", (250, 251)),
         ]
         if self.chunking:
-            steps.append((b"BDAT %d LAST\r\n" % len(out.data) + out.data, (250,)))
+            steps.append((last + b"\r\n" + job.outgoing.data, (250,)))
         else:
             steps.append((b"DATA\r\n", (354,)))
-            steps.append((b"", (250,)))  # the content
+            steps.append((None, (250,)))  # the content
         for i, (data, expected) in enumerate(steps):
-            if data:
-                self.writer.write(data)
-            else:
+            if data is None:
                 self._write_content(job)
-            await self.writer.drain()
-            reply = await self._read(self._left(deadline))
+            else:
+                self._write(data)
+            await self._drain(deadline)
+            [reply] = await self._replies(1, deadline)
             if reply.code not in expected:
                 if reply.code == 421:
                     raise ConnectionFailed(reply.line, reply)
@@ -459,9 +565,6 @@ class Session:
                 break
         pending.popleft()
         done(job, reply, None)
-
-    def _left(self, deadline: float) -> float:
-        return max(0.0, min(self.timeout, deadline - self._loop.time()))
 
     async def _group(
         self,
@@ -477,52 +580,45 @@ class Session:
         self._rset = False
         self.messages += 1
         pending.append(job)
-        self.writer.write((b"RSET\r\n" if rset else b"") + self._envelope(job))
-        await self.writer.drain()
+        self._write((b"RSET\r\n" if rset else b"") + self._envelope(job))
+        if self.chunking:
+            self._write(job.outgoing.data)
         loop = self._loop
         while pending:
             job = pending[0]
             deadline = loop.time() + self.message_timeout
-            async with asyncio.timeout(self._left(deadline)) as cm:
-                if rset:
-                    reply = await self._read_reply()
-                    if reply.code != 250:
-                        # A server that cannot reset gets a fresh connection; nothing was sent.
-                        raise ConnectionFailed(f"RSET refused: {reply.line}", reply)
-                    rset = False
-                    cm.reschedule(loop.time() + self._left(deadline))
-                mail = await self._read_reply()
-                cm.reschedule(loop.time() + self._left(deadline))
-                rcpt = await self._read_reply()
-                cm.reschedule(loop.time() + self._left(deadline))
-                last = await self._read_reply()
-                accepted = mail.code == 250 and rcpt.code in (250, 251)
-                if accepted and self.chunking:
-                    # BDAT ... LAST: the third reply is the message's own.
-                    self._decide(pending, last, done, refused=last.code != 250)
-                    return
-                if not (accepted and last.code == 354):
-                    if last.code == 354:
-                        # RFC 2920 3.1 says a server must refuse DATA when no recipient was
-                        # accepted; one that does not gets an empty message, delivered nowhere.
-                        self.writer.write(b".\r\n")
-                        cm.reschedule(loop.time() + self._left(deadline))
-                        await self._read_reply()
-                    decisive = mail if mail.code != 250 else rcpt if not accepted else last
-                    self._decide(pending, decisive, done, refused=True)
-                    return
-                # 354: the content, and in the same write the next message's envelope.
-                nxt = next_job()
-                if nxt is None:
-                    self._write_content(job)
-                else:
-                    self.messages += 1
-                    pending.append(nxt)
-                    self._write_content(job, self._envelope(nxt))
-                cm.reschedule(loop.time() + self._left(deadline))
-                await self.writer.drain()
-                cm.reschedule(loop.time() + self._left(deadline))
-                end = await self._read_reply()
+            await self._drain(deadline)
+            if rset:
+                [reply] = await self._replies(1, deadline)
+                if reply.code != 250:
+                    # A server that cannot reset gets a fresh connection; nothing was sent.
+                    raise ConnectionFailed(f"RSET refused: {reply.line}", reply)
+                rset = False
+            mail, rcpt, last = await self._replies(3, deadline)
+            accepted = mail.code == 250 and rcpt.code in (250, 251)
+            if accepted and self.chunking:
+                # BDAT ... LAST: the third reply is the message's own.
+                self._decide(pending, last, done, refused=last.code != 250)
+                return
+            if not (accepted and last.code == 354):
+                if last.code == 354:
+                    # RFC 2920 3.1 says a server must refuse DATA when no recipient was
+                    # accepted; one that does not gets an empty message, delivered nowhere.
+                    self._write(b".\r\n")
+                    await self._replies(1, deadline)
+                decisive = mail if mail.code != 250 else rcpt if not accepted else last
+                self._decide(pending, decisive, done, refused=True)
+                return
+            # 354: the content, and in the same write the next message's envelope.
+            nxt = next_job()
+            if nxt is None:
+                self._write_content(job)
+            else:
+                self.messages += 1
+                pending.append(nxt)
+                self._write_content(job, self._envelope(nxt))
+            await self._drain(deadline)
+            [end] = await self._replies(1, deadline)
             self._decide(pending, end, done, refused=False)
 
     def _decide(
