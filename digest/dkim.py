@@ -60,7 +60,7 @@ def sign(message: bytes, *, selector: str, domain: str, key_pem: bytes) -> bytes
     if not selector or not domain:
         raise DkimError("DKIM signing needs a selector and a domain")
     try:
-        header = dkimpy.sign(
+        header: bytes = dkimpy.sign(
             message,
             selector.encode("ascii"),
             domain.encode("ascii"),

@@ -47,7 +47,7 @@ import contextlib
 import socket
 import ssl
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -716,7 +716,7 @@ class Pool:
 
     def __init__(
         self,
-        serve: Callable[[JobQueue], Awaitable[None]],
+        serve: Callable[[JobQueue], Coroutine[Any, Any, None]],
         channels: int,
         report: Callable[[Job], None],
         *,

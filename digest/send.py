@@ -317,12 +317,9 @@ class _Run:
         skipped = []
         for delivery in deliveries:
             reason = reasons.get(delivery.id)
-            variant = None
-            if reason is None:
-                variant = self._variant(delivery.variant_id)
-                if variant is None:
-                    reason = f"variant {delivery.variant_id} has no message (empty digest)"
-            if reason is not None:
+            variant = self._variant(delivery.variant_id) if reason is None else None
+            if variant is None:
+                reason = reason or f"variant {delivery.variant_id} has no message (empty digest)"
                 skipped.append((delivery, reason))
                 continue
             jobs.append(self._job(delivery, variant))
