@@ -495,26 +495,38 @@ def _nothing() -> None:
 
 
 class SmtpConnection(Connection):
-    """A blocking connection over its own event loop, for one message at a time."""
+    """A blocking connection for one message at a time. Its event loop runs in a thread of
+    its own, so it works from any caller, even one inside another event loop (a web
+    request handler, Playwright's sync API)."""
 
     def __init__(self, transport: SmtpTransport):
         self.t = transport
         self.channel = _Channel(transport)
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
 
-    def send(self, outgoing: Outgoing, wire: bytes | None = None) -> Outcome:
+    def _run(self, coro):
         if self.loop is None:
             self.loop = asyncio.new_event_loop()
+            self.thread = threading.Thread(
+                target=self.loop.run_forever, name="digest-smtp", daemon=True
+            )
+            self.thread.start()
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def send(self, outgoing: Outgoing, wire: bytes | None = None) -> Outcome:
         job = Job(outgoing, wire)
-        self.loop.run_until_complete(self.channel.send(job, None))
+        self._run(self.channel.send(job, None))
         assert job.outcome is not None
         return job.outcome
 
     def close(self) -> None:
-        if self.loop is not None:
-            self.loop.run_until_complete(self.channel.close())
+        if self.loop is not None and self.thread is not None:
+            self._run(self.channel.close())
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join()
             self.loop.close()
-            self.loop = None
+            self.loop = self.thread = None
 
 
 class OutboxTransport(Transport):
