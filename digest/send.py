@@ -239,10 +239,20 @@ class _Variant:
         self.info = info
         wire = _WireTemplate(info.compiled)
         self.wire = wire if wire.usable else None
-        # VariantInfo.message_id parses the From address each time; once is enough.
-        domain = info.domain
-        self.message_id_prefix = f"<{info.list_slug}.{info.frequency}.{info.period_label}."
-        self.message_id_suffix = f"@{domain}>"
+        # VariantInfo.message_id parses the From address on every call; its format is taken
+        # once here (around a marker subscriber id), so messages.py still owns it.
+        marker = str(_MARKER_ID)
+        sample = info.message_id(_MARKER_ID)
+        self.message_id_parts = sample.split(marker) if sample.count(marker) == 1 else None
+
+    def message_id(self, subscriber_id: int) -> str:
+        if self.message_id_parts is None:
+            return self.info.message_id(subscriber_id)
+        prefix, suffix = self.message_id_parts
+        return f"{prefix}{subscriber_id}{suffix}"
+
+
+_MARKER_ID = 918_273_645_546_372_819
 
 
 class _Run:
@@ -348,9 +358,7 @@ class _Run:
     def _job(self, delivery: Delivery, variant: _Variant) -> Job:
         info = variant.info
         a = self.assembler
-        message_id = (
-            f"{variant.message_id_prefix}{delivery.subscriber_id}{variant.message_id_suffix}"
-        )
+        message_id = variant.message_id(delivery.subscriber_id)
         values = recipient_values(
             info,
             Recipient(delivery.subscriber_id, delivery.email, delivery.name),
