@@ -49,7 +49,7 @@ import ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .messages import Outgoing
 
@@ -58,9 +58,9 @@ from .messages import Outgoing
 TOO_MANY_CONNECTIONS = ("too many", "concurrent", "connection limit", "maximum number of")
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One SMTP reply: the code and the text of its lines joined by newlines."""
+class Reply(NamedTuple):
+    """One SMTP reply: the code and the text of its lines joined by newlines. (A NamedTuple:
+    several are made per message, and a frozen dataclass costs more to create.)"""
 
     code: int
     text: str
