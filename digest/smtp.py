@@ -360,7 +360,12 @@ class _Channel:
                 return False
             if index is not False:
                 break
-            # Every usable relay is at its cap, or being probed by a first connection.
+            # Every usable relay is at its cap, or being probed by a first connection: the
+            # job goes back for a connection that is open, and this one tries again later.
+            if queue is not None:
+                queue.put_back(job)
+                await asyncio.sleep(0.1)
+                return False
             await asyncio.sleep(0.05)
         self.index = index
         relay = t.relays[index]
