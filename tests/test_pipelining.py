@@ -37,6 +37,7 @@ class Script:
     end: dict[str, str] = field(default_factory=dict)
     max_connections: int = 0
     accept_data_without_recipient: bool = False
+    delay: float = 0.0  # seconds before each batch of replies (a relay across a network)
 
 
 class Server:
@@ -131,6 +132,8 @@ class Server:
                             while end < 0:
                                 # answer what we have first: the client waits for the 354
                                 if out:
+                                    if s.delay:
+                                        await asyncio.sleep(s.delay)
                                     writer.write(("\r\n".join(out) + "\r\n").encode())
                                     out = []
                                 more = await reader.read(1 << 16)
@@ -164,6 +167,8 @@ class Server:
                     if not s.pipelining and len(commands) > 1:
                         self.errors.append(f"pipelined without PIPELINING: {commands}")
                 if out:
+                    if s.delay:
+                        await asyncio.sleep(s.delay)
                     writer.write(("\r\n".join(out) + "\r\n").encode())
         finally:
             self.open -= 1
@@ -294,13 +299,13 @@ def test_chunking_sends_bdat_with_the_message_unstuffed(db, newsletter, scripted
 
 
 def test_too_many_connections_means_fewer_connections_not_deferrals(db, newsletter, scripted):
-    server = scripted(Script(max_connections=2))
-    newsletter.make(30)
-    report = _send(db, server.url(), concurrency=6)
-    assert (report.sent, report.deferred) == (30, 0)
+    server = scripted(Script(max_connections=2, delay=0.01))
+    newsletter.make(60)
+    report = _send(db, server.url(), concurrency=8)
+    assert (report.sent, report.deferred) == (60, 0)
     assert server.refused_connections >= 1
     assert Counter(m[1] for m in server.messages) == Counter(
-        {f"p{i}@example.com": 1 for i in range(1, 31)}
+        {f"p{i}@example.com": 1 for i in range(1, 61)}
     )
 
 
