@@ -9,15 +9,16 @@ one event loop in one background thread (``pipelining.Pool``), which never touch
 replies that arrive together are recorded in one transaction (group commit), each outcome
 durable before its slot is given to another message.
 
-In-flight bound: at most ``window = concurrency × (depth + 3)`` messages are *in flight* —
+In-flight bound: at most ``window = concurrency × (depth + 7)`` messages are *in flight* —
 handed to the pool and not yet recorded — where ``depth`` is how many messages one connection
 may have sent whole and not heard back about (1: with DATA, the end-of-data reply of one
 message comes back before the next one's content may go, RFC 2920; with BDAT we also keep one).
-The other slots hold the next message's envelope (sent, but a server cannot accept a message
-without its content) and messages queued or answered and waiting for their commit. So a crash
-(SIGKILL, power cut) can leave at most ``window`` messages unrecorded although the server may
-have accepted them, and in practice at most ``concurrency × depth`` plus the replies that
-arrived during the last commit; the next run sends them again, with the same Message-ID.
+The other slots of a connection hold the next message's envelope (sent, but a server cannot
+accept a message without its content), one message ready to go, and up to five answered and
+waiting for their group commit. So a crash (SIGKILL, power cut) can leave at most ``window``
+messages unrecorded although the server may have accepted them — in practice
+``concurrency × depth`` plus the replies that arrived during the last commit; the next run
+sends them again, with the same Message-ID.
 """
 
 from __future__ import annotations
@@ -226,10 +227,13 @@ class _WireTemplate:
 
 
 # Slots of the in-flight window per connection: ``depth`` (1) message sent whole and awaiting
-# its reply, the next one's envelope, one ready to go the moment a reply comes, and one
-# answered and waiting for its commit (a commit with synchronous=FULL takes milliseconds).
+# its reply, the next one's envelope, one ready to go the moment a reply comes, and five
+# answered and waiting for their commit. A commit with synchronous=FULL waits on an fsync
+# (milliseconds), and a relay next door answers several messages per connection meanwhile;
+# with fewer slots the sender waits on the disk (9 KB messages, 4 connections, local relay:
+# 2,500 msg/s with 4 slots, 3,500 with 6, 3,950 with 8).
 DEPTH = 1
-WINDOW_PER_CONNECTION = DEPTH + 3
+WINDOW_PER_CONNECTION = DEPTH + 7
 
 
 class _Variant:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from conftest import SmtpHandler
 
-# Messages in flight per sender (digest.send): concurrency (2) x (pipelining depth 1 + 3).
-WINDOW = 2 * (1 + 3)
+# Messages in flight per sender (digest.send): concurrency (2) x (pipelining depth 1 + 7).
+WINDOW = 2 * (1 + 7)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

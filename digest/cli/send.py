@@ -95,7 +95,7 @@ def _summary(report: SendReport) -> None:
 )
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1, max=1000),
+    type=click.IntRange(min=1, max=500),
     help="SMTP connections at once [default: [send] concurrency, 20].",
 )
 @click.option(
