@@ -24,8 +24,10 @@ sequence, one command and one reply at a time. Servers offering CHUNKING (RFC 30
 ``BDAT <size> LAST`` with the message bytes as they are (no dot-stuffing, no 354 wait).
 
 Why not aiosmtplib: its protocol keeps one outstanding reply waiter per connection, so sending a
-group means reaching into its private state; connecting, STARTTLS and AUTH are a few lines with
-asyncio streams, which also keeps one code path for TLS errors and timeouts.
+group means reaching into its private state; connecting, STARTTLS and AUTH are a few lines over
+an asyncio Protocol (``_Wire``), which also keeps one code path for TLS errors and timeouts.
+``_Wire`` parses replies as bytes arrive and wakes the sender once per group, not per line: on
+a relay next door the protocol's own CPU time per message is what limits the rate.
 
 Deadlines: every reply must come within ``timeout`` seconds of the previous one (the per-command
 deadline, as smtplib's socket timeout did), and a message's last reply within
