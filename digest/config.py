@@ -48,7 +48,7 @@ class DigestSettings:
 
 @dataclass(frozen=True)
 class SendSettings:
-    concurrency: int = 4  # SMTP connections at once
+    concurrency: int = 20  # SMTP connections at once (see EXAMPLE_TOML)
     per_connection: int = 100  # messages per connection before reconnecting
     rate_per_second: float = 0  # 0 = unlimited
     rate_per_hour: int = 0
@@ -168,7 +168,11 @@ html_budget = 90000       # bytes of encoded HTML; Gmail clips past ~102 KB
 excerpt_words = 50
 
 [send]
-concurrency = 4           # SMTP connections at once
+# SMTP connections at once (up to a few hundred: one event loop, no thread each). 20 is
+# what common relays accept from one client (Postfix smtpd_client_connection_count_limit
+# defaults to 50, Amazon SES and Microsoft 365 allow dozens); a relay that answers
+# "421 too many connections" gets fewer, automatically.
+concurrency = 20
 per_connection = 100      # messages per connection before reconnecting
 rate_per_second = 0       # 0 = unlimited
 rate_per_hour = 0

@@ -38,7 +38,7 @@ class _Progress:
             )
         self.bar.label = (
             f"sent {report.sent} · deferred {report.deferred} · failed {report.failed}"
-            f" · {report.rate:.0f} msg/s"
+            + (f" · {report.rate:.0f} msg/s" if report.sent else "")
         )
         self.bar.update(report.done - self.shown)
         self.shown = report.done
@@ -67,10 +67,15 @@ def _summary(report: SendReport) -> None:
         _released(report)
         click.echo("nothing to send")
         return
+    rate = f" ({report.rate:.0f} messages/s)" if report.sent else ""
     click.echo(
         f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, "
-        f"skipped {report.skipped} in {report.elapsed:.1f} s ({report.rate:.0f} messages/s)"
+        f"skipped {report.skipped} in {report.elapsed:.1f} s{rate}"
     )
+    if not report.sent:
+        # Nothing went out: say why, not only how many.
+        for line in report.explanation():
+            click.echo(f"  {line}")
     for f in report.failures[:20]:
         click.echo(f"  failed: {f.email} (digest {f.digest_id}): {f.reply}")
     if len(report.failures) > 20:
@@ -90,7 +95,9 @@ def _summary(report: SendReport) -> None:
     help="Use this relay instead of the configured ones (smtp://, smtp+starttls://, smtps://).",
 )
 @click.option(
-    "--concurrency", type=click.IntRange(min=1), help="SMTP connections at once [default 4]."
+    "--concurrency",
+    type=click.IntRange(min=1, max=500),
+    help="SMTP connections at once [default: [send] concurrency, 20].",
 )
 @click.option(
     "--rate", type=click.FloatRange(min=0), help="At most R messages per second (0 = no limit)."
