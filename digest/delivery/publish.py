@@ -23,7 +23,7 @@ from ..audience.lists import MailingList, all_lists, get_list
 from ..audience.records import FREQUENCIES
 from ..audience.subscriptions import audience_groups, has_active_subscribers
 from ..config import Config
-from ..errors import DigestError
+from ..errors import describe_error
 from ..issues import render
 from ..issues.build import (
     BuiltDigest,
@@ -228,14 +228,6 @@ def _build_each(
         except Exception as e:  # noqa: BLE001 - contained: this issue fails, the others go on
             failures.append(BuildFailure(mlist.slug, freq, describe_error(e)))
     return built
-
-
-def describe_error(e: BaseException) -> str:
-    """One line for a failure: a domain error's own message, else its type and message."""
-    if isinstance(e, DigestError):
-        return str(e)
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def build_due(

@@ -38,7 +38,7 @@ from sqlite_utils import Database
 from ..audience.lists import get_list
 from ..audience.subscriptions import mark_bounced, skip_reasons
 from ..config import Config
-from ..errors import InvalidInput
+from ..errors import InvalidInput, describe_error
 from ..issues.store import get_digest
 from ..issues.template import CompiledTemplate
 from ..store import durable, transaction
@@ -264,10 +264,15 @@ class _Run:
 
     def prepare_all(self, deliveries: list[Delivery]) -> list[Job]:
         """The jobs for ``deliveries``, checked against subscriptions and suppressions right
-        before they go (the skipped ones are recorded so, in one transaction)."""
+        before they go (the skipped ones are recorded so, in one transaction).
+
+        A failure belongs to the smallest thing that failed: a delivery whose message cannot
+        be made (an address that cannot be written in a header, say) is recorded ``failed``
+        with the reason, and the others go out."""
         reasons = skip_reasons(self.db, deliveries)
         jobs = []
         skipped = []
+        broken = []
         for delivery in deliveries:
             reason = reasons.get(delivery.id)
             variant = self._variant(delivery.variant_id) if reason is None else None
@@ -275,13 +280,24 @@ class _Run:
                 reason = reason or f"variant {delivery.variant_id} has no message (empty digest)"
                 skipped.append((delivery, reason))
                 continue
-            jobs.append(self._job(delivery, variant))
-        if skipped:
+            try:
+                jobs.append(self._job(delivery, variant))
+            except Exception as e:  # noqa: BLE001 - contained: this delivery fails alone
+                broken.append((delivery, f"message could not be made: {describe_error(e)}"))
+        if skipped or broken:
             now = self.clock()
-            with self.db.atomic():
+            with transaction(self.db):
                 for delivery, reason in skipped:
                     ledger.record_skipped(self.db, delivery.id, reason=reason, now=now)
                     self.report.count(delivery, "skipped")
+                for delivery, reason in broken:
+                    ledger.record_failed(
+                        self.db, delivery.id, reply=reason, relay=None, message_id=None, now=now
+                    )
+                    self.report.failures.append(
+                        Failure(delivery.id, delivery.digest_id, delivery.email, reason)
+                    )
+                    self.report.count(delivery, "failed")
         return jobs
 
     def prepare(self, delivery: Delivery) -> tuple[Outgoing, bytes | None] | None:

@@ -19,10 +19,10 @@ from sqlite_utils import Database
 
 from ..config import Config
 from ..delivery.transports import Transport
-from ..errors import DigestError
+from ..errors import DigestError, describe_error
 from ..store import open_db
 from ..timeutil import utc_now
-from .tick import TickReport, describe_error, logger, poll_feeds, tick
+from .tick import TickReport, logger, poll_feeds, tick
 
 
 class SchedulerBusy(DigestError):

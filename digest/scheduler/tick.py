@@ -18,10 +18,10 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from ..config import Config
-from ..delivery.publish import build_digest, describe_error
+from ..delivery.publish import build_digest
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import Transport
-from ..errors import DigestError
+from ..errors import DigestError, describe_error
 from ..ingest.pipeline import FeedReport, fetch_feeds
 from ..issues.build import BuiltDigest
 from ..timeutil import to_iso
