@@ -171,20 +171,9 @@ class _Variant:
         self.info = info
         wire = _WireTemplate(info.compiled)
         self.wire = wire if wire.usable else None
-        # VariantInfo.message_id parses the From address on every call; its format is taken
-        # once here (around a marker subscriber id), so messages.py still owns it.
-        marker = str(_MARKER_ID)
-        sample = info.message_id(_MARKER_ID)
-        self.message_id_parts = sample.split(marker) if sample.count(marker) == 1 else None
 
     def message_id(self, subscriber_id: int) -> str:
-        if self.message_id_parts is None:
-            return self.info.message_id(subscriber_id)
-        prefix, suffix = self.message_id_parts
-        return f"{prefix}{subscriber_id}{suffix}"
-
-
-_MARKER_ID = 918_273_645_546_372_819
+        return self.info.message_id(subscriber_id)
 
 
 class _Run:
