@@ -67,6 +67,8 @@ def _summary(report: SendReport) -> None:
         _released(report)
         click.echo("nothing to send")
         return
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     rate = f" ({report.rate:.0f} messages/s)" if report.sent else ""
     click.echo(
         f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, "
@@ -117,6 +119,12 @@ def _summary(report: SendReport) -> None:
 @click.option(
     "--retry-now", is_flag=True, help="Also send deferred deliveries before their retry time."
 )
+@click.option(
+    "--allow-insecure-links",
+    is_flag=True,
+    help="Send even though [site] base_url is plain http on a public host (links and one-click"
+    " unsubscribe then go over http).",
+)
 @pass_app
 def send(
     app: App,
@@ -130,6 +138,7 @@ def send(
     dry_run: bool,
     recover: bool,
     retry_now: bool,
+    allow_insecure_links: bool,
 ) -> None:
     """Send the digests' queued and due deferred deliveries.
 
@@ -164,6 +173,7 @@ def send(
             retry_now=retry_now,
             dry_run=dry_run,
             progress=_Progress(stack),
+            allow_insecure_links=allow_insecure_links,
         )
     _summary(report)
     if report.failed:

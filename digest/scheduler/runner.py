@@ -112,6 +112,7 @@ def run(
     log: logging.Logger = logger,
     tick_seconds: float = 60,
     on_tick: Callable[[TickReport], None] | None = None,
+    allow_insecure_links: bool = False,
 ) -> TickReport | None:
     """Hold the database's lock and tick until ``stop_event`` is set (or once, with ``once``;
     the tick's report is returned). ``clock`` gives each tick its ``now``; the ``schedule``
@@ -134,6 +135,7 @@ def run(
                 stop=stop_event,
                 log=log,
                 logged=logged,
+                allow_insecure_links=allow_insecure_links,
             )
 
         try:

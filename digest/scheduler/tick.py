@@ -207,6 +207,11 @@ def _log_sent(log: logging.Logger, report: SendReport) -> None:
         )
     if len(report.failures) > 20:
         log.warning("… and %d more failed deliveries", len(report.failures) - 20)
+    for line in report.warnings:
+        log.warning(line, extra={"event": "send_warning"})
+    for line in report.explanation():
+        # Why messages did not go out: "deferred 1000: cannot connect to relay ... (refused)".
+        log.warning(line, extra={"event": "send_explained"})
     if report.stopped:
         log.info("sending stopped: %s", report.stopped, extra={"event": "send_stopped"})
 
@@ -222,6 +227,7 @@ def tick(
     stop: threading.Event | None = None,
     log: logging.Logger = logger,
     logged: set[str] | None = None,
+    allow_insecure_links: bool = False,
 ) -> TickReport:
     """Do what is due at ``now``: record and log skipped issues, fetch the registered feeds
     (only if something is about to be built), build each due issue, then send every delivery
@@ -298,6 +304,7 @@ def tick(
                 recover=True,
                 stop=stop,
                 progress=_SendProgress(log),
+                allow_insecure_links=allow_insecure_links,
             )
         except Exception as e:  # noqa: BLE001 - contained: logged, the next tick tries again
             message = f"sending failed: {describe_error(e)}"
