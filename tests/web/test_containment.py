@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import email
+import email.header
 import email.policy
 import io
 import os
@@ -358,7 +359,7 @@ def test_every_subscribe_outcome_gets_the_same_answer_in_the_same_time(
     # The worker sends afterwards, to exactly the addresses the rules allow.
     wait_for(lambda: queued_notices(db) == 0, timeout=60)
     mailed = {r.split(".")[0] for r in slow_relay.handler.recipients() if r != "w@example.com"}
-    assert mailed == {"new", "pending", "active", "unsubscribed"}
+    assert mailed == {"new", "pending", "active", "unsubscribed", "encoded-word"}
 
 
 def test_a_name_with_an_encoded_word_is_a_303_not_a_500(app, smtp, db, world):
@@ -375,7 +376,6 @@ def test_a_name_with_an_encoded_word_is_a_303_not_a_500(app, smtp, db, world):
     assert "zed@example.com" in smtp.handler.recipients()
 
 
-@pytest.mark.xfail(strict=True, reason="needs headers.py encoder")
 def test_a_name_with_an_encoded_word_gets_its_confirmation_with_the_name_as_typed(
     app, smtp, db, world
 ):
@@ -386,8 +386,13 @@ def test_a_name_with_an_encoded_word_gets_its_confirmation_with_the_name_as_type
     wait_for(lambda: queued_notices(db) == 0)
     [received] = smtp.handler.received
     message = parse(received.data)
-    assert message["To"].addresses[0].display_name == ENCODED_NAME
     assert "Bcc" not in message and received.rcpt_to == ["eve@example.com"]
+    # The name is shown as typed: encoded, never decoded into a line break. (Read with
+    # RFC 2047's rule that space between encoded-words is dropped, which the email package's
+    # newer parser does not apply inside a phrase.)
+    raw_to = re.search(rb"\r\nTo: (.*?)\r\n(?! )", received.data, re.S).group(1).decode()
+    decoded = str(email.header.make_header(email.header.decode_header(raw_to)))
+    assert decoded == f"{ENCODED_NAME} <eve@example.com>"
 
 
 # --- 6. the upload folder -----------------------------------------------------------------------
