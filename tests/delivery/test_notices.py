@@ -218,9 +218,7 @@ def test_digest_run_and_digest_send_flush_the_outbox(run, db, world, smtp, monke
     assert "notices" not in run("send").output  # nothing left: nothing said
 
 
-def test_the_web_worker_sends_what_an_earlier_process_left_queued(
-    db, world, smtp, make_web_app
-):
+def test_the_web_worker_sends_what_an_earlier_process_left_queued(db, world, smtp, make_web_app):
     """The outbox survives the process: a notice queued before a crash is sent by the next
     web app's worker, which starts with its first request."""
     config = config_for(smtp)
