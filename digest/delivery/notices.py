@@ -272,13 +272,13 @@ def _claim(db: Database, now: datetime, lease: timedelta, limit: int) -> list[_N
             )
     return [
         _Notice(
-            r["id"],
-            r["kind"],
-            r["subscriber_id"],
-            r["list_id"],
-            r["attempts"],
-            from_iso(r["created_at"]),
-        )  # fmt: skip
+            id=r["id"],
+            kind=r["kind"],
+            subscriber_id=r["subscriber_id"],
+            list_id=r["list_id"],
+            attempts=r["attempts"],
+            created_at=from_iso(r["created_at"]),
+        )
         for r in rows
     ]
 
@@ -311,8 +311,8 @@ def _release(db: Database, notices: list[_Notice]) -> None:
 def _message(
     db: Database, config: Config, notice: _Notice, secret: bytes
 ) -> tuple[Outgoing | None, str]:
-    """The email for ``notice``, or None and why it is not sent (the address was suppressed,
-    bounced or removed meanwhile)."""
+    """The email for ``notice`` and what it is (for the log), or None and why it is not sent
+    (the address was suppressed, bounced or removed meanwhile)."""
     person = db.execute(
         "SELECT email, name FROM subscribers WHERE id = ?", [notice.subscriber_id]
     ).fetchone()
@@ -333,7 +333,7 @@ def _message(
     outgoing = confirmation_message(config, mlist, subscriber_id=notice.subscriber_id,
                                     address=address, name=name, secret=secret,
                                     now=notice.created_at)  # fmt: skip
-    return outgoing, address
+    return outgoing, f"confirmation email to {address} for list {mlist.slug}"
 
 
 def flush_notices(
@@ -357,13 +357,13 @@ def flush_notices(
     connection: Connection | None = None
     try:
         while limit is None or report.total < limit:
-            batch = _claim(db, now, lease, CLAIM_BATCH if limit is None else min(
-                CLAIM_BATCH, limit - report.total))  # fmt: skip
+            size = CLAIM_BATCH if limit is None else min(CLAIM_BATCH, limit - report.total)
+            batch = _claim(db, now, lease, size)
             if not batch:
                 break
             for i, notice in enumerate(batch):
                 try:
-                    outgoing, about = _message(db, config, notice, secret)
+                    outgoing, what = _message(db, config, notice, secret)
                 except (DigestError, ValueError, TemplateError) as e:
                     # A name no header encoder accepts, a broken confirm template: this notice
                     # fails alone, with one line naming it.
@@ -373,10 +373,9 @@ def flush_notices(
                     log.error("notice %d (%s) cannot be made: %s", notice.id, notice.kind, e)
                     continue
                 if outgoing is None:
-                    _finish(db, notice, NoticeStatus.SKIPPED, about, now=now)
+                    _finish(db, notice, NoticeStatus.SKIPPED, what, now=now)
                     report.skipped += 1
                     continue
-                what = f"confirmation email to {outgoing.recipient} for list {_slug(db, notice)}"
                 try:
                     if connection is None:
                         if transport is None:
@@ -407,8 +406,3 @@ def flush_notices(
         if own and transport is not None:
             transport.close()
     return report
-
-
-def _slug(db: Database, notice: _Notice) -> str:
-    row = db.execute("SELECT slug FROM lists WHERE id = ?", [notice.list_id]).fetchone()
-    return str(row[0]) if row else f"#{notice.list_id}"

@@ -1,7 +1,7 @@
 """Files that hold subscribers' addresses, their personal links or the signing secret are
 private to their owner whatever the umask: the database and its WAL (0600), the secret file
 (0600), and the Maildir outbox (folders 0700, messages 0600). The upload folder of the web
-import is tested with the web pages (tests/web/test_containment.py)."""
+import is tested with the web pages (tests/web/test_web_containment.py)."""
 
 from __future__ import annotations
 

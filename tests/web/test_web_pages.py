@@ -545,7 +545,7 @@ def test_preview_shows_exactly_the_message_that_will_be_sent(app, db, built, sta
     from markupsafe import escape
 
     assert response.status_code == 200
-    # The web shows the library's preview with inert links (tests/web/test_containment.py).
+    # The web shows the library's preview with inert links (tests/web/test_web_containment.py).
     expected = preview_digest(db, config, get_list(db, "world"), "daily", date(2025, 1, 21),
                               now=web_clock.now, secret=WEB_SECRET, inert=True)  # fmt: skip
     subject = expected.report.subject
