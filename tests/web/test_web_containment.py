@@ -182,7 +182,13 @@ def test_editor_preview_as_a_subscriber_has_inert_links(app, db, built, world, s
     assert "Kenya story" in frame and "Haiti story" not in frame  # ken's variant all the same
 
 
-def test_send_test_as_a_subscriber_carries_no_token_or_address(app, smtp, db, built, world, staff):
+def test_send_test_as_a_subscriber_carries_no_token_or_address(
+    make_web_app, smtp, db, built, world, staff
+):
+    # With a mailto in List-Unsubscribe too: a real message carries the token there as well.
+    app = make_web_app(
+        f'[site]\nunsubscribe_mailto = "unsub@news.example.com"\n[[smtp]]\nurl = "{smtp.url()}"\n'
+    )
     client = app.test_client()
     csrf = login(client)
     response = client.post(
@@ -203,7 +209,7 @@ def test_send_test_as_a_subscriber_carries_no_token_or_address(app, smtp, db, bu
         assert token not in whole
     assert "Kenya story" in text and "Haiti story" not in text
     inert = "http://127.0.0.1:8080/preview-link/unsubscribe"
-    assert message["List-Unsubscribe"] == f"<{inert}>"
+    assert message["List-Unsubscribe"].startswith(f"<{inert}>, <mailto:unsub@news.example.com?")
     assert message["Subject"].startswith("[TEST] ")
 
     # What a mailbox provider does with the test copy's header (RFC 8058), and what a reader
