@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from ..config import Config
+from ..delivery.notices import NoticeReport, flush_notices
 from ..delivery.publish import build_digest
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import Transport
@@ -60,6 +61,7 @@ class TickReport:
     fetched: list[FeedReport] | None = None  # None: the feeds were not fetched
     built: list[BuiltDigest] = field(default_factory=list)
     sent: SendReport | None = None
+    notices: NoticeReport | None = None  # confirmation emails queued by the web pages
     errors: list[str] = field(default_factory=list)
     stopped: bool = False  # the stop event cut the tick short
 
@@ -314,4 +316,17 @@ def tick(
             _log_sent(log, report.sent)
             if report.sent.stopped and stop is not None and stop.is_set():
                 report.stopped = True
+    if not stopping():
+        # Confirmation emails the web pages queued: `digest serve` sends them at once itself;
+        # this covers a web process that is not running (or cannot reach the relay).
+        try:
+            report.notices = flush_notices(
+                db, config, secret=secret, now=clock(), transport=transport, log=log
+            )
+            if report.notices.error:
+                raise DigestError(report.notices.error)
+        except Exception as e:  # noqa: BLE001 - contained like the send above
+            message = f"sending notices failed: {describe_error(e)}"
+            report.errors.append(message)
+            _error_once(log, logged, message, e, {"event": "notices_failed"})
     return report
