@@ -290,10 +290,14 @@ def _connect(
     if not allowed:
         why = _not_public(addresses[0])
         where = f"redirect to {visible(url)} refused" if redirected else "refused"
-        named = "" if host.strip("[]") == str(addresses[0]) else f"{host} is "
+        what = (
+            f"{host} is {why}"
+            if _ip(host) is not None
+            else f"{host} resolves to {addresses[0]}, {why}"
+        )
         raise _Failed(
-            f"{where}: {named}{addresses[0]} is {why}; feeds may only point to public"
-            " addresses ([ingest] allow_private_addresses)"
+            f"{where}: {what}; feeds may only point to public addresses"
+            " ([ingest] allow_private_addresses)"
         )
     sock = _open_socket(allowed, port, fetch)
     if parts.scheme == "https":
