@@ -181,8 +181,10 @@ class FeedReport:
         return self.status != FeedStatus.FAILED and (self.report is None or self.report.ok)
 
     def summary_line(self) -> str:
-        if self.status in (FeedStatus.FAILED, FeedStatus.STOPPED):
-            return f"{self.url}: {self.status}: {self.error}"
+        if self.status == FeedStatus.FAILED:
+            return f"{self.url}: failed: {self.error}"
+        if self.status == FeedStatus.STOPPED:
+            return f"{self.url}: {self.error}"
         if self.status == FeedStatus.NOT_MODIFIED:
             return f"{self.url}: not modified"
         assert self.report is not None
