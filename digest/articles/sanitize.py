@@ -131,13 +131,14 @@ def balance(fragment: str) -> str:
     depth = 0  # kept elements open
     formatting = 0  # kept formatting elements open
 
+    void, not_counted = _VOID, _SELF_CLOSING_KINDS
     for m in _MARKUP.finditer(fragment):
         start = m.start()
         if start < pos:
             continue
-        raw_name = m.group(2)
+        is_end, raw_name, ending, comment = m.groups()
         if raw_name is None:
-            if m.group(4):  # a comment; "<!-->" and "<!--->" end at once
+            if comment:  # a comment; "<!-->" and "<!--->" end at once
                 after = m.end()
                 if fragment.startswith((">", "->"), after):
                     pos = fragment.find(">", after) + 1
@@ -154,7 +155,6 @@ def balance(fragment: str) -> str:
             pos = close_at + 1
             continue
         name = raw_name.lower()
-        ending = m.group(3)
         end = m.end()
         if ending is None:  # broken quoting: end at the next ">", as near as can be
             close_at = fragment.find(">", end)
@@ -163,7 +163,7 @@ def balance(fragment: str) -> str:
             end = close_at + 1
         pos = end
 
-        if m.group(1):  # an end tag
+        if is_end:  # an end tag
             if name == "noscript":
                 out.append(fragment[emitted:start])
                 emitted = end
@@ -183,7 +183,7 @@ def balance(fragment: str) -> str:
                     emitted = end
             continue
 
-        if name in _VOID or name in _SELF_CLOSING_KINDS:
+        if name in void or name in not_counted:
             continue
         if name == "noscript":
             out.append(fragment[emitted:start])
