@@ -476,3 +476,60 @@ def test_server_text_is_escaped_in_messages_and_in_the_store(run, db_path, tmp_p
     assert feed.last_error == "HTTP 500 \\x1b[2J\\x1b[31mOwned\\x1b]0;title\\x07"
     listed = run("feeds", "list").output
     assert "\x1b" not in listed and "Owned" in listed
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate for "localhost"; it answers
+    with the Host header and the SNI name it received."""
+    import http.server
+    import shutil
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    names: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = f"Host: {self.headers['Host']}; SNI: {names[-1]}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment]
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_checks_the_certificate_of_the_host_name_it_connected_by_address(
+    tls_server, monkeypatch
+):
+    """The socket is connected to the address that was checked; TLS still names the host (SNI
+    and the certificate check) and so does the Host header."""
+    port, cert = tls_server
+    url = f"https://localhost:{port}/feed.xml"
+    with pytest.raises(SourceError, match=r"TLS error \(self-signed certificate\)"):
+        http_get(url, timeout=10, allow_private=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust it from now on
+    response = http_get(url, timeout=10, allow_private=True)
+    assert response.body == f"Host: localhost:{port}; SNI: localhost".encode()
+    with pytest.raises(SourceError, match=r"TLS error \(.*(mismatch|not valid for)"):
+        http_get(f"https://127.0.0.1:{port}/feed.xml", timeout=10, allow_private=True)
