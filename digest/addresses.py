@@ -14,7 +14,12 @@ from email.headerregistry import Address
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import InvalidInput
-from .text import check_single_line
+from .text import CONTROL, check_single_line
+
+
+def has_control(text: str) -> bool:
+    return CONTROL.search(text) is not None
+
 
 _NAME_ADDR = re.compile(r"(.*?)<([^<>]*)>\Z")
 
@@ -93,18 +98,29 @@ def fast_normalise(text: str) -> str | None:
 
 
 def normalise_email(text: str) -> str:
-    """The normalised form of an address (email-validator syntax rules, no DNS look-ups;
-    the domain is lower-cased). Raises ``InvalidInput`` saying what is wrong."""
+    """The normalised form of an address (email-validator syntax rules, no DNS look-ups; the
+    domain lower-cased, and an internationalised domain in its IDNA form, ``xn--...``, which
+    every relay can deliver to). A non-ASCII local part is kept (NFC): such an address is sent
+    only through a relay that offers SMTPUTF8, and the delivery fails with that reason
+    elsewhere. Raises ``InvalidInput`` saying what is wrong."""
     text = text.strip(" ")
     fast = fast_normalise(text)
     if fast is not None:
         return fast
     if not text:
         raise InvalidInput("empty address")
+    if has_control(text):
+        raise InvalidInput(f"invalid address {text!r}: it contains a control character")
     try:
-        return validate_email(text, check_deliverability=False).normalized
+        valid = validate_email(text, check_deliverability=False)
     except EmailNotValidError as e:
         raise InvalidInput(f"invalid address {text!r}: {e}") from None
+    return f"{valid.local_part}@{valid.ascii_domain}"
+
+
+def needs_smtputf8(address: str) -> bool:
+    """Whether an address can only be sent to with SMTPUTF8 (RFC 6531): a non-ASCII local part."""
+    return not address.isascii()
 
 
 def check_address_header(value: str, field: str) -> str:

@@ -23,3 +23,12 @@ class InvalidInput(DigestError):
 
 class TokenError(DigestError):
     """A signed token is forged, damaged, for another purpose, or expired."""
+
+
+def describe_error(e: BaseException) -> str:
+    """One line for a failure: a domain error's own message, else the exception's type and
+    message (an unexpected error is a bug: callers log its traceback at debug level)."""
+    if isinstance(e, DigestError):
+        return str(e)
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

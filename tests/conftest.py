@@ -409,8 +409,10 @@ class SmtpTestServer:
         starttls=None,
         password: str | None = None,
         mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
+        smtputf8: bool = False,
     ):
         self.handler = handler
+        self.smtputf8 = smtputf8
         self.implicit_tls = implicit_tls
         self.starttls = starttls
         self.password = password
@@ -448,6 +450,7 @@ class SmtpTestServer:
                 require_starttls=self.starttls is not None,
                 timeout=30,
                 loop=self.loop,
+                enable_SMTPUTF8=self.smtputf8,
                 **kwargs,
             )
 
@@ -523,7 +526,12 @@ class Newsletter:
             insert_variants,
             stored_variants,
         )
-        from digest.issues.template import build_template, html_placeholder, text_placeholder
+        from digest.issues.template import (
+            build_template,
+            html_placeholder,
+            new_placeholder_key,
+            text_placeholder,
+        )
         from digest.store import transaction
 
         db = self.db
@@ -539,15 +547,16 @@ class Newsletter:
         for i in range(1, count + 1):
             add_subscription(db, mlist, f"p{i}@example.com", name=f"Person {i}", confirmed=True,
                              tags=[label], source="cli", now=created_at)  # fmt: skip
+        key = new_placeholder_key()
         html = (
-            f"<p>Hello {html_placeholder('NAME')}</p>"
+            f"<p>Hello {html_placeholder('NAME', key)}</p>"
             + "<p>News of the day, ελληνικά.</p>" * (html_padding // 30)
-            + f'<p><a href="{html_placeholder("UNSUBSCRIBE_URL")}">Unsubscribe</a>'
-            + f' <a href="{html_placeholder("PREFERENCES_URL")}">Preferences</a></p>'
+            + f'<p><a href="{html_placeholder("UNSUBSCRIBE_URL", key)}">Unsubscribe</a>'
+            + f' <a href="{html_placeholder("PREFERENCES_URL", key)}">Preferences</a></p>'
         )
         text = (
-            f"Hello {text_placeholder('NAME')}\n\nUnsubscribe: "
-            f"{text_placeholder('UNSUBSCRIBE_URL')}\n"
+            f"Hello {text_placeholder('NAME', key)}\n\nUnsubscribe: "
+            f"{text_placeholder('UNSUBSCRIBE_URL', key)}\n"
         )
         template = build_template(
             [
@@ -558,6 +567,7 @@ class Newsletter:
             text,
             html,
             boundary_seed=f"{slug}-{label}",
+            key=key,
         )
         period = issue_for(mlist, "daily", date.fromisoformat(label))
         with transaction(db):

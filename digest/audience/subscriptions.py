@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlite_utils import Database
 
@@ -24,7 +24,7 @@ from ..addresses import normalise_email
 from ..articles.tags import tag_key
 from ..errors import InvalidInput, NotFound
 from ..store import transaction
-from ..store.bulk import insert_rows, next_id
+from ..store.bulk import insert_rows, next_id, select_in
 from ..text import clean_name
 from ..timeutil import to_iso
 from .history import EventRow, events_for, forget, record_event, record_events
@@ -593,16 +593,48 @@ AUDIENCE_SELECT = """
 """
 
 
-def skip_reason(db: Database, subscriber_id: int, list_id: int, email: str) -> str | None:
-    """Why a queued digest must not go to this subscriber now (unsubscribed since the build,
-    suppressed...), or None."""
-    row = db.execute(
-        "SELECT (SELECT status FROM subscriptions WHERE subscriber_id = ? AND list_id = ?),"
-        " (SELECT reason FROM suppressions WHERE email = ?),"
-        " EXISTS (SELECT 1 FROM suppressions WHERE email = ?)",
-        [subscriber_id, list_id, email, email],
-    ).fetchone()
-    status, suppressed_reason, suppressed = row
+def skip_reasons(db: Database, deliveries: Sequence[Queued]) -> dict[int, str]:
+    """Why each of these queued deliveries must not go out now (unsubscribed since the build,
+    suppressed...): {delivery id: reason} for those that must not, in two queries."""
+    if not deliveries:
+        return {}
+    subscribers = list({d.subscriber_id for d in deliveries})
+    statuses: dict[tuple[int, int], str] = {}
+    # "subscriber_id IN (...)" walks the UNIQUE (subscriber_id, list_id) index; a row-value
+    # IN over both columns would scan the whole table.
+    for sub, lst, status in select_in(
+        db.conn,
+        "SELECT subscriber_id, list_id, status FROM subscriptions WHERE subscriber_id IN ({})",
+        subscribers,
+    ):
+        statuses[(sub, lst)] = status
+    suppressed = suppressed_among(db, {d.email for d in deliveries})
+    reasons = {}
+    for d in deliveries:
+        reason = _why_skip(
+            statuses.get((d.subscriber_id, d.list_id)),
+            suppressed.get(d.email),
+            d.email in suppressed,
+        )
+        if reason is not None:
+            reasons[d.id] = reason
+    return reasons
+
+
+class Queued(Protocol):
+    """What ``skip_reasons`` needs of a queued delivery."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def subscriber_id(self) -> int: ...
+    @property
+    def list_id(self) -> int: ...
+    @property
+    def email(self) -> str: ...
+
+
+def _why_skip(status: str | None, suppressed_reason: str | None, suppressed: bool) -> str | None:
     if suppressed:
         return "address is suppressed" + (f" ({suppressed_reason})" if suppressed_reason else "")
     if status is None:

@@ -14,7 +14,7 @@ import click
 from ..audience.lists import MailingList, get_list
 from ..audience.records import FREQUENCIES
 from ..delivery.preview import preview_digest
-from ..delivery.publish import build_due, build_for_date
+from ..delivery.publish import BuildFailure, build_due, build_for_date
 from ..issues.build import BuiltDigest
 from ..issues.periods import parse_issue_date
 from .app import App, cli, pass_app
@@ -40,7 +40,7 @@ def _progress(mlist: MailingList, frequency: str) -> Callable[[int, int], None]:
 def _describe(result: BuiltDigest) -> str:
     period = result.period
     status = "built" if result.new else f"already built {result.built_at:%Y-%m-%d %H:%M} UTC"
-    empty = sum(1 for v in result.variants if v.empty)
+    empty = sum(1 for v in result.variants if v.empty and not v.error)
     cut = sum(v.cut_count for v in result.variants)
     sections = ", ".join(result.sections) or "none"
     lines = [
@@ -51,6 +51,12 @@ def _describe(result: BuiltDigest) -> str:
         + f", recipients {result.recipients} queued"
         + ("" if result.new else f" ({result.enqueued} newly)")
         + (f", {cut} articles cut to fit the HTML budget" if cut else ""),
+    ]
+    lines += [
+        f"  failed: variant {v.tags_key or 'all tags'} {v.error}; its {v.recipients}"
+        " deliveries failed, the other variants are queued"
+        for v in result.variants
+        if v.error
     ]
     lines += [f"  note: {note}" for note in result.notes]
     return "\n".join(lines)
@@ -81,6 +87,7 @@ def build(app: App, list_slug: str | None, frequency: str | None, issue_date: st
       digest build
       digest build --list world --frequency daily --date 2025-01-21
     """
+    failures: list[BuildFailure] = []
     if issue_date:
         results = build_for_date(
             app.db,
@@ -90,6 +97,7 @@ def build(app: App, list_slug: str | None, frequency: str | None, issue_date: st
             list_slug=list_slug,
             frequency=frequency,
             progress=_progress,
+            failures=failures,
         )
     else:
         results = build_due(
@@ -99,11 +107,16 @@ def build(app: App, list_slug: str | None, frequency: str | None, issue_date: st
             list_slug=list_slug,
             frequency=frequency,
             progress=_progress,
+            failures=failures,
         )
-    if not results:
+    if not results and not failures:
         click.echo("nothing to build: no list has active subscribers for that frequency")
     for result in results:
         click.echo(_describe(result))
+    for failure in failures:
+        click.echo(f"{failure.list_slug} {failure.frequency}: not built: {failure.error}", err=True)
+    if failures:
+        raise click.exceptions.Exit(1)
 
 
 def _size(n: int) -> str:

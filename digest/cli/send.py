@@ -38,7 +38,7 @@ class _Progress:
             )
         self.bar.label = (
             f"sent {report.sent} · deferred {report.deferred} · failed {report.failed}"
-            f" · {report.rate:.0f} msg/s"
+            + (f" · {report.rate:.0f} msg/s" if report.sent else "")
         )
         self.bar.update(report.done - self.shown)
         self.shown = report.done
@@ -67,10 +67,17 @@ def _summary(report: SendReport) -> None:
         _released(report)
         click.echo("nothing to send")
         return
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    rate = f" ({report.rate:.0f} messages/s)" if report.sent else ""
     click.echo(
         f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, "
-        f"skipped {report.skipped} in {report.elapsed:.1f} s ({report.rate:.0f} messages/s)"
+        f"skipped {report.skipped} in {report.elapsed:.1f} s{rate}"
     )
+    if not report.sent:
+        # Nothing went out: say why, not only how many.
+        for line in report.explanation():
+            click.echo(f"  {line}")
     for f in report.failures[:20]:
         click.echo(f"  failed: {f.email} (digest {f.digest_id}): {f.reply}")
     if len(report.failures) > 20:
@@ -90,7 +97,9 @@ def _summary(report: SendReport) -> None:
     help="Use this relay instead of the configured ones (smtp://, smtp+starttls://, smtps://).",
 )
 @click.option(
-    "--concurrency", type=click.IntRange(min=1), help="SMTP connections at once [default 4]."
+    "--concurrency",
+    type=click.IntRange(min=1, max=500),
+    help="SMTP connections at once [default: [send] concurrency, 20].",
 )
 @click.option(
     "--rate", type=click.FloatRange(min=0), help="At most R messages per second (0 = no limit)."
@@ -110,6 +119,12 @@ def _summary(report: SendReport) -> None:
 @click.option(
     "--retry-now", is_flag=True, help="Also send deferred deliveries before their retry time."
 )
+@click.option(
+    "--allow-insecure-links",
+    is_flag=True,
+    help="Send even though [site] base_url is plain http on a public host (links and one-click"
+    " unsubscribe then go over http).",
+)
 @pass_app
 def send(
     app: App,
@@ -123,6 +138,7 @@ def send(
     dry_run: bool,
     recover: bool,
     retry_now: bool,
+    allow_insecure_links: bool,
 ) -> None:
     """Send the digests' queued and due deferred deliveries.
 
@@ -157,6 +173,7 @@ def send(
             retry_now=retry_now,
             dry_run=dry_run,
             progress=_Progress(stack),
+            allow_insecure_links=allow_insecure_links,
         )
     _summary(report)
     if report.failed:

@@ -246,6 +246,22 @@ def record_sent(
     )
 
 
+def record_sent_many(
+    db: Database, sent: list[tuple[int, str, str | None, str]], *, now: datetime
+) -> None:
+    """``record_sent`` for many deliveries at once: (delivery id, reply, relay, Message-ID)."""
+    stamp = to_iso(now)
+    db.conn.executemany(
+        """
+        UPDATE deliveries SET status = 'sent', attempts = attempts + 1, reply = ?, relay = ?,
+            message_id = ?, sent_at = ?, updated_at = ?, next_attempt_at = NULL,
+            lease_owner = NULL, lease_until = NULL
+        WHERE id = ? AND status IN ('queued', 'deferred')
+        """,
+        [(reply, relay, mid, stamp, stamp, delivery_id) for delivery_id, reply, relay, mid in sent],
+    )
+
+
 def record_failed(
     db: Database,
     delivery_id: int,
@@ -424,6 +440,16 @@ def enqueue(
     ).rowcount
     db.execute("DELETE FROM temp.digest_variant_map")
     return int(queued)
+
+
+def fail_variant(db: Database, variant_id: int, *, reason: str, now: datetime) -> int:
+    """Fail every owed delivery of a variant that could not be rendered, with ``reason``."""
+    cur = db.execute(
+        "UPDATE deliveries SET status = 'failed', reply = ?, updated_at = ?, next_attempt_at = NULL"
+        " WHERE variant_id = ? AND status IN ('queued', 'deferred')",
+        [reason, to_iso(now), variant_id],
+    )
+    return int(cur.rowcount)
 
 
 def counts_by_variant(db: Database, digest_id: int) -> dict[int, int]:

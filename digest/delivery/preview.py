@@ -31,6 +31,7 @@ from ..issues.sections import variant_key
 from ..issues.selection import late_arrivals, select_articles
 from ..issues.store import digest_article_ids, find_digest, find_variant
 from ..issues.template import CompiledTemplate
+from ..store.instance import instance_id
 from ..timeutil import from_iso, to_iso
 from . import ledger
 from .personalise import Assembler, Recipient, VariantInfo, recipient_values
@@ -182,7 +183,7 @@ def preview_digest(
             )
             articles = load_articles(db, digest_article_ids(db, digest.id))
             message, report.render = _render_unstored(
-                config, mlist, period, articles, wanted, digest.built_at, recipient, secret
+                db, config, mlist, period, articles, wanted, digest.built_at, recipient, secret
             )
     else:
         notes.append(
@@ -191,7 +192,7 @@ def preview_digest(
         )
         articles = load_articles(db, select_articles(db, mlist, period, now=now))
         message, report.render = _render_unstored(
-            config, mlist, period, articles, wanted, now, recipient, secret
+            db, config, mlist, period, articles, wanted, now, recipient, secret
         )
         report.recipients = sum(
             count
@@ -216,6 +217,7 @@ def preview_digest(
 
 
 def _render_unstored(
+    db: Database,
     config: Config,
     mlist: MailingList,
     period: Period,
@@ -227,6 +229,7 @@ def _render_unstored(
 ) -> tuple[bytes | None, RenderReport | None]:
     env = render.template_environment(config)
     variant = render_variant(env, config, mlist, period, articles, wanted, built_at=built_at)
+    instance = instance_id(db)
     if variant.template is None or variant.email is None:
         return None, None
     info = VariantInfo(
@@ -239,6 +242,7 @@ def _render_unstored(
         from_addr=mlist.from_addr,
         built_at=from_iso(to_iso(built_at)),
         compiled=CompiledTemplate(variant.template),
+        instance=instance,
     )
     values = recipient_values(
         info,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlite_utils import Database
@@ -22,6 +23,7 @@ from ..audience.lists import MailingList, all_lists, get_list
 from ..audience.records import FREQUENCIES
 from ..audience.subscriptions import audience_groups, has_active_subscribers
 from ..config import Config
+from ..errors import describe_error
 from ..issues import render
 from ..issues.build import (
     BuiltDigest,
@@ -84,21 +86,24 @@ def build_digest(
         groups = {raw: (*variant_key(raw, mlist), n) for raw, n in audience_groups(
             db, mlist, frequency).items()}  # fmt: skip
         needed = {key: wanted for key, wanted, _ in groups.values() if key not in have}
-        views: dict[int, render.ArticleView] = {}  # each article sanitised once per build
+        views: dict[int, render.ArticleView | None] = {}  # each article's view once per build
         renderer = VariantRenderer(
             [
-                functools.partial(
-                    render_variant,
-                    env,
-                    config,
-                    mlist,
-                    period,
-                    articles,
-                    wanted,
-                    built_at=built_at,
-                    views=views,
+                (
+                    key,
+                    functools.partial(
+                        render_variant,
+                        env,
+                        config,
+                        mlist,
+                        period,
+                        articles,
+                        wanted,
+                        built_at=built_at,
+                        views=views,
+                    ),
                 )  # fmt: skip
-                for wanted in needed.values()
+                for key, wanted in needed.items()
             ],
             progress,
         )
@@ -169,9 +174,14 @@ def _store(
     )
     counts = ledger.counts_by_variant(db, digest_id)
     for variant in renderer.result():
-        _fill(db, new_ids[variant.tags_key], variant)
-        if variant.template is None and counts.get(new_ids[variant.tags_key]):
-            raise AssertionError(f"variant {variant.tags_key!r} rendered empty but was enqueued")
+        variant_id = new_ids[variant.tags_key]
+        _fill(db, variant_id, variant)
+        if variant.error is not None:
+            # Its subscribers' deliveries fail with the reason; the other variants go out.
+            ledger.fail_variant(db, variant_id, reason=variant.error, now=now)
+        elif variant.template is None and counts.get(variant_id):
+            # has_sections said it had articles, yet none could be shown.
+            ledger.fail_variant(db, variant_id, reason="no article could be shown", now=now)
     return digest_id, enqueued, counts
 
 
@@ -179,6 +189,8 @@ def _fill(db: Database, variant_id: int, variant: RenderedVariant) -> None:
     email = variant.email
     report = dataclasses.replace(email.report) if email else RenderReport()
     report.tags_key = variant.tags_key
+    if variant.error is not None:
+        report.error = variant.error
     fill_variant(
         db,
         variant_id,
@@ -190,6 +202,34 @@ def _fill(db: Database, variant_id: int, variant: RenderedVariant) -> None:
     )
 
 
+@dataclass(frozen=True)
+class BuildFailure:
+    """A (list, frequency) whose issue could not be built, and why."""
+
+    list_slug: str
+    frequency: str
+    error: str
+
+
+def _build_each(
+    jobs: list[tuple[MailingList, str, date]],
+    build: Callable[[MailingList, str, date], BuiltDigest],
+    failures: list[BuildFailure] | None,
+) -> list[BuiltDigest]:
+    """Build each (list, frequency, issue date). With ``failures``, one that fails is recorded
+    there and the others are built; without, the first failure is raised."""
+    built = []
+    for mlist, freq, issue_date in jobs:
+        if failures is None:
+            built.append(build(mlist, freq, issue_date))
+            continue
+        try:
+            built.append(build(mlist, freq, issue_date))
+        except Exception as e:  # noqa: BLE001 - contained: this issue fails, the others go on
+            failures.append(BuildFailure(mlist.slug, freq, describe_error(e)))
+    return built
+
+
 def build_due(
     db: Database,
     config: Config,
@@ -198,30 +238,26 @@ def build_due(
     list_slug: str | None = None,
     frequency: str | None = None,
     progress: Callable[[MailingList, str], ProgressCallback | None] | None = None,
+    failures: list[BuildFailure] | None = None,
 ) -> list[BuiltDigest]:
     """Build the latest due issue of every (list, frequency) that has active subscribers
     (or only the ones selected). Already built issues are returned as they are, after enqueueing
-    anyone who became active since."""
+    anyone who became active since. With ``failures``, an issue that cannot be built is
+    recorded there and the others are built."""
     lists = [get_list(db, list_slug)] if list_slug else all_lists(db)
     frequencies = [frequency] if frequency else list(FREQUENCIES)
-    built = []
-    for mlist in lists:
-        for freq in frequencies:
-            if not has_active_subscribers(db, mlist, freq):
-                continue
-            period = latest_due(mlist, freq, now)
-            built.append(
-                build_digest(
-                    db,
-                    config,
-                    mlist,
-                    freq,
-                    period.issue_date,
-                    now=now,
-                    progress=progress(mlist, freq) if progress else None,
-                )
-            )
-    return built
+    jobs = [
+        (mlist, freq, latest_due(mlist, freq, now).issue_date)
+        for mlist in lists
+        for freq in frequencies
+        if has_active_subscribers(db, mlist, freq)
+    ]
+
+    def build(mlist: MailingList, freq: str, issue_date: date) -> BuiltDigest:
+        return build_digest(db, config, mlist, freq, issue_date, now=now,
+                            progress=progress(mlist, freq) if progress else None)  # fmt: skip
+
+    return _build_each(jobs, build, failures)
 
 
 def build_for_date(
@@ -233,31 +269,30 @@ def build_for_date(
     list_slug: str | None = None,
     frequency: str | None = None,
     progress: Callable[[MailingList, str], ProgressCallback | None] | None = None,
+    failures: list[BuildFailure] | None = None,
 ) -> list[BuiltDigest]:
     """Build the issues of ``issue_date`` for the selected lists and frequencies. Unless both a
     list and a frequency are named, a (list, frequency) without active subscribers is skipped.
-    A weekly issue date is moved back to the list's weekly day (noted in ``BuiltDigest.notes``)."""
+    A weekly issue date is moved back to the list's weekly day (noted in ``BuiltDigest.notes``).
+    ``failures``: as for ``build_due``."""
     lists = [get_list(db, list_slug)] if list_slug else all_lists(db)
     frequencies = [frequency] if frequency else list(FREQUENCIES)
     explicit = bool(list_slug and frequency)
-    built = []
-    for mlist in lists:
-        for freq in frequencies:
-            if not explicit and not has_active_subscribers(db, mlist, freq):
-                continue
-            result = build_digest(
-                db,
-                config,
-                mlist,
-                freq,
-                issue_date,
-                now=now,
-                progress=progress(mlist, freq) if progress else None,
+    jobs = [
+        (mlist, freq, issue_date)
+        for mlist in lists
+        for freq in frequencies
+        if explicit or has_active_subscribers(db, mlist, freq)
+    ]
+
+    def build(mlist: MailingList, freq: str, day: date) -> BuiltDigest:
+        result = build_digest(db, config, mlist, freq, day, now=now,
+                              progress=progress(mlist, freq) if progress else None)  # fmt: skip
+        if result.period.issue_date != day:
+            result.notes.append(
+                f"weekly issues of {mlist.slug!r} are sent on {mlist.weekly_day}s: built the"
+                f" issue of {result.period.label}, the most recent on or before {day}"
             )
-            if result.period.issue_date != issue_date:
-                result.notes.append(
-                    f"weekly issues of {mlist.slug!r} are sent on {mlist.weekly_day}s: built the"
-                    f" issue of {result.period.label}, the most recent on or before {issue_date}"
-                )
-            built.append(result)
-    return built
+        return result
+
+    return _build_each(jobs, build, failures)

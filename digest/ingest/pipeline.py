@@ -30,7 +30,7 @@ from sqlite_utils import Database
 from ..articles.inputs import Rejection
 from ..articles.writes import BATCH_SIZE, Progress, SourceReport, store_articles
 from ..config import Config
-from ..errors import DigestError
+from ..errors import DigestError, describe_error
 from ..store.bulk import background_checkpoints
 from ..text import visible
 from .feeds import list_feeds, record_poll
@@ -82,7 +82,7 @@ def _failure(label: str, e: Exception) -> str:
     if isinstance(e, DigestError):
         return str(e).removeprefix(f"{label}: ")
     logger.debug("%s failed unexpectedly", visible(label), exc_info=e)
-    return f"failed unexpectedly ({type(e).__name__}: {visible(str(e))[:300]})"
+    return f"failed unexpectedly ({visible(describe_error(e))[:300]})"
 
 
 def _visible_report(report: SourceReport) -> SourceReport:

@@ -30,7 +30,7 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from ..articles.inputs import ArticleInput, ParsedSource, Rejection
-from ..errors import SourceError
+from ..errors import SourceError, describe_error
 from ..text import CONTROL, visible
 from .dates import from_struct_time, parse_date
 
@@ -206,7 +206,7 @@ def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> P
 def _unexpected(exc: BaseException) -> str:
     """The reason for an entry that failed in a way nobody foresaw (a bug, or input no rule
     covers), in one line."""
-    return f"could not be read ({type(exc).__name__}: {visible(str(exc))[:200]})"
+    return f"could not be read ({visible(describe_error(exc))[:200]})"
 
 
 def _feed_entry(n: int, e: Any) -> ArticleInput:

@@ -14,7 +14,9 @@ Decisions (see README "Digests and preview"):
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,14 +31,16 @@ from ..addresses import sender_domain
 from ..articles.reads import Article, load_articles
 from ..audience.lists import MailingList, get_list_by_id
 from ..config import Config
+from ..errors import ConfigError
 from . import render
 from .periods import Period, issue_for
 from .render import RenderReport
 from .sections import group_sections, section_order
 from .store import digest_article_ids, get_digest, variants_of
-from .template import build_template
+from .template import build_template, new_placeholder_key
 
 ProgressCallback = Callable[[int, int], None]  # (variants rendered, variants to render)
+log = logging.getLogger("digest.build")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,11 @@ class BuiltVariant:
     recipients: int  # queued deliveries
     empty: bool
     report: RenderReport
+
+    @property
+    def error(self) -> str | None:
+        """Why this variant could not be rendered (its deliveries failed), if it could not."""
+        return self.report.error or None
 
 
 @dataclass
@@ -92,8 +101,9 @@ def digest_view(config: Config, mlist: MailingList, period: Period) -> render.Di
 @dataclass
 class RenderedVariant:
     tags_key: str
-    email: render.RenderedEmail | None  # None: no articles for this tag set
+    email: render.RenderedEmail | None  # None: no articles for this tag set, or it failed
     template: bytes | None
+    error: str | None = None  # why it could not be rendered (its deliveries fail with this)
 
 
 def render_variant(
@@ -105,11 +115,12 @@ def render_variant(
     wanted: frozenset[str] | None,
     *,
     built_at: datetime,
-    views: dict[int, render.ArticleView] | None = None,
+    views: dict[int, render.ArticleView | None] | None = None,
 ) -> RenderedVariant:
     """Render, inline and encode one variant (pure: stores nothing)."""
     tags_key = ",".join(sorted(wanted)) if wanted is not None else ""
     order = section_order(mlist, articles)
+    problems: list[str] = []
     sections = group_sections(
         articles,
         order,
@@ -117,11 +128,16 @@ def render_variant(
         mlist=mlist,
         excerpt_words=config.digest.excerpt_words,
         views=views,
+        problems=problems,
     )
     if not sections:
+        if problems:
+            return RenderedVariant(tags_key, None, None, error="; ".join(problems))
         return RenderedVariant(tags_key, None, None)
-    view = digest_view(config, mlist, period)
+    key = new_placeholder_key()
+    view = dataclasses.replace(digest_view(config, mlist, period), placeholder_key=key)
     rendered = render.render_email(env, config, view, sections)
+    rendered.report.warnings.extend(problems)
     # The Date header is the scheduled send time (or the build time, if built late), fixed in
     # the template so every resend of a message is byte-identical.
     date_at = max(period.send_at, built_at).astimezone(mlist.zone)
@@ -138,6 +154,7 @@ def render_variant(
         rendered.text,
         rendered.html,
         boundary_seed=f"{mlist.slug}:{period.frequency}:{period.label}:{tags_key}",
+        key=key,
     )
     return RenderedVariant(tags_key, rendered, template)
 
@@ -149,10 +166,17 @@ class VariantRenderer:
     recipient is a single SQLite statement, which releases it. So the build opens its write
     transaction when the rendering left is about as long as the enqueueing will be, and both
     run at once on two cores; the write lock is held no longer than without the overlap. Nothing
-    here touches the database."""
+    here touches the database.
+
+    A failure belongs to the smallest thing that failed: a variant that cannot be rendered
+    (whatever its articles hold) becomes a ``RenderedVariant`` with an ``error``, and the other
+    variants render as usual. Only a configuration error (a template that is missing or does
+    not compile) stops the build, since it would fail every variant alike."""
 
     def __init__(
-        self, jobs: list[Callable[[], RenderedVariant]], progress: ProgressCallback | None
+        self,
+        jobs: list[tuple[str, Callable[[], RenderedVariant]]],
+        progress: ProgressCallback | None,
     ):
         self._jobs = jobs
         self._progress = progress
@@ -167,10 +191,17 @@ class VariantRenderer:
 
     def _run(self) -> None:
         try:
-            for job in self._jobs:
+            for tags_key, job in self._jobs:
                 if self._cancel.is_set():
                     return
-                result = job()
+                try:
+                    result = job()
+                except ConfigError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - contained: this variant fails alone
+                    what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                    log.error("variant %r could not be rendered: %s", tags_key or "all tags", what)
+                    result = RenderedVariant(tags_key, None, None, error=f"not rendered ({what})")
                 with self._changed:
                     self._results.append(result)
                     self._changed.notify_all()
@@ -261,6 +292,6 @@ def render_web_version(db: Database, config: Config, digest_id: int) -> str:
         None,
         mlist=mlist,
         excerpt_words=config.digest.excerpt_words,
-    )
+    )  # an article that cannot be shown is left out of the page, as from the email
     env = render.template_environment(config)
     return render.render_web_page(env, digest_view(config, mlist, period), sections)

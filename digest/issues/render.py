@@ -2,7 +2,8 @@
 by premailer -> fitted under the Gmail clipping budget; plus the plain-text part and the subject.
 
 Everything here runs once per variant, never per recipient: the recipient's name and links are
-placeholders (``messages.html_placeholder``/``text_placeholder``) filled into the encoded message
+placeholders (``template.html_placeholder``/``text_placeholder``, with the variant's random key)
+filled into the encoded message
 later by ``messages.Assembler``. Templates are looked up in ``[templates_dir]`` first, then the
 packaged ``digest/templates``, then the source tree's ``templates/``, so editors can override
 any single file.
@@ -42,7 +43,7 @@ _MARKER = re.compile(r"<!--digest-article:(\d+)-->(.*?)<!--/digest-article-->", 
 _MARKER_TAGS = re.compile(r"<!--/?digest-article(?::\d+)?-->\n?")
 _STYLE = re.compile(r"<style\b[^>]*>(.*?)</style>", re.S | re.I)
 _LINK = re.compile(r"<a\s[^>]*href=", re.I)
-_PLACEHOLDER = re.compile(r"%%DIGEST_(?:HTML|TEXT)_[A-Z_]+%%")
+_PLACEHOLDER = re.compile(r"%%DIGEST_[0-9a-f]{16}_(?:HTML|TEXT)_[A-Z_]+%%")
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ class DigestView:
     base_url: str
     web_url: str
     archive_url: str
+    # The variant's placeholder key (template.new_placeholder_key); '' for the web version,
+    # which has no personal parts.
+    placeholder_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ class RenderReport:
     folded_count: int = 0  # sections folded into "More in"
     shortened_count: int = 0  # stories shown with a shortened excerpt
     attempts: int = 0  # renders it took to fit the budget
+    error: str = ""  # why the variant could not be rendered; its deliveries failed
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -181,11 +186,23 @@ def template_environment(config: Config) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["wrap"] = wrap
-    env.globals["html_placeholder"] = html_placeholder
-    env.globals["text_placeholder"] = text_placeholder
+    env.globals["html_placeholder"] = _html_placeholder
+    env.globals["text_placeholder"] = _text_placeholder
     i18n.install(env)  # {% trans %}, _(), dates and numbers in the list's language; CJK wrapping
     env.globals["subject_line"] = subject_line
     return env
+
+
+@jinja2.pass_context
+def _html_placeholder(context: jinja2.runtime.Context, field: str) -> str:
+    """``{{ html_placeholder('UNSUBSCRIBE_URL') }}`` in a template: the placeholder with the key
+    of the variant being rendered (``digest.placeholder_key``)."""
+    return html_placeholder(field, context["digest"].placeholder_key)
+
+
+@jinja2.pass_context
+def _text_placeholder(context: jinja2.runtime.Context, field: str) -> str:
+    return text_placeholder(field, context["digest"].placeholder_key)
 
 
 def wrap(text: str, width: int = 78, indent: str = "", subsequent: str | None = None) -> str:
@@ -226,9 +243,10 @@ def inline_css(html: str) -> str:
     return out
 
 
-def encoded_size(html: str) -> int:
-    """Size in bytes of the HTML part as sent (quoted-printable, CRLF)."""
-    return len(encode_body(html))
+def encoded_size(html: str, key: str | None = None) -> int:
+    """Size in bytes of the HTML part as sent (quoted-printable, CRLF, the placeholders of
+    ``key`` on lines of their own)."""
+    return len(encode_body(html, key))
 
 
 def style_size(html: str) -> int:
@@ -318,19 +336,19 @@ def render_email(
     subject = render_subject(env, config, view, sections)
     full = inline_css(_html(env, view, sections, subject, personal=True))
     html = _MARKER_TAGS.sub("", full)
-    size = encoded_size(html)
+    size = encoded_size(html, view.placeholder_key or None)
     shown = sections
     if size + placeholder_room(html) > budget:
         shown = _fit(env, view, sections, subject, full, budget)
         html = _MARKER_TAGS.sub("", inline_css(_html(env, view, shown, subject, personal=True)))
-        size = encoded_size(html)
+        size = encoded_size(html, view.placeholder_key or None)
         # The allocation used measured article sizes; re-measure and trim until it really fits.
         while size + placeholder_room(html) > budget and any(s.articles for s in shown):
             longest = max(range(len(shown)), key=lambda i: len(shown[i].articles))
             s = shown[longest]
             shown[longest] = replace(s, articles=s.articles[:-1], more_url=_more_url(view, s))
             html = _MARKER_TAGS.sub("", inline_css(_html(env, view, shown, subject, personal=True)))
-            size = encoded_size(html)
+            size = encoded_size(html, view.placeholder_key or None)
     text = _render(env, "email/digest.txt", digest=view, sections=shown, subject=subject)
     text = text if text.endswith("\n") else text + "\n"
     styles = style_size(html)
@@ -369,8 +387,9 @@ def _fit(
 ) -> list[Section]:
     """Choose how many articles each section keeps, round-robin from the newest, using each
     article's encoded size as measured in the fully rendered and inlined HTML."""
-    measured = {int(m.group(1)): encoded_size(m.group(2)) for m in _MARKER.finditer(inlined)}
-    whole = encoded_size(_MARKER_TAGS.sub("", inlined))
+    key = view.placeholder_key or None
+    measured = {int(m.group(1)): encoded_size(m.group(2), key) for m in _MARKER.finditer(inlined)}
+    whole = encoded_size(_MARKER_TAGS.sub("", inlined), key)
     n = sum(len(s.articles) for s in sections)
     if measured:
         fixed = whole - sum(measured.values())

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from markupsafe import Markup
 
 from ..articles.reads import Article
-from ..articles.sanitize import clean_html, html_to_text
+from ..articles.sanitize import html_to_text
 from ..articles.tags import tag_key
 from ..audience.lists import MailingList
 from ..headers import clean_header_value
@@ -55,7 +55,9 @@ _IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.I)
 
 
 def _article_view(article: Article, mlist: MailingList, words: int) -> render.ArticleView:
-    summary_html = clean_html(article.summary or "")
+    # The summary was sanitised when it was stored (articles/writes.py) and is used as it is:
+    # sanitising it again for every variant and every web view cost more than rendering.
+    summary_html = article.summary or ""
     source = html_to_text(summary_html) if article.summary else (article.text or "")
     url = article.url if article.url and _is_absolute_http(article.url) else None
     return render.ArticleView(
@@ -107,17 +109,30 @@ def group_sections(
     *,
     mlist: MailingList,
     excerpt_words: int = 50,
-    views: dict[int, render.ArticleView] | None = None,
+    views: dict[int, render.ArticleView | None] | None = None,
+    problems: list[str] | None = None,
 ) -> list[render.Section]:
     """Sections in ``order`` with each article once, under its first tag that is wanted.
-    ``views`` caches each article's sanitised view across the variants of one build."""
+    ``views`` caches each article's view across the variants of one build.
+
+    A failure belongs to the smallest thing that failed: an article whose view cannot be made
+    is left out of the digest, with a line naming it in ``problems``; the others are shown."""
     views = {} if views is None else views
     buckets: list[list[render.ArticleView]] = [[] for _ in order]
     for position, article in _sorted_into_sections(articles, order, wanted):
-        view = views.get(article.id)
-        if view is None:
-            view = views[article.id] = _article_view(article, mlist, excerpt_words)
-        buckets[position].append(view)
+        if article.id not in views:
+            try:
+                views[article.id] = _article_view(article, mlist, excerpt_words)
+            except Exception as e:  # noqa: BLE001 - contained: this article is left out
+                views[article.id] = None
+                if problems is not None:
+                    problems.append(
+                        f"article {article.id} ({article.title[:60]!r}) left out: "
+                        f"{type(e).__name__}: {e}"
+                    )
+        view = views[article.id]
+        if view is not None:
+            buckets[position].append(view)
     return [
         render.Section(key=key, name=name, articles=tuple(views), total=len(views))
         for (key, name), views in zip(order, buckets, strict=True)

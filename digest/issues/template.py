@@ -9,40 +9,63 @@ quoted-printable. Our encoder puts every placeholder on a line of its own betwee
 breaks (``=\\r\\n``), so no soft break can split it and line lengths stay within 76 once the
 recipient's value (QP-encoded and wrapped the same way) replaces it.
 
-Placeholders (ASCII, survive HTML escaping, premailer and QP untouched):
-- in the HTML body: ``html_placeholder(FIELD)``  -> value HTML-escaped, then QP-encoded
-- in the text body: ``text_placeholder(FIELD)``  -> value as is, QP-encoded
+Placeholders (ASCII, survive HTML escaping, premailer and QP untouched) carry a random key
+made for each rendered variant (``new_placeholder_key``): ``%%DIGEST_<key>_HTML_EMAIL%%``. Content
+(a feed's title or link, a tag, a list or subscriber field) cannot predict the key, so nothing it
+contains can become a placeholder: text that looks like one is just text. The key is written
+once, in the template's own ``To:`` header line, where content never goes; ``CompiledTemplate``
+reads it from there (templates stored before keys existed have none and are read the old way).
+- in the HTML body: ``html_placeholder(FIELD, key)``  -> value HTML-escaped, then QP-encoded
+- in the text body: ``text_placeholder(FIELD, key)``  -> value as is, QP-encoded
 - headers To, Message-ID and List-Unsubscribe are added by ``build_template`` itself.
 FIELD is one of ``FIELDS``.
 """
 
 from __future__ import annotations
 
-import email.policy
 import email.quoprimime
-import email.utils
 import hashlib
 import re
+import secrets
 
 from ..headers import fold_header
 
 # RECIPIENT is "Name <email>", or just the address when the subscriber gave no name.
 FIELDS = ("NAME", "EMAIL", "RECIPIENT", "UNSUBSCRIBE_URL", "PREFERENCES_URL")
-_HEADER_FIELDS = ("TO", "MESSAGE_ID", "LIST_UNSUBSCRIBE")
-_PLACEHOLDER = re.compile(r"%%DIGEST_(HDR|HTML|TEXT)_([A-Z_]+)%%")
-_PLACEHOLDER_B = re.compile(rb"%%DIGEST_(HDR|HTML|TEXT)_([A-Z_]+)%%")
+HEADER_FIELDS = ("TO", "MESSAGE_ID", "LIST_UNSUBSCRIBE")
+# Every (kind, field) a template may have a slot for; anything else is literal text.
+SLOTS = frozenset(
+    [("HDR", f) for f in HEADER_FIELDS] + [(k, f) for k in ("HTML", "TEXT") for f in FIELDS]
+)
+_KEY = re.compile(r"[0-9a-f]{16}")
+_KEY_LINE = re.compile(rb"^To: %%DIGEST_([0-9a-f]{16})_HDR_TO%%\r$", re.M)
+_LEGACY_B = re.compile(rb"%%DIGEST_(HDR|HTML|TEXT)_([A-Z_]+)%%")
 CRLF = "\r\n"
-_POLICY = email.policy.SMTP
 
 
-def html_placeholder(field: str) -> str:
+def new_placeholder_key() -> str:
+    """A fresh key for one rendered variant: 64 random bits no content can guess."""
+    return secrets.token_hex(8)
+
+
+def _check_key(key: str) -> str:
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"placeholder key {key!r} is not 16 hex digits")
+    return key
+
+
+def html_placeholder(field: str, key: str) -> str:
     assert field in FIELDS, field
-    return f"%%DIGEST_HTML_{field}%%"
+    return f"%%DIGEST_{_check_key(key)}_HTML_{field}%%"
 
 
-def text_placeholder(field: str) -> str:
+def text_placeholder(field: str, key: str) -> str:
     assert field in FIELDS, field
-    return f"%%DIGEST_TEXT_{field}%%"
+    return f"%%DIGEST_{_check_key(key)}_TEXT_{field}%%"
+
+
+def _pattern(key: str) -> re.Pattern[str]:
+    return re.compile(rf"%%DIGEST_{_check_key(key)}_(HDR|HTML|TEXT)_([A-Z_]+)%%")
 
 
 def qp_encode(text: str) -> str:
@@ -52,12 +75,13 @@ def qp_encode(text: str) -> str:
     )
 
 
-def encode_body(text: str) -> str:
-    """Quoted-printable with CRLF line ends, each placeholder alone between soft breaks."""
+def encode_body(text: str, key: str | None = None) -> str:
+    """Quoted-printable with CRLF line ends, each placeholder of ``key`` alone between soft
+    breaks (without a key, nothing in ``text`` is a placeholder)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     out: list[str] = []
     pos = 0
-    for m in _PLACEHOLDER.finditer(text):
+    for m in _pattern(key).finditer(text) if key else ():
         out.append(qp_encode(text[pos : m.start()]))
         out.append("=" + CRLF + m.group(0) + "=" + CRLF)
         pos = m.end()
@@ -67,21 +91,30 @@ def encode_body(text: str) -> str:
 
 
 def build_template(
-    headers: list[tuple[str, str]], text: str, html_body: str, *, boundary_seed: str
+    headers: list[tuple[str, str]],
+    text: str,
+    html_body: str,
+    *,
+    boundary_seed: str,
+    key: str,
 ) -> bytes:
-    """The variant's message with placeholders. ``headers`` are the shared ones (From, Subject,
-    Date, List-Id, Reply-To, ...); To, Message-ID, List-Unsubscribe(-Post), MIME-Version and
-    Content-Type are added here. ``text``/``html_body`` may contain body placeholders."""
+    """The variant's message with placeholders of ``key``. ``headers`` are the shared ones
+    (From, Subject, Date, List-Id, Reply-To, ...); To, Message-ID, List-Unsubscribe(-Post),
+    MIME-Version and Content-Type are added here. ``text``/``html_body`` may contain body
+    placeholders of ``key``."""
     boundary = "=_digest_" + hashlib.sha256(boundary_seed.encode("utf-8")).hexdigest()[:32]
+    k = _check_key(key)
     lines: list[bytes] = [fold_header(name, value) for name, value in headers]
-    lines.append(b"To: %%DIGEST_HDR_TO%%\r\n")
-    lines.append(b"Message-ID: %%DIGEST_HDR_MESSAGE_ID%%\r\n")
-    lines.append(b"List-Unsubscribe: %%DIGEST_HDR_LIST_UNSUBSCRIBE%%\r\n")
+    lines.append(f"To: %%DIGEST_{k}_HDR_TO%%\r\n".encode())
+    lines.append(f"Message-ID: %%DIGEST_{k}_HDR_MESSAGE_ID%%\r\n".encode())
+    lines.append(f"List-Unsubscribe: %%DIGEST_{k}_HDR_LIST_UNSUBSCRIBE%%\r\n".encode())
     lines.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
-    return multipart_alternative(b"".join(lines), text, html_body, boundary=boundary)
+    return multipart_alternative(b"".join(lines), text, html_body, boundary=boundary, key=k)
 
 
-def multipart_alternative(headers: bytes, text: str, html_body: str, *, boundary: str) -> bytes:
+def multipart_alternative(
+    headers: bytes, text: str, html_body: str, *, boundary: str, key: str | None = None
+) -> bytes:
     """A whole message: ``headers`` (folded lines), then MIME-Version and a multipart/alternative
     body of the text part and the HTML part (UTF-8, quoted-printable, placeholders kept whole)."""
     parts = [
@@ -93,23 +126,36 @@ def multipart_alternative(headers: bytes, text: str, html_body: str, *, boundary
         parts.append(f"--{boundary}\r\n".encode())
         parts.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode())
         parts.append(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        parts.append(encode_body(body).encode("ascii"))
+        parts.append(encode_body(body, key).encode("ascii"))
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts)
 
 
 class CompiledTemplate:
-    """A template split once into literal chunks and placeholder slots, for fast joins."""
+    """A template split once into literal chunks and placeholder slots, for fast joins. The
+    placeholder key is read from the template's ``To:`` header line; only known slots of that
+    key are slots, everything else is literal."""
 
     def __init__(self, template: bytes):
         self.chunks: list[bytes] = []
         self.slots: list[tuple[str, str]] = []  # (kind, field), one after each chunk but the last
+        head = template[: template.find(b"\r\n\r\n") + 2]
+        found = _KEY_LINE.search(head)
+        pattern = (
+            re.compile(rb"%%DIGEST_" + found.group(1) + rb"_(HDR|HTML|TEXT)_([A-Z_]+)%%")
+            if found
+            else _LEGACY_B  # stored before keys existed
+        )
         pos = 0
-        for m in _PLACEHOLDER_B.finditer(template):
+        for m in pattern.finditer(template):
+            slot = (m.group(1).decode(), m.group(2).decode())
+            if slot not in SLOTS:
+                continue
             self.chunks.append(template[pos : m.start()])
-            self.slots.append((m.group(1).decode(), m.group(2).decode()))
+            self.slots.append(slot)
             pos = m.end()
         self.chunks.append(template[pos:])
+        self.slot_set = frozenset(self.slots)
 
     def fill(self, values: dict[tuple[str, str], bytes]) -> bytes:
         out = [self.chunks[0]]

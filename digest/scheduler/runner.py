@@ -19,7 +19,7 @@ from sqlite_utils import Database
 
 from ..config import Config
 from ..delivery.transports import Transport
-from ..errors import DigestError
+from ..errors import DigestError, describe_error
 from ..store import open_db
 from ..timeutil import utc_now
 from .tick import TickReport, logger, poll_feeds, tick
@@ -112,6 +112,7 @@ def run(
     log: logging.Logger = logger,
     tick_seconds: float = 60,
     on_tick: Callable[[TickReport], None] | None = None,
+    allow_insecure_links: bool = False,
 ) -> TickReport | None:
     """Hold the database's lock and tick until ``stop_event`` is set (or once, with ``once``;
     the tick's report is returned). ``clock`` gives each tick its ``now``; the ``schedule``
@@ -120,6 +121,8 @@ def run(
     ``digest run`` holds the lock."""
     with RunLock(db_path):
         db = open_db(db_path)
+        # Failures already logged by this run: one that repeats every tick is logged once.
+        logged: set[str] = set()
 
         def one_tick() -> TickReport:
             return tick(
@@ -131,6 +134,8 @@ def run(
                 clock=clock,
                 stop=stop_event,
                 log=log,
+                logged=logged,
+                allow_insecure_links=allow_insecure_links,
             )
 
         try:
@@ -139,7 +144,7 @@ def run(
                 if on_tick is not None:
                     on_tick(report)
                 return report
-            _loop(db, config, one_tick, clock, stop_event, log, tick_seconds, on_tick)
+            _loop(db, config, one_tick, clock, stop_event, log, tick_seconds, on_tick, logged)
             return None
         finally:
             db.close()
@@ -154,6 +159,7 @@ def _loop(
     log: logging.Logger,
     tick_seconds: float,
     on_tick: Callable[[TickReport], None] | None,
+    logged: set[str],
 ) -> None:
     poll_minutes = config.schedule.poll_minutes
     log.info(
@@ -171,6 +177,13 @@ def _loop(
             # Typically "database is locked" for longer than the busy timeout: transient.
             log.warning("tick skipped: %s; trying again at the next tick", e)
             return None
+        except Exception as e:  # noqa: BLE001 - `digest run` keeps ticking after anything
+            message = f"tick failed: {describe_error(e)}; trying again at the next tick"
+            if message not in logged:
+                logged.add(message)
+                log.error(message, extra={"event": "tick_failed"})
+                log.debug("traceback of: %s", message, exc_info=e)
+            return None
         if on_tick is not None:
             on_tick(report)
         return report
@@ -182,6 +195,11 @@ def _loop(
             poll_feeds(db, config, now=clock(), stop=stop_event, log=log)
         except sqlite3.OperationalError as e:
             log.warning("feed poll skipped: %s; trying again at the next poll", e)
+        except Exception as e:  # noqa: BLE001 - contained like a tick
+            message = f"feed poll failed: {describe_error(e)}; trying again at the next poll"
+            if message not in logged:
+                logged.add(message)
+                log.error(message, extra={"event": "poll_failed"})
 
     scheduler = schedule.Scheduler()
     if tick_seconds == 60:

@@ -21,13 +21,30 @@ from ..config import Config
 from ..delivery.publish import build_digest
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import Transport
-from ..errors import DigestError
+from ..errors import DigestError, describe_error
 from ..ingest.pipeline import FeedReport, FeedStatus, fetch_feeds
 from ..issues.build import BuiltDigest
 from ..timeutil import to_iso
 from .plan import DueIssue, Skipped, plan, record_skips
 
 logger = logging.getLogger("digest.scheduler")
+
+
+def _error_once(
+    log: logging.Logger,
+    logged: set[str] | None,
+    message: str,
+    error: BaseException,
+    extra: dict[str, str],
+) -> None:
+    if logged is not None:
+        if message in logged:
+            return
+        logged.add(message)
+    log.error(message, extra=extra)
+    if not isinstance(error, DigestError):
+        log.debug("traceback of: %s", message, exc_info=error)
+
 
 # While sending, a progress line at most this often (seconds).
 PROGRESS_EVERY = 10.0
@@ -204,6 +221,11 @@ def _log_sent(log: logging.Logger, report: SendReport) -> None:
         )
     if len(report.failures) > 20:
         log.warning("… and %d more failed deliveries", len(report.failures) - 20)
+    for line in report.warnings:
+        log.warning(line, extra={"event": "send_warning"})
+    for line in report.explanation():
+        # Why messages did not go out: "deferred 1000: cannot connect to relay ... (refused)".
+        log.warning(line, extra={"event": "send_explained"})
     if report.stopped:
         log.info("sending stopped: %s", report.stopped, extra={"event": "send_stopped"})
 
@@ -218,6 +240,8 @@ def tick(
     clock: Callable[[], datetime] | None = None,
     stop: threading.Event | None = None,
     log: logging.Logger = logger,
+    logged: set[str] | None = None,
+    allow_insecure_links: bool = False,
 ) -> TickReport:
     """Do what is due at ``now``: record and log skipped issues, fetch the registered feeds
     (only if something is about to be built), build each due issue, then send every delivery
@@ -225,8 +249,13 @@ def tick(
 
     ``clock`` is what the sender reads while it works (default: ``now`` throughout); ``stop``,
     once set, ends the tick after the work in hand (a build in progress completes; a send
-    finishes only the messages already at the server). Errors of one digest or of the transport
-    are logged and listed in ``TickReport.errors``; the rest of the tick goes on."""
+    finishes only the messages already at the server).
+
+    A failure belongs to the smallest thing that failed: an issue that cannot be built (for any
+    reason, an unexpected one included) is listed in ``TickReport.errors`` and logged in one
+    line, and the other issues are built and the ledger is sent; a failing send is logged and
+    retried at the next tick. ``logged`` (kept by the runner across ticks) makes a failure that
+    repeats at every tick appear in the log once, until it changes."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     report = TickReport(now=now)
@@ -267,10 +296,11 @@ def tick(
             result = build_digest(
                 db, config, issue.mailing_list, issue.frequency, issue.period.issue_date, now=now
             )
-        except DigestError as e:
-            message = f"building {issue.name} failed: {e}"
+        except Exception as e:  # noqa: BLE001 - contained: this issue fails, the others go on
+            message = f"building {issue.name} failed: {describe_error(e)}"
             report.errors.append(message)
-            log.error(message, extra={"event": "build_failed", "list": issue.mailing_list.slug})
+            _error_once(log, logged, message, e,
+                        {"event": "build_failed", "list": issue.mailing_list.slug})  # fmt: skip
             continue
         report.built.append(result)
         _log_built(log, issue, result)
@@ -288,11 +318,12 @@ def tick(
                 recover=True,
                 stop=stop,
                 progress=_SendProgress(log),
+                allow_insecure_links=allow_insecure_links,
             )
-        except DigestError as e:
-            message = f"sending failed: {e}"
+        except Exception as e:  # noqa: BLE001 - contained: logged, the next tick tries again
+            message = f"sending failed: {describe_error(e)}"
             report.errors.append(message)
-            log.error(message, extra={"event": "send_failed"})
+            _error_once(log, logged, message, e, {"event": "send_failed"})
         else:
             _log_sent(log, report.sent)
             if report.sent.stopped and stop is not None and stop.is_set():

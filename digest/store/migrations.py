@@ -8,12 +8,15 @@ Schema overview (each later step reads what the previous one stored):
 - digests, digest_articles, variants: built digests and their rendered message templates;
 - deliveries: the delivery ledger, one row per (digest, subscriber);
 - schedule_events, schedule_state: what the scheduler (``digest run``) skipped, and its last tick;
-- source_states: what each ingested file or URL looked like, to skip unchanged re-ingests.
+- source_states: what each ingested file or URL looked like, to skip unchanged re-ingests;
+- instance: this database's random identifier (in every Message-ID).
 
 Never edit a migration that has shipped; add a new one.
 """
 
 from __future__ import annotations
+
+import secrets
 
 from sqlite_utils import Database, Migrations
 
@@ -323,3 +326,11 @@ def m008_audience(db: Database) -> None:
     db.execute(
         "CREATE INDEX idx_subscriptions_audience ON subscriptions(list_id, frequency, status, tags)"
     )
+
+
+@migrations()
+def m009_instance(db: Database) -> None:
+    # A random identifier made once per database (store/instance.py): it goes into every
+    # Message-ID, so two installations, or a database rebuilt from scratch, never reuse one.
+    db.execute("CREATE TABLE instance (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO instance (key, value) VALUES ('id', ?)", [secrets.token_hex(5)])

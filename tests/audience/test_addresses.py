@@ -67,8 +67,11 @@ def test_plain_addresses_take_the_fast_path():
         ("Ann@Example.COM", "Ann@example.com"),
         ("  ann@example.com ", "ann@example.com"),
         ("Info@Example.com", "info@example.com"),  # RFC 2142 role mailbox
-        ("zoë@bücher.example", "zoë@bücher.example"),
-        ("ann@xn--bcher-kva.example", "ann@bücher.example"),
+        # Internationalised domains are kept in IDNA form, which every relay can deliver to;
+        # a non-ASCII local part stays (it needs a relay that offers SMTPUTF8).
+        ("zoë@bücher.example", "zoë@xn--bcher-kva.example"),
+        ("ann@xn--bcher-kva.example", "ann@xn--bcher-kva.example"),
+        ("ann@BÜCHER.example", "ann@xn--bcher-kva.example"),
     ],
 )
 def test_normalise_email(address, expected):
@@ -84,7 +87,7 @@ def test_normalise_email(address, expected):
         ("ann@example", "should have a period"),
         ("Ann <ann@example.com>", "display name"),
         ("ann@exa mple.com", "invalid characters"),
-        ("ann@example.com\r\nBcc: x@example.com", "invalid characters"),
+        ("ann@example.com\r\nBcc: x@example.com", "control character"),
     ],
 )
 def test_invalid_addresses_say_why(address, reason):

@@ -206,6 +206,8 @@ def test_build_with_a_broken_template_stores_nothing(run, world, db, tmp_path, f
     result = run("build")
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.splitlines()[-1].startswith("Error: template email/digest.txt")
+    assert result.stderr.splitlines()[-1].startswith(
+        "world daily: not built: template email/digest.txt"
+    )
     for table in ("digests", "digest_articles", "variants", "deliveries"):
         assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0

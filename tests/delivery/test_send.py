@@ -19,6 +19,7 @@ from digest.config import load_config, parse_smtp_url
 from digest.delivery.send import send_pending
 from digest.delivery.transports import SmtpTransport
 from digest.errors import NotFound
+from digest.store.instance import instance_id
 from digest.tokens import read_token
 
 SECRET = b"test-secret"
@@ -30,6 +31,9 @@ class Clock:
 
     def __call__(self):
         return self.now
+
+
+KEY = "0123456789abcdef"  # a variant's placeholder key
 
 
 def make_config(tmp_path, **send):
@@ -67,7 +71,9 @@ def check_messages(db, handler: SmtpHandler) -> Counter:
         html = msg.get_body(("html",)).get_content()
         assert header_url in text
         assert f'href="{header_url}"' in html
-        assert msg["Message-ID"] == f"<world.daily.2025-01-21.{sub_id}@news.example.com>"
+        instance = instance_id(db)  # this database's random part: never reused elsewhere
+        assert len(instance) == 10
+        assert msg["Message-ID"] == f"<world.daily.2025-01-21.{sub_id}.{instance}@news.example.com>"
         if rows[rcpt]["status"] == "sent":
             assert rows[rcpt]["message_id"] == msg["Message-ID"]
     return seen
@@ -402,8 +408,9 @@ def test_data_payload_is_dot_stuffed_exactly_like_smtplib(db, newsletter, smtp_s
     template = build_template(
         [("From", "news@example.com"), ("Subject", ".dot")],
         ".starts with a dot\n" + text_placeholder_line(),
-        "<p>\n.x " + html_placeholder("NAME") + "</p>\n" + "." * 300,
+        "<p>\n.x " + html_placeholder("NAME", KEY) + "</p>\n" + "." * 300,
         boundary_seed="s",
+        key=KEY,
     )
     newsletter.make(3)
     db.execute("UPDATE variants SET template = ?", [template])
@@ -441,4 +448,4 @@ def test_data_payload_is_dot_stuffed_exactly_like_smtplib(db, newsletter, smtp_s
 def text_placeholder_line():
     from digest.issues.template import text_placeholder
 
-    return "Hi " + text_placeholder("NAME") + "\n"
+    return "Hi " + text_placeholder("NAME", KEY) + "\n"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from conftest import SmtpHandler
 
-WINDOW = 4  # messages in flight per sender: 2 x concurrency (2)
+# Messages in flight per sender (digest.send): concurrency (2) x (pipelining depth 1 + 7).
+WINDOW = 2 * (1 + 7)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

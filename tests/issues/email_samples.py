@@ -26,6 +26,7 @@ from digest.issues.template import CompiledTemplate, build_template
 BASE = "https://news.example.com"
 ISSUE = date(2025, 1, 21)
 SECRET = b"email-design-test-secret"
+KEY = "0123456789abcdef"  # the placeholder key of the variants rendered here
 LONG_NAME = "Ann " + "Ω" * 60  # a long non-ASCII name: the placeholder room must cover it
 
 
@@ -57,6 +58,7 @@ def view(code: str = "en", *, frequency: str = "daily", slug: str = "world", tit
         base_url=BASE,
         web_url=f"{BASE}/archive/{slug}/{frequency}/{label}/",
         archive_url=f"{BASE}/archive/{slug}/",
+        placeholder_key=KEY,
     )
 
 
@@ -152,6 +154,7 @@ def received(
         rendered.text,
         rendered.html,
         boundary_seed="email-design",
+        key=KEY,
     )
     info = VariantInfo(
         variant_id=1,

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 
 import pytest
 from email_samples import (
+    KEY,
     brand,
     demo_sections,
     env,
@@ -166,7 +167,7 @@ def _message(rendered, sender: str) -> bytes:
         ("Date", email.utils.format_datetime(datetime(2025, 1, 21, 4, 0, tzinfo=UTC))),
         ("List-Id", f"Digest <{sender.split('@')[1].rstrip('>')}>"),
     ]
-    template = build_template(headers, rendered.text, rendered.html, boundary_seed="sa")
+    template = build_template(headers, rendered.text, rendered.html, boundary_seed="sa", key=KEY)
     info = VariantInfo(1, 1, 1, "morning", "daily", "2025-01-21", sender,
                        datetime(2025, 1, 21, 4, 0, tzinfo=UTC), CompiledTemplate(template))  # fmt: skip
     values = recipient_values(

@@ -22,6 +22,8 @@ from digest.issues.render import (
 )
 from digest.issues.template import build_template, html_placeholder, text_placeholder
 
+KEY = "0123456789abcdef"  # a variant's placeholder key
+
 
 def _view() -> DigestView:
     return DigestView(
@@ -36,6 +38,7 @@ def _view() -> DigestView:
         base_url="https://n.example.com",
         web_url="https://n.example.com/archive/world/daily/2025-01-21/",
         archive_url="https://n.example.com/archive/world/",
+        placeholder_key=KEY,
     )
 
 
@@ -44,19 +47,20 @@ def test_placeholders_survive_premailer_and_quoted_printable():
     html = (
         "<html><head><style>a { color: red } .x { padding: 2px }</style></head><body>"
         + "".join(
-            f'<a class="x" href="{html_placeholder(f)}">{html_placeholder(f)}</a>' for f in fields
+            f'<a class="x" href="{html_placeholder(f, KEY)}">{html_placeholder(f, KEY)}</a>'
+            for f in fields
         )
         + "</body></html>"
     )
     inlined = inline_css(html)
     for field in fields:
-        assert inlined.count(html_placeholder(field)) == 2
+        assert inlined.count(html_placeholder(field, KEY)) == 2
     assert 'style="color:red; padding:2px"' in inlined
     template = build_template(
-        [("Subject", "x")], text_placeholder("NAME"), inlined, boundary_seed="s"
+        [("Subject", "x")], text_placeholder("NAME", KEY), inlined, boundary_seed="s", key=KEY
     )
     for field in fields:
-        assert template.count(f"%%DIGEST_HTML_{field}%%".encode()) == 2
+        assert template.count(f"%%DIGEST_{KEY}_HTML_{field}%%".encode()) == 2
 
 
 def test_media_queries_and_important_stay_in_the_style_block():
@@ -91,7 +95,11 @@ def test_render_email_reports_sizes_and_links():
     assert rendered.report.html_size > 0 and rendered.report.links == 3
     msg = email.message_from_bytes(
         build_template(
-            [("Subject", rendered.subject)], rendered.text, rendered.html, boundary_seed="a"
+            [("Subject", rendered.subject)],
+            rendered.text,
+            rendered.html,
+            boundary_seed="a",
+            key=KEY,
         ),
         policy=email.policy.default,
     )

@@ -17,6 +17,8 @@ from digest.tokens import read_token
 
 BUILT = datetime(2025, 1, 21, 4, 0, tzinfo=UTC)
 
+KEY = "0123456789abcdef"  # a variant's placeholder key
+
 
 def _info(template: bytes) -> VariantInfo:
     return VariantInfo(
@@ -36,19 +38,19 @@ def test_personalised_message_parses_with_each_recipients_own_links():
     subject = "Desk — daily digest, “quoted” Ελλάδα 日本"
     html = (
         "<p>Hello "
-        + html_placeholder("NAME")
+        + html_placeholder("NAME", KEY)
         + "</p>"
         + "<p>ελληνικά 日本語 " * 200
         + '<a href="'
-        + html_placeholder("UNSUBSCRIBE_URL")
+        + html_placeholder("UNSUBSCRIBE_URL", KEY)
         + '">Unsubscribe</a> '
-        '<a href="' + html_placeholder("PREFERENCES_URL") + '">Preferences</a>'
+        '<a href="' + html_placeholder("PREFERENCES_URL", KEY) + '">Preferences</a>'
     )
     text = (
         "Hello "
-        + text_placeholder("NAME")
+        + text_placeholder("NAME", KEY)
         + "\n\nUnsubscribe: "
-        + text_placeholder("UNSUBSCRIBE_URL")
+        + text_placeholder("UNSUBSCRIBE_URL", KEY)
         + "\n"
     )
     template = build_template(
@@ -60,6 +62,7 @@ def test_personalised_message_parses_with_each_recipients_own_links():
         text,
         html,
         boundary_seed="v1",
+        key=KEY,
     )
     info = _info(template)
     people = [
@@ -115,6 +118,7 @@ def test_header_values_cannot_inject_headers():
         "t",
         "<p>h</p>",
         boundary_seed="s",
+        key=KEY,
     )
     info = _info(template)
     data = info.compiled.fill(
@@ -133,9 +137,10 @@ def test_header_values_cannot_inject_headers():
 def test_recipient_field_has_no_empty_name():
     template = build_template(
         [("From", "Desk <news@example.com>"), ("Subject", "s")],
-        "for " + text_placeholder("RECIPIENT") + ".",
-        "<p>for " + html_placeholder("RECIPIENT") + ".</p>",
+        "for " + text_placeholder("RECIPIENT", KEY) + ".",
+        "<p>for " + html_placeholder("RECIPIENT", KEY) + ".</p>",
         boundary_seed="r",
+        key=KEY,
     )
     info = _info(template)
 

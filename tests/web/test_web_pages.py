@@ -639,6 +639,7 @@ def _message(subject: str) -> bytes:
         "text body\n",
         "<p>html body</p>",
         boundary_seed="s",
+        key="0123456789abcdef",
     )
 
 
