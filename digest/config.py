@@ -38,6 +38,9 @@ class IngestSettings:
     max_text_bytes: int = 200_000  # longer article text is stored truncated, with a note
     fetch_timeout: float = 20  # seconds, per feed URL
     max_feed_bytes: int = 20_000_000  # a larger feed download is refused
+    # Feeds may only reach public addresses (see digest/ingest/http.py); true lets them reach
+    # loopback, private and link-local ones too (feeds served on your own network).
+    allow_private_addresses: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,10 @@ language = "en"
 max_text_bytes = 200000   # longer article text is stored truncated, with a note
 fetch_timeout = 20        # seconds, per feed URL
 max_feed_bytes = 20000000 # a larger feed download is refused
+# Feeds and their redirects may only reach public addresses: never this machine, your private
+# network or a cloud metadata service (loopback, private, link-local...). Set true only if the
+# feeds you fetch are served on your own network.
+allow_private_addresses = false
 
 [digest]
 subject = "{{ site }} — {{ frequency }} digest, {{ date }}: {{ tags }}"
