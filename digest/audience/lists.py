@@ -1,7 +1,10 @@
-"""Mailing lists: who a digest is from, which tags it covers (in section order), and when it is
-sent in its own timezone. Creating and editing a list validates every field up front (slug, From
-address, IANA timezone, send time, weekday, tags), so the steps downstream can trust what they
-read. A list whose digests were already sent is only marked deleted, so its archive stays."""
+"""Mailing lists: who a digest is from, which tags it covers (in section order), when it is
+sent in its own timezone, and which frequencies it offers (daily, weekly or both, and the
+default for new subscribers). Creating and editing a list validates every field up front (slug,
+From address, IANA timezone, send time, weekday, tags, frequencies), so the steps downstream can
+trust what they read. A list whose digests were already sent is only marked deleted, so its
+archive stays. (Moving subscribers off a frequency a list stops offering is
+``subscriptions.edit_list``'s job: that module owns subscriptions.)"""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from ..errors import InvalidInput, NotFound
 from ..store import transaction
 from ..text import check_single_line
 from ..timeutil import to_iso
+from .records import FREQUENCIES, Frequency, check_frequencies, check_frequency
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
@@ -42,6 +46,8 @@ class MailingList:
     description: str | None
     deleted_at: str | None = None  # set when deleted but kept for the archive
     created_at: str = "1970-01-01T00:00:00.000000+00:00"  # UTC ISO
+    frequencies: tuple[Frequency, ...] = FREQUENCIES  # what subscribers may choose
+    default_frequency: Frequency = Frequency.DAILY  # what a new subscriber gets unless they choose
 
     @property
     def zone(self) -> ZoneInfo:
@@ -59,6 +65,17 @@ class MailingList:
     @property
     def weekday_index(self) -> int:
         return WEEKDAYS.index(self.weekly_day)
+
+    def offered_frequency(self, value: str | None) -> Frequency:
+        """The frequency a subscriber asks for, checked against what this list offers; None or
+        empty: the list's default. ``InvalidInput`` naming what the list offers otherwise."""
+        if value is None or not value.strip():
+            return self.default_frequency
+        frequency = check_frequency(value)
+        if frequency not in self.frequencies:
+            offered = " or ".join(self.frequencies)
+            raise InvalidInput(f"list {self.slug!r} offers only {offered} digests, not {frequency}")
+        return frequency
 
     def tag_names(self, keys: Iterable[str]) -> list[str]:
         """Display names for tag keys (the list's spelling where it has one)."""
@@ -80,6 +97,8 @@ class MailingList:
             description=row["description"],
             deleted_at=row.get("deleted_at"),
             created_at=row["created_at"],
+            frequencies=check_frequencies(row.get("frequencies") or "daily,weekly"),
+            default_frequency=Frequency(row.get("default_frequency") or "daily"),
         )
 
 
@@ -165,6 +184,33 @@ def clean_list_tags(tags: Iterable[str]) -> list[str]:
     return out
 
 
+def check_offer(
+    frequencies: str | Iterable[str] | None,
+    default_frequency: str | None,
+    current: MailingList | None = None,
+) -> tuple[tuple[Frequency, ...], Frequency]:
+    """What a list offers and its default, from the options given (None: as ``current`` has
+    it, or daily and weekly with daily first for a new list). A default the list does not offer
+    is refused; when only ``frequencies`` changes and the old default is no longer offered, the
+    default becomes the first one offered."""
+    offered = (
+        check_frequencies(frequencies)
+        if frequencies is not None
+        else (current.frequencies if current else FREQUENCIES)
+    )
+    if default_frequency is not None and default_frequency.strip():
+        default = check_frequency(default_frequency)
+        if default not in offered:
+            raise InvalidInput(
+                f"the default frequency {default} is not one the list offers ({', '.join(offered)})"
+            )
+    elif current is not None and current.default_frequency in offered:
+        default = current.default_frequency
+    else:
+        default = offered[0]
+    return offered, default
+
+
 def _check_text(value: str, field: str) -> str:
     value = check_single_line(unicodedata.normalize("NFC", value).strip(), field)
     if not value:
@@ -215,9 +261,14 @@ def create_list(
     send_time: str = "07:00",
     weekly_day: str = "monday",
     description: str | None = None,
+    frequencies: str | Iterable[str] | None = None,
+    default_frequency: str | None = None,
 ) -> MailingList:
+    """A new list. ``frequencies`` (default: daily and weekly) is what subscribers may choose;
+    ``default_frequency`` (default: the first offered) what they get unless they choose."""
     check_slug(slug)
     values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    offered, default = check_offer(frequencies, default_frequency)
     with transaction(db):
         existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
         if existing:
@@ -229,8 +280,8 @@ def create_list(
             raise InvalidInput(f"list {slug!r} already exists (change it with `digest lists edit`)")
         db.execute(
             "INSERT INTO lists (slug, title, from_addr, reply_to, tags, timezone, send_time,"
-            " weekly_day, description, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " weekly_day, description, created_at, updated_at, frequencies, default_frequency)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 slug,
                 values["title"],
@@ -243,6 +294,8 @@ def create_list(
                 values.get("description"),
                 to_iso(now),
                 to_iso(now),
+                ",".join(offered),
+                default,
             ],
         )
     return get_list(db, slug)
@@ -261,10 +314,18 @@ def edit_list(
     send_time: str | None = None,
     weekly_day: str | None = None,
     description: str | None = None,
+    frequencies: str | Iterable[str] | None = None,
+    default_frequency: str | None = None,
 ) -> MailingList:
-    """Change the given fields (None = leave as is; ``reply_to=""`` removes it)."""
+    """Change the given fields (None = leave as is; ``reply_to=""`` removes it). Subscribers of
+    a frequency the list stops offering keep it here: change frequencies through
+    ``subscriptions.edit_list``, which moves them."""
     mlist = get_list(db, slug)
     values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    if frequencies is not None or default_frequency is not None:
+        offered, default = check_offer(frequencies, default_frequency, mlist)
+        values["frequencies"] = ",".join(offered)
+        values["default_frequency"] = str(default)
     if values:
         values["updated_at"] = to_iso(now)
         sets = ", ".join(f"{k} = ?" for k in values)

@@ -9,6 +9,7 @@ import click
 
 from ..audience import lists as lists_lib
 from ..audience.subscriptions import delete_list, list_counts
+from ..audience.subscriptions import edit_list as edit_list_and_members
 from ..issues.store import count_digests
 from .app import App, cli, pass_app
 
@@ -52,9 +53,22 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _frequency_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--default-frequency", metavar="daily|weekly",
+        help="What a new subscriber gets unless they choose (default: the first offered).",
+    )(f)  # fmt: skip
+    return click.option(
+        "--frequencies", metavar="daily,weekly|daily|weekly",
+        help="What subscribers may choose (default: daily,weekly). Subscribers of a frequency "
+        "no longer offered move to the default one.",
+    )(f)  # fmt: skip
+
+
 @lists_group.command(name="create")
 @click.argument("slug")
 @_list_options
+@_frequency_options
 @pass_app
 def create(
     app: App,
@@ -67,15 +81,18 @@ def create(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    frequencies: str | None,
+    default_frequency: str | None,
 ) -> None:
     """Create list SLUG (lowercase letters, digits, '-'). --title and --from are required;
-    timezone defaults to UTC, send time to 07:00, weekly day to monday.
+    timezone defaults to UTC, send time to 07:00, weekly day to monday, frequencies to daily
+    and weekly (daily by default).
 
     \b
     Example:
       digest lists create world --title "World News" --from "News Desk <news@example.com>"
       digest lists create kenya --title Kenya --from news@example.com --tags Kenya,Nairobi \\
-          --timezone Africa/Nairobi --send-time 06:30 --weekly-day fri
+          --timezone Africa/Nairobi --send-time 06:30 --weekly-day fri --frequencies weekly
     """
     missing = [n for n, v in (("--title", title), ("--from", from_addr)) if not v]
     if missing or title is None or from_addr is None:
@@ -92,6 +109,8 @@ def create(
         weekly_day=weekly_day or "monday",
         description=description,
         now=app.now(),
+        frequencies=frequencies,
+        default_frequency=default_frequency,
     )
     click.echo(f"created list {mlist.slug}")
     _show(app, mlist)
@@ -100,6 +119,7 @@ def create(
 @lists_group.command(name="edit")
 @click.argument("slug")
 @_list_options
+@_frequency_options
 @pass_app
 def edit(
     app: App,
@@ -112,15 +132,19 @@ def edit(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    frequencies: str | None,
+    default_frequency: str | None,
 ) -> None:
-    """Change some settings of list SLUG; options not given stay as they are.
+    """Change some settings of list SLUG; options not given stay as they are. A frequency
+    the list no longer offers: its subscribers move to the default one (and are counted).
 
     \b
     Example:
       digest lists edit world --send-time 06:00 --tags Africa,Asia,Europe
       digest lists edit world --reply-to ""
+      digest lists edit world --frequencies weekly
     """
-    mlist = lists_lib.edit_list(
+    edited = edit_list_and_members(
         app.db,
         slug,
         title=title,
@@ -132,8 +156,14 @@ def edit(
         weekly_day=weekly_day,
         description=description,
         now=app.now(),
+        frequencies=frequencies,
+        default_frequency=default_frequency,
     )
+    mlist = edited.mlist
     click.echo(f"updated list {mlist.slug}")
+    for frequency, n in edited.moved.items():
+        click.echo(f"moved {n} subscriber(s) to {frequency}: the list no longer offers their "
+                   "frequency")  # fmt: skip
     _show(app, mlist)
 
 
@@ -183,11 +213,13 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         ("timezone", mlist.timezone),
         ("send time", mlist.send_time),
         ("weekly day", mlist.weekly_day),
+        ("frequencies", f"{', '.join(mlist.frequencies)} (default {mlist.default_frequency})"),
         ("description", mlist.description or "-"),
         (
             "subscribers",
             f"{c.active} active, {c.pending} pending, {c.unsubscribed} unsubscribed, "
-            f"{c.bounced} bounced, {c.complained} complained",
+            f"{c.bounced} bounced, {c.complained} complained"
+            + (f", {c.expired} expired" if c.expired else ""),
         ),
         ("digests", str(count_digests(app.db, mlist.id))),
     ]

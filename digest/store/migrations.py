@@ -13,14 +13,25 @@ Schema overview (each later step reads what the previous one stored):
 - staff_sessions: logged-in staff sessions of ``digest serve`` (written by ``users``);
 - notices: the outbox of transactional emails such as confirmations (``delivery.notices``).
 
+Addresses are compared by ``identity`` (the whole address lower-cased, m012): subscribers,
+status_events and suppressions carry it; ``email`` is the address as first entered.
+
 Never edit a migration that has shipped; add a new one.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
+from datetime import UTC, datetime
 
 from sqlite_utils import Database, Migrations
+
+from ..addresses import identity_key
+from .identity_merge import merge_case_variants
+
+log = logging.getLogger("digest.store")
 
 migrations = Migrations("digest")
 
@@ -388,3 +399,118 @@ def m011_contain_web_notices(db: Database) -> None:
     db.execute("CREATE INDEX idx_notices_due ON notices(next_attempt_at) WHERE status = 'queued'")
     db.execute("CREATE INDEX idx_notices_subscriber ON notices(subscriber_id, list_id, kind)")
     db.execute("CREATE INDEX idx_notices_list ON notices(list_id)")
+
+
+@migrations()
+def m012_subscribers_identity_merge(db: Database) -> None:
+    # One identity per mailbox: ``identity`` is the whole normalised address lower-cased
+    # (addresses.identity_key), the key of every comparison (subscribers, history,
+    # suppressions); ``email`` stays the address as first entered, for display and sending.
+    # Subscribers that differed only in letter case are merged (identity_merge); each merge is
+    # logged once here and recorded in the address's history.
+    db.conn.create_function("digest_identity", 1, identity_key, deterministic=True)
+    db.execute("ALTER TABLE subscribers ADD COLUMN identity TEXT")  # UNIQUE, see the index below
+    db.execute("UPDATE subscribers SET identity = digest_identity(email)")
+    db.execute("ALTER TABLE status_events ADD COLUMN identity TEXT")  # of email; history look-ups
+    db.execute("UPDATE status_events SET identity = digest_identity(email)")
+    # Suppressions keyed by identity. ``email`` is the address as suppressed, for display; it is
+    # NULL when the person had their data deleted: then only a one-way hash of the identity is
+    # kept (``sha256:...``, audience.suppressions.erased_key), enough to never mail it again.
+    db.execute(
+        """
+        CREATE TABLE suppressions_by_identity (
+            identity TEXT PRIMARY KEY,         -- identity_key(email), or sha256:<hex> once erased
+            email TEXT,                        -- as suppressed; NULL once erased
+            reason TEXT,
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    # Of two spellings suppressed, the first suppression is kept.
+    db.execute(
+        "INSERT OR IGNORE INTO suppressions_by_identity (identity, email, reason, source,"
+        " created_at) SELECT digest_identity(email), email, reason, source, created_at"
+        " FROM suppressions ORDER BY created_at, email"
+    )
+    db.execute("DROP TABLE suppressions")
+    db.execute("ALTER TABLE suppressions_by_identity RENAME TO suppressions")
+    merged = merge_case_variants(db, now=datetime.now(UTC))
+    db.execute("CREATE UNIQUE INDEX idx_subscribers_identity ON subscribers(identity)")
+    db.execute("CREATE INDEX idx_status_events_identity ON status_events(identity)")
+    db.execute("DROP INDEX idx_status_events_email")
+    if merged:
+        # The migration runs once, inside whichever command first opens the upgraded database
+        # (`digest init` after an upgrade, `digest run`, `digest serve` ...): a warning reaches
+        # its stderr or log; the history keeps the details for `digest subscribers show`.
+        spellings = sum(len(m.merged) for m in merged)
+        log.warning(
+            "merged %d subscriber address(es) that differed from another only in letter case"
+            " into %d subscriber(s); each keeps its first-entered address, the most restrictive"
+            " status per list and the combined history (`digest subscribers show ADDRESS`):",
+            spellings + len(merged),
+            len(merged),
+        )
+        for m in merged[:MERGE_LOG_LINES]:
+            log.warning("  %s", m.describe())
+        if len(merged) > MERGE_LOG_LINES:
+            log.warning("  ... and %d more", len(merged) - MERGE_LOG_LINES)
+
+
+MERGE_LOG_LINES = 50
+
+
+def widen_check(db: Database, table: str, column: str, values: list[str]) -> None:
+    """Allow more ``values`` in ``table``'s ``CHECK (column IN (...))``. SQLite cannot alter a
+    constraint; its documented way to loosen one without copying the table is to edit the
+    table's SQL in the schema and bump ``schema_version`` (https://sqlite.org/lang_altertable.html,
+    "making other kinds of table schema changes"). Every stored row satisfied the narrower
+    check, so it satisfies the wider one. Run inside the migration's transaction."""
+    (sql,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+    ).fetchone()
+    pattern = re.compile(rf"(CHECK\s*\(\s*{column}\s+IN\s*\()([^)]*)(\))", re.IGNORECASE)
+    match = pattern.search(sql)
+    if match is None:
+        raise RuntimeError(f"no CHECK ({column} IN (...)) in table {table}")
+    present = set(re.findall(r"'([^']*)'", match.group(2)))
+    added = "".join(f", '{v}'" for v in values if v not in present)
+    if not added:
+        return
+    new_sql = sql[: match.end(2)] + added + sql[match.end(2) :]
+    (version,) = db.execute("PRAGMA schema_version").fetchone()
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        db.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", [new_sql, table]
+        )
+        db.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+
+
+@migrations()
+def m013_subscribers_identity_lifecycle(db: Database) -> None:
+    # A pending subscription that is never confirmed expires ([subscribers] pending_expire_days).
+    widen_check(db, "subscriptions", "status", ["expired"])
+    # When the subscription last became pending: expiry counts from here.
+    db.execute("ALTER TABLE subscriptions ADD COLUMN pending_since TEXT")
+    db.execute("UPDATE subscriptions SET pending_since = updated_at WHERE status = 'pending'")
+    # When a confirmation email was last queued (NULL: never asked, e.g. added with --no-email),
+    # and how many reminders went out (`digest subscribers remind`, at most
+    # [subscribers] max_reminders).
+    db.execute("ALTER TABLE subscriptions ADD COLUMN asked_at TEXT")
+    db.execute("ALTER TABLE subscriptions ADD COLUMN reminders INTEGER NOT NULL DEFAULT 0")
+    # Choices from a subscribe form by someone already subscribed or unsubscribed, applied when
+    # they follow that confirmation link: JSON {"name", "tags", "frequency", "at"}.
+    db.execute("ALTER TABLE subscriptions ADD COLUMN requested TEXT")
+    # The scheduler's expiry pass reads only the pending subscriptions, oldest first.
+    db.execute(
+        "CREATE INDEX idx_subscriptions_pending ON subscriptions(pending_since)"
+        " WHERE status = 'pending'"
+    )
+    # What a list offers: daily, weekly or both, and what a new subscriber gets by default.
+    db.execute("ALTER TABLE lists ADD COLUMN frequencies TEXT NOT NULL DEFAULT 'daily,weekly'")
+    db.execute("ALTER TABLE lists ADD COLUMN default_frequency TEXT NOT NULL DEFAULT 'daily'")
+    # Reminders of a pending confirmation, and the optional welcome email after one.
+    widen_check(db, "notices", "kind", ["remind", "welcome"])

@@ -34,13 +34,14 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
 
 from ..addresses import normalise_email
-from ..audience.csvfiles import ParsedFile, apply_rows, parse_csv, write_csv
+from ..audience.csvfiles import ParsedFile, Report, apply_rows, parse_csv, write_csv
 from ..audience.lists import MailingList, all_lists, get_list
 from ..audience.records import FREQUENCIES, SubscriptionStatus
-from ..audience.subscriptions import add_subscription, search_subscriptions, unsubscribe
+from ..audience.subscriptions import search_subscriptions, unsubscribe
+from ..delivery import optin
 from ..errors import InvalidInput, NotFound
 from .auth import admin_required
-from .context import get_db, now
+from .context import get_db, now, web
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +111,16 @@ def add() -> ResponseReturnValue:
     try:
         mlist = get_list(db, form.get("list", ""))
         tags = [t for t in form.get("tags", "").split(",") if t.strip()]
-        sub = add_subscription(
+        # Someone added as pending is asked to confirm: the email is queued with the
+        # subscription and sent by the app's worker.
+        added = optin.add_subscriber(
             db,
+            web().config,
             mlist,
             address,
             name=form.get("name") or None,
             tags=tags,
-            frequency=form.get("frequency", "daily"),
+            frequency=form.get("frequency") or None,
             confirmed=form.get("confirmed") == "yes",
             source="web",
             reason=f"added {_who()}",
@@ -125,7 +129,11 @@ def add() -> ResponseReturnValue:
     except (InvalidInput, NotFound) as e:
         flash(f"Not added: {e}", "error")
         return redirect(url_for("admin.subscribers"), code=303)
-    flash(f"{sub.email} is {sub.status} on {mlist.title} ({sub.frequency}).", "notice")
+    sub = added.subscription
+    if added.asked:
+        web().notices.wake()
+    asked = " A confirmation email is on its way." if added.asked else ""
+    flash(f"{sub.email} is {sub.status} on {mlist.title} ({sub.frequency}).{asked}", "notice")
     return redirect(url_for("admin.subscribers", q=sub.email), code=303)
 
 
@@ -272,8 +280,14 @@ def import_apply() -> ResponseReturnValue:
         )
     try:
         mlist, parsed = _parse_upload(pending)
-        report = apply_rows(db, mlist, parsed, confirmed=pending["confirmed"], dry_run=False,
-                            source="web", now=now())  # fmt: skip
+        # People the file adds as pending are asked to confirm (queued per batch).
+        imported = optin.apply_import(db, web().config, mlist, parsed,
+                                      confirmed=pending["confirmed"], dry_run=False,
+                                      source="web", now=now())  # fmt: skip
+        (report,) = imported.reports
+        assert isinstance(report, Report)
+        if report.asked:
+            web().notices.wake()
     finally:
         _forget_upload()
     log.info("%s imported %s into %s: %s", g.user.name, pending["name"], mlist.slug,

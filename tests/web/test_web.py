@@ -53,7 +53,11 @@ def add_list(db, slug="world", tags=("Kenya", "East Africa"), now=None) -> int:
 
 def add_subscriber(db, list_id, email="ann@example.com", status="active", tags=(), freq="daily"):
     at = "2025-01-01T00:00:00.000000+00:00"
-    sid = db["subscribers"].insert({"email": email, "name": "Ann", "created_at": at}).last_pk
+    sid = (
+        db["subscribers"]
+        .insert({"email": email, "identity": email.lower(), "name": "Ann", "created_at": at})
+        .last_pk
+    )
     db["subscriptions"].insert(
         {
             "subscriber_id": sid,
@@ -229,7 +233,8 @@ def test_admin_overview_counts_subscriptions_by_status(web_app, staff, db):
     login(client, name="ada")
     html = client.get("/admin/").get_data(as_text=True)
     cells = re.findall(r'<td class="num">(\d+)</td>', html)
-    assert cells == ["1", "2", "0", "0", "0"]  # pending, active, unsubscribed, bounced, complained
+    # pending, active, unsubscribed, bounced, complained, expired
+    assert cells == ["1", "2", "0", "0", "0", "0"]
 
 
 @pytest.mark.parametrize(
