@@ -402,7 +402,7 @@ def remind(app: App, list_slug: str, older_than: str | None) -> None:
                         secret=app.secret)  # fmt: skip
     click.echo(
         f"{mlist.slug}: {done.asked} asked for the first time, {done.reminded} reminded, "
-        f"{done.capped} not reminded (had {app.config.subscribers.max_reminders} reminders), "
+        f"{done.capped} at the limit of {app.config.subscribers.max_reminders} reminders, "
         f"{done.recent} asked too recently"
     )
     _sent(done.sent, "emails")

@@ -111,12 +111,12 @@ def test_remind_resends_only_to_those_still_pending_at_most_max_reminders(cli, s
 
     r = cli("subscribers", "remind", "--list", "world", "--older-than", "3d")
     assert r.output.splitlines() == [
-        "world: 0 asked for the first time, 0 reminded, 0 not reminded (had 1 reminders), "
+        "world: 0 asked for the first time, 0 reminded, 0 at the limit of 1 reminders, "
         "2 asked too recently"
     ]
     r = cli("subscribers", "remind", "--list", "world")
     assert r.output.splitlines() == [
-        "world: 0 asked for the first time, 2 reminded, 0 not reminded (had 1 reminders), "
+        "world: 0 asked for the first time, 2 reminded, 0 at the limit of 1 reminders, "
         "0 asked too recently",
         "emails: 2 sent",
     ]
@@ -130,7 +130,7 @@ def test_remind_resends_only_to_those_still_pending_at_most_max_reminders(cli, s
     assert confirm_path(reminders[0]).startswith("/c/")
     # The cap: nobody gets a second reminder.
     r = cli("subscribers", "remind", "--list", "world")
-    assert "0 reminded, 2 not reminded (had 1 reminders)" in r.output
+    assert "0 reminded, 2 at the limit of 1 reminders" in r.output
     assert len(smtp.handler.received) == 5
     bad = cli("subscribers", "remind", "--list", "world", "--older-than", "soon")
     assert bad.exit_code == 2 and "'soon' is not an age such as 3d" in bad.output
@@ -275,3 +275,31 @@ def test_parse_and_apply_through_optin_report_who_was_asked(db, smtp, tmp_path):
     sid = db.execute("SELECT id FROM subscribers WHERE email = 'a@example.com'").fetchone()[0]
     confirm_subscription(db, sid, mlist.id, source="cli", now=NOW)
     assert db.execute("SELECT count(*) FROM notices WHERE status = 'sent'").fetchone()[0] == 2
+
+
+def test_the_welcome_template_example_in_templates_readme_works(db, tmp_path):
+    from pathlib import Path
+
+    from digest.delivery.notices import welcome_message
+
+    readme = (Path(__file__).resolve().parents[2] / "templates" / "README.md").read_text()
+    example = re.search(r"```jinja\n(.*?)```", readme, re.S).group(1)
+    folder = tmp_path / "t" / "email" / "welcome"
+    folder.mkdir(parents=True)
+    (folder / "world.txt").write_text(example, encoding="utf-8")
+    (tmp_path / "d.toml").write_text(f'templates_dir = "{tmp_path / "t"}"\n', encoding="utf-8")
+    config = load_config(tmp_path / "d.toml", env={})
+    mlist = create_list(db, "world", title="World Desk", from_addr="w@news.example.com",
+                        tags=["Haiti", "Kenya"], now=NOW)  # fmt: skip
+    sub = add_subscription(db, mlist, "ann@example.com", name="Ann", tags=["kenya"],
+                           frequency="weekly", confirmed=True, source="cli", now=NOW)  # fmt: skip
+    outgoing = welcome_message(config, mlist, subscriber_id=sub.subscriber_id,
+                               address=sub.email, name=sub.name, secret=WEB_SECRET, db=db,
+                               now=NOW)  # fmt: skip
+    assert outgoing is not None
+    message = email.message_from_bytes(outgoing.data, policy=email.policy.default)
+    assert message["Subject"] == "Welcome to World Desk, Ann"
+    assert message.get_content_type() == "text/plain"
+    text = message.get_content()
+    assert "you will get World Desk weekly about Kenya." in text
+    assert "Change that at http://127.0.0.1:8080/p/" in text
