@@ -18,6 +18,7 @@ from ..addresses import address_of, sender_domain
 from ..headers import address_words, clean_header_value, fold
 from ..issues.store import load_variant
 from ..issues.template import CompiledTemplate, qp_encode
+from ..issues.transfer import base64_value
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def recipient_values(
     unsubscribe_mailto: str | None = None,
     message_id: str | None = None,
 ) -> dict[tuple[str, str], bytes]:
-    """The bytes that fill each placeholder for one recipient."""
+    """The bytes that fill each placeholder for one recipient (the base64 slots only when the
+    variant's template has a base64 part)."""
     # Tokens are issued "at" the build time so a recipient's message is byte-identical whenever
     # it is assembled (preview, first send, resend after a crash).
     unsub = links.unsubscribe_url(
@@ -93,6 +95,10 @@ def recipient_values(
     for field, value in fields.items():
         values[("TEXT", field)] = qp_encode(value).encode("ascii")
         values[("HTML", field)] = qp_encode(html.escape(value)).encode("ascii")
+        if info.compiled.base64_slots:
+            # A part sent in base64 (smaller for CJK text, issues.transfer) has its own slots.
+            values[("TEXT64", field)] = base64_value(value, html_part=False)
+            values[("HTML64", field)] = base64_value(value, html_part=True)
     list_unsub = f"<{unsub}>"
     if unsubscribe_mailto:
         list_unsub += f", <mailto:{clean_header_value(unsubscribe_mailto)}?subject=unsubscribe>"
