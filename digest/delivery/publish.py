@@ -41,7 +41,7 @@ from ..issues.build import (
     issue_articles,
     render_variant,
 )
-from ..issues.edits import IssueEdits, edits_for
+from ..issues.edits import IssueEdits, edits_for, mark_article, set_note
 from ..issues.periods import Period, issue_for, latest_due
 from ..issues.render import RenderReport
 from ..issues.sections import has_sections, variant_key
@@ -104,7 +104,7 @@ def _prepare(db: Database, mlist: MailingList, period: Period, *, now: datetime)
         stored_ids=stored_ids,
         articles=issue_articles(db, stored_ids, edits),
         rerender=rerender,
-        held=approval.is_held(db, mlist, period, new=existing is None),
+        held=approval.is_held(db, mlist, period, new=existing is None, now=now),
     )
 
 
@@ -367,3 +367,69 @@ def build_for_date(
         return result
 
     return _build_each(jobs, build, failures)
+
+
+@dataclass(frozen=True)
+class ShapeResult:
+    """An editor's change to an issue: the issue's edits now, and the built issues that were
+    rendered again with them (none when the issue is not built yet: its build applies them)."""
+
+    edits: IssueEdits
+    rebuilt: list[BuiltDigest]
+
+
+def _built_issues(db: Database, mlist: MailingList, issue_date: date) -> list[Period]:
+    """The issues of ``mlist`` dated ``issue_date`` that are built."""
+    out = []
+    for frequency in FREQUENCIES:
+        period = issue_for(mlist, frequency, issue_date)
+        if period.issue_date == issue_date and find_digest(db, mlist, period) is not None:
+            out.append(period)
+    return out
+
+
+def shape_issue(
+    db: Database,
+    config: Config,
+    list_slug: str,
+    issue_date: date,
+    *,
+    by: str,
+    now: datetime,
+    note: str | None = None,
+    article_id: int | None = None,
+    action: str | None = None,
+) -> ShapeResult:
+    """Set the intro ``note`` of ``list_slug``'s issue of ``issue_date``, or pin, drop or clear
+    (``action``) ``article_id`` in it; an issue already built is rendered again at once (its
+    deliveries still queued get the new version; none already sent is sent again)."""
+    mlist = get_list(db, list_slug)
+    if note is not None:
+        edits = set_note(db, mlist, issue_date, note, by=by, now=now)
+    elif article_id is not None and action is not None:
+        edits = mark_article(db, mlist, issue_date, article_id, action, by=by, now=now)
+    else:
+        raise ValueError("shape_issue needs a note, or an article and an action")
+    rebuilt = [
+        build_digest(db, config, mlist, period.frequency, issue_date, now=now)
+        for period in _built_issues(db, mlist, issue_date)
+    ]
+    return ShapeResult(edits, rebuilt)
+
+
+def approve(
+    db: Database,
+    config: Config,
+    list_slug: str,
+    issue_date: date,
+    *,
+    by: str,
+    now: datetime,
+    frequency: str | None = None,
+) -> list[approval.IssueApproval]:
+    """An editor approves the issue(s) of ``list_slug`` dated ``issue_date`` awaiting approval
+    (the CLI's ``digest issues approve`` and the web editor's button). Its deliveries are
+    queued by the next build at or after its send time (the scheduler's)."""
+    mlist = get_list(db, list_slug)
+    approved = approval.approve_issues(db, mlist, issue_date, by=by, now=now, frequency=frequency)
+    return approved

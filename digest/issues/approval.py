@@ -78,16 +78,17 @@ def approval_of(db: Database, list_id: int, frequency: str, label: str) -> Issue
     return IssueApproval.from_row(rows[0]) if rows else None
 
 
-def is_held(db: Database, mlist: MailingList, period: Period, *, new: bool) -> bool:
-    """Whether a build of this issue must queue nothing: the list is in approval mode and the
-    issue is not approved. An issue built before the list went into approval mode (``new``
-    false, no approval record) keeps going out as before."""
+def is_held(db: Database, mlist: MailingList, period: Period, *, new: bool, now: datetime) -> bool:
+    """Whether a build of this issue at ``now`` must queue nothing: the list is in approval
+    mode and the issue is not approved, or its send time has not come (an approved issue goes
+    out at its send time, not when approved). An issue built before the list went into
+    approval mode (``new`` false, no approval record) keeps going out as before."""
     if not mlist.approval.required:
         return False
     found = approval_of(db, mlist.id, period.frequency, period.label)
     if found is None:
         return new
-    return found.status is not ApprovalStatus.APPROVED
+    return found.status is not ApprovalStatus.APPROVED or now < period.send_at
 
 
 def request_approval(db: Database, mlist: MailingList, period: Period, *, now: datetime) -> None:
@@ -120,15 +121,14 @@ def mark_notified(
         db.execute("UPDATE issue_approvals SET notify_error = ? WHERE id = ?", [error, approval_id])
 
 
-def skip_unapproved(db: Database, approval_id: int, *, reason: str, now: datetime) -> bool:
-    """Skip an issue still awaiting approval at its deadline; False if it was approved in the
-    meantime (by another process)."""
-    with transaction(db):
-        cur = db.execute(
-            "UPDATE issue_approvals SET status = 'skipped', detail = ?, decided_at = ?"
-            " WHERE id = ? AND status = 'awaiting'",
-            [reason, to_iso(now), approval_id],
-        )
+def skip_issue(db: Database, approval_id: int, *, reason: str, now: datetime) -> bool:
+    """Skip an issue not approved by its deadline (or approved too late to send); False if it
+    was queued meanwhile (by another process). Inside the caller's transaction."""
+    cur = db.execute(
+        "UPDATE issue_approvals SET status = 'skipped', detail = ?, decided_at = ?"
+        " WHERE id = ? AND status != 'skipped' AND released_at IS NULL",
+        [reason, to_iso(now), approval_id],
+    )
     return bool(cur.rowcount)
 
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from ..config import Config
+from ..delivery.approval_notice import notify_editors
 from ..delivery.publish import build_digest
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import Transport
@@ -60,6 +61,7 @@ class TickReport:
     fetched: list[FeedReport] | None = None  # None: the feeds were not fetched
     built: list[BuiltDigest] = field(default_factory=list)
     sent: SendReport | None = None
+    notified: list[tuple[str, str | None]] = field(default_factory=list)  # (issue, error)
     errors: list[str] = field(default_factory=list)
     stopped: bool = False  # the stop event cut the tick short
 
@@ -116,7 +118,16 @@ def _log_built(log: logging.Logger, issue: DueIssue, result: BuiltDigest) -> Non
         "variants": len(result.variants),
         "recipients": result.recipients,
     }
-    if result.new and not result.article_count:
+    if result.awaiting_approval:
+        log.info(
+            "built %s for approval: %d articles, %d variants; nothing is queued until an editor"
+            " approves it",
+            issue.name,
+            result.article_count,
+            len(result.variants),
+            extra={**fields, "event": "awaiting_approval"},
+        )
+    elif result.new and not result.article_count:
         log.info(
             "built %s: no articles, nothing to send",
             issue.name,
@@ -267,7 +278,7 @@ def tick(
 
     if due and not stopping():
         # Once per tick, right before building, so articles published just before the send
-        # time are in the digest.
+        # time (or the approval lead time) are in the digest.
         report.fetched = poll_feeds(db, config, now=now, log=log)
     for issue in due:
         if stopping():
@@ -284,6 +295,19 @@ def tick(
             continue
         report.built.append(result)
         _log_built(log, issue, result)
+
+    if not stopping():
+        # Right after building for approval (and again each tick while it failed).
+        report.notified = notify_editors(db, config, now=now, transport=transport)
+        for name, error in report.notified:
+            if error is None:
+                log.info("told the editors that %s awaits approval", name,
+                         extra={"event": "approval_requested", "issue": name})  # fmt: skip
+            else:
+                message = f"telling the editors that {name} awaits approval failed: {error}"
+                report.errors.append(message)
+                _error_once(log, logged, message, RuntimeError(error),
+                            {"event": "approval_notice_failed", "issue": name})  # fmt: skip
 
     if not stopping():
         try:
