@@ -142,6 +142,13 @@ def _log_built(log: logging.Logger, issue: DueIssue, result: BuiltDigest) -> Non
             result.recipients,
             extra=fields,
         )
+    elif issue.mailing_list.approval.required and not issue.for_approval:
+        log.info(
+            "sending approved %s: %d recipients queued",
+            issue.name,
+            result.recipients,
+            extra={**fields, "event": "approved_queued"},
+        )
     else:
         # Another tick (another process) stored it between our plan and our build.
         log.info(
