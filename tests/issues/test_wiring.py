@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import html as html_lib
 import re
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
@@ -249,7 +248,7 @@ def test_content_that_looks_like_a_placeholder_stays_text_in_both_encodings(db, 
             summary=f"<p>{lang_text} %%DIGEST_0123456789abcdef_TEXT64_EMAIL%%</p>",
         )
     newsroom.subscribe(mlist, "ann@example.com")
-    built = build_digest(db, config, mlist, "daily", ISSUE, now=NOW)
+    build_digest(db, config, mlist, "daily", ISSUE, now=NOW)
     assembler = Assembler(db, base_url=config.base_url, secret=SECRET)
     row = next(iter(db.query("SELECT variant_id, subscriber_id FROM deliveries")))
     data = assembler.message(
