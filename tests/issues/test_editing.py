@@ -296,3 +296,18 @@ def test_a_notice_that_cannot_be_sent_is_retried_and_the_issue_still_waits(
     report = desk.tick(SEND - timedelta(hours=1))
     assert report.notified == [("world/daily/2025-01-21", None)]
     assert db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
+
+
+def test_a_note_is_text_never_markup(db, config, newsroom, world):
+    newsroom.add_article("Kenya today", DAY, tags=["Kenya"])
+    newsroom.subscribe(world, "ann@example.com")
+    note = (
+        '<script>alert(1)</script> <a href="https://evil.example">win</a> & %%DIGEST_TEXT_EMAIL%%'
+    )
+    shape_issue(db, config, "world", ISSUE, note=note, by="ed", now=NOW)
+    built = build_digest(db, config, world, "daily", ISSUE, now=NOW)
+    msg = message(db, config, "ann@example.com", built.id)
+    html = msg.get_body(("html",)).get_content()
+    assert "<script>" not in html and '<a href="https://evil.example"' not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "%%DIGEST_TEXT_EMAIL%%" in plain(msg)  # text that looks like a placeholder stays text
