@@ -234,7 +234,7 @@ def _store(
             now=now,
         )
         found = approval.approval_of(db, mlist.id, period.frequency, period.label)
-        if found is not None and found.status is approval.ApprovalStatus.APPROVED:
+        if found is not None:  # approved, or the list left approval mode
             approval.mark_released(db, found.id, now=now)
     counts = ledger.counts_by_variant(db, digest_id)
     for variant in renderer.result():

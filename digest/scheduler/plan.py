@@ -96,7 +96,9 @@ def plan(db: Database, config: Config, *, now: datetime) -> tuple[list[DueIssue]
                 skipped += more_skipped
                 continue
             # An issue whose send time came before the list existed was never missed.
-            if latest.send_at < created or find_digest(db, mlist, latest) is not None:
+            if latest.send_at < created or (
+                find_digest(db, mlist, latest) is not None and not _held(db, mlist, latest)
+            ):
                 continue
             late = now - latest.send_at
             limit = config.schedule.max_lateness(frequency)
@@ -108,6 +110,17 @@ def plan(db: Database, config: Config, *, now: datetime) -> tuple[list[DueIssue]
                 )
                 skipped.append(Skipped(mlist, frequency, latest, reason))
     return due, skipped
+
+
+def _held(db: Database, mlist: MailingList, period: Period) -> bool:
+    """An issue built for approval while the list was in approval mode, never queued: once the
+    list leaves approval mode it is due like any other (its build queues it)."""
+    found = approval.approval_of(db, mlist.id, period.frequency, period.label)
+    return (
+        found is not None
+        and found.released_at is None
+        and found.status is not approval.ApprovalStatus.SKIPPED
+    )
 
 
 def _approval_issues(

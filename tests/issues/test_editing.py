@@ -311,3 +311,12 @@ def test_a_note_is_text_never_markup(db, config, newsroom, world):
     assert "<script>" not in html and '<a href="https://evil.example"' not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "%%DIGEST_TEXT_EMAIL%%" in plain(msg)  # text that looks like a placeholder stays text
+
+
+def test_an_issue_held_when_the_list_leaves_approval_mode_goes_out(db, desk):
+    desk.tick(SEND - timedelta(hours=2))
+    edit_list(db, "world", look=LookChanges(approval=False), now=SEND - timedelta(hours=1))
+    desk.tick(SEND)
+    assert [rcpt for rcpt, _ in desk.received()][-1] == ["ann@example.com"]
+    assert desk.tick(SEND + timedelta(minutes=1)).due == []
+    assert db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 1
