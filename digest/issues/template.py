@@ -120,11 +120,7 @@ class CompiledTemplate:
             self.slots.append(slot)
             pos = m.end()
         self.chunks.append(template[pos:])
-
-    @property
-    def base64_slots(self) -> bool:
-        """Whether a part of this template is base64 (its slots take ``transfer.base64_value``)."""
-        return any(kind.endswith("64") for kind, _ in self.slots)
+        self.slot_set = frozenset(self.slots)
 
     def fill(self, values: dict[tuple[str, str], bytes]) -> bytes:
         out = [self.chunks[0]]
