@@ -27,6 +27,7 @@ from ..addresses import check_address_header, normalise_email
 from ..articles.tags import clean_tag_name, tag_key
 from ..errors import InvalidInput, NotFound
 from ..store import transaction
+from ..subjects import check_pattern
 from ..text import check_single_line
 from ..timeutil import to_iso
 from .branding import DEFAULT_ACCENT, Brand
@@ -338,8 +339,6 @@ class LookChanges:
 def _look_values(current: MailingList | None, changes: LookChanges) -> dict[str, Any]:
     """Column values for ``changes`` on top of ``current`` (None: a new list), every value
     checked; the brand as a whole through ``Brand.create``."""
-    from ..issues.subjects import check_pattern  # issues reads lists: import only when used
-
     values: dict[str, Any] = {}
     c = changes
     if c.language is not None:

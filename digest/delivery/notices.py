@@ -44,7 +44,7 @@ from enum import StrEnum
 from jinja2 import TemplateError
 from sqlite_utils import Database
 
-from .. import links, tokens
+from .. import links, subjects, tokens
 from ..addresses import address_of, normalise_email, sender_domain
 from ..audience.lists import MailingList, get_list_by_id
 from ..audience.records import SubscriptionStatus, check_frequency
@@ -54,7 +54,7 @@ from ..config import Config
 from ..errors import DigestError, NotFound
 from ..headers import fold_header
 from ..i18n import get_language
-from ..issues import render, subjects
+from ..issues import render
 from ..issues.template import multipart_alternative
 from ..store import transaction
 from ..text import clean_name
@@ -119,7 +119,7 @@ class NoticeReport:
 
 
 def confirmation_subject(mlist: MailingList) -> str:
-    """In the list's language (``issues.subjects.confirmation_subject``)."""
+    """In the list's language (``subjects.confirmation_subject``)."""
     return subjects.confirmation_subject(mlist.title, get_language(mlist.language))
 
 

@@ -287,7 +287,9 @@ def imap_settings(
             f"put the IMAP password in ${password_env}, not in the URL ({redact_url(url)})"
         )
     if not parts.hostname or not parts.username:
-        raise MailboxError(f"IMAP URL {redact_url(url)!r} needs a user and a host: imaps://user@host/INBOX")
+        raise MailboxError(
+            f"IMAP URL {redact_url(url)!r} needs a user and a host: imaps://user@host/INBOX"
+        )
     password = env.get(password_env)
     if not password:
         raise MailboxError(f"set ${password_env} to the password of {unquote(parts.username)}")

@@ -27,7 +27,7 @@ from .. import i18n, links
 from ..audience.branding import LeadImage
 from ..config import Config, DigestSettings
 from ..errors import ConfigError, DigestError
-from .subjects import subject_line
+from ..subjects import subject_line
 from .template import encode_body, html_placeholder, text_placeholder
 
 PACKAGE_TEMPLATES = Path(__file__).parent.parent / "templates"
