@@ -53,7 +53,7 @@ from enum import StrEnum
 from jinja2 import TemplateError, TemplateNotFound
 from sqlite_utils import Database
 
-from .. import links, tokens
+from .. import links, subjects, tokens
 from ..addresses import address_of, normalise_email, sender_domain
 from ..audience.lists import MailingList, get_list_by_id
 from ..audience.records import SubscriptionStatus
@@ -69,6 +69,7 @@ from ..audience.suppressions import get_suppression
 from ..config import Config
 from ..errors import DigestError, NotFound
 from ..headers import clean_header_value, fold_header
+from ..i18n import get_language
 from ..issues import render
 from ..issues.template import encode_body, multipart_alternative
 from ..store import transaction
@@ -136,9 +137,10 @@ class NoticeReport:
 
 
 def confirmation_subject(mlist: MailingList, *, reminder: bool = False) -> str:
-    if reminder:
-        return f"Reminder: confirm your subscription to {mlist.title}"
-    return f"Confirm your subscription to {mlist.title}"
+    """In the list's language (``subjects.confirmation_subject``, ``subjects.reminder``)."""
+    lang = get_language(mlist.language)
+    subject = subjects.confirmation_subject(mlist.title, lang)
+    return subjects.reminder(subject, lang) if reminder else subject
 
 
 def confirmation_message(
@@ -163,6 +165,8 @@ def confirmation_message(
         "email": address,
         "confirm_url": url,
         "days": tokens.CONFIRM_MAX_AGE.days,
+        "lang": get_language(mlist.language),
+        "brand": mlist.brand,
     }
     text = env.get_template("email/confirm.txt").render(context)
     html = env.get_template("email/confirm.html").render(context)
@@ -440,6 +444,8 @@ def welcome_message(
         ),
         "unsubscribe_url": unsubscribe,
         "archive_url": links.archive_url(config.base_url, mlist.slug),
+        "lang": get_language(mlist.language),
+        "brand": mlist.brand,
     }
     module = text_template.make_module(context)
     text = str(module)

@@ -1,4 +1,4 @@
-"""The data step of migration m012 (one identity per mailbox): subscribers whose addresses differ
+"""The data step of migration m014 (one identity per mailbox): subscribers whose addresses differ
 only in letter case (``Ann@Example.com``, ``ann@example.com``) become one subscriber.
 
 For each identity with several subscribers, the one entered first is kept, with its address
@@ -13,7 +13,7 @@ kept address's history (source ``migration``), with a status change per list who
 merge changed, and returned for the migration to log.
 
 Suppressions are keyed by identity by the migration itself, so a spelling that was suppressed
-suppresses the merged subscriber. Nothing here is changed once shipped: it is part of m012.
+suppresses the merged subscriber. Nothing here is changed once shipped: it is part of m014.
 """
 
 from __future__ import annotations

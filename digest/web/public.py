@@ -194,7 +194,12 @@ def subscribe(slug: str) -> ResponseReturnValue:
             return redirect(url_for("public.subscribe_sent", slug=slug), code=303)
     return (
         render_template(
-            "subscribe.html", mlist=mlist, form=form, error=error, frequencies=mlist.frequencies
+            "subscribe.html",
+            mlist=mlist,
+            form=form,
+            error=error,
+            frequencies=mlist.frequencies,
+            lang=mlist.language,
         ),
         400 if error else 200,
     )
@@ -202,7 +207,8 @@ def subscribe(slug: str) -> ResponseReturnValue:
 
 @bp.route("/subscribe/<slug>/sent")
 def subscribe_sent(slug: str) -> ResponseReturnValue:
-    return render_template("subscribe_sent.html", mlist=get_list(get_db(), slug))
+    mlist = get_list(get_db(), slug)
+    return render_template("subscribe_sent.html", mlist=mlist, lang=mlist.language)
 
 
 # --- the links of previews and test copies -----------------------------------------------------
@@ -301,7 +307,9 @@ def confirm(token: str) -> ResponseReturnValue:
         # Shown on the page: the choices this confirmation just applied.
         target = dataclasses.replace(link_target(token, "confirm"), requested=choices)
     prefs = preferences_path(target) if target.status == "active" else None
-    return render_template("confirm.html", target=target, done=done, prefs_url=prefs)
+    return render_template(
+        "confirm.html", target=target, done=done, prefs_url=prefs, lang=target.mlist.language
+    )
 
 
 def _expired_confirmation(error: TokenExpired) -> ResponseReturnValue:
@@ -313,9 +321,9 @@ def _expired_confirmation(error: TokenExpired) -> ResponseReturnValue:
         if target.email is not None and target.status is not None:
             _ask_again(target, frequency=target.frequency)
         sent = True
-    return render_template("confirm_expired.html", target=target, error=str(error), sent=sent), (
-        200 if sent else 400
-    )
+    page = render_template("confirm_expired.html", target=target, error=str(error), sent=sent,
+                           lang=target.mlist.language)  # fmt: skip
+    return page, 200 if sent else 400
 
 
 def _ask_again(target: LinkTarget, *, frequency: str | None) -> None:
@@ -357,7 +365,7 @@ def unsubscribe(token: str) -> ResponseReturnValue:
             _unsubscribe(target, scope=request.form.get("scope", "list"), reason="unsubscribe page")
             done = "unsubscribed"
         target = link_target(token, "unsubscribe")
-    return render_template("unsubscribe.html", target=target, done=done)
+    return render_template("unsubscribe.html", target=target, done=done, lang=target.mlist.language)
 
 
 def _one_click(token: str) -> ResponseReturnValue:
@@ -408,11 +416,17 @@ def preferences(token: str) -> ResponseReturnValue:
             _unsubscribe(target, scope=scope, reason="preferences page")
             target = link_target(token, "preferences")
             return render_template(
-                "unsubscribe.html", target=target, done="unsubscribed", scope=scope
+                "unsubscribe.html",
+                target=target,
+                done="unsubscribed",
+                scope=scope,
+                lang=target.mlist.language,
             )
         if action == "resubscribe":
             _ask_again(target, frequency=target.frequency)
-            return render_template("unsubscribe.html", target=target, done="asked")
+            return render_template(
+                "unsubscribe.html", target=target, done="asked", lang=target.mlist.language
+            )
         try:
             tags, frequency = parse_preferences(target.mlist, request.form)
         except InvalidInput as e:
@@ -435,6 +449,7 @@ def preferences(token: str) -> ResponseReturnValue:
             error=error,
             saved=bool(request.args.get("saved")),
             frequencies=target.mlist.frequencies,
+            lang=target.mlist.language,
         ),
         400 if error else 200,
     )
@@ -465,19 +480,20 @@ def delete_my_data(token: str) -> ResponseReturnValue:
     confirmation box ticked); the address stays only as a hash on the suppression list."""
     enforce_limit("token")
     target = link_target(token, "preferences")
+    lang = target.mlist.language
     if target.email is None:
-        return render_template("delete_data.html", target=target, deleted=True, error=None)
-    error = None
+        return render_template("delete_data.html", target=target, deleted=True, lang=lang)
+    unticked = False
     if request.method == "POST":
         if request.form.get("confirm") != "yes":
-            error = "Tick the box to confirm that everything about you should be deleted."
+            unticked = True
         else:
             rights.erase(get_db(), target.token.subscriber_id, now=now())
             log.info("subscriber %d deleted their data", target.token.subscriber_id)
-            return render_template("delete_data.html", target=target, deleted=True, error=None)
-    return render_template("delete_data.html", target=target, deleted=False, error=error), (
-        400 if error else 200
-    )
+            return render_template("delete_data.html", target=target, deleted=True, lang=lang)
+    page = render_template("delete_data.html", target=target, deleted=False, unticked=unticked,
+                           lang=lang)  # fmt: skip
+    return page, 400 if unticked else 200
 
 
 def parse_preferences(mlist: MailingList, form: MultiDict[str, str]) -> tuple[tuple[str, ...], str]:

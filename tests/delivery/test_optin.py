@@ -125,7 +125,7 @@ def test_remind_resends_only_to_those_still_pending_at_most_max_reminders(cli, s
         "ann@example.com", "cy@example.net",
     ]  # fmt: skip
     assert {m["Subject"] for m in reminders} == {
-        "Reminder: confirm your subscription to World Desk"
+        "Reminder: Confirm your subscription to World Desk"
     }
     assert confirm_path(reminders[0]).startswith("/c/")
     # The cap: nobody gets a second reminder.
@@ -303,3 +303,22 @@ def test_the_welcome_template_example_in_templates_readme_works(db, tmp_path):
     text = message.get_content()
     assert "you will get World Desk weekly about Kenya." in text
     assert "Change that at http://127.0.0.1:8080/p/" in text
+
+
+def test_reminders_and_welcome_subjects_are_in_the_lists_language(db, smtp, tmp_path):
+    from digest.audience.lists import LookChanges
+    from digest.delivery.notices import confirmation_subject
+
+    mlist = create_list(db, "monde", title="Le Monde", from_addr="m@news.example.com",
+                        look=LookChanges(language="fr"), now=NOW)  # fmt: skip
+    assert confirmation_subject(mlist, reminder=True) == (
+        "Rappel : Confirmez votre abonnement à Le Monde"
+    )
+    config = load_config(None, env={"DIGEST_SMTP_URL": smtp.url()})
+    optin.add_subscriber(db, config, mlist, "ann@example.com", source="cli", now=NOW)
+    done = optin.remind(db, config, mlist, now=NOW + timedelta(days=1), send=True,
+                        secret=WEB_SECRET)  # fmt: skip
+    assert done.sent is not None and done.sent.sent == 2
+    subjects = [m["Subject"] for m in messages(smtp)]
+    assert subjects == ["Confirmez votre abonnement à Le Monde",
+                        "Rappel : Confirmez votre abonnement à Le Monde"]  # fmt: skip
