@@ -727,6 +727,9 @@ def plan_reminders(
 def expire_pending(db: Database, *, older_than: datetime, now: datetime) -> list[Subscription]:
     """Pending subscriptions that became pending before ``older_than`` (never confirmed)
     become ``expired``, each recorded in the address's history. Returns them as they were."""
+    due = "SELECT 1 FROM subscriptions WHERE status = 'pending' AND pending_since < ? LIMIT 1"
+    if db.execute(due, [to_iso(older_than)]).fetchone() is None:
+        return []  # the usual tick: no write transaction for nothing
     with transaction(db):
         cur = db.execute(
             _SUBSCRIPTION_SELECT + " WHERE s.status = 'pending' AND s.pending_since < ?",
