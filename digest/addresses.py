@@ -129,6 +129,15 @@ def identity_key(address: str) -> str:
     return address.lower()
 
 
+def folded_identity(address: str) -> str | None:
+    """What the store keeps beside an address so that SQL computes its identity: nothing for
+    an ASCII address (SQLite's ``lower()`` folds it exactly as ``identity_key``), the identity
+    itself for one with other characters (``lower()`` folds ASCII letters only). The
+    ``identity`` columns of subscribers and status_events are ``coalesce(folded,
+    lower(email))``."""
+    return None if address.isascii() else identity_key(address)
+
+
 def normalised_identity(text: str) -> tuple[str, str]:
     """``(normalised address, identity)`` of an address as typed; ``InvalidInput`` if bad."""
     address = normalise_email(text)

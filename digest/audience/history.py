@@ -2,7 +2,8 @@
 a subscription's status, each suppression and each removal is one row (time, list, old and new
 status, source, reason), so ``subscribers show`` can say why someone stopped getting digests.
 
-Events are found by identity (``addresses.identity_key``), so the history of ``Ann@Example.com``
+Events are found by identity (``addresses.identity_key``; the table's ``identity`` column is
+computed by SQLite, see ``addresses.folded_identity``), so the history of ``Ann@Example.com``
 includes what happened under ``ann@example.com``; each row keeps the spelling it was recorded
 with."""
 
@@ -13,7 +14,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from ..addresses import identity_key
+from ..addresses import folded_identity
 from ..store.bulk import insert_rows
 from ..timeutil import to_iso
 from .records import StatusEvent
@@ -34,9 +35,9 @@ def record_event(
     reason: str | None = None,
 ) -> None:
     db.execute(
-        "INSERT INTO status_events (email, identity, list_slug, old_status, new_status, source,"
+        "INSERT INTO status_events (email, folded, list_slug, old_status, new_status, source,"
         " reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [email, identity_key(email), list_slug, old_status, new_status, source, reason,
+        [email, folded_identity(email), list_slug, old_status, new_status, source, reason,
          to_iso(now)],
     )  # fmt: skip
 
@@ -45,8 +46,8 @@ def record_events(db: Database, rows: Iterable[EventRow]) -> None:
     """Many events at once (imports, syncs): multi-row inserts."""
     insert_rows(
         db.conn,
-        "status_events (email, identity, list_slug, old_status, new_status, source, reason, at)",
-        [(r[0], identity_key(r[0]), *r[1:]) for r in rows],
+        "status_events (email, folded, list_slug, old_status, new_status, source, reason, at)",
+        [(r[0], folded_identity(r[0]), *r[1:]) for r in rows],
     )
 
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from sqlite_utils import Database
 
-from ..addresses import identity_key, normalise_email, normalised_identity
+from ..addresses import folded_identity, identity_key, normalise_email, normalised_identity
 from ..articles.tags import tag_key
 from ..errors import InvalidInput, NotFound
 from ..store import transaction
@@ -71,16 +71,17 @@ _SUBSCRIPTION_SELECT = """
 """
 
 
-# CROSS JOIN makes SQLite walk subscribers in the order of their email index and look up each
-# one's subscriptions: rows come out already in order, so the first is printed at once instead
-# of after sorting every row (EXPLAIN QUERY PLAN shows no temp b-tree; a test checks).
+# CROSS JOIN makes SQLite walk subscribers in the order of their identity index (addresses
+# without regard to case) and look up each one's subscriptions: rows come out already in order,
+# so the first is printed at once instead of after sorting every row (EXPLAIN QUERY PLAN shows
+# no temp b-tree; a test checks).
 STREAM_SELECT = """
     SELECT s.id, s.subscriber_id, s.list_id, l.slug AS list_slug, p.email, p.name, s.frequency,
            s.tags, s.status, s.created_at, s.updated_at, s.confirmed_at
     FROM subscribers p
     CROSS JOIN subscriptions s ON s.subscriber_id = p.id
     JOIN lists l ON l.id = s.list_id{where}
-    ORDER BY p.email, s.list_id
+    ORDER BY p.identity, p.id, s.list_id
 """
 
 
@@ -244,8 +245,8 @@ def add_subscription(
         new_status = decision.status
         if row is None:
             subscriber_id = db.execute(
-                "INSERT INTO subscribers (email, identity, name, created_at) VALUES (?, ?, ?, ?)",
-                [email, identity, name, stamp],
+                "INSERT INTO subscribers (email, folded, name, created_at) VALUES (?, ?, ?, ?)",
+                [email, folded_identity(email), name, stamp],
             ).lastrowid
             assert subscriber_id is not None
         else:
@@ -602,7 +603,8 @@ def subscriber_history(db: Database, email: str) -> SubscriberHistory:
 def iter_subscriptions(
     db: Database, list_slug: str | None = None, status: str | None = None
 ) -> Iterator[Subscription]:
-    """Subscriptions (by address, then list), streamed from the cursor one row at a time."""
+    """Subscriptions (by address without regard to case, then list), streamed from the cursor
+    one row at a time."""
     where: list[str] = []
     params: list[Any] = []
     if list_slug is not None:
@@ -1033,7 +1035,7 @@ def search_subscriptions(
         " FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id"
         " JOIN lists l ON l.id = s.list_id"
         + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY p.email, l.slug LIMIT ? OFFSET ?"
+        + " ORDER BY p.identity, p.id, l.slug LIMIT ? OFFSET ?"
     )
     rows = [
         SubscriptionRow(
@@ -1245,8 +1247,8 @@ def _insert_new(
     # New subscriptions go through a staging table: Python binds a few values a row once (many
     # rows per statement), and SQLite copies them into subscribers, subscriptions and
     # status_events itself, several times faster than binding every value of every table
-    # from Python. Rows of the all-new shortcut leave status and the times NULL: the batch's
-    # ``status`` and ``stamp`` apply.
+    # from Python. Rows of the all-new shortcut carry no status or times: the batch's
+    # ``status`` and ``stamp`` apply; the other rows carry theirs (a restored export).
     db.execute(
         "CREATE TEMP TABLE IF NOT EXISTS import_rows (n INTEGER PRIMARY KEY, line INTEGER,"
         " person_id INTEGER, email TEXT, identity TEXT, name TEXT, tags TEXT, frequency TEXT,"
@@ -1269,29 +1271,48 @@ def _insert_new(
             new_subs,
         )
     confirmed_at = stamp if status == SubscriptionStatus.ACTIVE else None
+    pending_since = stamp if status == SubscriptionStatus.PENDING else None
+    # Only an address with other characters than ASCII stores its identity (``folded``); a
+    # batch of ASCII addresses (the usual one) skips computing it per row.
+    folded = (
+        "NULL" if all(row[1].isascii() for row in new_subs) else "nullif(identity, lower(email))"
+    )
     db.execute(
-        "INSERT INTO subscribers (id, email, identity, name, created_at)"
-        " SELECT coalesce(person_id, n + ?), email, identity, name, coalesce(created_at, ?)"
+        "INSERT INTO subscribers (id, email, folded, name, created_at)"
+        f" SELECT coalesce(person_id, n + ?), email, {folded}, name, coalesce(created_at, ?)"
         " FROM temp.import_rows WHERE coalesce(new_person, 1)",
         [offset, stamp],
     )
-    db.execute(
-        "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status, created_at,"
-        " updated_at, confirmed_at, pending_since)"
-        " SELECT coalesce(person_id, n + :offset), :list_id, coalesce(frequency, :default),"
-        " coalesce(tags, '[]'), coalesce(status, :status), coalesce(created_at, :stamp), :stamp,"
-        " CASE WHEN status IS NULL THEN :confirmed_at ELSE confirmed_at END,"
-        " CASE WHEN coalesce(status, :status) = 'pending' THEN :stamp END"
-        " FROM temp.import_rows",
-        {"offset": offset, "list_id": mlist.id, "default": mlist.default_frequency,
-         "status": status, "stamp": stamp, "confirmed_at": confirmed_at},
-    )  # fmt: skip
-    db.execute(
-        "INSERT INTO status_events (email, identity, list_slug, old_status, new_status, source,"
-        " reason, at) SELECT email, identity, ?, NULL, coalesce(status, ?), ?, ?, ?"
-        " FROM temp.import_rows",
-        [mlist.slug, status, source, reason, stamp],
-    )
+    if all_new:
+        # The whole batch gets the batch's status and times: constants, nothing per row.
+        db.execute(
+            "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status,"
+            " created_at, updated_at, confirmed_at, pending_since)"
+            " SELECT n + ?, ?, coalesce(frequency, ?), coalesce(tags, '[]'), ?, ?, ?, ?, ?"
+            " FROM temp.import_rows",
+            [offset, mlist.id, mlist.default_frequency, status, stamp, stamp, confirmed_at,
+             pending_since],
+        )  # fmt: skip
+        db.execute(
+            "INSERT INTO status_events (email, folded, list_slug, old_status, new_status, source,"
+            f" reason, at) SELECT email, {folded}, ?, NULL, ?, ?, ?, ? FROM temp.import_rows",
+            [mlist.slug, status, source, reason, stamp],
+        )
+    else:
+        db.execute(
+            "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status,"
+            " created_at, updated_at, confirmed_at, pending_since)"
+            " SELECT person_id, :list_id, coalesce(frequency, :default), coalesce(tags, '[]'),"
+            " status, coalesce(created_at, :stamp), :stamp, confirmed_at,"
+            " CASE WHEN status = 'pending' THEN :stamp END FROM temp.import_rows",
+            {"list_id": mlist.id, "default": mlist.default_frequency, "stamp": stamp},
+        )  # fmt: skip
+        db.execute(
+            "INSERT INTO status_events (email, folded, list_slug, old_status, new_status, source,"
+            f" reason, at) SELECT email, {folded}, ?, NULL, status, ?, ?, ?"
+            " FROM temp.import_rows",
+            [mlist.slug, source, reason, stamp],
+        )
     db.execute("DELETE FROM temp.import_rows")
 
 

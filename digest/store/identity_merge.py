@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from ..addresses import folded_identity
 from ..timeutil import to_iso
 
 # The most restrictive status wins a list: an end the person (or their mail server) chose beats
@@ -63,8 +64,8 @@ class MergedIdentity:
 
 
 def merge_case_variants(db: Database, *, now: datetime) -> list[MergedIdentity]:
-    """Merge every group of subscribers sharing an identity (``subscribers.identity`` must be
-    filled). Runs inside the migration's transaction."""
+    """Merge every group of subscribers sharing an identity (the ``subscribers.identity``
+    column). Runs inside the migration's transaction."""
     groups = [
         r[0]
         for r in db.execute(
@@ -84,7 +85,7 @@ def merge_case_variants(db: Database, *, now: datetime) -> list[MergedIdentity]:
         ).fetchall()
         keep, others = people[0], people[1:]
         result = MergedIdentity(kept=keep[1], merged=[p[1] for p in others])
-        _merge_subscriptions(db, identity, keep, [p[0] for p in others], result, stamp)
+        _merge_subscriptions(db, keep, [p[0] for p in others], result, stamp)
         name = keep[2] or next((p[2] for p in others if p[2]), None)
         db.execute(
             "UPDATE subscribers SET name = ?, created_at = ? WHERE id = ?",
@@ -93,7 +94,7 @@ def merge_case_variants(db: Database, *, now: datetime) -> list[MergedIdentity]:
         for other in others:
             old_to_new[other[0]] = keep[0]
         merged[keep[0]] = result
-        _event(db, result.kept, identity, None, None, "merged", stamp,
+        _event(db, result.kept, None, None, "merged", stamp,
                f"{', '.join(result.merged)} merged into this subscriber: one identity per "
                "mailbox, whatever the letter case")  # fmt: skip
     kept_email = {kept_id: r.kept for kept_id, r in merged.items()}
@@ -107,7 +108,6 @@ def merge_case_variants(db: Database, *, now: datetime) -> list[MergedIdentity]:
 def _event(
     db: Database,
     email: str,
-    identity: str,
     list_slug: str | None,
     old: str | None,
     new: str,
@@ -115,15 +115,14 @@ def _event(
     reason: str,
 ) -> None:
     db.execute(
-        "INSERT INTO status_events (email, identity, list_slug, old_status, new_status, source,"
+        "INSERT INTO status_events (email, folded, list_slug, old_status, new_status, source,"
         " reason, at) VALUES (?, ?, ?, ?, ?, 'migration', ?, ?)",
-        [email, identity, list_slug, old, new, reason, stamp],
+        [email, folded_identity(email), list_slug, old, new, reason, stamp],
     )
 
 
 def _merge_subscriptions(
     db: Database,
-    identity: str,
     keep: tuple[Any, ...],
     other_ids: list[int],
     result: MergedIdentity,
@@ -164,7 +163,7 @@ def _merge_subscriptions(
         result.statuses[slug] = winner[4]
         if own is None or own[4] != winner[4]:
             spelling = emails[winner[1]]
-            _event(db, keep[1], identity, slug, own[4] if own else None, winner[4], stamp,
+            _event(db, keep[1], slug, own[4] if own else None, winner[4], stamp,
                    f"merged with {spelling}, which was {winner[4]} on this list")  # fmt: skip
 
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from sqlite_utils import Database, Migrations
 
-from ..addresses import identity_key
+from ..addresses import folded_identity, identity_key
 from .identity_merge import merge_case_variants
 
 log = logging.getLogger("digest.store")
@@ -477,11 +477,20 @@ def m014_subscribers_identity_merge(db: Database) -> None:
     # suppressions); ``email`` stays the address as first entered, for display and sending.
     # Subscribers that differed only in letter case are merged (identity_merge); each merge is
     # logged once here and recorded in the address's history.
+    #
+    # ``identity`` is a virtual column computed by SQLite: ``lower(email)`` folds ASCII letters
+    # exactly as identity_key does, so only an address with other characters stores its
+    # identity (``folded``, addresses.folded_identity). Nothing is duplicated for the usual
+    # address, and a row written without ``folded`` still gets an ASCII address right.
     db.conn.create_function("digest_identity", 1, identity_key, deterministic=True)
-    db.execute("ALTER TABLE subscribers ADD COLUMN identity TEXT")  # UNIQUE, see the index below
-    db.execute("UPDATE subscribers SET identity = digest_identity(email)")
-    db.execute("ALTER TABLE status_events ADD COLUMN identity TEXT")  # of email; history look-ups
-    db.execute("UPDATE status_events SET identity = digest_identity(email)")
+    db.conn.create_function("digest_folded", 1, folded_identity, deterministic=True)
+    for table in ("subscribers", "status_events"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN folded TEXT")  # identity if not ASCII
+        db.execute(f"UPDATE {table} SET folded = digest_folded(email) WHERE email GLOB '*[^ -~]*'")
+        db.execute(
+            f"ALTER TABLE {table} ADD COLUMN identity TEXT"
+            " GENERATED ALWAYS AS (coalesce(folded, lower(email))) VIRTUAL"
+        )
     # Suppressions keyed by identity. ``email`` is the address as suppressed, for display; it is
     # NULL when the person had their data deleted: then only a one-way hash of the identity is
     # kept (``sha256:...``, audience.suppressions.erased_key), enough to never mail it again.
@@ -583,3 +592,63 @@ def m015_subscribers_identity_lifecycle(db: Database) -> None:
     db.execute("ALTER TABLE lists ADD COLUMN default_frequency TEXT NOT NULL DEFAULT 'daily'")
     # Reminders of a pending confirmation, and the optional welcome email after one.
     widen_check(db, "notices", "kind", ["remind", "welcome"])
+
+
+@migrations(transactional=False)
+def m016_subscribers_identity_rebuild(db: Database) -> None:
+    # Since m014 the identity is the unique key of a subscriber; the UNIQUE constraint on
+    # ``email`` (the address as entered) only costs a second index on every insert, so the
+    # table is rebuilt without it. Outside the usual migration transaction: SQLite changes a
+    # table's constraints only by copying it, which needs foreign keys off (or dropping the old
+    # table would delete every subscription and queued email through ON DELETE CASCADE), and
+    # that pragma cannot change inside a transaction. The copy itself is one transaction; run
+    # again after a crash before it was recorded, it finds nothing left to do.
+    rebuild_without_unique(db, "subscribers", "email")
+
+
+def rebuild_without_unique(db: Database, table: str, column: str) -> None:
+    """Copy ``table`` into a table whose SQL is the same but for ``UNIQUE`` on ``column``,
+    keeping every column (added ones too), row, index and trigger: SQLite's documented
+    procedure (https://sqlite.org/lang_altertable.html#otheralter), foreign keys off meanwhile
+    and checked before committing."""
+    (sql,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+    ).fetchone()
+    pattern = re.compile(rf"(\b{column}\s+TEXT\s+NOT\s+NULL)\s+UNIQUE\b", re.IGNORECASE)
+    if not pattern.search(sql):
+        return  # done already
+    new_table = f"{table}_rebuilt"
+    new_sql = pattern.sub(r"\1", sql, count=1)
+    new_sql = re.sub(rf'^CREATE TABLE\s+"?{table}"?', f"CREATE TABLE {new_table}", new_sql)
+    stored = [
+        r[1] for r in db.execute(f"PRAGMA table_xinfo({table})") if r[6] == 0
+    ]  # not generated columns
+    names = ", ".join(stored)
+    others = [
+        r[0]
+        for r in db.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger')"
+            " AND sql IS NOT NULL",
+            [table],
+        )
+    ]
+    conn = db.conn
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(new_sql)
+            conn.execute(f"INSERT INTO {new_table} ({names}) SELECT {names} FROM {table}")
+            conn.execute(f"DROP TABLE {table}")
+            conn.execute(f"ALTER TABLE {new_table} RENAME TO {table}")
+            for statement in others:
+                conn.execute(statement)
+            problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise RuntimeError(f"rebuilding {table} would break foreign keys: {problems[:5]}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")

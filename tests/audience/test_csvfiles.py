@@ -393,7 +393,7 @@ def test_import_statements_seek_by_index_and_leave_no_staging_rows(
                 # Only the emptiness check may walk a stored table (it stops at the first row),
                 # and sync's one listing of the whole list, once per file, not per batch.
                 once = sql.startswith("SELECT EXISTS (SELECT 1 FROM suppressions)")
-                assert once or "ORDER BY p.email" in sql, (sql, plan)
+                assert once or "ORDER BY p.identity" in sql, (sql, plan)
     assert any(s.startswith("INSERT INTO subscriptions") for s in checked)
     assert any(s.startswith("UPDATE subscriptions") for s in checked)
     assert db.execute("SELECT count(*) FROM temp.import_rows").fetchone()[0] == 0

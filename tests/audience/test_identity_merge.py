@@ -42,6 +42,9 @@ def old_database(path: Path):
         (4, "bob@example.org", "Bob", 1),
         (5, "Cy@example.net", None, 1),
         (6, "cy@example.net", "Cy", 2),
+        # Letters SQLite's lower() does not fold: the identity is Python's.
+        (7, "ÉLODIE@example.com", None, 1),
+        (8, "élodie@example.com", "Élodie", 2),
     ]:
         run("INSERT INTO subscribers (id, email, name, created_at) VALUES (?, ?, ?, ?)",
             [sid, email, name, T(month)])  # fmt: skip
@@ -57,6 +60,8 @@ def old_database(path: Path):
         (4, 1, "active", "daily", "[]", 1, 1),
         (5, 1, "pending", "daily", "[]", 1, 1),
         (6, 1, "pending", "weekly", "[]", 2, 2),
+        (7, 1, "active", "daily", "[]", 1, 1),
+        (8, 1, "unsubscribed", "daily", "[]", 2, 3),
     ]:
         run(
             "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status,"
@@ -120,6 +125,7 @@ def test_one_subscriber_per_mailbox_first_spelling_kept(merged):
         (1, "Ann@example.com", "ann@example.com", "Ann Lee", T(1)),
         (4, "bob@example.org", "bob@example.org", "Bob", T(1)),
         (5, "Cy@example.net", "cy@example.net", "Cy", T(1)),
+        (7, "ÉLODIE@example.com", "élodie@example.com", "Élodie", T(1)),
     ]  # fmt: skip
 
 
@@ -140,7 +146,10 @@ def test_each_list_keeps_the_most_restrictive_status_nothing_resurrected_nothing
     assert db.execute(
         "SELECT status, frequency FROM subscriptions WHERE subscriber_id = 5"
     ).fetchall() == [("pending", "weekly")]
-    assert db.execute("SELECT count(*) FROM subscriptions").fetchone()[0] == 6
+    assert db.execute("SELECT status FROM subscriptions WHERE subscriber_id = 7").fetchall() == [
+        ("unsubscribed",)
+    ]
+    assert db.execute("SELECT count(*) FROM subscriptions").fetchone()[0] == 7
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
@@ -201,13 +210,14 @@ def test_the_merge_is_logged_once_when_the_database_is_opened(merged, tmp_path):
     # The fixture opened the database: its records belong to the test's setup.
     lines = [r.getMessage() for r in caplog.get_records("setup") if r.name == "digest.store"]
     assert lines[0].startswith(
-        "merged 5 subscriber address(es) that differed from another only in letter case into 2"
+        "merged 7 subscriber address(es) that differed from another only in letter case into 3"
     )
     assert lines[1] == (
         "  Ann@example.com (merged ann@example.com, ANN@EXAMPLE.COM); arts: complained, haiti:"
         " bounced, kenya: active, world: unsubscribed; 2 duplicate deliveries of one digest folded"
     )
     assert lines[2] == "  Cy@example.net (merged cy@example.net); world: pending"
+    assert lines[3] == "  ÉLODIE@example.com (merged élodie@example.com); world: unsubscribed"
     caplog.clear()
     open_db(tmp_path / "old.db").close()  # applied once: nothing more to say
     assert not [r for r in caplog.records if r.name == "digest.store"]
@@ -224,7 +234,7 @@ def test_the_first_command_after_the_upgrade_prints_the_merge(tmp_path):
         capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "merged 5 subscriber address(es)" in result.stderr
+    assert "merged 7 subscriber address(es)" in result.stderr
     assert result.stdout.startswith("Ann@example.com (Ann Lee)\n")
     assert "list world: unsubscribed, weekly, europe" in result.stdout
     assert "merged via migration: ann@example.com, ANN@EXAMPLE.COM merged" in result.stdout
@@ -240,7 +250,28 @@ def test_a_database_without_case_variants_merges_nothing(tmp_path, caplog):
         db = open_db(path)
     assert not caplog.records
     assert db.execute("SELECT identity FROM subscribers").fetchall() == [("a@example.com",)]
-    # The identity is unique from now on.
+    # The identity is unique from now on, and computed for any row written (ASCII addresses
+    # need nothing more than their email).
     with pytest.raises(Exception, match="UNIQUE"):
-        db.execute("INSERT INTO subscribers (email, identity, created_at) VALUES"
-                   " ('A@example.com', 'a@example.com', ?)", [T(2)])  # fmt: skip
+        db.execute("INSERT INTO subscribers (email, created_at) VALUES ('A@example.com', ?)",
+                   [T(2)])  # fmt: skip
+
+
+def test_the_rebuild_without_the_email_index_loses_nothing(merged):
+    from digest.store.migrations import rebuild_without_unique
+
+    db, _ = merged
+    # The copy kept every subscription and queued email (no ON DELETE CASCADE fired), the
+    # foreign keys are back on, and only the identity is unique now.
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT count(*) FROM subscriptions").fetchone()[0] == 7
+    assert db.execute("SELECT count(*) FROM notices").fetchone()[0] == 2
+    indexes = {r[1]: r[2] for r in db.execute("PRAGMA index_list(subscribers)")}
+    assert indexes == {"idx_subscribers_identity": 1}
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'subscribers'").fetchone()[0]
+    rebuild_without_unique(db, "subscribers", "email")  # nothing left to do
+    assert (
+        db.execute("SELECT sql FROM sqlite_master WHERE name = 'subscribers'").fetchone()[0] == sql
+    )
