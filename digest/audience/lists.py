@@ -9,7 +9,7 @@ import json
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +18,7 @@ from sqlite_utils import Database
 
 from ..addresses import check_address_header
 from ..articles.tags import clean_tag_name, tag_key
+from ..articles.tagstore import canonical_names
 from ..errors import InvalidInput, NotFound
 from ..store import transaction
 from ..text import check_single_line
@@ -26,6 +27,8 @@ from ..timeutil import to_iso
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _SEND_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
+# The last section of a list that covers every tag: the articles without a tag.
+DEFAULT_UNTAGGED_TITLE = "More stories"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ class MailingList:
     description: str | None
     deleted_at: str | None = None  # set when deleted but kept for the archive
     created_at: str = "1970-01-01T00:00:00.000000+00:00"  # UTC ISO
+    untagged_title: str | None = None  # None: DEFAULT_UNTAGGED_TITLE
+
+    @property
+    def untagged_section_title(self) -> str:
+        """The title of the section of untagged articles (lists covering every tag)."""
+        return self.untagged_title or DEFAULT_UNTAGGED_TITLE
 
     @property
     def zone(self) -> ZoneInfo:
@@ -80,6 +89,7 @@ class MailingList:
             description=row["description"],
             deleted_at=row.get("deleted_at"),
             created_at=row["created_at"],
+            untagged_title=row.get("untagged_title"),
         )
 
 
@@ -181,6 +191,7 @@ def _fields(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    untagged_title: str | None = None,
 ) -> dict:
     values: dict = {}
     if title is not None:
@@ -199,6 +210,8 @@ def _fields(
         values["weekly_day"] = check_weekday(weekly_day)
     if description is not None:
         values["description"] = description.strip() or None
+    if untagged_title is not None:
+        values["untagged_title"] = _check_text(untagged_title, "untagged title")
     return values
 
 
@@ -215,9 +228,12 @@ def create_list(
     send_time: str = "07:00",
     weekly_day: str = "monday",
     description: str | None = None,
+    untagged_title: str | None = None,
 ) -> MailingList:
     check_slug(slug)
-    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
+                     untagged_title)  # fmt: skip
     with transaction(db):
         existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
         if existing:
@@ -229,8 +245,8 @@ def create_list(
             raise InvalidInput(f"list {slug!r} already exists (change it with `digest lists edit`)")
         db.execute(
             "INSERT INTO lists (slug, title, from_addr, reply_to, tags, timezone, send_time,"
-            " weekly_day, description, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " weekly_day, description, created_at, updated_at, untagged_title)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 slug,
                 values["title"],
@@ -243,6 +259,7 @@ def create_list(
                 values.get("description"),
                 to_iso(now),
                 to_iso(now),
+                values.get("untagged_title"),
             ],
         )
     return get_list(db, slug)
@@ -261,10 +278,14 @@ def edit_list(
     send_time: str | None = None,
     weekly_day: str | None = None,
     description: str | None = None,
+    untagged_title: str | None = None,
 ) -> MailingList:
     """Change the given fields (None = leave as is; ``reply_to=""`` removes it)."""
     mlist = get_list(db, slug)
-    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    if tags is not None:
+        tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
+                     untagged_title)  # fmt: skip
     if values:
         values["updated_at"] = to_iso(now)
         sets = ", ".join(f"{k} = ?" for k in values)
@@ -286,3 +307,21 @@ def remove_list_row(db: Database, mlist: MailingList, *, now: datetime) -> str:
             )
             return "archived"
     return "deleted"
+
+
+def rename_list_tags(db: Database, names: Mapping[str, str], *, now: datetime) -> list[str]:
+    """Rename tags in every list's tags (deleted lists too: their archive is rendered with
+    them): each tag whose key is in ``names`` becomes that display name, a tag that then
+    appears twice is kept at its first place. Returns the slugs of the lists changed."""
+    changed = []
+    with transaction(db):
+        for row in db.execute("SELECT id, slug, tags FROM lists ORDER BY slug").fetchall():
+            old = json.loads(row[2] or "[]")
+            new = clean_list_tags(names.get(tag_key(name), name) for name in old)
+            if new != old:
+                db.execute(
+                    "UPDATE lists SET tags = ?, updated_at = ? WHERE id = ?",
+                    [json.dumps(new, ensure_ascii=False), to_iso(now), row[0]],
+                )
+                changed.append(row[1])
+    return changed

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..audience import lists as lists_lib
+from ..audience.listtags import ListEdit, edit_list_checked
 from ..audience.subscriptions import delete_list, list_counts
 from ..issues.store import count_digests
 from .app import App, cli, pass_app
@@ -46,6 +47,12 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--send-time", metavar="HH:MM", help="Local time to send the digest."),
             click.option("--weekly-day", metavar="DAY", help="Weekday of the weekly digest."),
             click.option("--description", help="One paragraph shown on the subscribe page."),
+            click.option(
+                "--untagged-title",
+                metavar="TITLE",
+                help="Title of the last section, the articles without a tag, in a list that"
+                ' covers every tag (default "More stories").',
+            ),
         ]
     ):
         f = decorator(f)
@@ -67,6 +74,7 @@ def create(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    untagged_title: str | None,
 ) -> None:
     """Create list SLUG (lowercase letters, digits, '-'). --title and --from are required;
     timezone defaults to UTC, send time to 07:00, weekly day to monday.
@@ -91,6 +99,7 @@ def create(
         send_time=send_time or "07:00",
         weekly_day=weekly_day or "monday",
         description=description,
+        untagged_title=untagged_title,
         now=app.now(),
     )
     click.echo(f"created list {mlist.slug}")
@@ -100,6 +109,11 @@ def create(
 @lists_group.command(name="edit")
 @click.argument("slug")
 @_list_options
+@click.option(
+    "--move-orphans-to-all",
+    is_flag=True,
+    help="Give every tag of the list to the subscribers who follow only tags it no longer covers.",
+)
 @pass_app
 def edit(
     app: App,
@@ -112,15 +126,20 @@ def edit(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    untagged_title: str | None,
+    move_orphans_to_all: bool,
 ) -> None:
-    """Change some settings of list SLUG; options not given stay as they are.
+    """Change some settings of list SLUG; options not given stay as they are. When new --tags
+    leave subscribers following only tags the list no longer covers, it says how many (they
+    would get nothing); --move-orphans-to-all gives them every tag of the list.
 
     \b
     Example:
       digest lists edit world --send-time 06:00 --tags Africa,Asia,Europe
+      digest lists edit world --tags Africa,Asia --move-orphans-to-all
       digest lists edit world --reply-to ""
     """
-    mlist = lists_lib.edit_list(
+    result = edit_list_checked(
         app.db,
         slug,
         title=title,
@@ -131,10 +150,29 @@ def edit(
         send_time=send_time,
         weekly_day=weekly_day,
         description=description,
+        untagged_title=untagged_title,
+        move_orphans_to_all=move_orphans_to_all,
         now=app.now(),
     )
-    click.echo(f"updated list {mlist.slug}")
-    _show(app, mlist)
+    click.echo(f"updated list {result.mlist.slug}")
+    _show(app, result.mlist)
+    _orphans(result)
+
+
+def _orphans(result: ListEdit) -> None:
+    n = len(result.orphans)
+    if not n:
+        return
+    who = f"{n} subscriber{'s' if n != 1 else ''}"
+    tags = ", ".join(result.orphaned_tags)
+    if result.moved:
+        click.echo(f"moved {who} who followed only tags it no longer covers ({tags}) to every tag")
+    else:
+        click.echo(
+            f"warning: {who} follow{'s' if n == 1 else ''} only tags the list no longer covers"
+            f" ({tags}) and will get nothing; --move-orphans-to-all gives them every tag",
+            err=True,
+        )
 
 
 @lists_group.command(name="list")
@@ -184,6 +222,11 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         ("send time", mlist.send_time),
         ("weekly day", mlist.weekly_day),
         ("description", mlist.description or "-"),
+        *(
+            [("untagged", f"{mlist.untagged_section_title} (last section)")]
+            if not mlist.tags
+            else []
+        ),
         (
             "subscribers",
             f"{c.active} active, {c.pending} pending, {c.unsubscribed} unsubscribed, "

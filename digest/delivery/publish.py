@@ -36,7 +36,7 @@ from ..issues.build import (
 from ..issues.periods import Period, issue_for, latest_due
 from ..issues.render import RenderReport
 from ..issues.sections import has_sections, variant_key
-from ..issues.selection import select_articles
+from ..issues.selection import select_articles, untagged_note
 from ..issues.store import (
     StoredDigest,
     digest_article_ids,
@@ -118,9 +118,13 @@ def build_digest(
             continue
         finally:
             renderer.stop()
-        return describe_digest(
+        built = describe_digest(
             db, mlist, digest_id, new=existing is None, enqueued=enqueued, counts=counts
         )
+        note = untagged_note(db, mlist, period, ingested_by=built.built_at)
+        if note:
+            built.notes.append(note)
+        return built
     raise RuntimeError("digest build kept racing with another process")  # pragma: no cover
 
 

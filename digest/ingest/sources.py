@@ -3,6 +3,11 @@ objects, and Markdown/HTML files with YAML front matter. Each reader turns one s
 ``ParsedSource``: normalised ``ArticleInput`` records (raw, not yet sanitised — the store does
 that, and only for articles it actually writes) and ``Rejection``s naming the entry or line and
 what is wrong. Nothing here touches the database.
+
+Every reader maps categories to tags with ``articles.tagging`` (one splitter and one set of
+rules for RSS, Atom, JSON Feed, JSON Lines and front matter) and picks the lead image with
+``articles.leadimage``: the feed's media, the item's ``image``, else the first real picture of
+the raw content.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import orjson
 import yaml
 
 from ..articles.inputs import ArticleInput, ParsedSource, Rejection
+from ..articles.leadimage import LeadImage, content_image, feed_entry_image, value_image
+from ..articles.tagging import feed_entry_tags, value_tags
 from ..errors import SourceError
 from ..text import CONTROL
 from .dates import from_struct_time, parse_date
@@ -79,23 +86,16 @@ def decode_text(data: bytes, label: str, warnings: list[str]) -> str:
         return data.decode("utf-8-sig", errors="replace")
 
 
-# ---------------------------------------------------------------------------- tags
+# ---------------------------------------------------------------------------- images
 
 
-def _tags(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(t for t in (s.strip() for s in value.split(",")) if t)
-    if isinstance(value, list | tuple):
-        out = []
-        for t in value:
-            if isinstance(t, str) and t.strip():
-                out.append(t)
-            elif isinstance(t, dict) and isinstance(t.get("name"), str):
-                out.append(t["name"])
-        return tuple(out)
-    return ()
+def _lead_image(value: object, html_text: object, base: str | None) -> LeadImage | None:
+    """The image a JSON item or front matter names (``image``), else the first real picture
+    of its raw HTML (``data-src`` and friends are still there: the sanitiser drops them)."""
+    image = value_image(value, base)
+    if image is None and isinstance(html_text, str) and html_text:
+        image = content_image(html_text, base)
+    return image
 
 
 def _str(value: object) -> str | None:
@@ -160,14 +160,14 @@ def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> P
         closed = data.count(b"</item>") + data.count(b"</entry>") + data.count(b":item>")
         closed += data.count(b":entry>")
         if closed < len(entries):
-            last = _feed_entry(len(entries), entries.pop())
+            last = _feed_entry(len(entries), entries.pop(), d.feed)
             items.append(Rejection(last.entry, "incomplete: the feed breaks off inside it"))
     for n, e in enumerate(entries, 1):
-        items.append(_feed_entry(n, e))
+        items.append(_feed_entry(n, e, d.feed))
     return src
 
 
-def _feed_entry(n: int, e: Any) -> ArticleInput:
+def _feed_entry(n: int, e: Any, feed: Any = None) -> ArticleInput:
     title = clean_title(e.get("title"))
     entry = f"entry {n}" + (f" ({_short(title)!r})" if title else "")
     # The date text is read by our own parser, which never raises and rejects junk that
@@ -189,7 +189,6 @@ def _feed_entry(n: int, e: Any) -> ArticleInput:
     summary = e.get("summary") or None
     if summary and "html" not in (e.get("summary_detail", {}).get("type") or "html"):
         summary = text_to_html(summary)
-    tags = tuple(t.get("label") or t.get("term") for t in e.get("tags") or () if t.get("term"))
     return ArticleInput(
         entry=entry,
         title=title,
@@ -201,7 +200,8 @@ def _feed_entry(n: int, e: Any) -> ArticleInput:
         raw_date=raw_date if published is None else None,
         summary_html=summary,
         content_html=content,
-        tags=tuple(t for t in tags if t),
+        tags=feed_entry_tags(e, feed),
+        image=feed_entry_image(e, _str(e.get("link")) or (feed.get("link") if feed else None)),
     )
 
 
@@ -336,7 +336,8 @@ def _json_article(entry: str, obj: object) -> ArticleInput | Rejection:
         content_html=(content if looks_like_html(content) else text_to_html(content))
         if content
         else None,
-        tags=_tags(get("tags")),
+        tags=value_tags(get("tags")),
+        image=_lead_image(get("image"), content or summary, _str(get("url") or get("link"))),
     )
 
 
@@ -376,7 +377,12 @@ def _json_feed(doc: dict[str, Any], label: str, warnings: list[str]) -> ParsedSo
                 raw_date=str(raw_date) if published is None and raw_date else None,
                 summary_html=text_to_html(summary) if isinstance(summary, str) else None,
                 content_html=content if isinstance(content, str) else None,
-                tags=_tags(item.get("tags")),
+                tags=value_tags(item.get("tags")),
+                image=_lead_image(
+                    item.get("image") or item.get("banner_image"),
+                    content,
+                    _str(item.get("url")) or _str(doc.get("home_page_url")),
+                ),
             )
         )
     return src
@@ -419,7 +425,8 @@ def parse_document_file(path: Path, label: str) -> ArticleInput | Rejection:
         raw_date=str(raw_date) if published is None and raw_date not in (None, "") else None,
         summary_html=text_to_html(summary) if isinstance(summary, str) else None,
         content_html=body or None,
-        tags=_tags(meta.get("tags")),
+        tags=value_tags(meta.get("tags")),
+        image=_lead_image(meta.get("image"), body, _str(meta.get("url", meta.get("link")))),
     )
 
 
