@@ -937,7 +937,7 @@ def orphaned_subscriptions(
     rows = db.execute(
         "SELECT s.id, p.email, s.status, s.tags FROM subscriptions s"
         " JOIN subscribers p ON p.id = s.subscriber_id"
-        f" WHERE s.list_id = ? AND s.status IN {_LIVE_SQL} AND s.tags != '[]' ORDER BY p.email",
+        f" WHERE s.list_id = ? AND s.status IN ({_LIVE_SQL}) AND s.tags != '[]' ORDER BY p.email",
         [mlist.id],
     ).fetchall()
     out = []
