@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlite_utils import Database
 
@@ -182,8 +182,7 @@ def hidden_tag_ids(conn: sqlite3.Connection) -> set[int]:
 # ---------------------------------------------------------------------------- ingest
 
 
-@dataclass(frozen=True, slots=True)
-class TaggedArticle:
+class TaggedArticle(NamedTuple):  # a tuple: one per stored article, made in the write path
     """The tags one stored article should carry after an ingest: ``tags`` maps each tag's
     identity key (``tagging.Tag.key``) to its display name and origin. ``rule_keys`` is every
     tag key the rules give it (None when the rules did not look at it: the article was
