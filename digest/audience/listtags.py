@@ -95,14 +95,7 @@ class ListEdit:
     mlist: MailingList
     orphans: list[OrphanedSubscription] = field(default_factory=list)
     moved: int = 0
-
-    @property
-    def orphaned_tags(self) -> list[str]:
-        """The tag keys those subscribers follow, each once."""
-        seen: dict[str, None] = {}
-        for sub in self.orphans:
-            seen.update(dict.fromkeys(sub.tags))
-        return list(seen)
+    orphaned_tags: list[str] = field(default_factory=list)  # the names they follow, each once
 
 
 def edit_list_checked(
@@ -124,8 +117,10 @@ def edit_list_checked(
         result = ListEdit(mlist)
         if tags is not None or move_orphans_to_all:
             result.orphans = orphaned_subscriptions(db, mlist, mlist.tag_keys)
+            keys = dict.fromkeys(key for sub in result.orphans for key in sub.tags)
+            result.orphaned_tags = _tag_names(db, before, keys)
         if move_orphans_to_all and result.orphans:
-            dropped = ", ".join(before.tag_names(result.orphaned_tags))
+            dropped = ", ".join(result.orphaned_tags)
             result.moved = move_to_all_tags(
                 db,
                 mlist,
@@ -135,6 +130,18 @@ def edit_list_checked(
                 now=now,
             )
     return result
+
+
+def _tag_names(db: Database, mlist: MailingList, keys: Iterable[str]) -> list[str]:
+    """Display names of tag keys: the list's spelling, else the tag store's, else the key."""
+    names = dict(zip(mlist.tag_keys, mlist.tags, strict=True))
+    out = []
+    for key in keys:
+        if key not in names:
+            row = db.execute("SELECT name FROM tags WHERE key = ?", [key]).fetchone()
+            names[key] = row[0] if row else key
+        out.append(names[key])
+    return out
 
 
 # ---------------------------------------------------------------------------- tags

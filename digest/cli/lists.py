@@ -166,7 +166,9 @@ def _orphans(result: ListEdit) -> None:
     who = f"{n} subscriber{'s' if n != 1 else ''}"
     tags = ", ".join(result.orphaned_tags)
     if result.moved:
-        click.echo(f"moved {who} who followed only tags it no longer covers ({tags}) to every tag")
+        click.echo(
+            f"moved {who} who followed only tags the list no longer covers ({tags}) to every tag"
+        )
     else:
         click.echo(
             f"warning: {who} follow{'s' if n == 1 else ''} only tags the list no longer covers"
