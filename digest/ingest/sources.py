@@ -154,16 +154,17 @@ def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> P
                 )
             )
     entries = list(d.entries)
+    feed = dict(d.feed)  # see _feed_entry
     if exc is not None and entries:
         # feedparser keeps the entry that was open where the document broke off; its fields may
         # be cut short, so it is rejected rather than stored half-read.
         closed = data.count(b"</item>") + data.count(b"</entry>") + data.count(b":item>")
         closed += data.count(b":entry>")
         if closed < len(entries):
-            last = _feed_entry(len(entries), entries.pop(), d.feed)
+            last = _feed_entry(len(entries), entries.pop(), feed)
             items.append(Rejection(last.entry, "incomplete: the feed breaks off inside it"))
     for n, e in enumerate(entries, 1):
-        items.append(_feed_entry(n, e, d.feed))
+        items.append(_feed_entry(n, e, feed))
     return src
 
 
@@ -200,8 +201,10 @@ def _feed_entry(n: int, e: Any, feed: Any = None) -> ArticleInput:
         raw_date=raw_date if published is None else None,
         summary_html=summary,
         content_html=content,
-        tags=feed_entry_tags(e, feed),
-        image=feed_entry_image(e, _str(e.get("link")) or (feed.get("link") if feed else None)),
+        # Plain dict lookups: FeedParserDict.get maps aliases and raises inside for every key
+        # an entry lacks, which was half the cost of finding its image.
+        tags=feed_entry_tags(dict(e), feed),
+        image=feed_entry_image(dict(e), _str(e.get("link")) or (feed or {}).get("link")),
     )
 
 
