@@ -16,6 +16,9 @@ sides of each ratio are timed in the same round, one after the other):
   same round; target (issue 13) >= 80% of the rate without rules. The rules are compiled once
   per process (as in `digest ingest` or a `digest fetch` of many feeds): compiling is in the
   first round's time.
+- sanitising (`clean_html`) one 1 MB entry of nested markup (a block that never closes, 12,500
+  deep) vs. one of the same markup closed at every step (flat); target: nested costs <= 3x flat.
+  Beside it, for reference, 1 MB of paragraphs that each leave a bold element open.
 An ingest is `ingest_sources`, the library call behind `digest ingest`.
 """
 
@@ -38,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import feedparser  # noqa: E402
 
+from digest.articles.sanitize import clean_html  # noqa: E402
 from digest.articles.tagrules import RuleField  # noqa: E402
 from digest.articles.tagstore import add_rule  # noqa: E402
 from digest.articles.writes import BATCH_SIZE, _prepare, _render_all, _write  # noqa: E402
@@ -246,6 +250,32 @@ def with_rules(tmp: Path, path: Path, config, repeat: int, count: int = 50) -> R
     return out
 
 
+SANITISE_BYTES = 1_000_000
+_UNIT = '<div class="story"><p>Some words of the story, <em>here</em> and there.</p>'
+NESTED_DEPTH = SANITISE_BYTES // len(_UNIT + "</div>")
+
+
+def sanitise_inputs() -> dict[str, str]:
+    """1 MB each: the same units closed at every step (flat) or all left open (nested), and
+    paragraphs that each leave a different bold element open."""
+    k = NESTED_DEPTH
+    unclosed = "".join(f"<p><b id=b{i}>Some words of the story." for i in range(k * 2))
+    return {
+        "flat": (_UNIT + "</div>") * k,
+        "nested": _UNIT * k + "</div>" * k,
+        "unclosed": unclosed[:SANITISE_BYTES],
+    }
+
+
+def sanitise_rounds(repeat: int) -> dict[str, list[float]]:
+    inputs = sanitise_inputs()
+    out: dict[str, list[float]] = {name: [] for name in inputs}
+    for _ in range(repeat):
+        for name, fragment in inputs.items():  # the sides of each ratio in the same round
+            out[name].append(timed(lambda fragment=fragment: clean_html(fragment)))
+    return out
+
+
 def spread(values: list[float], fmt: str) -> str:
     return f"{fmt.format(min(values))}–{fmt.format(max(values))}"
 
@@ -272,6 +302,7 @@ def main() -> None:
         jl = first_and_again(tmp, jsonl, config, args.repeat)
         writes = writes_alone(tmp, jsonl, args.repeat)
         ruled = with_rules(tmp, jsonl, config, args.repeat)
+    sanitise = sanitise_rounds(args.repeat)
     assert rss.count == jl.count == n, (rss.count, jl.count)
     med = statistics.median
 
@@ -363,6 +394,32 @@ def main() -> None:
         ">= 80%",
         rule_ratio >= 0.8,
     )
+    flat = sanitise["flat"]
+    row(
+        "sanitise 1 MB entry, flat markup",
+        f"{med(flat):.3f} s (runs {spread(flat, '{:.3f}')})",
+        "",
+        None,
+    )
+    for name, label in (
+        ("nested", f"nested {NESTED_DEPTH:,} deep"),
+        ("unclosed", "unclosed <b> per <p>"),
+    ):
+        times = sanitise[name]
+        row(
+            f"sanitise 1 MB entry, {label}",
+            f"{med(times):.3f} s (runs {spread(times, '{:.3f}')})",
+            "",
+            None,
+        )
+        ratios = [t / f for t, f in zip(times, flat, strict=True)]
+        row(
+            f"  {name} / flat",
+            f"{med(ratios):.2f}x (runs {spread(ratios, '{:.2f}')}x)",
+            "<= 3x" if name == "nested" else "",
+            med(ratios) <= 3 if name == "nested" else None,
+            key=name == "nested",
+        )
 
     if args.json:
         results = [

@@ -5,7 +5,8 @@ up existing articles for the whole batch at once (by stable key, then by canonic
 sanitises only what is new or changed, and writes with multi-row statements. An article's key is
 its feed guid/id, else its canonical URL, else a hash of its content; the same article from two
 sources is one row with the union of their tags. ``store_articles`` stores a whole parsed source
-batch by batch. A rejected entry never stops the good entries of its source.
+batch by batch. A rejected entry never stops the good entries of its source, and an entry whose
+sanitising fails in a way nobody foresaw is rejected with the reason, not its whole batch.
 
 On the way in, the CMS boilerplate of summaries and content ("The post X appeared first on Y.",
 "Continue reading", tracking pixels) is removed (``excerpts``) before the text is derived, each
@@ -191,7 +192,7 @@ class _Pending:
     existing: _StoredRow | None = None  # the stored row it matched
     by_key: bool = False
     article_id: int | None = None
-    rendered: _Rendered | None = None  # sanitised ahead of need (see store_articles)
+    rendered: _Rendered | Rejection | None = None  # sanitised ahead of need (see store_articles)
     rule_keys: frozenset[str] | None = None  # the tags rules give it, once rendered
 
 
@@ -293,9 +294,23 @@ def _render_all(
     """Sanitise (and tag by ``rules``) every pending article of a batch ahead of need (see
     ``store_articles``)."""
     for p in prepared.pending:
-        p.rendered = _render(p.item, max_text_bytes=max_text_bytes, base=p.url or base_url)
-        p.rule_keys = _rule_keys(p, p.rendered, rules, source)
+        p.rendered = _render_entry(p.item, max_text_bytes=max_text_bytes, base=p.url or base_url)
+        if isinstance(p.rendered, _Rendered):
+            p.rule_keys = _rule_keys(p, p.rendered, rules, source)
     return prepared
+
+
+def _render_entry(
+    item: ArticleInput, *, max_text_bytes: int, base: str | None
+) -> _Rendered | Rejection:
+    """``_render``, or the entry's rejection if it fails (see the module docstring)."""
+    try:
+        return _render(item, max_text_bytes=max_text_bytes, base=base)
+    except BaseException as e:  # noqa: BLE001 - the entry fails alone
+        # nh3 is Rust: a panic in it arrives as pyo3's PanicException, a BaseException.
+        if isinstance(e, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        return Rejection(item.entry, f"could not be sanitised ({type(e).__name__}: {e})"[:300])
 
 
 def _rule_keys(
@@ -307,8 +322,18 @@ def _rule_keys(
         return None
     if not rules:
         return frozenset()
-    fields = ArticleFields(rendered.title, rendered.text, p.url, p.item.author, source)
-    return rules.apply(fields)
+    title, text, url, author = rendered.title, rendered.text, p.url, p.item.author
+    try:
+        return rules.apply(ArticleFields(title, text, url, author, source))
+    except UnicodeEncodeError:
+        # RE2 takes UTF-8: a lone surrogate (JSON "\ud800") is matched as "?".
+        return rules.apply(
+            ArticleFields(_utf8(title), _utf8(text), _utf8(url), _utf8(author), _utf8(source))
+        )
+
+
+def _utf8(value: str | None) -> str:
+    return value.encode("utf-8", "replace").decode("utf-8") if value else ""
 
 
 def _write(
@@ -364,7 +389,14 @@ def _write(
         updates: list[tuple[Any, ...]] = []
         for p in to_store:
             item, row = p.item, p.existing
-            r = p.rendered or _render(item, max_text_bytes=max_text_bytes, base=p.url or base_url)
+            r = p.rendered or _render_entry(
+                item, max_text_bytes=max_text_bytes, base=p.url or base_url
+            )
+            if isinstance(r, Rejection):
+                result.rejected.append(r)
+                p.article_id = None
+                p.rule_keys = None
+                continue
             if p.rule_keys is None:
                 p.rule_keys = _rule_keys(p, r, rules, source)
             if not r.text and not p.url:

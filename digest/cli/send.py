@@ -10,6 +10,7 @@ import click
 from click._termui_impl import ProgressBar
 
 from ..delivery import ledger
+from ..delivery.notices import flush_notices
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import transport_from_config
 from .app import App, cli, pass_app
@@ -140,7 +141,8 @@ def send(
     retry_now: bool,
     allow_insecure_links: bool,
 ) -> None:
-    """Send the digests' queued and due deferred deliveries.
+    """Send the digests' queued and due deferred deliveries, then the confirmation emails
+    that the web pages queued (not with --dry-run or --outbox).
 
     Each outcome is recorded as soon as the server answers. Exit status 1 if any delivery
     failed permanently in this run. The SMTP password is read from DIGEST_SMTP_PASSWORD.
@@ -176,6 +178,17 @@ def send(
             allow_insecure_links=allow_insecure_links,
         )
     _summary(report)
+    if not dry_run and outbox is None:
+        # Confirmation emails the web pages queued (their own worker normally sends them).
+        notices = flush_notices(
+            app.db, config, secret=app.secret, now=app.now(), transport=transport
+        )
+        if notices.total or notices.error:
+            click.echo(
+                f"notices: sent {notices.sent}, deferred {notices.deferred}, failed "
+                f"{notices.failed}, skipped {notices.skipped}"
+                + (f"; stopped: {notices.error}" if notices.error else "")
+            )
     if report.failed:
         sys.exit(1)
 

@@ -89,8 +89,11 @@ def recipient_values(
     secret: bytes,
     unsubscribe_mailto: str | None = None,
     message_id: str | None = None,
+    inert: bool = False,
 ) -> dict[tuple[str, str], bytes]:
-    """The bytes that fill each placeholder for one recipient."""
+    """The bytes that fill each placeholder for one recipient. ``inert``: for previews shown
+    to staff, the unsubscribe and preferences links open a page saying this is a preview
+    (``links.preview_link_url``) instead of carrying the recipient's signed token."""
     # Tokens are issued "at" the build time so a recipient's message is byte-identical whenever
     # it is assembled (preview, first send, resend after a crash).
     unsub = links.unsubscribe_url(
@@ -105,6 +108,9 @@ def recipient_values(
             secret, "preferences", recipient.subscriber_id, info.list_id, now=info.built_at
         ),
     )
+    if inert:
+        unsub = links.preview_link_url(base_url, "unsubscribe")
+        prefs = links.preview_link_url(base_url, "preferences")
     name = clean_header_value(recipient.name or "")
     fields = {
         "NAME": name,

@@ -192,7 +192,7 @@ def _loop(
         if stop_event.is_set():
             return
         try:
-            poll_feeds(db, config, now=clock(), log=log)
+            poll_feeds(db, config, now=clock(), stop=stop_event, log=log)
         except sqlite3.OperationalError as e:
             log.warning("feed poll skipped: %s; trying again at the next poll", e)
         except Exception as e:  # noqa: BLE001 - contained like a tick

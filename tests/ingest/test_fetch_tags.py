@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from digest.articles.reads import list_articles
 
 FEEDS = Path(__file__).parents[1] / "data" / "feeds"
+
+
+@pytest.fixture(autouse=True)
+def private_ok(tmp_path: Path) -> None:
+    """``digest.toml`` (read by ``run``) allowing the local test server."""
+    (tmp_path / "digest.toml").write_text("[ingest]\nallow_private_addresses = true\n")
 
 
 def serve(feed_server, name: str) -> str:
