@@ -214,7 +214,7 @@ class _Boundaries:
             self._regex = re2.compile(self.body.encode("utf-8"), _options())
         pos = 0
         while (m := self._regex.search(data, pos)) is not None:
-            start, end = m.span()
+            start, end = m.span()  # byte offsets: data is bytes
             if (not self.before or _separator_before(data, start)) and (
                 not self.after or _separator_after(data, end)
             ):
@@ -389,17 +389,16 @@ class RuleSet:
             value = getattr(article, matcher.name)
             if not value:
                 continue
-            hits = matcher.patterns.Match(value)  # None when nothing matched
+            # Encoded once for the Set and the boundary checks (the wrapper would encode a str
+            # on every call).
+            data = value.encode("utf-8")
+            hits = matcher.patterns.Match(data)  # None when nothing matched
             if not hits:
                 continue
-            data: bytes | None = None
             for index in hits:
                 check = matcher.checks[index]
-                if check is not None:
-                    if data is None:
-                        data = value.encode("utf-8")
-                    if not check.found(data):
-                        continue
+                if check is not None and not check.found(data):
+                    continue
                 for key, feed in matcher.targets[index]:
                     if feed is None or feed == source:
                         found.add(key)
