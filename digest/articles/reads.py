@@ -16,6 +16,7 @@ from sqlite_utils import Database
 
 from ..errors import InvalidInput, NotFound
 from ..timeutil import from_iso, to_iso
+from .leadimage import LeadImage
 from .tags import tag_key
 
 
@@ -26,8 +27,10 @@ class Tag(NamedTuple):
 
 @dataclass(frozen=True)
 class Article:
-    """A stored article with its tags (sorted by key). ``content_html`` is loaded only when
-    asked for (``content=True``): digests need the summary and text, not the whole page."""
+    """A stored article with its tags (sorted by key; hidden tags are left out: they are never
+    a section) and its lead image (``url``, ``width``, ``height``, ``alt``; for the HTML email
+    only, never the plain text). ``content_html`` is loaded only when asked for
+    (``content=True``): digests need the summary and text, not the whole page."""
 
     id: int
     title: str
@@ -42,6 +45,7 @@ class Article:
     source: str
     note: str | None
     content_html: str | None = None
+    image: LeadImage | None = None
 
     @property
     def tag_names(self) -> list[str]:
@@ -58,6 +62,16 @@ class Article:
             "source": self.source,
             "summary": self.summary,
             "note": self.note,
+            "image": (
+                {
+                    "url": self.image.url,
+                    "width": self.image.width,
+                    "height": self.image.height,
+                    "alt": self.image.alt,
+                }
+                if self.image
+                else None
+            ),
             "ingested_at": to_iso(self.ingested_at),
             "updated_at": to_iso(self.updated_at),
         }
@@ -68,7 +82,8 @@ class Article:
 
 
 _COLUMNS = (
-    "id, title, url, author, published_at, ingested_at, updated_at, summary, text, source, note"
+    "id, title, url, author, published_at, ingested_at, updated_at, summary, text, source, note,"
+    " image_url, image_width, image_height, image_alt"
 )
 
 
@@ -81,7 +96,8 @@ def load_articles(db: Database, ids: Iterable[int], *, content: bool = False) ->
     tags: dict[int, list[Tag]] = {}
     for article_id, key, name in db.execute(
         "SELECT at.article_id, t.key, t.name FROM article_tags at JOIN tags t ON t.id = at.tag_id"
-        " WHERE at.article_id IN (SELECT value FROM json_each(?)) ORDER BY t.key",
+        " WHERE at.article_id IN (SELECT value FROM json_each(?)) AND t.hidden = 0"
+        " ORDER BY t.key",
         [id_json],
     ):
         tags.setdefault(article_id, []).append(Tag(key, name))
@@ -101,6 +117,11 @@ def load_articles(db: Database, ids: Iterable[int], *, content: bool = False) ->
             source=row["source"],
             note=row["note"],
             content_html=row.get("content_html"),
+            image=LeadImage(
+                row["image_url"], row["image_width"], row["image_height"], row["image_alt"]
+            )
+            if row["image_url"]
+            else None,
         )
         for row in db.query(
             f"SELECT {columns} FROM articles WHERE id IN (SELECT value FROM json_each(?))",
@@ -188,16 +209,11 @@ def articles_in_window(
     late_ingested_after: str | None = None,
 ) -> list[int]:
     """Ids of the articles published in [start, end) and ingested by ``ingested_by``, newest
-    first, with any of ``tag_keys`` (None: any tag at all). With ``late_since``, also those
-    published in [late_since, start) but ingested after ``late_ingested_after`` (an ISO
-    instant): late arrivals for the period after the one they were published in."""
-    if tag_keys is not None:
-        tag_filter = (
-            "EXISTS (SELECT 1 FROM article_tags at JOIN tags t ON t.id = at.tag_id"
-            " WHERE at.article_id = a.id AND t.key IN (SELECT value FROM json_each(:keys)))"
-        )
-    else:
-        tag_filter = "EXISTS (SELECT 1 FROM article_tags at WHERE at.article_id = a.id)"
+    first, with any of ``tag_keys`` that is not hidden (None: every article, tagged or not).
+    With ``late_since``, also those published in [late_since, start) but ingested after
+    ``late_ingested_after`` (an ISO instant): late arrivals for the period after the one they
+    were published in."""
+    tag_filter = _window_tags(tag_keys)
     in_period = "a.published_at >= :start AND a.published_at < :end"
     if late_since is not None:
         in_period = (
@@ -220,6 +236,35 @@ def articles_in_window(
     return [row[0] for row in db.execute(sql, params)]
 
 
+def _window_tags(tag_keys: Iterable[str] | None) -> str:
+    """The condition on ``a``'s tags: any visible tag among ``:keys``, or none (every article:
+    a list that covers every tag shows the untagged ones last)."""
+    if tag_keys is None:
+        return "1"
+    return (
+        "EXISTS (SELECT 1 FROM article_tags at JOIN tags t ON t.id = at.tag_id"
+        " WHERE at.article_id = a.id AND t.hidden = 0"
+        " AND t.key IN (SELECT value FROM json_each(:keys)))"
+    )
+
+
+def count_untagged_in_window(
+    db: Database, *, start: datetime, end: datetime, ingested_by: datetime
+) -> int:
+    """Articles published in [start, end), ingested by ``ingested_by``, without a tag that is
+    not hidden: the ones that reach only lists covering every tag."""
+    row = db.execute(
+        """
+        SELECT count(*) FROM articles a
+        WHERE a.published_at >= ? AND a.published_at < ? AND a.ingested_at <= ?
+          AND NOT EXISTS (SELECT 1 FROM article_tags at JOIN tags t ON t.id = at.tag_id
+                          WHERE at.article_id = a.id AND t.hidden = 0)
+        """,
+        [to_iso(start), to_iso(end), to_iso(ingested_by)],
+    ).fetchone()
+    return int(row[0])
+
+
 def count_ingested_after(
     db: Database,
     *,
@@ -229,14 +274,9 @@ def count_ingested_after(
     tag_keys: Iterable[str] | None,
     excluding: Iterable[int],
 ) -> int:
-    """Articles published in [start, end) with any of ``tag_keys`` (None: any tag) ingested
-    after ``after`` (an ISO instant), not counting ``excluding``."""
-    tag_filter = (
-        "EXISTS (SELECT 1 FROM article_tags at JOIN tags t ON t.id = at.tag_id"
-        " WHERE at.article_id = a.id AND t.key IN (SELECT value FROM json_each(:keys)))"
-        if tag_keys is not None
-        else "EXISTS (SELECT 1 FROM article_tags at WHERE at.article_id = a.id)"
-    )
+    """Articles published in [start, end) with any of ``tag_keys`` (None: every article)
+    ingested after ``after`` (an ISO instant), not counting ``excluding``."""
+    tag_filter = _window_tags(tag_keys)
     row = db.execute(
         f"""
         SELECT count(*) FROM articles a

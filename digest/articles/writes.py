@@ -7,6 +7,11 @@ its feed guid/id, else its canonical URL, else a hash of its content; the same a
 sources is one row with the union of their tags. ``store_articles`` stores a whole parsed source
 batch by batch. A rejected entry never stops the good entries of its source, and an entry whose
 sanitising fails in a way nobody foresaw is rejected with the reason, not its whole batch.
+
+On the way in, the CMS boilerplate of summaries and content ("The post X appeared first on Y.",
+"Continue reading", tracking pixels) is removed (``excerpts``) before the text is derived, each
+article keeps the lead image its reader chose, and the editors' tag rules (``tagrules``, loaded
+from ``tagstore``) tag every new or changed article; its tags are written by ``tagstore``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,9 +31,12 @@ from sqlite_utils import Database
 from ..store import transaction
 from ..store.bulk import insert_rows, next_id, row_chunks, select_in
 from ..timeutil import to_iso
+from .excerpts import strip_boilerplate
 from .inputs import ArticleInput, ParsedSource, Rejection
 from .sanitize import clean_html, html_to_text
-from .tags import tag_of
+from .tagging import make_tag
+from .tagrules import ArticleFields, RuleSet
+from .tagstore import TaggedArticle, TagOrigin, attach_tags, hidden_tag_ids, load_rules
 from .urls import article_url, canonical_url
 
 # Articles per write transaction.
@@ -48,6 +55,7 @@ class SourceReport:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0  # published before --since
+    untagged: int = 0  # new articles without a tag (that is not hidden)
     rejected: list[Rejection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
@@ -69,6 +77,7 @@ class SourceReport:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.skipped += other.skipped
+        self.untagged += other.untagged
         self.rejected += other.rejected
         self.warnings += other.warnings
         self.article_ids += other.article_ids
@@ -124,6 +133,8 @@ def _render(item: ArticleInput, *, max_text_bytes: int, base: str | None) -> _Re
     # Bound the work on huge entries: markup is rarely more than a few times the text.
     raw_cap = max_text_bytes * 4 + 4096
     content = clean_html(raw[:raw_cap] if len(raw) > raw_cap else raw) if raw else ""
+    if content:
+        content = strip_boilerplate(content)
     # Without content the summary is what was just cleaned (RSS items with only a
     # <description>): clean it once, not twice.
     summary = content if item.summary_html and not item.content_html else None
@@ -141,7 +152,7 @@ def _render(item: ArticleInput, *, max_text_bytes: int, base: str | None) -> _Re
         )
     if summary is None and item.summary_html:
         s = item.summary_html
-        summary = clean_html(s[:raw_cap] if len(s) > raw_cap else s)
+        summary = strip_boilerplate(clean_html(s[:raw_cap] if len(s) > raw_cap else s))
     title = item.title
     from_text = False
     if not title:
@@ -177,11 +188,12 @@ class _Pending:
     canon: str | None
     url: str | None
     fingerprint: str
-    tags: dict[str, str]  # tag key -> display name
+    tags: dict[str, tuple[str, TagOrigin]]  # tag key -> (display name, where it came from)
     existing: _StoredRow | None = None  # the stored row it matched
     by_key: bool = False
     article_id: int | None = None
     rendered: _Rendered | Rejection | None = None  # sanitised ahead of need (see store_articles)
+    rule_keys: frozenset[str] | None = None  # the tags rules give it, once rendered
 
 
 @dataclass(slots=True)
@@ -203,17 +215,20 @@ def store_batch(
     tags: Iterable[str] = (),
     since: datetime | None = None,
     base_url: str | None = None,
+    rules: RuleSet | None = None,
 ) -> SourceReport:
     """Store one batch in one write transaction (all of it or none of it).
 
     New articles are inserted; an article already stored under the same key whose title or
     content changed is updated; an article matched only by canonical URL (the same story from
     another source) keeps its stored content. Tags are always unioned. Entries published before
-    ``since`` are skipped."""
+    ``since`` are skipped. ``rules`` (default: the stored tag rules) tag new and changed
+    articles."""
     prepared = _prepare(items, tags=tags, since=since, base_url=base_url)
     return _write(
-        db, prepared, source=source, now=now, max_text_bytes=max_text_bytes, base_url=base_url
-    )
+        db, prepared, source=source, now=now, max_text_bytes=max_text_bytes, base_url=base_url,
+        rules=load_rules(db) if rules is None else rules,
+    )  # fmt: skip
 
 
 def _prepare(
@@ -225,7 +240,11 @@ def _prepare(
 ) -> _Prepared:
     """Reject, skip, key and merge the entries of one batch; no database access."""
     result = SourceReport()
-    extra_tags = dict(tag_of(t) for t in tags if tag_of(t)[0])
+    extra_tags: dict[str, tuple[str, TagOrigin]] = {}
+    for name in tags:
+        extra = make_tag(name)
+        if extra is not None:
+            extra_tags.setdefault(extra.key, (extra.name, TagOrigin.FEED))
     pending: list[_Pending] = []
     by_key: dict[str, _Pending] = {}
     by_canon: dict[str, _Pending] = {}
@@ -245,16 +264,14 @@ def _prepare(
         fingerprint = _fingerprint(item)
         canon = canonical_url(url) if url else None
         key = f"id:{item.guid}" if item.guid else f"url:{canon}" if canon else f"hash:{fingerprint}"
-        entry_tags = dict(extra_tags)
-        for name in item.tags:
-            k, display = tag_of(name)
-            if k and k not in entry_tags:
-                entry_tags[k] = display
+        entry_tags = {tag.key: (tag.name, TagOrigin.SOURCE) for tag in item.tags}
+        for k, given in extra_tags.items():
+            entry_tags.setdefault(k, given)
         twin = by_key.get(key) or (by_canon.get(canon) if canon else None)
         if twin is not None:
             # The same article twice in one source: one row, tags merged.
-            for k, name in entry_tags.items():
-                twin.tags.setdefault(k, name)
+            for k, given in entry_tags.items():
+                twin.tags.setdefault(k, given)
             result.unchanged += 1
             result.warnings.append(f"{item.entry}: same article as {twin.item.entry}; merged")
             continue
@@ -266,10 +283,20 @@ def _prepare(
     return _Prepared(result, pending, list(by_key))
 
 
-def _render_all(prepared: _Prepared, *, max_text_bytes: int, base_url: str | None) -> _Prepared:
-    """Sanitise every pending article of a batch ahead of need (see ``store_articles``)."""
+def _render_all(
+    prepared: _Prepared,
+    *,
+    max_text_bytes: int,
+    base_url: str | None,
+    rules: RuleSet | None = None,
+    source: str = "",
+) -> _Prepared:
+    """Sanitise (and tag by ``rules``) every pending article of a batch ahead of need (see
+    ``store_articles``)."""
     for p in prepared.pending:
         p.rendered = _render_entry(p.item, max_text_bytes=max_text_bytes, base=p.url or base_url)
+        if isinstance(p.rendered, _Rendered):
+            p.rule_keys = _rule_keys(p, p.rendered, rules, source)
     return prepared
 
 
@@ -286,6 +313,29 @@ def _render_entry(
         return Rejection(item.entry, f"could not be sanitised ({type(e).__name__}: {e})"[:300])
 
 
+def _rule_keys(
+    p: _Pending, rendered: _Rendered, rules: RuleSet | None, source: str
+) -> frozenset[str] | None:
+    """The keys of the tags ``rules`` give an article as it will be stored; None when there
+    are no rules to ask (``rules`` None: the caller did not load them)."""
+    if rules is None:
+        return None
+    if not rules:
+        return frozenset()
+    title, text, url, author = rendered.title, rendered.text, p.url, p.item.author
+    try:
+        return rules.apply(ArticleFields(title, text, url, author, source))
+    except UnicodeEncodeError:
+        # RE2 takes UTF-8: a lone surrogate (JSON "\ud800") is matched as "?".
+        return rules.apply(
+            ArticleFields(_utf8(title), _utf8(text), _utf8(url), _utf8(author), _utf8(source))
+        )
+
+
+def _utf8(value: str | None) -> str:
+    return value.encode("utf-8", "replace").decode("utf-8") if value else ""
+
+
 def _write(
     db: Database,
     prepared: _Prepared,
@@ -295,10 +345,12 @@ def _write(
     max_text_bytes: int,
     base_url: str | None,
     decided: Callable[[int, int], None] | None = None,
+    rules: RuleSet | None = None,
 ) -> SourceReport:
     """Look up, sanitise what is new or changed, and write one prepared batch in one write
     transaction. ``decided(to_store, pending)`` says how many of the batch's articles are new or
-    changed; it is called once they are sanitised, before anything is written."""
+    changed; it is called once they are sanitised, before anything is written. ``rules`` tag
+    what is new or changed (None: rules are not applied)."""
     result, pending, keys = prepared.result, prepared.pending, prepared.keys
     if not pending:
         return result
@@ -330,6 +382,7 @@ def _write(
                 p.article_id = match.id
                 if not p.by_key or match.content_hash == p.fingerprint:
                     result.unchanged += 1
+                    p.rule_keys = None  # rules tag what is stored new or changed
                     continue
             to_store.append(p)
         inserts: list[tuple[Any, ...]] = []
@@ -342,7 +395,10 @@ def _write(
             if isinstance(r, Rejection):
                 result.rejected.append(r)
                 p.article_id = None
+                p.rule_keys = None
                 continue
+            if p.rule_keys is None:
+                p.rule_keys = _rule_keys(p, r, rules, source)
             if not r.text and not p.url:
                 result.rejected.append(
                     Rejection(
@@ -350,11 +406,14 @@ def _write(
                     )
                 )
                 p.article_id = None
+                p.rule_keys = None
                 continue
             if r.note:
                 result.warnings.append(f"{item.entry}: {r.note}")
             if r.title_from_text:
                 result.warnings.append(f"{item.entry}: no title; used the first words of the text")
+            image = item.image
+            pictured = (image.url, image.width, image.height, image.alt) if image else (None,) * 4
             if row is None:
                 published = _published(item, now, result)
                 p.article_id = new_id
@@ -363,7 +422,7 @@ def _write(
                     (
                         p.article_id, p.key, p.canon, p.url, r.title, item.author,
                         to_iso(published), r.summary, r.content_html, r.text, p.fingerprint,
-                        source, r.note, now_iso, now_iso,
+                        source, r.note, now_iso, now_iso, *pictured,
                     )
                 )  # fmt: skip
                 result.new += 1
@@ -372,7 +431,8 @@ def _write(
                     (
                         p.url, r.title, item.author,
                         to_iso(_published(item, now, result)) if item.published else None,
-                        r.summary, r.content_html, r.text, p.fingerprint, r.note, now_iso, p.article_id,
+                        r.summary, r.content_html, r.text, p.fingerprint, r.note, now_iso,
+                        *pictured, p.article_id,
                     )
                 )  # fmt: skip
                 result.updated += 1
@@ -384,7 +444,8 @@ def _write(
         insert_rows(
             conn,
             "articles (id, key, canonical_url, url, title, author, published_at, summary,"
-            " content_html, text, content_hash, source, note, ingested_at, updated_at)",
+            " content_html, text, content_hash, source, note, ingested_at, updated_at,"
+            " image_url, image_width, image_height, image_alt)",
             inserts,
         )
         if updates:
@@ -395,13 +456,25 @@ def _write(
                     " author = coalesce(v.column3, author),"
                     " published_at = coalesce(v.column4, published_at), summary = v.column5,"
                     " content_html = v.column6, text = v.column7, content_hash = v.column8,"
-                    " note = v.column9, updated_at = v.column10"
+                    " note = v.column9, updated_at = v.column10,"
+                    # An update without an image keeps the one the article had.
+                    " image_url = coalesce(v.column11, image_url),"
+                    " image_width = iif(v.column11 IS NULL, image_width, v.column12),"
+                    " image_height = iif(v.column11 IS NULL, image_height, v.column13),"
+                    " image_alt = iif(v.column11 IS NULL, image_alt, v.column14)"
                     f" FROM (VALUES {','.join([one] * len(chunk))}) AS v"
-                    " WHERE articles.id = v.column11",
+                    " WHERE articles.id = v.column15",
                     [value for row in chunk for value in row],
                 )
         stored = [(p, p.article_id) for p in pending if p.article_id is not None]
-        tags_of = _union_tags(conn, stored)
+        tags_of = attach_tags(conn, [_tagged(p, a, rules) for p, a in stored], now=now)
+        if result.new:
+            hidden = hidden_tag_ids(conn)
+            result.untagged += sum(
+                1
+                for p, article_id in stored
+                if p.existing is None and not set(tags_of.get(article_id, ())) - hidden
+            )
     result.article_ids = [article_id for _, article_id in stored]
     for p, article_id in stored:
         row = p.existing
@@ -450,9 +523,11 @@ def store_articles(
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
     after_batch: Callable[[], None] | None = None,
+    rules: RuleSet | None = None,
 ) -> SourceReport:
     """Store every entry of a parsed source, one write transaction per batch; ``after_batch()``
-    is called after each batch is committed (see ``background_checkpoints``).
+    is called after each batch is committed (see ``background_checkpoints``). ``rules``
+    (default: the stored tag rules, loaded once) tag new and changed articles.
 
     With more than one batch, a worker thread prepares batch n+1 while batch n is written:
     SQLite releases the GIL inside each statement, so the worker's Python runs while the main
@@ -464,11 +539,12 @@ def store_articles(
     items = parsed.items
     total = len(items)
     base_url = parsed.base_url
+    ruleset = load_rules(db) if rules is None else rules
 
     def write(prepared: _Prepared, decided: Callable[[int, int], None] | None = None) -> None:
         report.add(
             _write(db, prepared, source=parsed.label, now=now, max_text_bytes=max_text_bytes,
-                   base_url=base_url, decided=decided)
+                   base_url=base_url, decided=decided, rules=ruleset)
         )  # fmt: skip
 
     def prepare(start: int, ahead: bool) -> _Prepared:
@@ -476,7 +552,8 @@ def store_articles(
             items[start : start + batch_size], tags=tags, since=since, base_url=base_url
         )
         if ahead:
-            _render_all(prepared, max_text_bytes=max_text_bytes, base_url=base_url)
+            _render_all(prepared, max_text_bytes=max_text_bytes, base_url=base_url,
+                        rules=ruleset, source=parsed.label)  # fmt: skip
         return prepared
 
     if total == 0:
@@ -511,44 +588,12 @@ def store_articles(
     return report
 
 
-def _union_tags(
-    conn: sqlite3.Connection, stored: list[tuple[_Pending, int]]
-) -> dict[int, list[int]]:
-    """Add the tags of ``stored`` (pending, article id) to what they have; returns each
-    article's tag ids."""
-    wanted: dict[str, str] = {}
-    for p, _ in stored:
-        for k, name in p.tags.items():
-            wanted.setdefault(k, name)
-    old_ids = [article_id for p, article_id in stored if p.existing is not None]
-    if not wanted and not old_ids:
-        return {}
-    keys = list(wanted)
-    tag_ids: dict[str, int] = dict(
-        select_in(conn, "SELECT key, id FROM tags WHERE key IN ({})", keys)
-    )
-    missing = [k for k in keys if k not in tag_ids]
-    if missing:
-        new_id = next_id(conn, "tags")
-        rows = []
-        for k in missing:
-            tag_ids[k] = new_id
-            rows.append((new_id, k, wanted[k]))
-            new_id += 1
-        insert_rows(conn, "tags (id, key, name)", rows)
-
-    # Only articles that were already stored can have tags; new ones start with none.
-    sql = "SELECT article_id, tag_id FROM article_tags WHERE article_id IN ({})"
-    have: set[tuple[int, int]] = set(select_in(conn, sql, old_ids))
-    pairs = []
-    for p, article_id in stored:
-        for k in p.tags:
-            pair = (article_id, tag_ids[k])
-            if pair not in have:
-                have.add(pair)
-                pairs.append(pair)
-    insert_rows(conn, "article_tags (article_id, tag_id)", pairs)
-    tags_of: dict[int, list[int]] = {}
-    for article_id, tag_id in have:
-        tags_of.setdefault(article_id, []).append(tag_id)
-    return tags_of
+def _tagged(p: _Pending, article_id: int, rules: RuleSet | None) -> TaggedArticle:
+    """What ``tagstore.attach_tags`` needs of one stored article: its tags with their origin,
+    the rule tags among them, and (when rules looked at it) every tag the rules give it."""
+    tags = p.tags
+    if p.rule_keys and rules is not None:
+        tags = dict(tags)
+        for key in sorted(p.rule_keys):
+            tags.setdefault(key, (rules.tags[key].name, TagOrigin.RULE))
+    return TaggedArticle(article_id, p.existing is not None, tags, p.rule_keys)

@@ -13,7 +13,7 @@ import json
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -25,6 +25,7 @@ from sqlite_utils import Database
 from .. import i18n
 from ..addresses import check_address_header, normalise_email
 from ..articles.tags import clean_tag_name, tag_key
+from ..articles.tagstore import canonical_names
 from ..errors import InvalidInput, NotFound
 from ..store import transaction
 from ..subjects import check_pattern
@@ -71,6 +72,10 @@ class Approval:
     editors: tuple[str, ...] = ()
 
 
+# The last section of a list that covers every tag: the articles without a tag.
+DEFAULT_UNTAGGED_TITLE = "More stories"
+
+
 @dataclass(frozen=True)
 class MailingList:
     id: int
@@ -87,6 +92,7 @@ class MailingList:
     created_at: str = "1970-01-01T00:00:00.000000+00:00"  # UTC ISO
     look: EmailLook = field(default_factory=EmailLook)
     approval: Approval = field(default_factory=Approval)
+    untagged_title: str | None = None  # None: DEFAULT_UNTAGGED_TITLE
 
     @property
     def language(self) -> str:
@@ -95,6 +101,11 @@ class MailingList:
     @property
     def brand(self) -> Brand:
         return self.look.brand
+
+    @property
+    def untagged_section_title(self) -> str:
+        """The title of the section of untagged articles (lists covering every tag)."""
+        return self.untagged_title or DEFAULT_UNTAGGED_TITLE
 
     @property
     def zone(self) -> ZoneInfo:
@@ -153,6 +164,7 @@ class MailingList:
                 deadline=timedelta(minutes=row.get("approval_deadline_minutes") or 0),
                 editors=tuple(json.loads(row.get("editors") or "[]")),
             ),
+            untagged_title=row.get("untagged_title"),
         )
 
 
@@ -254,6 +266,7 @@ def _fields(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    untagged_title: str | None = None,
 ) -> dict:
     values: dict = {}
     if title is not None:
@@ -272,6 +285,8 @@ def _fields(
         values["weekly_day"] = check_weekday(weekly_day)
     if description is not None:
         values["description"] = description.strip() or None
+    if untagged_title is not None:
+        values["untagged_title"] = _check_text(untagged_title, "untagged title")
     return values
 
 
@@ -427,9 +442,12 @@ def create_list(
     weekly_day: str = "monday",
     description: str | None = None,
     look: LookChanges | None = None,
+    untagged_title: str | None = None,
 ) -> MailingList:
     check_slug(slug)
-    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
+                     untagged_title)  # fmt: skip
     values.update(_look_values(None, look or LookChanges()))
     with transaction(db):
         existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
@@ -462,10 +480,14 @@ def edit_list(
     weekly_day: str | None = None,
     description: str | None = None,
     look: LookChanges | None = None,
+    untagged_title: str | None = None,
 ) -> MailingList:
     """Change the given fields (None = leave as is; ``reply_to=""`` removes it)."""
     mlist = get_list(db, slug)
-    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    if tags is not None:
+        tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
+                     untagged_title)  # fmt: skip
     values.update(_look_values(mlist, look or LookChanges()))
     if values:
         values["updated_at"] = to_iso(now)
@@ -488,3 +510,21 @@ def remove_list_row(db: Database, mlist: MailingList, *, now: datetime) -> str:
             )
             return "archived"
     return "deleted"
+
+
+def rename_list_tags(db: Database, names: Mapping[str, str], *, now: datetime) -> list[str]:
+    """Rename tags in every list's tags (deleted lists too: their archive is rendered with
+    them): each tag whose key is in ``names`` becomes that display name, a tag that then
+    appears twice is kept at its first place. Returns the slugs of the lists changed."""
+    changed = []
+    with transaction(db):
+        for row in db.execute("SELECT id, slug, tags FROM lists ORDER BY slug").fetchall():
+            old = json.loads(row[2] or "[]")
+            new = clean_list_tags(names.get(tag_key(name), name) for name in old)
+            if new != old:
+                db.execute(
+                    "UPDATE lists SET tags = ?, updated_at = ? WHERE id = ?",
+                    [json.dumps(new, ensure_ascii=False), to_iso(now), row[0]],
+                )
+                changed.append(row[1])
+    return changed

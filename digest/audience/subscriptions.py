@@ -910,3 +910,92 @@ def end_missing(
             ],
         )
     return [email for _, email, _ in gone]
+
+
+# -- Keeping subscriptions coherent with their list's tags ---------------------------------
+
+
+@dataclass(frozen=True)
+class OrphanedSubscription:
+    """A live subscription whose chosen tags are none of its list's tags any more: it would
+    get nothing."""
+
+    id: int
+    email: str
+    status: str
+    tags: tuple[str, ...]  # the keys it chose
+
+
+def orphaned_subscriptions(
+    db: Database, mlist: MailingList, tag_keys: Sequence[str]
+) -> list[OrphanedSubscription]:
+    """The pending and active subscriptions to ``mlist`` that chose tags of which none is in
+    ``tag_keys`` (the list's tags after an edit; () = every tag, which orphans nobody)."""
+    if not tag_keys:
+        return []
+    keys = set(tag_keys)
+    rows = db.execute(
+        "SELECT s.id, p.email, s.status, s.tags FROM subscriptions s"
+        " JOIN subscribers p ON p.id = s.subscriber_id"
+        f" WHERE s.list_id = ? AND s.status IN ({_LIVE_SQL}) AND s.tags != '[]' ORDER BY p.email",
+        [mlist.id],
+    ).fetchall()
+    out = []
+    for sub_id, email, status, raw in rows:
+        chosen = tuple(json.loads(raw or "[]"))
+        if chosen and keys.isdisjoint(chosen):
+            out.append(OrphanedSubscription(sub_id, email, status, chosen))
+    return out
+
+
+def move_to_all_tags(
+    db: Database,
+    mlist: MailingList,
+    subscriptions: Sequence[OrphanedSubscription],
+    *,
+    source: str,
+    reason: str,
+    now: datetime,
+) -> int:
+    """Give ``subscriptions`` every tag of ``mlist``, recorded in each one's history."""
+    with transaction(db):
+        for sub in subscriptions:
+            db.execute(
+                "UPDATE subscriptions SET tags = '[]', updated_at = ? WHERE id = ?",
+                [to_iso(now), sub.id],
+            )
+        record_events(
+            db,
+            [
+                (sub.email, mlist.slug, sub.status, sub.status, source, reason, to_iso(now))
+                for sub in subscriptions
+            ],
+        )
+    return len(subscriptions)
+
+
+def rekey_subscription_tags(db: Database, keys: dict[str, str]) -> int:
+    """Replace tag keys in every subscription's chosen tags (``keys``: old key -> new key,
+    after a tag was renamed or merged), keeping the first of a key that then appears twice.
+    Returns how many subscriptions changed."""
+    if not keys:
+        return 0
+    changed = 0
+    with transaction(db):
+        rows = db.execute(
+            "SELECT DISTINCT s.id, s.tags FROM subscriptions s, json_each(s.tags) j"
+            " WHERE j.value IN (SELECT value FROM json_each(?))",
+            [json.dumps(list(keys))],
+        ).fetchall()
+        for sub_id, raw in rows:
+            new: list[str] = []
+            for key in json.loads(raw or "[]"):
+                key = keys.get(key, key)
+                if key not in new:
+                    new.append(key)
+            db.execute(
+                "UPDATE subscriptions SET tags = ? WHERE id = ?",
+                [json.dumps(new, ensure_ascii=False), sub_id],
+            )
+            changed += 1
+    return changed

@@ -12,7 +12,7 @@ from click._termui_impl import ProgressBar
 from ..articles.reads import Article, list_articles, search_articles
 from ..ingest.dates import parse_when
 from ..ingest.feeds import add_feed, list_feeds, remove_feed
-from ..ingest.pipeline import fetch_feeds, ingest_sources
+from ..ingest.pipeline import SourceReport, fetch_feeds, ingest_sources
 from .app import App, cli, pass_app
 
 # Show a progress bar only when there is enough work for it to matter.
@@ -47,6 +47,18 @@ class _ProgressBars:
         for label, bar in self.bars.items():
             if bar.length is None or self.shown[label] < bar.length:
                 bar.__exit__(None, None, None)
+
+
+def _untagged_line(reports: list[SourceReport]) -> None:
+    """How many of the new articles have no tag, when some have none."""
+    new = sum(r.new for r in reports)
+    untagged = sum(r.untagged for r in reports)
+    if untagged:
+        click.echo(
+            f"{untagged:,} of {new:,} new article{'s' if new != 1 else ''}"
+            f" {'has' if untagged == 1 else 'have'} no tag: they only reach lists that cover"
+            " every tag; see `digest tags rule --help`"
+        )
 
 
 def _print_details(items: list, prefix: str) -> None:
@@ -94,6 +106,7 @@ def ingest(app: App, sources: tuple[str, ...], tags: tuple[str, ...], since: str
         _print_details(report.rejected, "rejected ")
         _print_details(report.warnings, "warning: ")
         failed = failed or not report.ok
+    _untagged_line(reports)
     if failed:
         raise click.exceptions.Exit(1)
 
@@ -197,6 +210,7 @@ def fetch(app: App) -> None:
         if r.report is not None:
             _print_details(r.report.rejected, "rejected ")
             _print_details(r.report.warnings, "warning: ")
+    _untagged_line([r.report for r in reports if r.report is not None])
     if not all(r.ok for r in reports):
         raise click.exceptions.Exit(1)
 

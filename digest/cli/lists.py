@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..audience import lists as lists_lib
+from ..audience.listtags import ListEdit, edit_list_checked
 from ..audience.subscriptions import delete_list, list_counts
 from ..issues.store import count_digests
 from .app import App, cli, pass_app
@@ -115,6 +116,12 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 metavar="A,B,...",
                 help="Addresses told by email when an issue awaits approval.",
             ),
+            click.option(
+                "--untagged-title",
+                metavar="TITLE",
+                help="Title of the last section, the articles without a tag, in a list that"
+                ' covers every tag (default "More stories").',
+            ),
         ]
     ):
         f = decorator(f)
@@ -136,6 +143,7 @@ def create(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    untagged_title: str | None,
     **look: Any,
 ) -> None:
     """Create list SLUG (lowercase letters, digits, '-'). --title and --from are required;
@@ -165,6 +173,7 @@ def create(
         weekly_day=weekly_day or "monday",
         description=description,
         look=_look(look),
+        untagged_title=untagged_title,
         now=app.now(),
     )
     click.echo(f"created list {mlist.slug}")
@@ -174,6 +183,11 @@ def create(
 @lists_group.command(name="edit")
 @click.argument("slug")
 @_list_options
+@click.option(
+    "--move-orphans-to-all",
+    is_flag=True,
+    help="Give every tag of the list to the subscribers who follow only tags it no longer covers.",
+)
 @pass_app
 def edit(
     app: App,
@@ -186,20 +200,25 @@ def edit(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    untagged_title: str | None,
+    move_orphans_to_all: bool,
     **look: Any,
 ) -> None:
     """Change some settings of list SLUG; options not given stay as they are, and '' removes
-    an optional one (--reply-to, --logo-url, --accent, --footer, --subject, ...).
+    an optional one (--reply-to, --logo-url, --accent, --footer, --subject, ...). When new --tags
+    leave subscribers following only tags the list no longer covers, it says how many (they
+    would get nothing); --move-orphans-to-all gives them every tag of the list.
 
     \b
     Example:
       digest lists edit world --send-time 06:00 --tags Africa,Asia,Europe
+      digest lists edit world --tags Africa,Asia --move-orphans-to-all
       digest lists edit world --reply-to ""
       digest lists edit world --language fr --subject "{top} — {date}"
       digest lists edit world --approval on --approval-lead 2h --approval-deadline 1h \\
           --editors editors@example.com
     """
-    mlist = lists_lib.edit_list(
+    result = edit_list_checked(
         app.db,
         slug,
         title=title,
@@ -211,10 +230,31 @@ def edit(
         weekly_day=weekly_day,
         description=description,
         look=_look(look),
+        untagged_title=untagged_title,
+        move_orphans_to_all=move_orphans_to_all,
         now=app.now(),
     )
-    click.echo(f"updated list {mlist.slug}")
-    _show(app, mlist)
+    click.echo(f"updated list {result.mlist.slug}")
+    _show(app, result.mlist)
+    _orphans(result)
+
+
+def _orphans(result: ListEdit) -> None:
+    n = len(result.orphans)
+    if not n:
+        return
+    who = f"{n} subscriber{'s' if n != 1 else ''}"
+    tags = ", ".join(result.orphaned_tags)
+    if result.moved:
+        click.echo(
+            f"moved {who} who followed only tags the list no longer covers ({tags}) to every tag"
+        )
+    else:
+        click.echo(
+            f"warning: {who} follow{'s' if n == 1 else ''} only tags the list no longer covers"
+            f" ({tags}) and will get nothing; --move-orphans-to-all gives them every tag",
+            err=True,
+        )
 
 
 @lists_group.command(name="list")
@@ -265,6 +305,11 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         ("weekly day", mlist.weekly_day),
         ("description", mlist.description or "-"),
         *_look_rows(mlist),
+        *(
+            [("untagged", f"{mlist.untagged_section_title} (last section)")]
+            if not mlist.tags
+            else []
+        ),
         (
             "subscribers",
             f"{c.active} active, {c.pending} pending, {c.unsubscribed} unsubscribed, "

@@ -45,7 +45,7 @@ from ..issues.edits import IssueEdits, edits_for, mark_article, set_note
 from ..issues.periods import Period, issue_for, latest_due
 from ..issues.render import RenderReport
 from ..issues.sections import has_sections, variant_key
-from ..issues.selection import select_articles
+from ..issues.selection import select_articles, untagged_note
 from ..issues.store import (
     StoredDigest,
     digest_article_ids,
@@ -171,6 +171,9 @@ def build_digest(
         )
         built.awaiting_approval = job.held
         built.rerendered = bool(job.rerender)
+        note = untagged_note(db, mlist, period, ingested_by=built.built_at)
+        if note:
+            built.notes.append(note)
         return built
     raise RuntimeError("digest build kept racing with another process")  # pragma: no cover
 

@@ -50,6 +50,8 @@ from trafilatura.htmlprocessing import convert_to_html
 from trafilatura.metadata import extract_author, extract_catstags
 
 from ..articles.inputs import ArticleInput, Rejection
+from ..articles.leadimage import image_candidate
+from ..articles.tagging import value_tags
 from ..articles.tags import clean_tag_name, tag_key
 from ..errors import SourceError
 from .dates import parse_date
@@ -160,7 +162,8 @@ class PageArticle:
             raw_date=self.raw_date if self.published is None else None,
             summary_html=f"<p>{html.escape(self.description)}</p>" if self.description else None,
             content_html=self.content_html,
-            tags=self.tags,
+            tags=value_tags(self.tags),
+            image=image_candidate(self.lead_image, base_url=self.base_url),
         )
 
 

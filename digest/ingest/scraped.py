@@ -35,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..articles.inputs import ArticleInput
+from ..articles.tagging import value_tags
 from ..articles.tags import clean_tag_name, tag_key
 from ..errors import SourceError
 from .dates import parse_date
@@ -88,7 +89,7 @@ class ScrapedArticle:
             author=self.author,
             published=self.published,
             content_html=self.content_html or None,
-            tags=self.tags,
+            tags=value_tags(self.tags),
         )
 
 

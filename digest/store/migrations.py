@@ -3,6 +3,7 @@ version, applied by ``store.open_db``.
 
 Schema overview (each later step reads what the previous one stored):
 - articles, tags, article_tags, articles_fts: what ingestion stored;
+- tag_aliases, tag_rules: old tag names and Atom terms, and editors' tag rules;
 - feeds: registered feed URLs and their polling state;
 - lists, subscribers, subscriptions, status_events, suppressions: who gets what;
 - digests, digest_articles, variants: built digests and their rendered message templates;
@@ -457,3 +458,60 @@ def m013_email_wiring_issue_edits(db: Database) -> None:
         )
         """
     )
+
+
+@migrations()
+def m014_tags_wiring_tags(db: Database) -> None:
+    # Where each article's tag came from: the entry itself ('source': its categories, or the
+    # feed-level categories of a feed whose entries have none), the ingest or feed's --tag
+    # ('feed'), or an editor's tag rule ('rule'). `digest tags apply` changes only rule rows.
+    db.execute(
+        "ALTER TABLE article_tags ADD COLUMN origin TEXT NOT NULL DEFAULT 'source'"
+        " CHECK (origin IN ('source', 'feed', 'rule'))"
+    )
+    # `digest tags apply` reads every rule-given tag; most rows are not.
+    db.execute(
+        "CREATE INDEX idx_article_tags_rule ON article_tags(article_id, tag_id)"
+        " WHERE origin = 'rule'"
+    )
+    # A hidden tag (`digest tags hide`, e.g. 'Featured') stays on its articles but is never a
+    # section and never offered to subscribers.
+    db.execute("ALTER TABLE tags ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """
+        CREATE TABLE tag_aliases (
+            alias_key TEXT PRIMARY KEY,        -- a tag key that now means another tag: an old
+                                               -- name (rename, merge) or an Atom term whose
+                                               -- label is the tag's name
+            tag_id INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_tag_aliases_tag ON tag_aliases(tag_id)")
+    db.execute(
+        """
+        CREATE TABLE tag_rules (
+            id INTEGER PRIMARY KEY,
+            tag_id INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+            pattern TEXT NOT NULL,             -- a keyword, or an RE2 regex when regex = 1
+            field TEXT NOT NULL CHECK (field IN ('title', 'text', 'url', 'author', 'source')),
+            feed_url TEXT NOT NULL DEFAULT '', -- only articles ingested from this feed; '' = any
+            regex INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            UNIQUE (tag_id, pattern, field, feed_url, regex)
+        )
+        """
+    )
+    # One lead image per article (articles/leadimage.py): an absolute http(s) URL, its size in
+    # pixels when the source gave it, and its alt text.
+    for column, kind in (
+        ("image_url", "TEXT"),
+        ("image_width", "INTEGER"),
+        ("image_height", "INTEGER"),
+        ("image_alt", "TEXT"),
+    ):
+        db.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
+    # The title of the last section of a list that covers every tag, which holds the articles
+    # without a tag; NULL = "More stories".
+    db.execute("ALTER TABLE lists ADD COLUMN untagged_title TEXT")

@@ -27,6 +27,7 @@ from werkzeug.datastructures import MultiDict
 from .. import links
 from ..addresses import normalise_email
 from ..audience.lists import MailingList, all_lists, get_list, get_list_by_id
+from ..audience.listtags import offered_tags
 from ..audience.records import ENDED, FREQUENCIES, LIVE
 from ..audience.subscriptions import (
     confirm_subscription,
@@ -143,7 +144,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
         }
         try:
             normalise_email(form["email"])  # the address first: it is the field most often wrong
-            tags, frequency = parse_preferences(mlist, request.form)
+            tags, frequency = parse_preferences(mlist, request.form, offered_tags(get_db(), mlist))
             result = request_subscription(
                 get_db(),
                 web().config,
@@ -170,6 +171,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
             error=error,
             frequencies=FREQUENCIES,
             lang=mlist.language,
+            topics=offered_tags(get_db(), mlist),
         ),
         400 if error else 200,
     )
@@ -348,7 +350,8 @@ def preferences(token: str) -> ResponseReturnValue:
                 lang=target.mlist.language,
             )
         try:
-            tags, frequency = parse_preferences(target.mlist, request.form)
+            topics = offered_tags(get_db(), target.mlist)
+            tags, frequency = parse_preferences(target.mlist, request.form, topics)
         except InvalidInput as e:
             error = str(e)
         else:
@@ -370,27 +373,31 @@ def preferences(token: str) -> ResponseReturnValue:
             saved=bool(request.args.get("saved")),
             frequencies=FREQUENCIES,
             lang=target.mlist.language,
+            topics=offered_tags(get_db(), target.mlist),
         ),
         400 if error else 200,
     )
 
 
-def parse_preferences(mlist: MailingList, form: MultiDict[str, str]) -> tuple[tuple[str, ...], str]:
+def parse_preferences(
+    mlist: MailingList, form: MultiDict[str, str], topics: list[tuple[str, str]]
+) -> tuple[tuple[str, ...], str]:
     """Tags (display names, in the list's order; () = all of them) and frequency from a form
-    with ``tag`` checkboxes (values are tag keys) and a ``frequency`` choice."""
+    with ``tag`` checkboxes (values are tag keys) and a ``frequency`` choice. ``topics`` are the
+    (key, name) pairs the page offered (``listtags.offered_tags``); ticking all of them is all
+    of the list's tags, including those not offered yet."""
     frequency = form.get("frequency", "")
     if frequency not in FREQUENCIES:
         raise InvalidInput("choose how often: daily or weekly")
-    if not mlist.tags:
+    if not mlist.tags or not topics:
         return (), frequency
+    keys = {key for key, _ in topics}
     chosen = set(form.getlist("tag"))
-    unknown = chosen - set(mlist.tag_keys)
+    unknown = chosen - keys
     if unknown:
         raise InvalidInput(f"unknown topic {sorted(unknown)[0]!r}; choose from the list shown")
     if not chosen:
         raise InvalidInput("choose at least one topic (or unsubscribe below)")
-    if chosen == set(mlist.tag_keys):
+    if chosen == keys:
         return (), frequency
-    return tuple(
-        name for name, key in zip(mlist.tags, mlist.tag_keys, strict=True) if key in chosen
-    ), frequency
+    return tuple(name for key, name in topics if key in chosen), frequency

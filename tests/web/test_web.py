@@ -12,11 +12,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import WEB_SECRET
+from conftest import WEB_SECRET, Newsroom
 
 from digest import users
 from digest.config import load_config
@@ -35,6 +35,8 @@ PASSWORD = "correct horse battery"
 
 def add_list(db, slug="world", tags=("Kenya", "East Africa"), now=None) -> int:
     at = to_iso(now) if now else "2025-01-01T00:00:00.000000+00:00"
+    # One article per tag: the subscribe and preferences pages offer only tags in use.
+    Newsroom(db).add_article(f"{slug} story", datetime(2025, 1, 1, tzinfo=UTC), tags=tags)
     return (
         db["lists"]
         .insert(

@@ -102,6 +102,10 @@ def staff(db, web_clock):
 
 @pytest.fixture
 def world(newsroom):
+    # One article per tag: the subscribe and preferences pages offer only tags in use.
+    newsroom.add_article(
+        "Haiti and Kenya", datetime(2025, 1, 1, tzinfo=UTC), tags=["Haiti", "Kenya"]
+    )
     return newsroom.add_list(tags=("Haiti", "Kenya"), title="World Desk")
 
 
