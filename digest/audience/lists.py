@@ -18,6 +18,7 @@ from sqlite_utils import Database
 
 from ..addresses import check_address_header
 from ..articles.tags import clean_tag_name, tag_key
+from ..delivery.verp import check_bounce_address
 from ..errors import InvalidInput, NotFound
 from ..store import transaction
 from ..text import check_single_line
@@ -42,6 +43,7 @@ class MailingList:
     description: str | None
     deleted_at: str | None = None  # set when deleted but kept for the archive
     created_at: str = "1970-01-01T00:00:00.000000+00:00"  # UTC ISO
+    bounce_address: str | None = None  # envelope sender of its digests; None: [bounces] address
 
     @property
     def zone(self) -> ZoneInfo:
@@ -80,6 +82,7 @@ class MailingList:
             description=row["description"],
             deleted_at=row.get("deleted_at"),
             created_at=row["created_at"],
+            bounce_address=row.get("bounce_address"),
         )
 
 
@@ -181,6 +184,7 @@ def _fields(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    bounce_address: str | None = None,
 ) -> dict:
     values: dict = {}
     if title is not None:
@@ -199,6 +203,9 @@ def _fields(
         values["weekly_day"] = check_weekday(weekly_day)
     if description is not None:
         values["description"] = description.strip() or None
+    if bounce_address is not None:
+        # The longest VERP token must fit in it (RFC 5321's 64-octet local part).
+        values["bounce_address"] = check_bounce_address(bounce_address) if bounce_address else None
     return values
 
 
@@ -215,9 +222,11 @@ def create_list(
     send_time: str = "07:00",
     weekly_day: str = "monday",
     description: str | None = None,
+    bounce_address: str | None = None,
 ) -> MailingList:
     check_slug(slug)
-    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
+                     bounce_address)  # fmt: skip
     with transaction(db):
         existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
         if existing:
@@ -229,8 +238,8 @@ def create_list(
             raise InvalidInput(f"list {slug!r} already exists (change it with `digest lists edit`)")
         db.execute(
             "INSERT INTO lists (slug, title, from_addr, reply_to, tags, timezone, send_time,"
-            " weekly_day, description, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " weekly_day, description, created_at, updated_at, bounce_address)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 slug,
                 values["title"],
@@ -243,6 +252,7 @@ def create_list(
                 values.get("description"),
                 to_iso(now),
                 to_iso(now),
+                values.get("bounce_address"),
             ],
         )
     return get_list(db, slug)
@@ -261,10 +271,13 @@ def edit_list(
     send_time: str | None = None,
     weekly_day: str | None = None,
     description: str | None = None,
+    bounce_address: str | None = None,
 ) -> MailingList:
-    """Change the given fields (None = leave as is; ``reply_to=""`` removes it)."""
+    """Change the given fields (None = leave as is; ``reply_to=""`` and ``bounce_address=""``
+    remove it)."""
     mlist = get_list(db, slug)
-    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
+                     bounce_address)  # fmt: skip
     if values:
         values["updated_at"] = to_iso(now)
         sets = ", ".join(f"{k} = ?" for k in values)

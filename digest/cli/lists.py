@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..addresses import address_of
 from ..audience import lists as lists_lib
 from ..audience.subscriptions import delete_list, list_counts
 from ..issues.store import count_digests
@@ -46,6 +47,12 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--send-time", metavar="HH:MM", help="Local time to send the digest."),
             click.option("--weekly-day", metavar="DAY", help="Weekday of the weekly digest."),
             click.option("--description", help="One paragraph shown on the subscribe page."),
+            click.option(
+                "--bounce-address",
+                metavar="ADDR",
+                help="Envelope sender of its digests, where bounces go ('' removes it; "
+                "default: [bounces] address, else the From address).",
+            ),
         ]
     ):
         f = decorator(f)
@@ -67,6 +74,7 @@ def create(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    bounce_address: str | None,
 ) -> None:
     """Create list SLUG (lowercase letters, digits, '-'). --title and --from are required;
     timezone defaults to UTC, send time to 07:00, weekly day to monday.
@@ -91,6 +99,7 @@ def create(
         send_time=send_time or "07:00",
         weekly_day=weekly_day or "monday",
         description=description,
+        bounce_address=bounce_address or None,
         now=app.now(),
     )
     click.echo(f"created list {mlist.slug}")
@@ -112,6 +121,7 @@ def edit(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    bounce_address: str | None,
 ) -> None:
     """Change some settings of list SLUG; options not given stay as they are.
 
@@ -119,6 +129,7 @@ def edit(
     Example:
       digest lists edit world --send-time 06:00 --tags Africa,Asia,Europe
       digest lists edit world --reply-to ""
+      digest lists edit world --bounce-address bounces@news.example.com
     """
     mlist = lists_lib.edit_list(
         app.db,
@@ -131,6 +142,7 @@ def edit(
         send_time=send_time,
         weekly_day=weekly_day,
         description=description,
+        bounce_address=bounce_address,
         now=app.now(),
     )
     click.echo(f"updated list {mlist.slug}")
@@ -172,6 +184,17 @@ def show(app: App, slug: str) -> None:
     _show(app, lists_lib.get_list(app.db, slug))
 
 
+def _bounces_to(app: App, mlist: lists_lib.MailingList) -> str:
+    settings = app.config.bounces
+    if mlist.bounce_address:
+        where = mlist.bounce_address
+    elif settings.address:
+        where = f"{settings.address} ([bounces] address)"
+    else:
+        return f"{address_of(mlist.from_addr)} (the From address)"
+    return where + (", with VERP" if settings.verp else "")
+
+
 def _show(app: App, mlist: lists_lib.MailingList) -> None:
     c = list_counts(app.db, mlist)
     rows = [
@@ -184,6 +207,7 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         ("send time", mlist.send_time),
         ("weekly day", mlist.weekly_day),
         ("description", mlist.description or "-"),
+        ("bounces to", _bounces_to(app, mlist)),
         (
             "subscribers",
             f"{c.active} active, {c.pending} pending, {c.unsubscribed} unsubscribed, "

@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..audience.lists import get_list
+from ..audience.lists import get_list, get_list_by_id
 from ..audience.subscriptions import mark_bounced, skip_reasons
 from ..config import Config
 from ..errors import InvalidInput, describe_error
@@ -48,6 +48,7 @@ from .ledger import Delivery, PlannedDigest
 from .personalise import Assembler, Outgoing, Recipient, VariantInfo, recipient_values
 from .pipelining import Job, Pool
 from .transports import DeliveryError, Outcome, Transport, transport_from_config
+from .verp import ReturnPath
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,9 @@ WINDOW_PER_CONNECTION = DEPTH + 7
 class _Variant:
     """What preparing a message needs from a variant, computed once per variant."""
 
-    def __init__(self, info: VariantInfo):
+    def __init__(self, info: VariantInfo, bounce_address: str | None = None):
         self.info = info
+        self.bounce_address = bounce_address  # the list's own, if it has one
         wire = _WireTemplate(info.compiled)
         self.wire = wire if wire.usable else None
         # VariantInfo.message_id parses the From address on every call; its format is taken
@@ -222,6 +224,8 @@ class _Run:
         self.exhausted = False
         self.error: BaseException | None = None
         self._variants: dict[int, _Variant | None] = {}
+        b = config.bounces
+        self.return_path = ReturnPath(b.address, b.verp, assembler.secret, b.delimiter, b.provider)
 
     def claim(self, held: list[Delivery], in_flight: int) -> None:
         want = self.o["batch"]
@@ -309,7 +313,9 @@ class _Run:
     def _variant(self, variant_id: int) -> _Variant | None:
         if variant_id not in self._variants:
             try:
-                self._variants[variant_id] = _Variant(self.assembler.variant(variant_id))
+                info = self.assembler.variant(variant_id)
+                bounces = get_list_by_id(self.db, info.list_id).bounce_address
+                self._variants[variant_id] = _Variant(info, bounces)
             except LookupError:
                 self._variants[variant_id] = None
         return self._variants[variant_id]
@@ -327,9 +333,15 @@ class _Run:
             message_id=message_id,
         )
         data = info.compiled.fill(values)
-        outgoing = Outgoing(message_id, info.sender, delivery.email, data)
         wire = variant.wire.payload(data, values) if variant.wire is not None else None
-        return Job(outgoing, wire, delivery)
+        # The envelope sender names the delivery (VERP), so that its bounce finds it; a header
+        # line does the same for a provider's webhooks (it never starts with '.': no stuffing).
+        sender = self.return_path.sender(
+            delivery.id, list_address=variant.bounce_address, from_sender=info.sender
+        )
+        if tag := self.return_path.header(delivery.id):
+            data, wire = tag + data, (tag + wire if wire is not None else None)
+        return Job(Outgoing(message_id, sender, delivery.email, data), wire, delivery)
 
     def record(
         self, delivery: Delivery, outgoing: Outgoing, outcome: Outcome, now: datetime | None = None

@@ -129,7 +129,7 @@ def decide(
     events_for_address: Iterable[BounceEvent],
     now: datetime,
     soft_threshold: int = 3,
-    soft_window_days: int = 15,
+    soft_window_days: float = 15,
     *,
     since: datetime | None = None,
 ) -> Decision:
@@ -178,13 +178,13 @@ def decide(
             Outcome.BOUNCED,
             True,
             True,
-            f"{len(counted)} soft bounces within {soft_window_days} days, the last: {_describe(last)}",
+            f"{len(counted)} soft bounces within {soft_window_days:g} days, the last: {_describe(last)}",
             tuple(sorted(counted.values(), key=lambda e: e.at)),
         )
     if counted:
         more = soft_threshold - len(counted)
         reason = (
-            f"{len(counted)} soft bounce(s) within {soft_window_days} days; "
+            f"{len(counted)} soft bounce(s) within {soft_window_days:g} days; "
             f"{more} more make it a hard bounce"
         )
     else:

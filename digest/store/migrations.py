@@ -9,6 +9,7 @@ Schema overview (each later step reads what the previous one stored):
 - deliveries: the delivery ledger, one row per (digest, subscriber);
 - schedule_events, schedule_state: what the scheduler (``digest run``) skipped, and its last tick;
 - source_states: what each ingested file or URL looked like, to skip unchanged re-ingests.
+- bounce_events: bounces, complaints and provider events about subscribers (feedback).
 
 Never edit a migration that has shipped; add a new one.
 """
@@ -323,3 +324,38 @@ def m008_audience(db: Database) -> None:
     db.execute(
         "CREATE INDEX idx_subscriptions_audience ON subscriptions(list_id, frequency, status, tags)"
     )
+
+
+@migrations()
+def m009_bounces_wiring_bounce_events(db: Database) -> None:
+    # Bounces, complaints and provider events about subscribers (feedback/events.py writes it):
+    # what `bounces process` read from a mailbox and what the webhooks received. The bounce
+    # policy counts soft bounces from here; `digest deliveries` counts them per digest.
+    db.execute(
+        """
+        CREATE TABLE bounce_events (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,               -- the subscriber's normalised address
+            subscriber_id INTEGER,             -- no FK: the record outlives `subscribers remove`
+            delivery_id INTEGER,               -- the delivery it is about, when identified
+            kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint', 'delivery')),
+            source TEXT NOT NULL,              -- bounce-mailbox | webhook:ses | webhook:postmark ...
+            status TEXT,                       -- RFC 3463 code, e.g. 5.1.1
+            diagnostic TEXT NOT NULL DEFAULT '', -- the server's or provider's words, one line
+            identified_by TEXT NOT NULL,       -- verp | list-unsubscribe | message-id | address ...
+            message_key TEXT,                  -- which message: reports about one count once
+            event_key TEXT NOT NULL UNIQUE,    -- provider event id or mailbox:<Message-ID|sha256>
+            occurred_at TEXT NOT NULL,         -- UTC ISO 8601
+            received_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_bounce_events_email ON bounce_events(email, occurred_at)")
+    db.execute(
+        "CREATE INDEX idx_bounce_events_delivery ON bounce_events(delivery_id)"
+        " WHERE delivery_id IS NOT NULL"
+    )
+    db.execute("CREATE INDEX idx_bounce_events_received ON bounce_events(received_at)")
+    # A list's own bounce address (`lists edit --bounce-address`): the envelope sender of its
+    # digests, before [bounces] address. NULL: the installation's, else the list's From.
+    db.execute("ALTER TABLE lists ADD COLUMN bounce_address TEXT")
