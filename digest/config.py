@@ -235,12 +235,16 @@ login_limit = 10          # login attempts
 # The envelope sender (return path) of every digest, where bounces go back to; without it,
 # each list's From address (or the list's own: `digest lists edit --bounce-address`).
 # address = "bounces@news.example.com"
-verp = true               # bounces+<token>@domain: each bounce names its delivery, even when it hides the recipient
+# With verp, it is bounces+<token>@domain, the token naming the delivery: a bounce then finds
+# its subscriber even when it hides the recipient.
+verp = true
 delimiter = "+"           # your MTA's recipient delimiter (Postfix recipient_delimiter)
 soft_threshold = 3        # this many soft bounces (mailbox full, 4.x.x) ...
 soft_window_days = 15     # ... within this many days count as a hard bounce
-# provider = "postmark"   # also tag each message for this provider's webhooks: postmark, mailgun or sendgrid
-# ses_topic_arns = ["arn:aws:sns:eu-west-1:123456789012:ses-bounces"]  # the only topics /hooks/ses accepts
+# Also name the delivery in the header this provider hands back to its webhooks:
+# provider = "postmark"   # postmark, mailgun or sendgrid
+# The SNS topics of your SES notifications, the only ones /hooks/ses accepts:
+# ses_topic_arns = ["arn:aws:sns:eu-west-1:123456789012:ses-bounces"]
 # The bounce mailbox `digest run` reads every poll_minutes (0 = never): one of maildir, mbox,
 # imap (TLS; the password comes from DIGEST_IMAP_PASSWORD).
 poll_minutes = 0

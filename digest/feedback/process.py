@@ -242,17 +242,30 @@ def _message_key(target: _Target, fallback: str | None) -> str | None:
     return fallback
 
 
-def process_report(
+@dataclass(frozen=True)
+class ReadMessage:
+    """One mailbox message, parsed (no database needed): what ``use_report`` acts on."""
+
+    report: Report
+    digest: str  # sha256 of the raw bytes: the same message read again is the same event
+
+
+def read_message(raw: bytes) -> ReadMessage:
+    """Parse one bounce-mailbox message (``reports.parse_report``: never raises)."""
+    return ReadMessage(parse_report(raw), hashlib.sha256(raw).hexdigest())
+
+
+def use_report(
     db: Database,
-    raw: bytes,
+    message: ReadMessage,
     *,
     policy: BouncePolicy,
     now: datetime,
     source: str = MAILBOX_SOURCE,
 ) -> Result:
-    """Classify one bounce-mailbox message, match it, record it and apply the policy. Never
-    raises for what the message contains (a database failure does raise)."""
-    report = parse_report(raw)
+    """Match a parsed message to its subscriber, record it and apply the policy. Never raises
+    for what the message contains (a database failure does raise)."""
+    report = message.report
     kind = report.kind
     if kind in (BounceKind.AUTO_REPLY, BounceKind.DELAYED, BounceKind.DELIVERY) or (
         kind is BounceKind.OTHER and report.evidence == "arf"
@@ -265,9 +278,6 @@ def process_report(
         return Result(Effect.UNUSABLE, kind, None, f"names no subscriber of ours: {report.summary}")
     event = report.event(now, source=source)
     main = next((r for r in report.recipients if r.kind is kind), None)
-    # The same message read again (a run stopped before marking it done) is the same event. Not
-    # its Message-ID: that is the sender's to choose, and some MTAs reuse one.
-    key = "sha256:" + hashlib.sha256(raw).hexdigest()
     new = NewEvent(
         email=target.email,
         subscriber_id=target.subscriber_id,
@@ -278,11 +288,25 @@ def process_report(
         diagnostic=event.diagnostic,
         identified_by=target.identified_by,
         message_key=_message_key(target, report.original_message_id),
-        event_key=f"mailbox:{key}",
+        # Not the report's Message-ID: that is the sender's to choose, and some MTAs reuse one.
+        event_key=f"mailbox:sha256:{message.digest}",
         occurred_at=now,
         received_at=now,
     )
     return _apply(db, new, policy, now)
+
+
+def process_report(
+    db: Database,
+    raw: bytes,
+    *,
+    policy: BouncePolicy,
+    now: datetime,
+    source: str = MAILBOX_SOURCE,
+) -> Result:
+    """Classify one bounce-mailbox message, match it, record it and apply the policy. Never
+    raises for what the message contains (a database failure does raise)."""
+    return use_report(db, read_message(raw), policy=policy, now=now, source=source)
 
 
 def process_provider_events(
@@ -344,6 +368,11 @@ class MailboxReport:
         return f"{n} message{'s' if n != 1 else ''}" + (f": {', '.join(parts)}" if parts else "")
 
 
+# Messages parsed, then recorded in one transaction, then marked done: a commit and the write
+# lock per batch rather than per message, held only for the database work, never while parsing.
+BATCH = 50
+
+
 def process_mailbox(
     db: Database,
     box: BounceMailbox,
@@ -353,29 +382,56 @@ def process_mailbox(
     action: DoneAction = DoneAction.SEEN,
     on_result: Callable[[Result], None] | None = None,
 ) -> MailboxReport:
-    """Process every unread message of ``box``, one at a time: classify, match, record, apply
-    the policy, commit, then mark it done with ``action``. A message that cannot be used is left
-    as it is. A mailbox that fails part-way ends the run with ``stopped`` set; what was done so
-    far stays done."""
+    """Process every unread message of ``box``: classify, match, record, apply the policy;
+    commit (``BATCH`` messages at a time), then mark each one done with ``action``. A message
+    that cannot be used is left as it is, and one whose processing fails fails alone. A mailbox
+    that fails part-way ends the run with ``stopped`` set; what was committed stays done, and a
+    message recorded but not yet marked done is a duplicate, changing nothing, next time."""
     report = MailboxReport()
-    try:
-        for key, raw in box.messages():
-            try:
-                result = process_report(db, raw, policy=policy, now=clock())
-            except sqlite3.Error:
-                raise  # the database's failure, not the message's: stop here
-            except Exception as e:  # noqa: BLE001 - contained: this message fails alone
-                why = f"could not be processed: {describe_error(e)}"
-                result = Result(Effect.UNUSABLE, BounceKind.OTHER, None, why)
-            result = Result(result.effect, result.kind, result.email, result.line, key)
+    batch: list[tuple[str, ReadMessage | Result]] = []
+
+    def flush() -> None:
+        results = []
+        with transaction(db):
+            for key, item in batch:
+                result = item if isinstance(item, Result) else _use_alone(db, item, policy, clock)
+                results.append(Result(result.effect, result.kind, result.email, result.line, key))
+        batch.clear()
+        for result in results:
             if result.used:
-                box.done(key, action)
+                box.done(result.key, action)
             report.results.append(result)
             if on_result is not None:
                 on_result(result)
+
+    try:
+        for key, raw in box.messages():
+            try:
+                batch.append((key, read_message(raw)))
+            except Exception as e:  # noqa: BLE001 - contained: this message fails alone
+                why = f"could not be read: {describe_error(e)}"
+                batch.append((key, Result(Effect.UNUSABLE, BounceKind.OTHER, None, why)))
+            if len(batch) >= BATCH:
+                flush()
+        if batch:
+            flush()
     except MailboxError as e:
         report.stopped = str(e)
     return report
+
+
+def _use_alone(
+    db: Database, message: ReadMessage, policy: BouncePolicy, clock: Callable[[], datetime]
+) -> Result:
+    """``use_report`` for one message of a batch. Its writes are a savepoint of the batch's
+    transaction (``_apply``), so a message whose processing fails is undone alone."""
+    try:
+        return use_report(db, message, policy=policy, now=clock())
+    except sqlite3.Error:
+        raise  # the database's failure, not the message's: stop here
+    except Exception as e:  # noqa: BLE001 - contained: this message fails alone
+        why = f"could not be processed: {describe_error(e)}"
+        return Result(Effect.UNUSABLE, BounceKind.OTHER, None, why)
 
 
 def open_mailbox(
