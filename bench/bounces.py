@@ -242,7 +242,13 @@ def main() -> None:
                     "benchmark": "bounces",
                     "settings": {"messages": n, "repeat": args.repeat},
                     "rows": [
-                        {"measure": m.strip(), "value": v, "target": t, "result": r or None}
+                        {
+                            "measure": m.strip(),
+                            "value": v,
+                            "target": t,
+                            "result": r or None,
+                            "key": True,
+                        }
                         for m, v, t, r in rows
                     ],
                     "kinds": dict(kinds),

@@ -118,9 +118,10 @@ def list_(app: App, since_text: str | None, all_kinds: bool, limit: int, as_json
     if not rows:
         click.echo("no bounces or complaints recorded" + (f" since {since_text}" if since else ""))
         return
+    width = max(len(r.email) for r in rows)
     for r in rows:
         about = f" [{r.list_slug} {r.period}]" if r.list_slug else ""
         click.echo(
-            f"{r.received_at[:16].replace('T', ' ')}  {r.kind:<9} {r.email}  via {r.source}"
-            f"{about}: {r.diagnostic}"
+            f"{r.received_at[:16].replace('T', ' ')}  {r.kind:<9} {r.email:<{width}}  "
+            f"via {r.source}{about}: {r.diagnostic}"
         )

@@ -48,6 +48,7 @@ from ..delivery.verp import (
 )
 from ..errors import InvalidInput, NotFound, describe_error
 from ..store import transaction
+from ..text import single_line
 from . import events
 from .events import DeliveryRef, IdentifiedBy, NewEvent
 from .mailboxes import (
@@ -236,6 +237,13 @@ def _apply(db: Database, new: NewEvent, policy: BouncePolicy, now: datetime) -> 
     return Result(effect, new.kind, new.email, line)
 
 
+def _clean(text: str) -> str:
+    """A diagnostic as stored and shown: one line, no control characters (a remote server
+    wrote it: it must not reach a terminal or a log as escape sequences), at most 1000
+    characters."""
+    return single_line(text)[:1000]
+
+
 def _message_key(target: _Target, fallback: str | None) -> str | None:
     if target.delivery is not None:
         return f"delivery:{target.delivery.delivery_id}"
@@ -285,7 +293,7 @@ def use_report(
         kind=kind,
         source=source,
         status=main.status if main else None,
-        diagnostic=event.diagnostic,
+        diagnostic=_clean(event.diagnostic),
         identified_by=target.identified_by,
         message_key=_message_key(target, report.original_message_id),
         # Not the report's Message-ID: that is the sender's to choose, and some MTAs reuse one.
@@ -333,8 +341,8 @@ def process_provider_events(
             delivery_id=target.delivery.delivery_id if target.delivery else None,
             kind=event.kind,
             source=policy_event.source,
-            status=event.status,
-            diagnostic=event.diagnostic,
+            status=_clean(event.status) if event.status else None,
+            diagnostic=_clean(event.diagnostic),
             identified_by=target.identified_by,
             message_key=policy_event.delivery_key,
             event_key=event.event_id,

@@ -167,11 +167,14 @@ def _loop(
     read_bounces: Callable[[], MailboxReport] | None = None,
 ) -> None:
     poll_minutes = config.schedule.poll_minutes
+    bounce_minutes = config.bounces.poll_minutes
+    reads_bounces = read_bounces is not None and bool(bounce_minutes)
     log.info(
-        "digest run started (pid %d): ticks every %s, feeds polled every %g min",
+        "digest run started (pid %d): ticks every %s, feeds polled every %g min%s",
         os.getpid(),
         "minute" if tick_seconds == 60 else f"{tick_seconds:g} s",
         poll_minutes,
+        f", bounce mailbox read every {bounce_minutes:g} min" if reads_bounces else "",
         extra={"event": "started", "pid": os.getpid()},
     )
 
@@ -231,8 +234,8 @@ def _loop(
             return
         _log_bounces(report, log, logged)
 
-    bounce_minutes = config.bounces.poll_minutes
-    if read_bounces is not None and bounce_minutes and config.bounces.mailbox_configured:
+    if reads_bounces:
+        # config.py refuses poll_minutes without a mailbox: there is one to read.
         scheduler.every(bounce_minutes).minutes.do(do_bounces)  # type: ignore[arg-type]
 
     first = do_tick()

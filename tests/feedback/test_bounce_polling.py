@@ -86,6 +86,7 @@ def test_the_scheduler_reads_the_bounce_mailbox(db, db_path, tmp_path) -> None:
     ticks: list[int] = []
     records = run_until(db_path, config, tmp_path, alice_bounced, ticks)
     assert alice_bounced()
+    assert "bounce mailbox read every 0.005 min" in records.lines[0]
     assert "INFO alice@example.com: bounced and suppressed: 5.1.1 smtp; 550 5.1.1" in "\n".join(
         records.lines
     )

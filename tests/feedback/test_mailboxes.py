@@ -7,10 +7,11 @@ import mailbox
 import os
 import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dovecot_server import Dovecot, free_port
+from dovecot_server import Dovecot, free_port, start_dovecot
 
 from digest.feedback.mailboxes import (
     DoneAction,
@@ -193,6 +194,17 @@ def test_imap_settings_errors(url: str, env: dict[str, str], message: str) -> No
 
 
 # --- IMAP against Dovecot ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[Dovecot]:
+    yield from start_dovecot()
+
+
+@pytest.fixture(scope="module")
+def dovecot_basic() -> Iterator[Dovecot]:
+    """A Dovecot that does not advertise MOVE or UIDPLUS: the COPY + EXPUNGE path."""
+    yield from start_dovecot("imap_capability = IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE")
 
 
 def _fill(server: Dovecot, folder: str, names: list[str]) -> None:

@@ -420,3 +420,16 @@ def test_a_bad_key_in_the_environment_stops_the_app_at_startup(db_path, tmp_path
     config = load_config(None, env={"DIGEST_POSTMARK_USER": "only-the-user"})
     with pytest.raises(ConfigError, match="DIGEST_POSTMARK_PASSWORD"):
         create_app(db_path, config, secret=SECRET)
+
+
+def test_a_remote_servers_words_cannot_become_terminal_escapes(hooks: Hooks, run) -> None:
+    record = fixture("postmark-hard-bounce.json")
+    record["Details"] = "smtp;550 5.1.1 \x1b]0;owned\x07\x1b[2J gone\r\nInjected: header"
+    body = json.dumps(record).encode()
+    assert hooks.post(f"/hooks/postmark/{POSTMARK_TOKEN}", body, basic()).status_code == 200
+    (row,) = events.list_events(hooks.db)
+    assert not any(c in row.diagnostic for c in "\x1b\x07\r\n")
+    listed = run("bounces", "list")
+    assert "\x1b" not in listed.output and "Injected: header" in listed.output
+    history = subscriber_history(hooks.db, "carol@contoso.example")
+    assert all("\x1b" not in (e.reason or "") for e in history.events)
