@@ -10,7 +10,10 @@ sides of each ratio are timed in the same round, one after the other):
   ingest of the same file (read + parse + sanitise + store); target >= 80% of feedparser's rate;
 - JSON Lines ingestion rate; target >= 30,000 articles/s (beside it, for reference, the rate of
   its database writes alone, with every entry parsed and sanitised before the clock starts);
-- first ingest vs. re-ingest of the unchanged source (RSS and JSON Lines); target >= 2x faster.
+- first ingest vs. re-ingest of the unchanged source (RSS and JSON Lines); target >= 2x faster;
+- sanitising (`clean_html`) one 1 MB entry of nested markup (a block that never closes, 12,500
+  deep) vs. one of the same markup closed at every step (flat); target: nested costs <= 3x flat.
+  Beside it, for reference, 1 MB of paragraphs that each leave a bold element open.
 An ingest is `ingest_sources`, the library call behind `digest ingest`.
 """
 
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import feedparser  # noqa: E402
 
+from digest.articles.sanitize import clean_html  # noqa: E402
 from digest.articles.writes import BATCH_SIZE, _prepare, _render_all, _write  # noqa: E402
 from digest.config import load_config  # noqa: E402
 from digest.ingest.pipeline import ingest_sources  # noqa: E402
@@ -187,6 +191,32 @@ def writes_alone(tmp: Path, path: Path, repeat: int) -> list[float]:
     return out
 
 
+SANITISE_BYTES = 1_000_000
+_UNIT = '<div class="story"><p>Some words of the story, <em>here</em> and there.</p>'
+NESTED_DEPTH = SANITISE_BYTES // len(_UNIT + "</div>")
+
+
+def sanitise_inputs() -> dict[str, str]:
+    """1 MB each: the same units closed at every step (flat) or all left open (nested), and
+    paragraphs that each leave a different bold element open."""
+    k = NESTED_DEPTH
+    unclosed = "".join(f"<p><b id=b{i}>Some words of the story." for i in range(k * 2))
+    return {
+        "flat": (_UNIT + "</div>") * k,
+        "nested": _UNIT * k + "</div>" * k,
+        "unclosed": unclosed[:SANITISE_BYTES],
+    }
+
+
+def sanitise_rounds(repeat: int) -> dict[str, list[float]]:
+    inputs = sanitise_inputs()
+    out: dict[str, list[float]] = {name: [] for name in inputs}
+    for _ in range(repeat):
+        for name, fragment in inputs.items():  # the sides of each ratio in the same round
+            out[name].append(timed(lambda fragment=fragment: clean_html(fragment)))
+    return out
+
+
 def spread(values: list[float], fmt: str) -> str:
     return f"{fmt.format(min(values))}–{fmt.format(max(values))}"
 
@@ -212,6 +242,7 @@ def main() -> None:
         )
         jl = first_and_again(tmp, jsonl, config, args.repeat)
         writes = writes_alone(tmp, jsonl, args.repeat)
+    sanitise = sanitise_rounds(args.repeat)
     assert rss.count == jl.count == n, (rss.count, jl.count)
     med = statistics.median
 
@@ -284,6 +315,33 @@ def main() -> None:
             f"{speedup:.1f}x (runs {spread(speedups, '{:.1f}')}x)",
             ">= 2x",
             speedup >= 2,
+        )
+
+    flat = sanitise["flat"]
+    row(
+        "sanitise 1 MB entry, flat markup",
+        f"{med(flat):.3f} s (runs {spread(flat, '{:.3f}')})",
+        "",
+        None,
+    )
+    for name, label in (
+        ("nested", f"nested {NESTED_DEPTH:,} deep"),
+        ("unclosed", "unclosed <b> per <p>"),
+    ):
+        times = sanitise[name]
+        row(
+            f"sanitise 1 MB entry, {label}",
+            f"{med(times):.3f} s (runs {spread(times, '{:.3f}')})",
+            "",
+            None,
+        )
+        ratios = [t / f for t, f in zip(times, flat, strict=True)]
+        row(
+            f"  {name} / flat",
+            f"{med(ratios):.2f}x (runs {spread(ratios, '{:.2f}')}x)",
+            "<= 3x" if name == "nested" else "",
+            med(ratios) <= 3 if name == "nested" else None,
+            key=name == "nested",
         )
 
     if args.json:

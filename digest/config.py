@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -37,6 +38,9 @@ class IngestSettings:
     max_text_bytes: int = 200_000  # longer article text is stored truncated, with a note
     fetch_timeout: float = 20  # seconds, per feed URL
     max_feed_bytes: int = 20_000_000  # a larger feed download is refused
+    # Feeds may only reach public addresses (see digest/ingest/http.py); true lets them reach
+    # loopback, private and link-local ones too (feeds served on your own network).
+    allow_private_addresses: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,19 @@ class SendSettings:
     @property
     def max_age(self) -> timedelta:
         return timedelta(hours=self.max_age_hours)
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    """DKIM signing by digest itself, for relays that do not sign (most providers do)."""
+
+    selector: str | None = None  # e.g. "news2025": the key is at news2025._domainkey.<domain>
+    domain: str | None = None  # the d= domain, normally the From address's domain
+    key_file: str | None = None  # PEM private key; relative to the configuration file
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.selector or self.domain or self.key_file)
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,7 @@ SECTIONS: dict[str, type] = {
     "ingest": IngestSettings,
     "digest": DigestSettings,
     "send": SendSettings,
+    "dkim": DkimSettings,
     "schedule": ScheduleSettings,
     "web": WebSettings,
     "bounces": BounceSettings,
@@ -194,6 +212,10 @@ language = "en"
 max_text_bytes = 200000   # longer article text is stored truncated, with a note
 fetch_timeout = 20        # seconds, per feed URL
 max_feed_bytes = 20000000 # a larger feed download is refused
+# Feeds and their redirects may only reach public addresses: never this machine, your private
+# network or a cloud metadata service (loopback, private, link-local...). Set true only if the
+# feeds you fetch are served on your own network.
+allow_private_addresses = false
 
 [digest]
 subject = "{{ site }} — {{ frequency }} digest, {{ date }}: {{ tags }}"
@@ -213,6 +235,13 @@ max_age_hours = 72        # a delivery deferred longer than this is failed
 lease_seconds = 300       # a sender that dies holds its claimed deliveries this long (or: --recover)
 claim_batch = 200         # deliveries claimed per transaction
 timeout = 30              # seconds for connect and for every SMTP command
+
+# DKIM signing by digest itself, for a relay that does not sign (most providers do; signing
+# here costs ~30 ms a message). Needs the dkimpy package: pip install 'digest[dkim]'.
+[dkim]
+# selector = "news2025"          # the public key is at news2025._domainkey.<domain>
+# domain = "news.example.com"
+# key_file = "dkim-private.pem"  # relative to this file; keep it readable by digest only
 
 [schedule]
 poll_minutes = 15
@@ -283,23 +312,52 @@ class SmtpRelay:
 _SCHEMES = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
 
 
+_PORT = re.compile(r"\d*\Z")
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for an error message or a log line, with ``***`` for a password: everything
+    between the user name and the last ``@`` (a password may hold ``@``, ``/`` or ``?``), and
+    anything after a ``:`` in the host part that is not a port number (where a password cut
+    short by a stray character ends up)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url  # "user:password@host" without a scheme
+    userinfo, at, rest = rest.rpartition("@")
+    if at:
+        user = re.split(r"[:/?#]", userinfo, maxsplit=1)[0]
+        userinfo = user + (":***" if user != userinfo else "")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
+    host, tail = rest[:cut], rest[cut:]
+    hostname, colon, port = host.rpartition(":")
+    if colon and not _PORT.match(port) and not port.endswith("]"):
+        host = hostname + ":***"
+    return f"{scheme}{sep}{userinfo}{at}{host}{tail}"
+
+
 def parse_smtp_url(url: str, *, tls_verify: bool = True, name: str | None = None) -> SmtpRelay:
-    parts = urlsplit(url)
+    # Errors name the URL without its password (``redact_url``): they end up in terminals,
+    # logs and CI output.
+    shown = repr(redact_url(url))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(f"SMTP URL {shown}: not a valid URL") from None
     if parts.scheme not in _SCHEMES:
         raise ConfigError(
-            f"SMTP URL {url!r}: scheme must be one of smtp://, smtp+starttls://, smtps://"
+            f"SMTP URL {shown}: scheme must be one of smtp://, smtp+starttls://, smtps://"
         )
-    if not parts.hostname:
-        raise ConfigError(f"SMTP URL {url!r}: no host (expected e.g. smtps://user@host:465)")
     if parts.password:
         raise ConfigError(
-            f"SMTP URL {url!r}: contains a password; put it in DIGEST_SMTP_PASSWORD instead"
+            f"SMTP URL {shown}: contains a password; put it in DIGEST_SMTP_PASSWORD instead"
         )
+    if not parts.hostname:
+        raise ConfigError(f"SMTP URL {shown}: no host (expected e.g. smtps://user@host:465)")
     security, default_port = _SCHEMES[parts.scheme]
     try:
         port = parts.port or default_port
-    except ValueError as e:
-        raise ConfigError(f"SMTP URL {url!r}: bad port ({e})") from None
+    except ValueError:
+        raise ConfigError(f"SMTP URL {shown}: bad port (expected a number, e.g. :587)") from None
     username = unquote(parts.username) if parts.username else None
     return SmtpRelay(url, parts.hostname, port, security, username, tls_verify, name)
 
@@ -313,6 +371,7 @@ class Config:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     send: SendSettings = field(default_factory=SendSettings)
+    dkim: DkimSettings = field(default_factory=DkimSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     web: WebSettings = field(default_factory=WebSettings)
     bounces: BounceSettings = field(default_factory=BounceSettings)
@@ -334,6 +393,15 @@ class Config:
         if self.templates is None:
             return None
         p = Path(self.templates).expanduser()
+        if not p.is_absolute() and self.path is not None:
+            p = self.path.parent / p
+        return p
+
+    @property
+    def dkim_key_path(self) -> Path | None:
+        if self.dkim.key_file is None:
+            return None
+        p = Path(self.dkim.key_file).expanduser()
         if not p.is_absolute() and self.path is not None:
             p = self.path.parent / p
         return p
@@ -408,7 +476,10 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     if env.get("DIGEST_BASE_URL"):
         values["site"]["base_url"] = env["DIGEST_BASE_URL"]
     if env.get("DIGEST_SMTP_URL"):
-        relays = [parse_smtp_url(u.strip()) for u in env["DIGEST_SMTP_URL"].split(",") if u.strip()]
+        # Split only before a scheme: a comma inside a password must not cut the URL in two
+        # (and then show the halves in the error).
+        urls = re.split(r",(?=\s*smtp)", env["DIGEST_SMTP_URL"])
+        relays = [parse_smtp_url(u.strip()) for u in urls if u.strip()]
     site = SiteSettings(**values["site"])
     base = urlsplit(site.base_url)
     if base.scheme not in ("http", "https") or not base.netloc:
@@ -422,6 +493,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         ingest=IngestSettings(**values["ingest"]),
         digest=DigestSettings(**values["digest"]),
         send=SendSettings(**values["send"]),
+        dkim=_dkim(name, DkimSettings(**values["dkim"])),
         schedule=ScheduleSettings(**values["schedule"]),
         web=WebSettings(**values["web"]),
         bounces=bounces,
@@ -430,6 +502,14 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         path=cfg_path,
         env=env,
     )
+
+
+def _dkim(name: str, dkim: DkimSettings) -> DkimSettings:
+    if dkim.enabled and not (dkim.selector and dkim.domain and dkim.key_file):
+        raise ConfigError(
+            f"{name}: [dkim] needs selector, domain and key_file together (or none of them)"
+        )
+    return dkim
 
 
 def _string_items(where: str, value: list[Any]) -> tuple[str, ...]:

@@ -6,6 +6,8 @@
 - ``/archive/<list>/``  a list's sent digests
 - ``/archive/<list>/<frequency>/<YYYY-MM-DD>/``  one digest's web version (``#tag-<key>`` anchors)
 - ``/subscribe/<list>``  the subscribe form
+- ``/preview-link/<unsubscribe|preferences>``  what those links are in a preview or test copy
+  shown to staff: a page that says so, never a working token
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ def unsubscribe_url(base_url: str, token: str) -> str:
 
 def preferences_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/p/{token}"
+
+
+def preview_link_url(base_url: str, purpose: str) -> str:
+    """The inert stand-in for a subscriber's ``purpose`` link in previews and test sends."""
+    return f"{base_url.rstrip('/')}/preview-link/{quote(purpose)}"
 
 
 def subscribe_url(base_url: str, list_slug: str) -> str:

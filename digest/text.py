@@ -46,3 +46,17 @@ def clean_name(name: str | None, *, max_length: int = 200) -> str | None:
     if len(name) > max_length:
         raise InvalidInput(f"name is too long (at most {max_length} characters)")
     return name or None
+
+
+def visible(text: str) -> str:
+    """``text`` safe to print on a terminal or store for display: every control, format or
+    line-separator character (ESC, CR, LF, bidi overrides...) is shown as its escape (``\\x1b``,
+    ``\\u202e``), so outside text (a server's reason phrase, a parser's error message) can neither
+    drive the terminal nor forge a line of output. Idempotent; printable text is unchanged."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch == " " or ch.isprintable() or unicodedata.category(ch) == "Zs"
+        else ascii(ch)[1:-1]
+        for ch in text
+    )  # fmt: skip

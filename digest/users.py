@@ -1,19 +1,28 @@
 """Staff accounts for ``digest serve``: editors (preview, test sends) and admins (lists and
-subscribers). Passwords are stored only as werkzeug scrypt hashes; subscribers never have
-accounts (they use signed links, see ``tokens``)."""
+subscribers), and their sessions. Passwords are stored only as werkzeug scrypt hashes;
+subscribers never have accounts (they use signed links, see ``tokens``).
+
+Sessions live on the server (table ``staff_sessions``, written only here): the session cookie
+carries a random token, and a request is logged in only while that token's row exists, has not
+expired and was made with the account's current password. Logging out deletes the row, so an
+earlier copy of the cookie stops working too; changing the password or removing the account
+ends every session of the account.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import re
+import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import InvalidInput, NotFound
+from .store import transaction
 from .timeutil import to_iso
 
 ROLES = ("editor", "admin")
@@ -77,7 +86,7 @@ def add_user(db: Database, name: str, password: str, role: str, *, now: datetime
         raise InvalidInput(f"role {role!r}: must be one of {', '.join(ROLES)}")
     check_password(password)
     hashed = generate_password_hash(password)
-    with db.atomic():
+    with transaction(db):
         if db.execute("SELECT 1 FROM users WHERE name = ?", [name]).fetchone():
             raise InvalidInput(f"user {name!r} already exists")
         cursor = db.execute(
@@ -100,9 +109,27 @@ def get_user(db: Database, user_id: int) -> User | None:
 
 
 def remove_user(db: Database, name: str) -> None:
+    """Delete an account; its sessions go with it (ON DELETE CASCADE)."""
     cursor = db.execute("DELETE FROM users WHERE name = ?", [name])
     if cursor.rowcount == 0:
         raise NotFound(f"no user {name!r}")
+
+
+def set_password(db: Database, name: str, password: str) -> User:
+    """Give account ``name`` a new password and end all of its sessions (someone who had the
+    old password, or a copy of a session cookie, is logged out everywhere)."""
+    check_password(password)
+    hashed = generate_password_hash(password)
+    with transaction(db):
+        cursor = db.execute("UPDATE users SET password_hash = ? WHERE name = ?", [hashed, name])
+        if cursor.rowcount == 0:
+            raise NotFound(f"no user {name!r}")
+        db.execute(
+            "DELETE FROM staff_sessions WHERE user_id = (SELECT id FROM users WHERE name = ?)",
+            [name],
+        )
+    rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
+    return User.from_row(rows[0])
 
 
 @functools.cache
@@ -122,3 +149,45 @@ def authenticate(db: Database, name: str, password: str, *, now: datetime) -> Us
         return None
     db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [to_iso(now), user.id])
     return user
+
+
+# --- sessions -----------------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def start_session(db: Database, user: User, *, now: datetime, lifetime: timedelta) -> str:
+    """A new session for ``user`` that ends ``lifetime`` after ``now``; returns its token for
+    the session cookie (only a hash of it is stored). Expired sessions are swept here."""
+    token = secrets.token_urlsafe(32)
+    with transaction(db):
+        db.execute("DELETE FROM staff_sessions WHERE expires_at <= ?", [to_iso(now)])
+        db.execute(
+            "INSERT INTO staff_sessions (token_hash, user_id, auth_stamp, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [_token_hash(token), user.id, user.auth_stamp, to_iso(now), to_iso(now + lifetime)],
+        )
+    return token
+
+
+def session_user(db: Database, token: str, *, now: datetime) -> User | None:
+    """The user whose live session ``token`` is, or None: no such session (logged out, or
+    never existed), expired, or made before the account's password was changed."""
+    rows = list(
+        db.query(
+            "SELECT users.*, s.auth_stamp AS session_stamp FROM staff_sessions s"
+            " JOIN users ON users.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
+            [_token_hash(token), to_iso(now)],
+        )
+    )
+    if not rows:
+        return None
+    user = User.from_row(rows[0])
+    return user if rows[0]["session_stamp"] == user.auth_stamp else None
+
+
+def end_session(db: Database, token: str) -> None:
+    """Log out: the session ``token`` stops working for every copy of its cookie."""
+    db.execute("DELETE FROM staff_sessions WHERE token_hash = ?", [_token_hash(token)])

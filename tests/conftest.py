@@ -82,13 +82,19 @@ def make_web_app(db_path: Path, web_clock, tmp_path: Path):
     from digest.config import load_config
     from digest.web import create_app
 
+    apps = []
+
     def _make(toml_text: str = ""):
         cfg_path = tmp_path / "web.toml"
         cfg_path.write_text(toml_text, encoding="utf-8")
         config = load_config(cfg_path, env={})
-        return create_app(db_path, config, secret=WEB_SECRET, clock=web_clock)
+        app = create_app(db_path, config, secret=WEB_SECRET, clock=web_clock)
+        apps.append(app)
+        return app
 
-    return _make
+    yield _make
+    for app in apps:  # each app's outbox worker thread (delivery.notices)
+        app.extensions["digest"].notices.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ up existing articles for the whole batch at once (by stable key, then by canonic
 sanitises only what is new or changed, and writes with multi-row statements. An article's key is
 its feed guid/id, else its canonical URL, else a hash of its content; the same article from two
 sources is one row with the union of their tags. ``store_articles`` stores a whole parsed source
-batch by batch. A rejected entry never stops the good entries of its source.
+batch by batch. A rejected entry never stops the good entries of its source, and an entry whose
+sanitising fails in a way nobody foresaw is rejected with the reason, not its whole batch.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class _Pending:
     existing: _StoredRow | None = None  # the stored row it matched
     by_key: bool = False
     article_id: int | None = None
-    rendered: _Rendered | None = None  # sanitised ahead of need (see store_articles)
+    rendered: _Rendered | Rejection | None = None  # sanitised ahead of need (see store_articles)
 
 
 @dataclass(slots=True)
@@ -268,8 +269,21 @@ def _prepare(
 def _render_all(prepared: _Prepared, *, max_text_bytes: int, base_url: str | None) -> _Prepared:
     """Sanitise every pending article of a batch ahead of need (see ``store_articles``)."""
     for p in prepared.pending:
-        p.rendered = _render(p.item, max_text_bytes=max_text_bytes, base=p.url or base_url)
+        p.rendered = _render_entry(p.item, max_text_bytes=max_text_bytes, base=p.url or base_url)
     return prepared
+
+
+def _render_entry(
+    item: ArticleInput, *, max_text_bytes: int, base: str | None
+) -> _Rendered | Rejection:
+    """``_render``, or the entry's rejection if it fails (see the module docstring)."""
+    try:
+        return _render(item, max_text_bytes=max_text_bytes, base=base)
+    except BaseException as e:  # noqa: BLE001 - the entry fails alone
+        # nh3 is Rust: a panic in it arrives as pyo3's PanicException, a BaseException.
+        if isinstance(e, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        return Rejection(item.entry, f"could not be sanitised ({type(e).__name__}: {e})"[:300])
 
 
 def _write(
@@ -322,7 +336,13 @@ def _write(
         updates: list[tuple[Any, ...]] = []
         for p in to_store:
             item, row = p.item, p.existing
-            r = p.rendered or _render(item, max_text_bytes=max_text_bytes, base=p.url or base_url)
+            r = p.rendered or _render_entry(
+                item, max_text_bytes=max_text_bytes, base=p.url or base_url
+            )
+            if isinstance(r, Rejection):
+                result.rejected.append(r)
+                p.article_id = None
+                continue
             if not r.text and not p.url:
                 result.rejected.append(
                     Rejection(

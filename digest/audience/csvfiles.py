@@ -7,6 +7,10 @@ number (the header is line 1) and the reason, and every valid row is applied. Ro
 batches, each inside one ``BEGIN IMMEDIATE`` transaction, so a crash never leaves half a batch and
 two imports into one database at once cannot interleave a read and a write. Applying a file twice
 changes nothing the second time. The format is documented in ``subscribers/README.md``.
+
+Exported cells are safe to open in a spreadsheet: a cell that would start with a formula
+character gets a ``'`` in front (``neutralise_cell``, OWASP's CSV injection guidance), and the
+import takes exactly that ``'`` off again (``restore_cell``), so an export imports back unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +48,28 @@ from .subscriptions import (
 
 COLUMNS = ("email", "name", "tags", "frequency")
 BATCH = 10_000
+
+# OWASP "CSV Injection": spreadsheets read a cell starting with = + - @ TAB or CR as a formula,
+# so a subscriber named =HYPERLINK(...) would run in the admin's spreadsheet. Such a cell is
+# exported with a ' in front. Cells that already start with quotes before such a character get
+# one more, so that the import can take exactly one off and every value round-trips.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def neutralise_cell(value: str) -> str:
+    """``value`` as an exported cell: with a ``'`` in front if it starts (after any ``'``) with
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return; otherwise unchanged."""
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r", "'") and _FORMULA.match(value):
+        return "'" + value
+    return value
+
+
+def restore_cell(value: str) -> str:
+    """The inverse of ``neutralise_cell``: ``'=x`` -> ``=x``, ``''=x`` -> ``'=x``; a cell that
+    ``neutralise_cell`` cannot have written (``'Tis``) is unchanged."""
+    if value[:1] == "'" and _FORMULA.match(value, 1):
+        return value[1:]
+    return value
 
 
 @dataclass(frozen=True)
@@ -183,6 +210,8 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
                             f"field {bad!r} contains a line break or control character"
                         )
                 raw = cells[i_email]
+                if raw[:1] == "'":
+                    raw = restore_cell(raw)
                 email = fast(raw.strip(" ")) or normalise_email(raw)
                 if email in first_line:
                     raise InvalidInput(
@@ -191,7 +220,10 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
                 first_line[email] = line
                 name: str | None = None
                 if i_name is not None:
-                    name = cells[i_name].strip() or None
+                    name = cells[i_name]
+                    if name[:1] == "'":
+                        name = restore_cell(name)
+                    name = name.strip() or None
                     if name and "  " in name:
                         name = " ".join(name.split())
                 tags = None
@@ -199,7 +231,7 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
                     raw = cells[i_tags]
                     tags = tag_cache.get(raw)
                     if tags is None:
-                        keys = subscription_tags(mlist, raw.split(";"))
+                        keys = subscription_tags(mlist, restore_cell(raw).split(";"))
                         tags = tag_cache[raw] = json.dumps(keys, ensure_ascii=False)
                 freq = None
                 if i_freq is not None:
@@ -292,8 +324,8 @@ def import_csv(
 def write_csv(
     db: Database, list_slug: str, out: TextIO, *, statuses: tuple[str, ...] = LIVE
 ) -> int:
-    """Write the list's pending and active subscribers as CSV (the import format). Returns the
-    number of rows."""
+    """Write the list's pending and active subscribers as CSV (the import format), every cell
+    neutralised against formula injection (``neutralise_cell``). Returns the number of rows."""
     mlist = get_list(db, list_slug, include_deleted=True)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -301,8 +333,8 @@ def write_csv(
     for sub in iter_subscriptions(db, list_slug):
         if sub.status not in statuses:
             continue
-        writer.writerow([sub.email, sub.name or "", ";".join(mlist.tag_names(sub.tags)),
-                         sub.frequency])  # fmt: skip
+        cells = (sub.email, sub.name or "", ";".join(mlist.tag_names(sub.tags)), sub.frequency)
+        writer.writerow([neutralise_cell(c) for c in cells])
         n += 1
     return n
 

@@ -92,8 +92,21 @@ class _Signals:
     show_default=True,
     help="Least important messages logged (debug also logs quiet ticks and unchanged feeds).",
 )
+@click.option(
+    "--allow-insecure-links",
+    is_flag=True,
+    help="Send even though [site] base_url is plain http on a public host (links and one-click"
+    " unsubscribe then go over http).",
+)
 @pass_app
-def run_command(app: App, once: bool, now_text: str | None, log_json: bool, log_level: str) -> None:
+def run_command(
+    app: App,
+    once: bool,
+    now_text: str | None,
+    log_json: bool,
+    log_level: str,
+    allow_insecure_links: bool,
+) -> None:
     """Keep the newsletter going: poll feeds, and build and send each list's digests at its
     send time in its timezone; retry deferred deliveries when their backoff expires.
 
@@ -126,6 +139,7 @@ def run_command(app: App, once: bool, now_text: str | None, log_json: bool, log_
                 clock=(lambda: now) if now else app.now,
                 stop_event=stop,
                 once=once,
+                allow_insecure_links=allow_insecure_links,
                 log=log,
             )
             if signals.received:

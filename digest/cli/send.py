@@ -10,6 +10,7 @@ import click
 from click._termui_impl import ProgressBar
 
 from ..delivery import ledger
+from ..delivery.notices import flush_notices
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import transport_from_config
 from ..feedback import events
@@ -68,6 +69,8 @@ def _summary(report: SendReport) -> None:
         _released(report)
         click.echo("nothing to send")
         return
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     rate = f" ({report.rate:.0f} messages/s)" if report.sent else ""
     click.echo(
         f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}, "
@@ -118,6 +121,12 @@ def _summary(report: SendReport) -> None:
 @click.option(
     "--retry-now", is_flag=True, help="Also send deferred deliveries before their retry time."
 )
+@click.option(
+    "--allow-insecure-links",
+    is_flag=True,
+    help="Send even though [site] base_url is plain http on a public host (links and one-click"
+    " unsubscribe then go over http).",
+)
 @pass_app
 def send(
     app: App,
@@ -131,8 +140,10 @@ def send(
     dry_run: bool,
     recover: bool,
     retry_now: bool,
+    allow_insecure_links: bool,
 ) -> None:
-    """Send the digests' queued and due deferred deliveries.
+    """Send the digests' queued and due deferred deliveries, then the confirmation emails
+    that the web pages queued (not with --dry-run or --outbox).
 
     Each outcome is recorded as soon as the server answers. Exit status 1 if any delivery
     failed permanently in this run. The SMTP password is read from DIGEST_SMTP_PASSWORD.
@@ -165,8 +176,20 @@ def send(
             retry_now=retry_now,
             dry_run=dry_run,
             progress=_Progress(stack),
+            allow_insecure_links=allow_insecure_links,
         )
     _summary(report)
+    if not dry_run and outbox is None:
+        # Confirmation emails the web pages queued (their own worker normally sends them).
+        notices = flush_notices(
+            app.db, config, secret=app.secret, now=app.now(), transport=transport
+        )
+        if notices.total or notices.error:
+            click.echo(
+                f"notices: sent {notices.sent}, deferred {notices.deferred}, failed "
+                f"{notices.failed}, skipped {notices.skipped}"
+                + (f"; stopped: {notices.error}" if notices.error else "")
+            )
     if report.failed:
         sys.exit(1)
 

@@ -46,6 +46,7 @@ def users() -> None:
     Example:
       digest users add alice --role editor
       digest users list
+      digest users password alice
       digest users remove alice
     """
 
@@ -80,6 +81,30 @@ def users_add(app: App, name: str, role: str, password_stdin: bool) -> None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     user = users_lib.add_user(app.db, name, password, role, now=app.now())
     click.echo(f"added {user.role} {user.name}")
+
+
+@users.command("password")
+@click.argument("name")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the new password from the first line of standard input instead of prompting.",
+)
+@pass_app
+def users_password(app: App, name: str, password_stdin: bool) -> None:
+    """Set a new password for an account; every session of the account ends (it is logged
+    out everywhere).
+
+    \b
+    Example:
+      digest users password alice
+    """
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    users_lib.set_password(app.db, name, password)
+    click.echo(f"changed the password of {name}; its sessions have ended")
 
 
 @users.command("list")

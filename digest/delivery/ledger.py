@@ -246,6 +246,22 @@ def record_sent(
     )
 
 
+def record_sent_many(
+    db: Database, sent: list[tuple[int, str, str | None, str]], *, now: datetime
+) -> None:
+    """``record_sent`` for many deliveries at once: (delivery id, reply, relay, Message-ID)."""
+    stamp = to_iso(now)
+    db.conn.executemany(
+        """
+        UPDATE deliveries SET status = 'sent', attempts = attempts + 1, reply = ?, relay = ?,
+            message_id = ?, sent_at = ?, updated_at = ?, next_attempt_at = NULL,
+            lease_owner = NULL, lease_until = NULL
+        WHERE id = ? AND status IN ('queued', 'deferred')
+        """,
+        [(reply, relay, mid, stamp, stamp, delivery_id) for delivery_id, reply, relay, mid in sent],
+    )
+
+
 def record_failed(
     db: Database,
     delivery_id: int,

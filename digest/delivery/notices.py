@@ -1,18 +1,30 @@
-"""Double opt-in: what a subscribe form submission does, and the confirmation email it sends.
+"""Double opt-in: what a subscribe form submission does, and the outbox of confirmation emails
+(the ``notices`` table, written only here).
 
 ``request_subscription`` validates the form the same way whoever the address belongs to (so an
 error never tells a visitor anything about the address), records a new or pending subscription
-as ``pending`` (source ``web``), and mails a signed confirmation link. What the person sees
+as ``pending`` (source ``web``), and queues a confirmation email. It never sends anything
+itself: the request only writes to the store (or, for an address that is not mailed, writes
+nothing), so the answer takes the same time and has the same status whoever the address
+belongs to, and a slow or failing relay cannot be seen from the form. What the person sees
 afterwards is always the same "check your inbox" page; the returned ``SubscribeResult`` is for
 logs and tests only. Rules for addresses we already know:
 
-- pending: the form's name, topics and frequency replace the old ones; a new link is sent.
-- active: nothing changes; the link is sent again (following it just says "you're subscribed"),
-  so a stranger cannot change someone else's topics by submitting the form.
+- pending: the form's name, topics and frequency replace the old ones; a new link is queued.
+- active: nothing changes; the link is queued again (following it just says "you're
+  subscribed"), so a stranger cannot change someone else's topics by submitting the form.
 - unsubscribed: nothing changes until the person follows the new link, which re-activates the
   subscription (a new double opt-in, see ``audience.subscriptions.confirm_subscription``).
-- bounced, complained, or on the suppression list: nothing is sent (mail to them would bounce
+- bounced, complained, or on the suppression list: nothing is queued (mail to them would bounce
   again or be reported as spam); an admin can lift a suppression.
+
+``flush_notices`` sends what is queued: the web app's worker thread (``web.worker``) right
+after each request, and ``digest run`` ticks and ``digest send`` as well. Each notice is
+claimed under a lease (two senders never send the same one), checked again (an address
+suppressed since is skipped), made from its row and sent; the relay's answer is recorded at
+once. A temporary failure is retried with backoff for ``NOTICE_MAX_AGE``; a permanent one, or
+a message that cannot be made, fails that notice alone with one log line naming it; a
+transport that cannot work at all (no relay, wrong password) leaves everything queued.
 
 The confirmation email is a small transactional message: a text and an HTML part from
 ``templates/email/confirm.txt`` / ``confirm.html``, headers folded and injection-safe
@@ -25,42 +37,84 @@ import email.utils
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.headerregistry import Address
+from enum import StrEnum
 
+from jinja2 import TemplateError
 from sqlite_utils import Database
 
 from .. import links, tokens
 from ..addresses import address_of, normalise_email, sender_domain
-from ..audience.lists import MailingList
-from ..audience.records import check_frequency
+from ..audience.lists import MailingList, get_list_by_id
+from ..audience.records import SubscriptionStatus, check_frequency
 from ..audience.subscriptions import add_subscription, subscription_status, subscription_tags
 from ..audience.suppressions import get_suppression
 from ..config import Config
-from ..errors import DigestError
+from ..errors import DigestError, NotFound
 from ..headers import fold_header
 from ..issues import render
 from ..issues.template import multipart_alternative
+from ..store import transaction
 from ..text import clean_name
+from ..timeutil import from_iso, to_iso
 from .personalise import Outgoing
-from .send import send_message
-from .transports import Transport
+from .transports import (
+    Connection,
+    RelayUnavailable,
+    Transport,
+    TransportError,
+    transport_from_config,
+)
 
 log = logging.getLogger(__name__)
 
-NOT_MAILED = ("bounced", "complained")
+NOT_MAILED = (SubscriptionStatus.BOUNCED, SubscriptionStatus.COMPLAINED)
+# A confirmation the relay keeps deferring is given up after this long (its link would
+# expire a few days later anyway).
+NOTICE_MAX_AGE = timedelta(hours=48)
+# Finished notices are kept this long (to answer "was my confirmation sent?"), then deleted.
+NOTICE_KEEP = timedelta(days=30)
+CLAIM_BATCH = 50
+
+
+class NoticeKind(StrEnum):
+    CONFIRM = "confirm"
+
+
+class NoticeStatus(StrEnum):
+    QUEUED = "queued"  # owed: not before next_attempt_at
+    SENT = "sent"
+    FAILED = "failed"  # refused by the relay, deferred for too long, or could not be made
+    SKIPPED = "skipped"  # the address was suppressed, bounced or removed before it was sent
 
 
 @dataclass(frozen=True)
 class SubscribeResult:
     """What ``request_subscription`` did. ``status`` is the subscription's status afterwards
-    (None: no subscription); ``mailed`` whether a confirmation was accepted by the relay;
-    ``note`` why not, or the relay's reply."""
+    (None: no subscription); ``queued`` whether a confirmation email was queued; ``note``
+    why not."""
 
     email: str
     status: str | None
-    mailed: bool
+    queued: bool
     note: str
+
+
+@dataclass
+class NoticeReport:
+    """What one ``flush_notices`` did. ``error``: the transport could not work at all (no
+    relay configured, wrong password); the notices it did not send stay queued."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.deferred + self.failed + self.skipped
 
 
 def confirmation_subject(mlist: MailingList) -> str:
@@ -124,40 +178,231 @@ def request_subscription(
     name: str | None = None,
     tags: tuple[str, ...] | list[str] = (),
     frequency: str = "daily",
-    secret: bytes,
     now: datetime,
-    transport: Transport | None = None,
 ) -> SubscribeResult:
-    """Handle a subscribe form for ``mlist`` (see the module docstring). Raises
-    ``InvalidInput`` for a bad address, name, topic or frequency, before looking anything up.
-    A failure to send is logged and reported in the result, never raised: the subscription
-    stays pending and the person can submit the form again."""
+    """Handle a subscribe form for ``mlist`` (see the module docstring): record what the rules
+    say and queue a confirmation, in one transaction; nothing is sent here. Raises
+    ``InvalidInput`` for a bad address, name, topic or frequency, before looking anything up."""
     address = normalise_email(address)
     name = clean_name(name)
     frequency = check_frequency(frequency)
     keys = subscription_tags(mlist, tags)
 
-    known = subscription_status(db, mlist, address)
-    status = known.status if known else None
-    if status in NOT_MAILED or get_suppression(db, address) is not None:
-        why = "suppressed" if status not in NOT_MAILED else status
-        log.info("subscribe form for %s on %s: not mailed (%s)", address, mlist.slug, why)
-        return SubscribeResult(address, status, False, f"not mailed: address is {why}")
-    if status in (None, "pending"):
-        sub = add_subscription(db, mlist, address, name=name, tags=keys, frequency=frequency,
-                               confirmed=False, source="web", now=now)  # fmt: skip
-        subscriber_id, status, name = sub.subscriber_id, sub.status, sub.name
-    else:  # active or unsubscribed: unchanged until the person follows the link
-        assert known is not None
-        subscriber_id, name = known.subscriber_id, known.name
+    with transaction(db):
+        known = subscription_status(db, mlist, address)
+        status = known.status if known else None
+        if status in NOT_MAILED or get_suppression(db, address) is not None:
+            why = "suppressed" if status not in NOT_MAILED else status
+            return SubscribeResult(address, status, False, f"not mailed: address is {why}")
+        if status in (None, SubscriptionStatus.PENDING):
+            sub = add_subscription(db, mlist, address, name=name, tags=keys, frequency=frequency,
+                                   confirmed=False, source="web", now=now)  # fmt: skip
+            subscriber_id, status = sub.subscriber_id, sub.status
+        else:  # active or unsubscribed: unchanged until the person follows the link
+            assert known is not None
+            subscriber_id = known.subscriber_id
+        queue_notice(db, NoticeKind.CONFIRM, subscriber_id, mlist.id, now=now)
+    return SubscribeResult(address, status, True, "confirmation queued")
 
-    outgoing = confirmation_message(
-        config, mlist, subscriber_id=subscriber_id, address=address, name=name, secret=secret,
-        now=now,
+
+def queue_notice(
+    db: Database, kind: NoticeKind, subscriber_id: int, list_id: int, *, now: datetime
+) -> None:
+    """Queue a ``kind`` email to a subscriber about a list. One still waiting for the same
+    person and list is renewed instead (its link issued now), so a form submitted again while
+    the relay is down sends one email, not several."""
+    stamp = to_iso(now)
+    with transaction(db):
+        renewed = db.execute(
+            "UPDATE notices SET created_at = ?, updated_at = ?, next_attempt_at = ?, attempts = 0"
+            " WHERE subscriber_id = ? AND list_id = ? AND kind = ? AND status = 'queued'",
+            [stamp, stamp, stamp, subscriber_id, list_id, kind.value],
+        ).rowcount
+        if not renewed:
+            db.execute(
+                "INSERT INTO notices (kind, subscriber_id, list_id, next_attempt_at, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [kind.value, subscriber_id, list_id, stamp, stamp, stamp],
+            )
+
+
+def queued_notices(db: Database) -> int:
+    """How many notices are owed (queued, due or waiting for a retry)."""
+    return int(db.execute("SELECT count(*) FROM notices WHERE status = 'queued'").fetchone()[0])
+
+
+# --- sending the outbox -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Notice:
+    id: int
+    kind: str
+    subscriber_id: int
+    list_id: int
+    attempts: int
+    created_at: datetime
+
+
+def _backoff(attempts: int) -> timedelta:
+    """1, 2, 4 ... minutes after each failed attempt, at most an hour."""
+    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+
+
+def _claim(db: Database, now: datetime, lease: timedelta, limit: int) -> list[_Notice]:
+    stamp = to_iso(now)
+    with transaction(db):
+        db.execute(
+            "DELETE FROM notices WHERE status != 'queued' AND updated_at < ?",
+            [to_iso(now - NOTICE_KEEP)],
+        )
+        rows = list(
+            db.query(
+                "SELECT id, kind, subscriber_id, list_id, attempts, created_at FROM notices"
+                " WHERE status = 'queued' AND next_attempt_at <= ?"
+                " AND (lease_until IS NULL OR lease_until <= ?) ORDER BY id LIMIT ?",
+                [stamp, stamp, limit],
+            )
+        )
+        if rows:
+            ids = [r["id"] for r in rows]
+            db.execute(
+                f"UPDATE notices SET lease_until = ? WHERE id IN ({', '.join('?' * len(ids))})",
+                [to_iso(now + lease), *ids],
+            )
+    return [
+        _Notice(
+            id=r["id"],
+            kind=r["kind"],
+            subscriber_id=r["subscriber_id"],
+            list_id=r["list_id"],
+            attempts=r["attempts"],
+            created_at=from_iso(r["created_at"]),
+        )
+        for r in rows
+    ]
+
+
+def _finish(
+    db: Database, notice: _Notice, status: NoticeStatus, reply: str, *, now: datetime
+) -> None:
+    stamp = to_iso(now)
+    db.execute(
+        "UPDATE notices SET status = ?, reply = ?, attempts = attempts + ?, lease_until = NULL,"
+        " updated_at = ?, sent_at = ? WHERE id = ?",
+        [status.value, reply, 0 if status is NoticeStatus.SKIPPED else 1, stamp,
+         stamp if status is NoticeStatus.SENT else None, notice.id],
     )  # fmt: skip
+
+
+def _retry(db: Database, notice: _Notice, reply: str, *, now: datetime) -> None:
+    db.execute(
+        "UPDATE notices SET attempts = attempts + 1, next_attempt_at = ?, reply = ?,"
+        " lease_until = NULL, updated_at = ? WHERE id = ?",
+        [to_iso(now + _backoff(notice.attempts + 1)), reply, to_iso(now), notice.id],
+    )
+
+
+def _release(db: Database, notices: list[_Notice]) -> None:
+    for notice in notices:
+        db.execute("UPDATE notices SET lease_until = NULL WHERE id = ?", [notice.id])
+
+
+def _message(
+    db: Database, config: Config, notice: _Notice, secret: bytes
+) -> tuple[Outgoing | None, str]:
+    """The email for ``notice`` and what it is (for the log), or None and why it is not sent
+    (the address was suppressed, bounced or removed meanwhile)."""
+    person = db.execute(
+        "SELECT email, name FROM subscribers WHERE id = ?", [notice.subscriber_id]
+    ).fetchone()
     try:
-        reply = send_message(config, outgoing, transport=transport)
-    except DigestError as e:
-        log.error("confirmation email to %s for list %s not sent: %s", address, mlist.slug, e)
-        return SubscribeResult(address, status, False, f"not sent: {e}")
-    return SubscribeResult(address, status, True, reply)
+        mlist = get_list_by_id(db, notice.list_id)
+    except NotFound:
+        return None, "the list no longer exists"
+    if person is None:
+        return None, "the subscriber was removed"
+    address, name = person
+    if mlist.deleted_at:
+        return None, f"list {mlist.slug} was deleted"
+    known = subscription_status(db, mlist, address)
+    if known is not None and known.status in NOT_MAILED:
+        return None, f"not mailed: address is {known.status}"
+    if get_suppression(db, address) is not None:
+        return None, "not mailed: address is suppressed"
+    outgoing = confirmation_message(config, mlist, subscriber_id=notice.subscriber_id,
+                                    address=address, name=name, secret=secret,
+                                    now=notice.created_at)  # fmt: skip
+    return outgoing, f"confirmation email to {address} for list {mlist.slug}"
+
+
+def flush_notices(
+    db: Database,
+    config: Config,
+    *,
+    secret: bytes,
+    now: datetime,
+    transport: Transport | None = None,
+    limit: int | None = None,
+    log: logging.Logger = log,
+) -> NoticeReport:
+    """Send the queued notices that are due at ``now`` (at most ``limit``), recording each
+    outcome as the relay answers (see the module docstring). ``transport`` defaults to the
+    configured relays, made only if something is due. Never raises for one notice's problem
+    (each is logged in one line); a transport that cannot work at all is reported in
+    ``NoticeReport.error`` for the caller to log."""
+    report = NoticeReport()
+    lease = timedelta(seconds=config.send.lease_seconds)
+    own = transport is None
+    connection: Connection | None = None
+    try:
+        while limit is None or report.total < limit:
+            size = CLAIM_BATCH if limit is None else min(CLAIM_BATCH, limit - report.total)
+            batch = _claim(db, now, lease, size)
+            if not batch:
+                break
+            for i, notice in enumerate(batch):
+                try:
+                    outgoing, what = _message(db, config, notice, secret)
+                except (DigestError, ValueError, TemplateError) as e:
+                    # A name no header encoder accepts, a broken confirm template: this notice
+                    # fails alone, with one line naming it.
+                    _finish(db, notice, NoticeStatus.FAILED, f"cannot make the email: {e}",
+                            now=now)  # fmt: skip
+                    report.failed += 1
+                    log.error("notice %d (%s) cannot be made: %s", notice.id, notice.kind, e)
+                    continue
+                if outgoing is None:
+                    _finish(db, notice, NoticeStatus.SKIPPED, what, now=now)
+                    report.skipped += 1
+                    continue
+                try:
+                    if connection is None:
+                        if transport is None:
+                            transport = transport_from_config(config)
+                        connection = transport.connect()
+                    outcome = connection.send(outgoing)
+                except (TransportError, RelayUnavailable) as e:
+                    # Nothing can go out until this is fixed: the rest wait, untouched. The
+                    # caller logs it (once, not at every retry).
+                    _release(db, batch[i:])
+                    report.error = str(e)
+                    return report
+                if outcome.status == "sent":
+                    _finish(db, notice, NoticeStatus.SENT, outcome.reply, now=now)
+                    report.sent += 1
+                    log.info("%s sent: %s", what, outcome.reply)
+                elif outcome.status == "deferred" and now - notice.created_at < NOTICE_MAX_AGE:
+                    _retry(db, notice, outcome.reply, now=now)
+                    report.deferred += 1
+                    log.warning("%s not sent: %s (will retry)", what, outcome.reply)
+                else:
+                    _finish(db, notice, NoticeStatus.FAILED, outcome.reply, now=now)
+                    report.failed += 1
+                    log.error("%s not sent: %s (given up)", what, outcome.reply)
+    finally:
+        if connection is not None:
+            connection.close()
+        if own and transport is not None:
+            transport.close()
+    return report

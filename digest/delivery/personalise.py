@@ -18,6 +18,7 @@ from ..addresses import address_of, sender_domain
 from ..headers import address_words, clean_header_value, fold
 from ..issues.store import load_variant
 from ..issues.template import CompiledTemplate, qp_encode
+from ..store.instance import instance_id
 
 
 @dataclass(frozen=True)
@@ -40,21 +41,44 @@ class VariantInfo:
     from_addr: str
     built_at: datetime
     compiled: CompiledTemplate
+    instance: str = ""  # store.instance_id of the database (in Message-IDs)
 
     @functools.cached_property
     def sender(self) -> str:
         """The envelope sender: the address of the list's From."""
         return address_of(self.from_addr)
 
-    @property
+    @functools.cached_property
     def domain(self) -> str:
         return sender_domain(self.from_addr)
 
+    @property
+    def slot_set(self) -> frozenset[tuple[str, str]]:
+        return self.compiled.slot_set
+
     def message_id(self, subscriber_id: int) -> str:
         # Deterministic per (digest, subscriber): a resend after a crash carries the same ID.
+        # The database's random instance id keeps two installations (or a rebuilt database)
+        # from ever reusing one.
+        prefix, suffix = self._message_id_parts
+        return f"{prefix}{subscriber_id}{suffix}"
+
+    @functools.cached_property
+    def _message_id_parts(self) -> tuple[str, str]:
+        instance = f".{self.instance}" if self.instance else ""
         return (
-            f"<{self.list_slug}.{self.frequency}.{self.period_label}.{subscriber_id}@{self.domain}>"
+            f"<{self.list_slug}.{self.frequency}.{self.period_label}.",
+            f"{instance}@{self.domain}>",
         )
+
+
+def _qp(value: str) -> bytes:
+    """A value quoted-printable encoded as the template's parts are. Most values (addresses,
+    signed links) are short printable ASCII without '=', which QP leaves as they are."""
+    plain = value.isascii() and value.isprintable() and "=" not in value
+    if plain and len(value) <= 76 and value[-1:] not in (" ", "\t"):
+        return value.encode("ascii")
+    return qp_encode(value).encode("ascii")
 
 
 def recipient_values(
@@ -65,8 +89,11 @@ def recipient_values(
     secret: bytes,
     unsubscribe_mailto: str | None = None,
     message_id: str | None = None,
+    inert: bool = False,
 ) -> dict[tuple[str, str], bytes]:
-    """The bytes that fill each placeholder for one recipient."""
+    """The bytes that fill each placeholder for one recipient. ``inert``: for previews shown
+    to staff, the unsubscribe and preferences links open a page saying this is a preview
+    (``links.preview_link_url``) instead of carrying the recipient's signed token."""
     # Tokens are issued "at" the build time so a recipient's message is byte-identical whenever
     # it is assembled (preview, first send, resend after a crash).
     unsub = links.unsubscribe_url(
@@ -81,6 +108,9 @@ def recipient_values(
             secret, "preferences", recipient.subscriber_id, info.list_id, now=info.built_at
         ),
     )
+    if inert:
+        unsub = links.preview_link_url(base_url, "unsubscribe")
+        prefs = links.preview_link_url(base_url, "preferences")
     name = clean_header_value(recipient.name or "")
     fields = {
         "NAME": name,
@@ -90,12 +120,20 @@ def recipient_values(
         "PREFERENCES_URL": prefs,
     }
     values: dict[tuple[str, str], bytes] = {}
-    for field, value in fields.items():
-        values[("TEXT", field)] = qp_encode(value).encode("ascii")
-        values[("HTML", field)] = qp_encode(html.escape(value)).encode("ascii")
+    # Only the slots this template has (a footer uses a few of the ten).
+    for kind, field in info.slot_set:
+        if kind == "TEXT":
+            values[(kind, field)] = _qp(fields[field])
+        elif kind == "HTML":
+            values[(kind, field)] = _qp(html.escape(fields[field]))
     list_unsub = f"<{unsub}>"
     if unsubscribe_mailto:
-        list_unsub += f", <mailto:{clean_header_value(unsubscribe_mailto)}?subject=unsubscribe>"
+        # RFC 8058 one-click is the HTTPS link; some mailbox providers only honour mailto. The
+        # subject carries the signed token, so whoever reads that mailbox can tell who asked.
+        token = unsub.rsplit("/", 1)[-1]
+        list_unsub += (
+            f", <mailto:{clean_header_value(unsubscribe_mailto)}?subject=unsubscribe%20{token}>"
+        )
     # Encoded and folded like every header we write (headers.py); UTF-8 only for an address
     # with a non-ASCII local part, which is sent only where the relay offers SMTPUTF8.
     values[("HDR", "TO")] = fold("To", address_words(name, recipient.email)).encode("utf-8")
@@ -127,6 +165,7 @@ class Assembler:
         self.base_url = base_url
         self.secret = secret
         self.unsubscribe_mailto = unsubscribe_mailto
+        self.instance = instance_id(db)
         self._variants: dict[int, VariantInfo] = {}
 
     def variant(self, variant_id: int) -> VariantInfo:
@@ -147,6 +186,7 @@ class Assembler:
                 from_addr=stored.from_addr,
                 built_at=stored.built_at,
                 compiled=CompiledTemplate(stored.template),
+                instance=self.instance,
             )
             self._variants[variant_id] = info
         return info

@@ -3,7 +3,9 @@
 For a built digest the message comes from ``personalise.Assembler`` — the same bytes ``digest
 send`` would hand to SMTP for that subscriber. For an issue not built yet (or a tag set the
 built digest has no variant for) the variant is rendered the same way without storing anything,
-and the report says so. The web preview page reuses ``preview_digest``.
+and the report says so. The web preview page reuses ``preview_digest`` with ``inert=True``:
+staff see and test-send the subscriber's variant with the sample reader's name and address and
+links that lead to a page saying it is a preview, never a subscriber's working tokens.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..issues.sections import variant_key
 from ..issues.selection import late_arrivals, select_articles
 from ..issues.store import digest_article_ids, find_digest, find_variant
 from ..issues.template import CompiledTemplate
+from ..store.instance import instance_id
 from ..timeutil import from_iso, to_iso
 from . import ledger
 from .personalise import Assembler, Recipient, VariantInfo, recipient_values
@@ -106,10 +109,15 @@ def preview_digest(
     secret: bytes,
     address: str | None = None,
     tags: Iterable[str] | None = None,
+    inert: bool = False,
 ) -> Preview:
     """The message ``address`` (default: a sample reader of the all-tags variant, or of the
     variant for ``tags``, tag names or keys) would get for the issue of ``issue_date``
-    (default: the latest due one), with a report."""
+    (default: the latest due one), with a report.
+
+    ``inert`` (the web pages, for staff): the same variant, but filled with the sample reader's
+    name and address and with unsubscribe and preferences links that open the site's
+    ``/preview-link/...`` page, so no subscriber's signed token or address is shown or sent."""
     notes: list[str] = []
     if address and tags:
         raise InvalidInput("preview either a subscriber's address or a tag set, not both")
@@ -139,6 +147,14 @@ def preview_digest(
                 f" issue of {period.label}, the most recent one on or before {issue_date}"
             )
 
+    # Who the message is filled in for; the variant is still the one ``recipient`` gets.
+    filled = SAMPLE_RECIPIENT if inert else recipient
+    if inert:
+        notes.append(
+            "links here are placeholders that open a page saying this is a preview, and the"
+            f" name and address are {SAMPLE_RECIPIENT.email}'s; the real message has the"
+            " subscriber's own"
+        )
     report = PreviewReport(
         list_slug=mlist.slug,
         frequency=frequency,
@@ -174,7 +190,19 @@ def preview_digest(
                     secret=secret,
                     unsubscribe_mailto=config.site.unsubscribe_mailto,
                 )
-                message = assembler.message(variant.id, recipient).data
+                if inert:
+                    info = assembler.variant(variant.id)
+                    values = recipient_values(
+                        info,
+                        filled,
+                        base_url=config.base_url,
+                        secret=secret,
+                        unsubscribe_mailto=config.site.unsubscribe_mailto,
+                        inert=True,
+                    )
+                    message = info.compiled.fill(values)
+                else:
+                    message = assembler.message(variant.id, recipient).data
         else:
             notes.append(
                 "the built digest has no variant for this tag set yet: rendered without storing"
@@ -182,7 +210,7 @@ def preview_digest(
             )
             articles = load_articles(db, digest_article_ids(db, digest.id))
             message, report.render = _render_unstored(
-                config, mlist, period, articles, wanted, digest.built_at, recipient, secret
+                db, config, mlist, period, articles, wanted, digest.built_at, filled, secret, inert
             )
     else:
         notes.append(
@@ -191,7 +219,7 @@ def preview_digest(
         )
         articles = load_articles(db, select_articles(db, mlist, period, now=now))
         message, report.render = _render_unstored(
-            config, mlist, period, articles, wanted, now, recipient, secret
+            db, config, mlist, period, articles, wanted, now, filled, secret, inert
         )
         report.recipients = sum(
             count
@@ -216,6 +244,7 @@ def preview_digest(
 
 
 def _render_unstored(
+    db: Database,
     config: Config,
     mlist: MailingList,
     period: Period,
@@ -224,9 +253,11 @@ def _render_unstored(
     built_at: datetime,
     recipient: Recipient,
     secret: bytes,
+    inert: bool,
 ) -> tuple[bytes | None, RenderReport | None]:
     env = render.template_environment(config)
     variant = render_variant(env, config, mlist, period, articles, wanted, built_at=built_at)
+    instance = instance_id(db)
     if variant.template is None or variant.email is None:
         return None, None
     info = VariantInfo(
@@ -239,6 +270,7 @@ def _render_unstored(
         from_addr=mlist.from_addr,
         built_at=from_iso(to_iso(built_at)),
         compiled=CompiledTemplate(variant.template),
+        instance=instance,
     )
     values = recipient_values(
         info,
@@ -246,5 +278,6 @@ def _render_unstored(
         base_url=config.base_url,
         secret=secret,
         unsubscribe_mailto=config.site.unsubscribe_mailto,
+        inert=inert,
     )
     return info.compiled.fill(values), variant.email.report

@@ -38,7 +38,7 @@ from sqlite_utils import Database
 from ..audience.lists import get_list, get_list_by_id
 from ..audience.subscriptions import mark_bounced, skip_reasons
 from ..config import Config
-from ..errors import InvalidInput, describe_error
+from ..errors import ConfigError, InvalidInput, describe_error
 from ..issues.store import get_digest
 from ..issues.template import CompiledTemplate
 from ..store import durable, transaction
@@ -47,7 +47,8 @@ from . import ledger
 from .ledger import Delivery, PlannedDigest
 from .personalise import Assembler, Outgoing, Recipient, VariantInfo, recipient_values
 from .pipelining import Job, Pool
-from .transports import DeliveryError, Outcome, Transport, transport_from_config
+from .safety import check_links
+from .transports import DeliveryError, Outcome, SmtpTransport, Transport, transport_from_config
 from .verp import ReturnPath
 
 
@@ -75,6 +76,7 @@ class SendReport:
     planned: list[PlannedDigest] | None = None  # dry run only
     elapsed: float = 0.0
     deferred_replies: Counter = field(default_factory=Counter)  # reply -> deliveries deferred
+    warnings: list[str] = field(default_factory=list)  # e.g. links that will not work
 
     @property
     def not_tried(self) -> int:
@@ -165,6 +167,26 @@ DEPTH = 1
 WINDOW_PER_CONNECTION = DEPTH + 7
 
 
+def dkim_signer(config: Config) -> Callable[[bytes], bytes] | None:
+    """``message -> signed message`` when ``[dkim]`` is configured, else None."""
+    settings, path = config.dkim, config.dkim_key_path
+    if not settings.enabled or path is None:
+        return None
+    try:
+        from . import dkim
+    except ImportError:
+        raise ConfigError(
+            "[dkim] is configured but the dkimpy package is missing: pip install 'digest[dkim]'"
+        ) from None
+    key = dkim.load_key(path)
+    selector, domain = settings.selector or "", settings.domain or ""
+
+    def sign(message: bytes) -> bytes:
+        return dkim.sign(message, selector=selector, domain=domain, key_pem=key)
+
+    return sign
+
+
 class _Variant:
     """What preparing a message needs from a variant, computed once per variant."""
 
@@ -173,20 +195,9 @@ class _Variant:
         self.bounce_address = bounce_address  # the list's own, if it has one
         wire = _WireTemplate(info.compiled)
         self.wire = wire if wire.usable else None
-        # VariantInfo.message_id parses the From address on every call; its format is taken
-        # once here (around a marker subscriber id), so messages.py still owns it.
-        marker = str(_MARKER_ID)
-        sample = info.message_id(_MARKER_ID)
-        self.message_id_parts = sample.split(marker) if sample.count(marker) == 1 else None
 
     def message_id(self, subscriber_id: int) -> str:
-        if self.message_id_parts is None:
-            return self.info.message_id(subscriber_id)
-        prefix, suffix = self.message_id_parts
-        return f"{prefix}{subscriber_id}{suffix}"
-
-
-_MARKER_ID = 918_273_645_546_372_819
+        return self.info.message_id(subscriber_id)
 
 
 class _Run:
@@ -218,6 +229,7 @@ class _Run:
         self.o = opts
         self.owner = ledger.new_lease_owner()
         self.lease_seconds = config.send.lease_seconds
+        self.signer = dkim_signer(config)
         self.max_age = config.send.max_age
         self.per_hour = config.send.rate_per_hour
         self.claimed = 0
@@ -333,13 +345,18 @@ class _Run:
             message_id=message_id,
         )
         data = info.compiled.fill(values)
-        wire = variant.wire.payload(data, values) if variant.wire is not None else None
         # The envelope sender names the delivery (VERP), so that its bounce finds it; a header
         # line does the same for a provider's webhooks (it never starts with '.': no stuffing).
         sender = self.return_path.sender(
             delivery.id, list_address=variant.bounce_address, from_sender=info.sender
         )
-        if tag := self.return_path.header(delivery.id):
+        tag = self.return_path.header(delivery.id)
+        if self.signer is not None:
+            # The signature covers the whole message, so the pre-stuffed copy cannot be used.
+            data = self.signer(tag + data)
+            return Job(Outgoing(message_id, sender, delivery.email, data), None, delivery)
+        wire = variant.wire.payload(data, values) if variant.wire is not None else None
+        if tag:
             data, wire = tag + data, (tag + wire if wire is not None else None)
         return Job(Outgoing(message_id, sender, delivery.email, data), wire, delivery)
 
@@ -484,11 +501,17 @@ class _Run:
         # One transaction for every reply that arrived together: each outcome is durable as
         # soon as the server has answered, at one commit per batch rather than per message.
         now = self.clock()
+        sent: list[tuple[int, str, str | None, str]] = []
         with transaction(self.db):
             for job in items:
                 delivery = job.token
                 in_flight.pop(delivery.id, None)
-                if job.outcome is not None:
+                if job.outcome is not None and job.outcome.status == "sent":
+                    sent.append(
+                        (delivery.id, job.outcome.reply, job.outcome.relay, job.outgoing.message_id)
+                    )
+                    self.report.count(delivery, "sent")
+                elif job.outcome is not None:
                     self.record(delivery, job.outgoing, job.outcome, now)
                 elif job.error is not None and self.error is None:
                     self.error = job.error
@@ -497,6 +520,7 @@ class _Run:
                     unavailable = self.transport.unavailable()
                     if unavailable:
                         self.report.stopped = unavailable + "; the rest wait for a later run"
+            ledger.record_sent_many(self.db, sent, now=now)
 
 
 def send_pending(
@@ -518,6 +542,7 @@ def send_pending(
     rng: random.Random | None = None,
     batch_size: int | None = None,
     stop: threading.Event | None = None,
+    allow_insecure_links: bool = False,
 ) -> SendReport:
     """Send every delivery that is due (optionally only one list's or one digest's, at most
     ``limit``). ``transport=None`` uses the configured relays, with ``rate`` (messages per
@@ -528,7 +553,11 @@ def send_pending(
     ``stop`` (optional): once set, no further message is started; the messages already handed
     to the server are finished and recorded, every other claimed delivery is released, and the
     report says why the run ``stopped``. Setting it from a signal handler is the way to end a
-    run cleanly (SIGTERM under ``digest run``)."""
+    run cleanly (SIGTERM under ``digest run``).
+
+    Through SMTP, the links of the digests are checked first (``safety.check_links``): plain
+    http on a public host is refused unless ``allow_insecure_links``; warnings go in the
+    report."""
     list_id = get_list(db, list_slug).id if list_slug else None
     if digest_id is not None:
         get_digest(db, digest_id)  # NotFound if there is none
@@ -564,6 +593,15 @@ def send_pending(
     own_transport = transport is None
     if transport is None:
         transport = transport_from_config(config, rate=rate)
+    if isinstance(transport, SmtpTransport):
+        try:
+            report.warnings += check_links(
+                config.base_url, transport.relays, allow_insecure=allow_insecure_links
+            )
+        except BaseException:
+            if own_transport:
+                transport.close()
+            raise
     assembler = Assembler(
         db,
         base_url=config.base_url,

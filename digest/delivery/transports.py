@@ -436,8 +436,10 @@ class _Channel:
             ) from None
         except pipelining.AuthRefused as e:
             t.health.release(index)
+            # A relay may echo what it was sent: the reply is shown without the password.
+            reply = e.reply.line.replace(t.password, "***") if t.password else e.reply.line
             raise SmtpAuthError(
-                f"{where}: authentication as {relay.username!r} failed ({e.reply.line}); "
+                f"{where}: authentication as {relay.username!r} failed ({reply}); "
                 "check the username in the config and DIGEST_SMTP_PASSWORD"
             ) from None
         except BaseException:
@@ -553,13 +555,18 @@ class SmtpConnection(Connection):
 
 class OutboxTransport(Transport):
     """Writes each message into the Maildir ``path`` (created if needed) instead of sending it:
-    for reviewing a send, and for the demo. Same ledger semantics as SMTP."""
+    for reviewing a send, and for the demo. Same ledger semantics as SMTP.
+
+    The messages hold subscribers' addresses and their personal unsubscribe links, so the
+    folders it creates are private to their owner (0700) and each message file is 0600,
+    whatever the umask."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             for sub in ("tmp", "new", "cur"):
-                (self.path / sub).mkdir(parents=True, exist_ok=True)
+                (self.path / sub).mkdir(mode=0o700, exist_ok=True)
         except OSError as e:
             raise TransportError(f"outbox {self.path}: cannot create a Maildir ({e})") from None
         self.host = socket.gethostname().replace("/", "_").replace(":", "_")
@@ -580,7 +587,8 @@ class OutboxTransport(Transport):
         ).encode()
         tmp = self.path / "tmp" / name
         # Write under tmp/, then rename into new/: a reader never sees half a message.
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
             f.write(envelope + outgoing.data)
             f.flush()
             os.fsync(f.fileno())

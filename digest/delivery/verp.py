@@ -36,7 +36,10 @@ _MAX_ID_BYTES = 8
 _MAX_LOCAL = 64
 # lists.py: a list slug is [a-z0-9][a-z0-9-]*, so it never contains the dots used below.
 _MESSAGE_ID = re.compile(
-    r"([a-z0-9][a-z0-9-]*)\.(daily|weekly)\.(\d{4}-\d{2}-\d{2})\.(\d{1,19})\Z", re.ASCII
+    # ``.INSTANCE`` (store.instance_id) follows the subscriber id in Message-IDs made since
+    # instance ids exist; older ones end at the subscriber id.
+    r"([a-z0-9][a-z0-9-]*)\.(daily|weekly)\.(\d{4}-\d{2}-\d{2})\.(\d{1,19})(?:\.[0-9a-f]{1,32})?\Z",
+    re.ASCII,
 )
 _ANGLE = re.compile(r"<([^<>]*)>")
 
@@ -182,7 +185,7 @@ def read_bounce_address(
 
 @dataclass(frozen=True)
 class MessageIdentity:
-    """What a digest's Message-ID names (``messages.VariantInfo.message_id``)."""
+    """What a digest's Message-ID names (``personalise.VariantInfo.message_id``)."""
 
     list_slug: str
     frequency: str
@@ -192,7 +195,8 @@ class MessageIdentity:
 
 
 def read_message_id(message_id: str | None) -> MessageIdentity | None:
-    """Parse ``<slug.frequency.YYYY-MM-DD.SUBSCRIBERID@domain>``; None for any other ID."""
+    """Parse ``<slug.frequency.YYYY-MM-DD.SUBSCRIBERID[.INSTANCE]@domain>``; None for any other
+    ID."""
     if not message_id or len(message_id) > 1000:
         return None
     text = message_id.strip()

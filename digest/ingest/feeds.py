@@ -15,6 +15,7 @@ from sqlite_utils import Database
 from ..articles.tags import clean_tag_name, tag_key
 from ..errors import NotFound
 from ..store import transaction
+from ..text import visible
 from ..timeutil import from_iso, to_iso
 from .http import check_feed_url
 
@@ -129,8 +130,11 @@ def record_poll(
     """Record one poll of ``feed``: a failure (``error``), or a success with the new validators
     and, if some entries were rejected, a ``problem`` to show in ``feeds list``. The validators
     are saved only here, after the articles are stored, so a failure while storing cannot turn
-    the next poll into a "304 Not Modified" that loses entries."""
+    the next poll into a "304 Not Modified" that loses entries. Both texts are stored through
+    ``visible``: they quote what servers and feeds said, and ``feeds list`` prints them."""
     stamp = to_iso(now)
+    error = visible(error) if error is not None else None
+    problem = visible(problem) if problem is not None else None
     if error is not None:
         db.execute(
             "UPDATE feeds SET last_fetched_at = ?, last_error = ?, last_error_at = ? WHERE id = ?",

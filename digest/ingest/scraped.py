@@ -31,7 +31,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from ..articles.inputs import ArticleInput
@@ -162,7 +162,8 @@ def read_scraped_file(path: Path, label: str | None = None) -> ScrapedArticle:
     label = label or str(path)
     try:
         data = path.read_bytes()
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        # Through the shared parser, which never raises: a file time can be anything.
+        mtime = parse_date(path.stat().st_mtime)
     except OSError as e:
         raise SourceError(f"{label}: cannot read ({e.strerror or e})") from None
     warnings: list[str] = []

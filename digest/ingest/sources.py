@@ -3,6 +3,13 @@ objects, and Markdown/HTML files with YAML front matter. Each reader turns one s
 ``ParsedSource``: normalised ``ArticleInput`` records (raw, not yet sanitised — the store does
 that, and only for articles it actually writes) and ``Rejection``s naming the entry or line and
 what is wrong. Nothing here touches the database.
+
+Failures belong to the entry: an entry, line or file that cannot be read, for whatever reason
+(including an exception nobody foresaw), becomes a ``Rejection`` and the rest of the source is
+read. Every date goes through the shared parser (``dates.parse_date``), which never raises: a
+date that is junk or out of range leaves ``published`` empty, and the store uses the ingest time
+with a warning. YAML front matter is read without aliases (``*name``), so a few lines cannot
+expand into gigabytes, and a timestamp YAML cannot represent stays text for that parser.
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ import frontmatter
 import markdown
 import orjson
 import yaml
+from frontmatter.default_handlers import YAMLHandler
 
 from ..articles.inputs import ArticleInput, ParsedSource, Rejection
-from ..errors import SourceError
-from ..text import CONTROL
+from ..errors import SourceError, describe_error
+from ..text import CONTROL, visible
 from .dates import from_struct_time, parse_date
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -34,24 +42,52 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 # ---------------------------------------------------------------------------- text helpers
 
 _SPACES = re.compile(r"\s+")
+# Bidi embedding, override and isolate controls: in a title they can make the text that follows
+# read backwards (a spoofed headline or link text); a title is one short run of text and needs none.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _TAGLIKE = re.compile(r"<[^>]*>")
+_RAW_TEXT_START = re.compile(r"<(script|style)(?=[\s/>])", re.I)
+_RAW_TEXT_END = {
+    "script": re.compile(r"</script[\s/>]", re.I),
+    "style": re.compile(r"</style[\s/>]", re.I),
+}
 
 
 def clean_title(title: str | None) -> str | None:
-    """One line of plain text: CR/LF and other control characters become spaces (a title ends up
-    in a Subject header and must not be able to start a new header line)."""
+    """One line of plain text: markup removed (a script or style element with its body), bidi
+    overrides dropped, and CR/LF and other control characters made spaces (a title ends up in a
+    Subject header and must not be able to start a new header line)."""
     if not title:
         return None
     if "<" in title:
-        title = _TAGLIKE.sub("", title)
+        title = _TAGLIKE.sub("", _without_scripts(title))
     if "&" in title:
         title = html.unescape(title)
     # A printable string has no control characters and no whitespace but the plain space, so
     # without a double space the two substitutions would change nothing.
     if not title.isprintable() or "  " in title:
-        title = _SPACES.sub(" ", CONTROL.sub(" ", title))
+        title = _SPACES.sub(" ", CONTROL.sub(" ", _BIDI_CONTROLS.sub("", title)))
     title = title.strip()
     return title[:500] or None
+
+
+def _without_scripts(markup: str) -> str:
+    """``markup`` without its script and style elements, bodies included (as an HTML parser
+    reads them: the body runs to the first ``</script``, or to the end). Linear: each part of
+    the text is looked at once."""
+    if "<" not in markup:
+        return markup
+    out = []
+    pos = 0
+    while (start := _RAW_TEXT_START.search(markup, pos)) is not None:
+        out.append(markup[pos : start.start()])
+        end = _RAW_TEXT_END[start.group(1).lower()].search(markup, start.end())
+        if end is None:
+            return "".join(out)
+        close = markup.find(">", end.end() - 1)
+        pos = len(markup) if close < 0 else close + 1
+    out.append(markup[pos:])
+    return "".join(out)
 
 
 def text_to_html(text: str) -> str:
@@ -163,8 +199,17 @@ def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> P
             last = _feed_entry(len(entries), entries.pop())
             items.append(Rejection(last.entry, "incomplete: the feed breaks off inside it"))
     for n, e in enumerate(entries, 1):
-        items.append(_feed_entry(n, e))
+        try:
+            items.append(_feed_entry(n, e))
+        except Exception as exc:  # noqa: BLE001 - the entry fails alone
+            items.append(Rejection(f"entry {n}", _unexpected(exc)))
     return src
+
+
+def _unexpected(exc: BaseException) -> str:
+    """The reason for an entry that failed in a way nobody foresaw (a bug, or input no rule
+    covers), in one line."""
+    return f"could not be read ({visible(describe_error(exc))[:200]})"
 
 
 def _feed_entry(n: int, e: Any) -> ArticleInput:
@@ -206,8 +251,9 @@ def _feed_entry(n: int, e: Any) -> ArticleInput:
 
 
 def _exc_text(exc: BaseException) -> str:
+    # feedparser's messages can quote the document (a declared encoding name, say).
     msg = exc.getMessage() if hasattr(exc, "getMessage") else str(exc)
-    return str(msg) or type(exc).__name__
+    return visible(str(msg)) or type(exc).__name__
 
 
 def _exc_where(exc: BaseException) -> str:
@@ -295,6 +341,8 @@ def _json_line(n: int, line: str) -> ArticleInput | Rejection:
         obj = _loads(line)
     except json.JSONDecodeError as e:
         return Rejection(f"line {n}", f"invalid JSON — {e.msg} (column {e.colno})")
+    except RecursionError:
+        return Rejection(f"line {n}", "invalid JSON — nested too deeply")
     return _json_article(f"line {n}", obj)
 
 
@@ -311,6 +359,13 @@ def _loads(line: str) -> object:
 def _json_article(entry: str, obj: object) -> ArticleInput | Rejection:
     """An article object: title, url (or link), published (or date), tags, content or summary,
     author, and optionally id/guid."""
+    try:
+        return _json_object(entry, obj)
+    except Exception as exc:  # noqa: BLE001 - the entry fails alone
+        return Rejection(entry, _unexpected(exc))
+
+
+def _json_object(entry: str, obj: object) -> ArticleInput | Rejection:
     if not isinstance(obj, dict):
         return Rejection(entry, f"expected a JSON object, got {type(obj).__name__}")
     get = obj.get
@@ -354,40 +409,91 @@ def _json_feed(doc: dict[str, Any], label: str, warnings: list[str]) -> ParsedSo
         raise SourceError(f"{label}: JSON Feed has no 'items' array")
     feed_author = _author(doc.get("authors") or doc.get("author"))
     for n, item in enumerate(entries, 1):
-        entry = f"item {n}"
-        if not isinstance(item, dict):
-            items.append(Rejection(entry, f"expected an object, got {type(item).__name__}"))
-            continue
-        content = item.get("content_html")
-        if not isinstance(content, str) and isinstance(item.get("content_text"), str):
-            content = text_to_html(item["content_text"])
-        summary = item.get("summary")
-        raw_date = item.get("date_published") or item.get("date_modified")
-        published = parse_date(raw_date)
-        title = clean_title(_str(item.get("title")))
-        items.append(
-            ArticleInput(
-                entry=entry + (f" ({_short(title)!r})" if title else ""),
-                title=title,
-                url=_str(item.get("url") or item.get("external_url")),
-                guid=_str(item.get("id")),
-                author=_author(item.get("authors") or item.get("author")) or feed_author,
-                published=published,
-                raw_date=str(raw_date) if published is None and raw_date else None,
-                summary_html=text_to_html(summary) if isinstance(summary, str) else None,
-                content_html=content if isinstance(content, str) else None,
-                tags=_tags(item.get("tags")),
-            )
-        )
+        try:
+            items.append(_json_feed_item(n, item, feed_author))
+        except Exception as exc:  # noqa: BLE001 - the entry fails alone
+            items.append(Rejection(f"item {n}", _unexpected(exc)))
     return src
+
+
+def _json_feed_item(n: int, item: object, feed_author: str | None) -> ArticleInput | Rejection:
+    entry = f"item {n}"
+    if not isinstance(item, dict):
+        return Rejection(entry, f"expected an object, got {type(item).__name__}")
+    content = item.get("content_html")
+    if not isinstance(content, str) and isinstance(item.get("content_text"), str):
+        content = text_to_html(item["content_text"])
+    summary = item.get("summary")
+    raw_date = item.get("date_published") or item.get("date_modified")
+    published = parse_date(raw_date)
+    title = clean_title(_str(item.get("title")))
+    return ArticleInput(
+        entry=entry + (f" ({_short(title)!r})" if title else ""),
+        title=title,
+        url=_str(item.get("url") or item.get("external_url")),
+        guid=_str(item.get("id")),
+        author=_author(item.get("authors") or item.get("author")) or feed_author,
+        published=published,
+        raw_date=str(raw_date) if published is None and raw_date else None,
+        summary_html=text_to_html(summary) if isinstance(summary, str) else None,
+        content_html=content if isinstance(content, str) else None,
+        tags=_tags(item.get("tags")),
+    )
 
 
 # ---------------------------------------------------------------------------- front matter
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases, and with timestamps that cannot fail.
+
+    An alias (``*name``) repeats a node, and aliases of aliases multiply: ten lines can stand
+    for gigabytes (the "billion laughs"). Front matter has no use for them, so a file with one
+    is rejected. A timestamp PyYAML cannot represent (``0000-00-00``, an offset of -99:99)
+    stays text, for ``parse_date`` to turn into a warning instead of a rejected file."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not accepted in front matter", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_lenient_timestamp(self, node: yaml.ScalarNode) -> object:
+        try:
+            return self.construct_yaml_timestamp(node)
+        except (ValueError, OverflowError):
+            return self.construct_scalar(node)
+
+
+_FrontMatterLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", _FrontMatterLoader.construct_lenient_timestamp
+)
+
+
+class _YamlFrontMatter(YAMLHandler):
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return yaml.load(fm, Loader=_FrontMatterLoader)  # noqa: S506 - a safe loader
+
+
+_FRONT_MATTER = [
+    _YamlFrontMatter(),
+    *(h for h in frontmatter.handlers if not isinstance(h, YAMLHandler)),
+]
+
+
 def parse_document_file(path: Path, label: str) -> ArticleInput | Rejection:
     """A Markdown or HTML article with optional YAML front matter (title, date, tags, url,
-    author, id). Markdown is rendered to HTML."""
+    author, id). Markdown is rendered to HTML. Never raises: a file that cannot be read is a
+    ``Rejection`` naming it."""
+    try:
+        return _document_file(path, label)
+    except Exception as exc:  # noqa: BLE001 - the file fails alone
+        return Rejection(label, _unexpected(exc))
+
+
+def _document_file(path: Path, label: str) -> ArticleInput | Rejection:
     warnings: list[str] = []
     try:
         data = path.read_bytes()
@@ -395,7 +501,9 @@ def parse_document_file(path: Path, label: str) -> ArticleInput | Rejection:
         return Rejection(label, f"cannot read ({e.strerror or e})")
     text = decode_text(data, label, warnings)
     try:
-        post = frontmatter.loads(text)
+        post = frontmatter.loads(text, handler=frontmatter.detect_format(text, _FRONT_MATTER))
+    except RecursionError:
+        return Rejection(label, "invalid front matter: nested too deeply")
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (front matter line {mark.line + 1})" if mark else ""

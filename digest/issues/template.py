@@ -155,6 +155,7 @@ class CompiledTemplate:
             self.slots.append(slot)
             pos = m.end()
         self.chunks.append(template[pos:])
+        self.slot_set = frozenset(self.slots)
 
     def fill(self, values: dict[tuple[str, str], bytes]) -> bytes:
         out = [self.chunks[0]]

@@ -114,6 +114,7 @@ def run(
     log: logging.Logger = logger,
     tick_seconds: float = 60,
     on_tick: Callable[[TickReport], None] | None = None,
+    allow_insecure_links: bool = False,
 ) -> TickReport | None:
     """Hold the database's lock and tick until ``stop_event`` is set (or once, with ``once``;
     the tick's report is returned). ``clock`` gives each tick its ``now``; the ``schedule``
@@ -136,6 +137,7 @@ def run(
                 stop=stop_event,
                 log=log,
                 logged=logged,
+                allow_insecure_links=allow_insecure_links,
             )
 
         def read_bounces() -> MailboxReport:
@@ -200,7 +202,7 @@ def _loop(
         if stop_event.is_set():
             return
         try:
-            poll_feeds(db, config, now=clock(), log=log)
+            poll_feeds(db, config, now=clock(), stop=stop_event, log=log)
         except sqlite3.OperationalError as e:
             log.warning("feed poll skipped: %s; trying again at the next poll", e)
         except Exception as e:  # noqa: BLE001 - contained like a tick

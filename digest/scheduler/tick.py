@@ -18,11 +18,12 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from ..config import Config
+from ..delivery.notices import NoticeReport, flush_notices
 from ..delivery.publish import build_digest
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import Transport
 from ..errors import DigestError, describe_error
-from ..ingest.pipeline import FeedReport, fetch_feeds
+from ..ingest.pipeline import FeedReport, FeedStatus, fetch_feeds
 from ..issues.build import BuiltDigest
 from ..timeutil import to_iso
 from .plan import DueIssue, Skipped, plan, record_skips
@@ -60,6 +61,7 @@ class TickReport:
     fetched: list[FeedReport] | None = None  # None: the feeds were not fetched
     built: list[BuiltDigest] = field(default_factory=list)
     sent: SendReport | None = None
+    notices: NoticeReport | None = None  # confirmation emails queued by the web pages
     errors: list[str] = field(default_factory=list)
     stopped: bool = False  # the stop event cut the tick short
 
@@ -69,19 +71,33 @@ class TickReport:
 
 
 def poll_feeds(
-    db: Database, config: Config, *, now: datetime, log: logging.Logger = logger
+    db: Database,
+    config: Config,
+    *,
+    now: datetime,
+    stop: threading.Event | None = None,
+    log: logging.Logger = logger,
 ) -> list[FeedReport]:
-    """Fetch every registered feed once and log one line per feed."""
-    reports = fetch_feeds(db, config, now=now)
+    """Fetch every registered feed once and log one line per feed. A feed that fails, in any
+    way, is logged and recorded and the others are polled (``fetch_feeds``); once ``stop`` is
+    set, the fetch in progress is cut short within a second or so and the poll ends."""
+    reports = fetch_feeds(db, config, now=now, stop=stop)
     for r in reports:
-        if r.status == "failed":
+        if r.status == FeedStatus.STOPPED:
+            log.info(
+                "feed %s: %s",
+                r.url,
+                r.error,
+                extra={"event": "feed_stopped", "feed": r.url},
+            )
+        elif r.status == FeedStatus.FAILED:
             log.warning(
                 "feed %s failed: %s",
                 r.url,
                 r.error,
                 extra={"event": "feed_failed", "feed": r.url, "error": r.error},
             )
-        elif r.status == "not modified":
+        elif r.status == FeedStatus.NOT_MODIFIED:
             log.debug("feed %s: not modified", r.url, extra={"event": "feed", "feed": r.url})
         else:
             assert r.report is not None
@@ -207,6 +223,11 @@ def _log_sent(log: logging.Logger, report: SendReport) -> None:
         )
     if len(report.failures) > 20:
         log.warning("… and %d more failed deliveries", len(report.failures) - 20)
+    for line in report.warnings:
+        log.warning(line, extra={"event": "send_warning"})
+    for line in report.explanation():
+        # Why messages did not go out: "deferred 1000: cannot connect to relay ... (refused)".
+        log.warning(line, extra={"event": "send_explained"})
     if report.stopped:
         log.info("sending stopped: %s", report.stopped, extra={"event": "send_stopped"})
 
@@ -222,6 +243,7 @@ def tick(
     stop: threading.Event | None = None,
     log: logging.Logger = logger,
     logged: set[str] | None = None,
+    allow_insecure_links: bool = False,
 ) -> TickReport:
     """Do what is due at ``now``: record and log skipped issues, fetch the registered feeds
     (only if something is about to be built), build each due issue, then send every delivery
@@ -268,7 +290,7 @@ def tick(
     if due and not stopping():
         # Once per tick, right before building, so articles published just before the send
         # time are in the digest.
-        report.fetched = poll_feeds(db, config, now=now, log=log)
+        report.fetched = poll_feeds(db, config, now=now, stop=stop, log=log)
     for issue in due:
         if stopping():
             break
@@ -298,6 +320,7 @@ def tick(
                 recover=True,
                 stop=stop,
                 progress=_SendProgress(log),
+                allow_insecure_links=allow_insecure_links,
             )
         except Exception as e:  # noqa: BLE001 - contained: logged, the next tick tries again
             message = f"sending failed: {describe_error(e)}"
@@ -307,4 +330,17 @@ def tick(
             _log_sent(log, report.sent)
             if report.sent.stopped and stop is not None and stop.is_set():
                 report.stopped = True
+    if not stopping():
+        # Confirmation emails the web pages queued: `digest serve` sends them at once itself;
+        # this covers a web process that is not running (or cannot reach the relay).
+        try:
+            report.notices = flush_notices(
+                db, config, secret=secret, now=clock(), transport=transport, log=log
+            )
+            if report.notices.error:
+                raise DigestError(report.notices.error)
+        except Exception as e:  # noqa: BLE001 - contained like the send above
+            message = f"sending notices failed: {describe_error(e)}"
+            report.errors.append(message)
+            _error_once(log, logged, message, e, {"event": "notices_failed"})
     return report

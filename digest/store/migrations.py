@@ -8,13 +8,18 @@ Schema overview (each later step reads what the previous one stored):
 - digests, digest_articles, variants: built digests and their rendered message templates;
 - deliveries: the delivery ledger, one row per (digest, subscriber);
 - schedule_events, schedule_state: what the scheduler (``digest run``) skipped, and its last tick;
-- source_states: what each ingested file or URL looked like, to skip unchanged re-ingests.
-- bounce_events: bounces, complaints and provider events about subscribers (feedback).
+- source_states: what each ingested file or URL looked like, to skip unchanged re-ingests;
+- instance: this database's random identifier (in every Message-ID);
+- staff_sessions: logged-in staff sessions of ``digest serve`` (written by ``users``);
+- notices: the outbox of transactional emails such as confirmations (``delivery.notices``);
+- bounce_events: bounces, complaints and provider events about subscribers (``feedback.events``).
 
 Never edit a migration that has shipped; add a new one.
 """
 
 from __future__ import annotations
+
+import secrets
 
 from sqlite_utils import Database, Migrations
 
@@ -327,7 +332,67 @@ def m008_audience(db: Database) -> None:
 
 
 @migrations()
-def m009_bounces_wiring_bounce_events(db: Database) -> None:
+def m009_instance(db: Database) -> None:
+    # A random identifier made once per database (store/instance.py): it goes into every
+    # Message-ID, so two installations, or a database rebuilt from scratch, never reuse one.
+    db.execute("CREATE TABLE instance (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO instance (key, value) VALUES ('id', ?)", [secrets.token_hex(5)])
+
+
+@migrations()
+def m010_contain_web_sessions(db: Database) -> None:
+    # Staff sessions of `digest serve`, kept on the server so that logging out (or removing the
+    # account, or changing its password) ends a session for every copy of its cookie. The
+    # cookie holds a random token; only its SHA-256 is stored, so a copy of the database does
+    # not let anyone log in.
+    db.execute(
+        """
+        CREATE TABLE staff_sessions (
+            token_hash TEXT PRIMARY KEY,       -- sha256 hex of the cookie's session token
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            auth_stamp TEXT NOT NULL,          -- users.User.auth_stamp at login (password hash)
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL           -- created_at + [web] session_hours
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_staff_sessions_user ON staff_sessions(user_id)")
+    db.execute("CREATE INDEX idx_staff_sessions_expires ON staff_sessions(expires_at)")
+
+
+@migrations()
+def m011_contain_web_notices(db: Database) -> None:
+    # The outbox of transactional emails (confirmation links). A subscribe form only writes a
+    # row here, so every outcome answers at the same speed; `digest serve`'s worker thread,
+    # `digest run` and `digest send` send them, retrying when the relay fails. The message is
+    # made at send time from the row (its link token issued at created_at), so no token is
+    # stored.
+    db.execute(
+        """
+        CREATE TABLE notices (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('confirm')),
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+            status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN
+                ('queued', 'sent', 'failed', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,     -- queued: not before this
+            lease_until TEXT,                  -- set while a sender holds it
+            reply TEXT,                        -- last server reply or error
+            created_at TEXT NOT NULL,          -- the request; the link token is issued at this time
+            updated_at TEXT NOT NULL,
+            sent_at TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_notices_due ON notices(next_attempt_at) WHERE status = 'queued'")
+    db.execute("CREATE INDEX idx_notices_subscriber ON notices(subscriber_id, list_id, kind)")
+    db.execute("CREATE INDEX idx_notices_list ON notices(list_id)")
+
+
+@migrations()
+def m012_bounces_wiring_bounce_events(db: Database) -> None:
     # Bounces, complaints and provider events about subscribers (feedback/events.py writes it):
     # what `bounces process` read from a mailbox and what the webhooks received. The bounce
     # policy counts soft bounces from here; `digest deliveries` counts them per digest.

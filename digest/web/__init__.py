@@ -5,7 +5,9 @@ subscribe form, archive), and pages for logged-in editors and admins.
 the store with ``open_db`` and closes it on teardown. Security lives here and in ``security``:
 signed session cookies (Secure, HttpOnly, SameSite=Lax), a CSRF token on every form POST
 except the RFC 8058 one-click unsubscribe, rate limits, strict response headers, and error pages
-rendered from templates (never a stack trace).
+rendered from templates (never a stack trace). Staff sessions are kept on the server
+(``users``), and emails the pages cause (confirmations) are queued in the store and sent by a
+background thread (``worker``), never while a request waits.
 
 For production, run ``app_from_env()`` under a WSGI server (waitress, gunicorn) behind a
 TLS-terminating reverse proxy; see the README.
@@ -43,8 +45,10 @@ from .context import (
     digest_error,
     http_error,
     server_error,
+    start_worker,
 )
 from .security import RateLimiter
+from .worker import NoticeWorker
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +118,7 @@ def create_app(
             group: RateLimiter(config.web.limit(group), window)
             for group in ("subscribe", "token", "login")
         },
+        notices=NoticeWorker(db_path, config, secret=secret, clock=clock),
     )
     loaders = [FileSystemLoader(builtin_templates_dir() / "web")]
     if config.templates_dir is not None:
@@ -132,6 +137,7 @@ def create_app(
     app.register_blueprint(staff.bp)
     app.register_blueprint(hooks.bp)  # provider webhooks: signed, no session or CSRF
 
+    app.before_request(start_worker)
     app.before_request(check_csrf)
     app.before_request(auth.load_user)
     app.after_request(add_headers)

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import secrets
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import FileStorage
 
 from ..addresses import normalise_email
 from ..audience.csvfiles import ParsedFile, apply_rows, parse_csv, write_csv
@@ -153,9 +155,29 @@ def remove_from_list() -> ResponseReturnValue:
 
 
 def uploads_dir() -> Path:
-    path = Path(tempfile.gettempdir()) / _UPLOADS
-    path.mkdir(mode=0o700, exist_ok=True)
+    """The folder for uploaded CSV files (subscribers' addresses): in the system's temporary
+    folder, which other users can write to, so it is named per user and used only if it is a
+    real folder of ours, private to us (0700). Anything else there is refused, never used."""
+    path = Path(tempfile.gettempdir()) / f"{_UPLOADS}-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise InvalidInput(
+                f"the upload folder {path} is not a folder owned by this user; remove it"
+            )
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(path, 0o700)  # ours but opened up (e.g. an older version, a umask of 000)
+    except OSError as e:
+        raise InvalidInput(f"the upload folder {path} cannot be used ({e.strerror})") from None
     return path
+
+
+def _save_upload(upload: FileStorage, path: Path) -> None:
+    """Write the uploaded file readable by its owner only (0600), never through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        upload.save(f)
 
 
 def _upload_path(upload_id: str) -> Path:
@@ -221,7 +243,7 @@ def import_csv() -> ResponseReturnValue:
             "list": slug,
             "confirmed": confirmed,
         }
-        upload.save(_upload_path(pending["id"]))
+        _save_upload(upload, _upload_path(pending["id"]))
         session["import"] = pending
         try:
             mlist, parsed = _parse_upload(pending)

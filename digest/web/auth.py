@@ -1,7 +1,8 @@
 """Staff login: the login and logout pages, the logged-in user for each request, and the
-``editor_required`` / ``admin_required`` decorators. The session cookie holds the user id, a
-stamp of the password hash (changing the password ends old sessions) and the login time
-(sessions end after ``[web] session_hours``, measured with the app's clock)."""
+``editor_required`` / ``admin_required`` decorators. Sessions are kept on the server
+(``users.start_session``): the signed session cookie holds only a random session token, so
+logging out, removing the account or changing its password ends the session for every copy of
+the cookie, and a session ends ``[web] session_hours`` after login (by the app's clock)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import Forbidden
 
 from .. import users
-from ..timeutil import from_iso, to_iso
 from .context import enforce_limit, get_db, now, web
 from .security import safe_next
 
@@ -23,31 +23,16 @@ bp = Blueprint("auth", __name__)
 
 
 def load_user() -> None:
-    """Set ``g.user`` from the session, or None (and forget a stale session)."""
+    """Set ``g.user`` from the session's token, or None (and forget a dead session)."""
     g.user = None
-    uid = session.get("uid")
-    if uid is None or request.endpoint == "static":
+    token = session.get("sid")
+    if token is None or request.endpoint == "static":
         return
-    user = users.get_user(get_db(), uid)
-    hours = web().config.web.session_hours
-    try:
-        login_at = from_iso(session.get("login_at", ""))
-    except ValueError:
-        login_at = None
-    if (
-        user is None
-        or session.get("stamp") != user.auth_stamp
-        or login_at is None
-        or now() - login_at > timedelta(hours=hours)
-    ):
-        _end_session()
+    user = users.session_user(get_db(), token, now=now()) if isinstance(token, str) else None
+    if user is None:
+        session.pop("sid", None)
         return
     g.user = user
-
-
-def _end_session() -> None:
-    for key in ("uid", "stamp", "login_at"):
-        session.pop(key, None)
 
 
 def role_required(
@@ -86,7 +71,8 @@ def login() -> ResponseReturnValue:
             # carries over, which rules out session fixation.
             session.clear()
             session.permanent = True
-            session.update(uid=user.id, stamp=user.auth_stamp, login_at=to_iso(now()))
+            lifetime = timedelta(hours=web().config.web.session_hours)
+            session["sid"] = users.start_session(get_db(), user, now=now(), lifetime=lifetime)
             return redirect(target)
         error = "Wrong name or password."
     status = 401 if error else 200
@@ -95,5 +81,8 @@ def login() -> ResponseReturnValue:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> ResponseReturnValue:
+    token = session.get("sid")
+    if isinstance(token, str):
+        users.end_session(get_db(), token)  # every copy of this cookie is logged out
     session.clear()
     return redirect(url_for("auth.login"))

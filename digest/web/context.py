@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import DigestError
 from ..store import open_db
 from .security import NO_STORE, SECURITY_HEADERS, RateLimiter, csrf_matches, new_csrf_token
+from .worker import NoticeWorker
 
 log = logging.getLogger("digest.web")
 
@@ -26,13 +27,15 @@ log = logging.getLogger("digest.web")
 @dataclass
 class WebContext:
     """What the views need besides the request: where the store is, settings, the signing
-    secret for tokens, the clock and the rate limiters. One per app."""
+    secret for tokens, the clock, the rate limiters and the worker that sends queued emails.
+    One per app."""
 
     db_path: Path
     config: Config
     secret: bytes
     clock: Callable[[], datetime]
     limiters: dict[str, RateLimiter]
+    notices: NoticeWorker
 
 
 # --- per-request helpers used by the views -------------------------------------------------
@@ -53,6 +56,12 @@ def get_db() -> Database:
 
 def now() -> datetime:
     return web().clock()
+
+
+def start_worker() -> None:
+    """Runs before every request: the outbox worker is running in this process (it starts
+    with the first request, and again in each forked worker process)."""
+    web().notices.ensure_running()
 
 
 def close_db(exc: BaseException | None) -> None:
@@ -92,7 +101,7 @@ def is_one_click_unsubscribe() -> bool:
     """RFC 8058: the mailbox provider POSTs ``List-Unsubscribe=One-Click`` to the URL from the
     List-Unsubscribe header, without cookies. The signed token in the URL is the protection."""
     return (
-        request.endpoint == "public.unsubscribe"
+        request.endpoint in ("public.unsubscribe", "public.preview_link")
         and request.form.get("List-Unsubscribe") == "One-Click"
     )
 

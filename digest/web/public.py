@@ -6,9 +6,10 @@ No GET changes anything: link scanners (corporate mail filters, antivirus) fetch
 a message, so confirm and unsubscribe pages show a button that POSTs. The exception is the
 RFC 8058 one-click POST, which unsubscribes at once.
 
-State changes go through the subscribers area (``digest.subscribers``) and the subscribe form
-through ``digest.confirmations``; the archive renders stored digests with
-``digests.render_web_version``.
+State changes go through the audience stage (``audience.subscriptions``), and the subscribe
+form through ``delivery.notices``, which only queues the confirmation email (the app's worker
+thread sends it), so every outcome of the form gets the same answer in the same time. The
+archive renders stored digests with ``issues.build.render_web_version``.
 """
 
 from __future__ import annotations
@@ -151,13 +152,14 @@ def subscribe(slug: str) -> ResponseReturnValue:
                 name=form["name"] or None,
                 tags=tags,
                 frequency=frequency,
-                secret=web().secret,
                 now=now(),
             )
         except InvalidInput as e:
             error = str(e)
         else:
             log.info("subscribe %s to %s: %s (%s)", result.email, slug, result.status, result.note)
+            # Woken whatever happened, so that every outcome does the same work in the request.
+            web().notices.wake()
             # The same page whatever happened: it must not reveal who is subscribed.
             return redirect(url_for("public.subscribe_sent", slug=slug), code=303)
     return (
@@ -171,6 +173,27 @@ def subscribe(slug: str) -> ResponseReturnValue:
 @bp.route("/subscribe/<slug>/sent")
 def subscribe_sent(slug: str) -> ResponseReturnValue:
     return render_template("subscribe_sent.html", mlist=get_list(get_db(), slug))
+
+
+# --- the links of previews and test copies -----------------------------------------------------
+
+PREVIEW_LINKS = ("unsubscribe", "preferences")
+
+
+@bp.route("/preview-link/<purpose>", methods=["GET", "POST"])
+def preview_link(purpose: str) -> ResponseReturnValue:
+    """Where the unsubscribe and preferences links of a staff preview or "[TEST]" copy lead:
+    a page that says so. They never carry a subscriber's token, so there is nothing to act on;
+    a mailbox provider's RFC 8058 one-click POST gets 200, like a real link's."""
+    if purpose not in PREVIEW_LINKS:
+        raise NotFound("There is no page at this address.")
+    if request.method == "POST":
+        return (
+            "This was a preview: nothing changed.\n",
+            200,
+            {"Content-Type": "text/plain; charset=utf-8"},
+        )
+    return render_template("preview_link.html", purpose=purpose)
 
 
 # --- archive ----------------------------------------------------------------------------------

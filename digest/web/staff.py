@@ -1,7 +1,12 @@
 """Pages for logged-in staff: the editor landing page (lists and recently built digests), the
-editor preview (exactly the message that will be sent, from ``preview.preview_digest``, with a
-"[TEST]" send through ``delivery.send.send_message``) and the admin overview (lists with subscriber
-counts by status, staff accounts). The admin's subscriber pages are in ``admin``."""
+editor preview (the message that will be sent, from ``preview.preview_digest``, with a "[TEST]"
+send through ``delivery.send.send_message``) and the admin overview (lists with subscriber
+counts by status, staff accounts). The admin's subscriber pages are in ``admin``.
+
+Previews here are inert (``preview_digest(inert=True)``): even "as subscriber X" they show and
+send X's variant with the sample reader's name and address, and unsubscribe and preferences
+links that open ``/preview-link/...``. An editor never sees, and a test send never carries, a
+subscriber's working token or address (``digest preview --as`` on the server stays exact)."""
 
 from __future__ import annotations
 
@@ -128,6 +133,7 @@ def run_preview(choice: PreviewChoice) -> Preview:
         secret=web().secret,
         address=choice.address,
         tags=choice.tags,
+        inert=True,
     )
 
 

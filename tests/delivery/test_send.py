@@ -19,6 +19,7 @@ from digest.config import load_config, parse_smtp_url
 from digest.delivery.send import send_pending
 from digest.delivery.transports import SmtpTransport
 from digest.errors import NotFound
+from digest.store.instance import instance_id
 from digest.tokens import read_token
 
 SECRET = b"test-secret"
@@ -70,7 +71,9 @@ def check_messages(db, handler: SmtpHandler) -> Counter:
         html = msg.get_body(("html",)).get_content()
         assert header_url in text
         assert f'href="{header_url}"' in html
-        assert msg["Message-ID"] == f"<world.daily.2025-01-21.{sub_id}@news.example.com>"
+        instance = instance_id(db)  # this database's random part: never reused elsewhere
+        assert len(instance) == 10
+        assert msg["Message-ID"] == f"<world.daily.2025-01-21.{sub_id}.{instance}@news.example.com>"
         if rows[rcpt]["status"] == "sent":
             assert rows[rcpt]["message_id"] == msg["Message-ID"]
     return seen

@@ -133,3 +133,8 @@ def test_list_unsubscribe() -> None:
     assert read_list_unsubscribe("<mailto:u@x.example>", SECRET, now=NOW) is None
     assert read_list_unsubscribe(None, SECRET, now=NOW) is None
     assert read_list_unsubscribe("<https://x.example/u/\udcff>", SECRET, now=NOW) is None
+
+
+def test_message_ids_with_the_instance_part_are_read():
+    found = read_message_id("<world-news.daily.2025-01-20.42.5a59f66230@news.example.org>")
+    assert found is not None and found.subscriber_id == 42 and found.list_slug == "world-news"

@@ -31,9 +31,22 @@ def feed_xml(*titles: str) -> bytes:
     ).encode()
 
 
+# The test servers listen on 127.0.0.1, which feeds may only reach with this setting.
+PRIVATE_OK = "[ingest]\nallow_private_addresses = true\n"
+
+
+@pytest.fixture
+def private_ok(tmp_path):
+    """``digest.toml`` (read by ``run``) allowing the local test servers."""
+    (tmp_path / "digest.toml").write_text(PRIVATE_OK)
+    return load_config(tmp_path / "digest.toml", env={})
+
+
 @pytest.fixture
 def short_timeouts(tmp_path):
-    (tmp_path / "digest.toml").write_text("[ingest]\nfetch_timeout = 0.5\nmax_feed_bytes = 50000\n")
+    (tmp_path / "digest.toml").write_text(
+        PRIVATE_OK + "fetch_timeout = 0.5\nmax_feed_bytes = 50000\n"
+    )
     return load_config(tmp_path / "digest.toml", env={})
 
 
@@ -62,7 +75,7 @@ def test_feeds_add_list_remove(run, db_path):
     assert run("feeds", "list").output.startswith("no feeds registered")
 
 
-def test_fetch_uses_conditional_get_and_records_success(run, db_path, feed_server):
+def test_fetch_uses_conditional_get_and_records_success(run, db_path, feed_server, private_ok):
     feed_server.routes["/feed.xml"] = (
         feed_xml("a", "b"),
         {"Content-Type": "application/rss+xml", "ETag": '"v1"'},
@@ -133,7 +146,7 @@ def test_one_bad_feed_does_not_stop_the_others(
     assert "error " in run("feeds", "list").output
 
 
-def test_ingest_a_url_source_directly(run, feed_server, closed_port_url):
+def test_ingest_a_url_source_directly(run, feed_server, closed_port_url, private_ok):
     feed_server.routes["/feed.xml"] = (feed_xml("a"), {"Content-Type": "text/xml"})
     ok = run("ingest", feed_server.url("/feed.xml"))
     assert ok.exit_code == 0 and "1 new" in ok.output
@@ -144,11 +157,11 @@ def test_ingest_a_url_source_directly(run, feed_server, closed_port_url):
 
 def test_http_get_timeout_and_errors(feed_server, closed_port_url):
     with pytest.raises(SourceError, match=r"timed out after 0.3 s"):
-        http_get(feed_server.url("/stall"), timeout=0.3)
+        http_get(feed_server.url("/stall"), timeout=0.3, allow_private=True)
     with pytest.raises(SourceError, match=r"unreachable \(connection refused\)"):
-        http_get(closed_port_url, timeout=2)
+        http_get(closed_port_url, timeout=2, allow_private=True)
     feed_server.routes["/x"] = (b"x" * 5000, {})
     with pytest.raises(SourceError, match=r"over the 1 KB limit"):
-        http_get(feed_server.url("/x"), max_bytes=1000)
-    response = http_get(feed_server.url("/x"))
+        http_get(feed_server.url("/x"), max_bytes=1000, allow_private=True)
+    response = http_get(feed_server.url("/x"), allow_private=True)
     assert response.status == 200 and response.body == b"x" * 5000

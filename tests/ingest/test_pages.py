@@ -384,7 +384,7 @@ def server() -> Iterator[str]:
 
 
 def test_page_fetched_over_http(server: str) -> None:
-    response = http_get(server, timeout=5)
+    response = http_get(server, timeout=5, allow_private=True)  # the server is on 127.0.0.1
     assert response.body is not None
     assert is_article_page(response.body, content_type=response.content_type)
     page = extract_page(

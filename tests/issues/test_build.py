@@ -21,6 +21,7 @@ from digest.delivery.publish import build_digest, build_due
 from digest.errors import ConfigError
 from digest.issues.build import render_web_version
 from digest.store import open_db
+from digest.store.instance import instance_id
 from digest.tokens import read_token
 
 NOW = datetime(2025, 1, 21, 4, 0, tzinfo=UTC)  # 07:00 in Nairobi, the send time
@@ -221,7 +222,9 @@ def test_every_recipient_gets_their_own_working_links_and_nobody_elses(db, confi
         assert f"Reader {sub_id - min(people)}" in html and address in text
         assert not seen_tokens & {u, p}
         seen_tokens |= {u, p}
-        assert msg["Message-ID"] == f"<world.daily.2025-01-21.{sub_id}@news.example.com>"
+        assert msg["Message-ID"] == (
+            f"<world.daily.2025-01-21.{sub_id}.{instance_id(db)}@news.example.com>"
+        )
 
 
 def test_message_structure_headers_and_unicode_subject(db, config, newsroom):

@@ -40,6 +40,8 @@ class Desk:
     def __init__(self, db, db_path, newsroom, server, tmp_path, toml: str = ""):
         self.db, self.db_path, self.newsroom, self.server = db, db_path, newsroom, server
         path = tmp_path / "digest.toml"
+        # The feeds these tests fetch are on 127.0.0.1, a private address.
+        toml += "\n[ingest]\nallow_private_addresses = true\n"
         path.write_text(toml + "\n[send]\nconcurrency = 2\n", encoding="utf-8")
         self.config = load_config(path, env={"DIGEST_SMTP_URL": server.url()})
         self.logs: list[logging.LogRecord] = []
