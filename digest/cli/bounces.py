@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 
 import click
 
+from ..errors import InvalidInput
 from ..feedback import events
 from ..feedback.process import (
     CHANGES,
@@ -18,7 +20,6 @@ from ..feedback.process import (
     process_mailbox,
 )
 from .app import App, cli, pass_app
-from .run import parse_now
 
 
 @cli.group(name="bounces")
@@ -90,6 +91,17 @@ def process(
         sys.exit(1)
 
 
+def _since(value: str) -> datetime:
+    """``--since``: an ISO 8601 date or time; without an offset it is taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"--since {value!r}: expected an ISO 8601 date or time such as 2025-01-21"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 @bounces_group.command(name="list")
 @click.option(
     "--since", "since_text", metavar="ISO", help="Only events received since (e.g. 2025-01-21)."
@@ -109,7 +121,7 @@ def list_(app: App, since_text: str | None, all_kinds: bool, limit: int, as_json
       digest bounces list
       digest bounces list --since 2025-01-21 --json
     """
-    since = parse_now(since_text) if since_text else None
+    since = _since(since_text) if since_text else None
     kinds = [*events.RECORDED_KINDS] if all_kinds else ["hard", "soft", "complaint"]
     rows = events.list_events(app.db, since=since, kinds=kinds, limit=limit)
     if as_json:

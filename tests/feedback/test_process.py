@@ -6,6 +6,7 @@ bounce counted, or nothing at all; every other subscriber untouched."""
 
 from __future__ import annotations
 
+import json
 import mailbox
 import os
 import time
@@ -398,3 +399,17 @@ def test_imap_wrong_password_is_one_line_without_it(world, run, imap_env, monkey
     result = run("bounces", "process", "--imap", f"imaps://bounces@127.0.0.1:{imap_env.port}/")
     assert result.exit_code == 1
     assert "IMAP login" in result.output and "not-the-password-xyz" not in result.output
+
+
+def test_bounces_list_since_and_json(world, db, run, tmp_path) -> None:
+    box = maildir(tmp_path / "Maildir", [raw("postfix-hard-user-unknown.eml")])
+    run("bounces", "process", "--maildir", str(box))
+    assert run("bounces", "list", "--since", "2999-01-01").output.strip() == (
+        "no bounces or complaints recorded since 2999-01-01"
+    )
+    (row,) = json.loads(run("bounces", "list", "--json").output)
+    assert (row["email"], row["kind"], row["list"], row["identified_by"]) == (
+        "alice@example.com", "hard", "world-news", "verp",
+    )  # fmt: skip
+    bad = run("bounces", "list", "--since", "last week")
+    assert bad.exit_code == 1 and "--since 'last week': expected an ISO 8601 date" in bad.output
