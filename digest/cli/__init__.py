@@ -2,7 +2,7 @@
 calls one library function. The group and its shared parts are in ``app``; each area's commands
 are in a module of their own, imported here so they attach to the group."""
 
-from . import bounces, demo, digests, ingest, lists, run, send, subscribers, web
+from . import bounces, demo, digests, ingest, issues, lists, run, send, subscribers, web
 from .app import App, cli
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "demo",
     "digests",
     "ingest",
+    "issues",
     "lists",
     "main",
     "run",
