@@ -31,6 +31,7 @@ from ..store import transaction
 from ..subjects import check_pattern
 from ..text import check_single_line
 from ..timeutil import to_iso
+from ..verp import check_bounce_address
 from .branding import DEFAULT_ACCENT, Brand
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -93,6 +94,7 @@ class MailingList:
     look: EmailLook = field(default_factory=EmailLook)
     approval: Approval = field(default_factory=Approval)
     untagged_title: str | None = None  # None: DEFAULT_UNTAGGED_TITLE
+    bounce_address: str | None = None  # envelope sender of its digests; None: [bounces] address
 
     @property
     def language(self) -> str:
@@ -165,6 +167,7 @@ class MailingList:
                 editors=tuple(json.loads(row.get("editors") or "[]")),
             ),
             untagged_title=row.get("untagged_title"),
+            bounce_address=row.get("bounce_address"),
         )
 
 
@@ -267,6 +270,7 @@ def _fields(
     weekly_day: str | None,
     description: str | None,
     untagged_title: str | None = None,
+    bounce_address: str | None = None,
 ) -> dict:
     values: dict = {}
     if title is not None:
@@ -287,6 +291,9 @@ def _fields(
         values["description"] = description.strip() or None
     if untagged_title is not None:
         values["untagged_title"] = _check_text(untagged_title, "untagged title")
+    if bounce_address is not None:
+        # The longest VERP token must fit in it (RFC 5321's 64-octet local part).
+        values["bounce_address"] = check_bounce_address(bounce_address) if bounce_address else None
     return values
 
 
@@ -443,11 +450,12 @@ def create_list(
     description: str | None = None,
     look: LookChanges | None = None,
     untagged_title: str | None = None,
+    bounce_address: str | None = None,
 ) -> MailingList:
     check_slug(slug)
     tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
     values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
-                     untagged_title)  # fmt: skip
+                     untagged_title=untagged_title, bounce_address=bounce_address)  # fmt: skip
     values.update(_look_values(None, look or LookChanges()))
     with transaction(db):
         existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
@@ -481,13 +489,15 @@ def edit_list(
     description: str | None = None,
     look: LookChanges | None = None,
     untagged_title: str | None = None,
+    bounce_address: str | None = None,
 ) -> MailingList:
-    """Change the given fields (None = leave as is; ``reply_to=""`` removes it)."""
+    """Change the given fields (None = leave as is; ``reply_to=""`` and ``bounce_address=""``
+    remove it)."""
     mlist = get_list(db, slug)
     if tags is not None:
         tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
     values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
-                     untagged_title)  # fmt: skip
+                     untagged_title=untagged_title, bounce_address=bounce_address)  # fmt: skip
     values.update(_look_values(mlist, look or LookChanges()))
     if values:
         values["updated_at"] = to_iso(now)

@@ -26,7 +26,7 @@ from ..errors import InvalidInput, NotFound
 from ..store import transaction
 from ..store.bulk import insert_rows, next_id, select_in
 from ..text import clean_name
-from ..timeutil import to_iso
+from ..timeutil import from_iso, to_iso
 from .history import EventRow, events_for, forget, record_event, record_events
 from .lists import MailingList, get_list, get_list_by_id, remove_list_row
 from .records import (
@@ -407,14 +407,41 @@ def update_preferences(
 
 def mark_bounced(
     db: Database, email: str, reason: str, *, now: datetime, source: str = "bounce"
-) -> None:
+) -> bool:
     """A permanent failure (5.1.x unknown user, 5.2.1 mailbox disabled): every pending or active
     subscription of ``email`` becomes ``bounced`` and the address is suppressed, with the
-    server's reply as the reason."""
+    server's reply as the reason. Returns False if there was nothing left to change."""
     with transaction(db):
         subs = _live_subscriptions(db, email=email)
         _end(db, subs, SubscriptionStatus.BOUNCED, source=source, reason=reason, now=now)
-        suppress(db, email, reason, source=source, now=now)
+        added = suppress(db, email, reason, source=source, now=now)
+        return bool(subs) or added
+
+
+def mark_complained(
+    db: Database, email: str, reason: str, *, now: datetime, source: str = "complaint"
+) -> bool:
+    """The person reported a digest as spam (an ARF report, a provider's complaint event): every
+    pending or active subscription of ``email`` becomes ``complained`` and the address is
+    suppressed, with ``reason`` (which names where the complaint came from). Returns False if
+    there was nothing left to change."""
+    with transaction(db):
+        subs = _live_subscriptions(db, email=email)
+        _end(db, subs, SubscriptionStatus.COMPLAINED, source=source, reason=reason, now=now)
+        added = suppress(db, email, reason, source=source, now=now)
+        return bool(subs) or added
+
+
+def active_since(db: Database, email: str) -> datetime | None:
+    """When ``email`` last became active (subscribed, confirmed again, or taken off the
+    suppression list), from its history: the bounce policy holds nothing older against it."""
+    row = db.execute(
+        "SELECT max(at) FROM status_events WHERE email = ?"
+        " AND new_status IN ('active', 'unsuppressed')"
+        " AND (old_status IS NULL OR old_status != new_status)",
+        [email],
+    ).fetchone()
+    return from_iso(row[0]) if row and row[0] else None
 
 
 def remove_subscriber(db: Database, email: str, *, now: datetime) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..addresses import address_of
 from ..audience import lists as lists_lib
 from ..audience.listtags import ListEdit, edit_list_checked
 from ..audience.subscriptions import delete_list, list_counts
@@ -71,6 +72,12 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--send-time", metavar="HH:MM", help="Local time to send the digest."),
             click.option("--weekly-day", metavar="DAY", help="Weekday of the weekly digest."),
             click.option("--description", help="One paragraph shown on the subscribe page."),
+            click.option(
+                "--bounce-address",
+                metavar="ADDR",
+                help="Envelope sender of its digests, where bounces go ('' removes it; "
+                "default: [bounces] address, else the From address).",
+            ),
             click.option(
                 "--language",
                 metavar="CODE",
@@ -144,6 +151,7 @@ def create(
     weekly_day: str | None,
     description: str | None,
     untagged_title: str | None,
+    bounce_address: str | None,
     **look: Any,
 ) -> None:
     """Create list SLUG (lowercase letters, digits, '-'). --title and --from are required;
@@ -174,6 +182,7 @@ def create(
         description=description,
         look=_look(look),
         untagged_title=untagged_title,
+        bounce_address=bounce_address or None,
         now=app.now(),
     )
     click.echo(f"created list {mlist.slug}")
@@ -202,6 +211,7 @@ def edit(
     description: str | None,
     untagged_title: str | None,
     move_orphans_to_all: bool,
+    bounce_address: str | None,
     **look: Any,
 ) -> None:
     """Change some settings of list SLUG; options not given stay as they are, and '' removes
@@ -214,6 +224,7 @@ def edit(
       digest lists edit world --send-time 06:00 --tags Africa,Asia,Europe
       digest lists edit world --tags Africa,Asia --move-orphans-to-all
       digest lists edit world --reply-to ""
+      digest lists edit world --bounce-address bounces@news.example.com
       digest lists edit world --language fr --subject "{top} — {date}"
       digest lists edit world --approval on --approval-lead 2h --approval-deadline 1h \\
           --editors editors@example.com
@@ -232,6 +243,7 @@ def edit(
         look=_look(look),
         untagged_title=untagged_title,
         move_orphans_to_all=move_orphans_to_all,
+        bounce_address=bounce_address,
         now=app.now(),
     )
     click.echo(f"updated list {result.mlist.slug}")
@@ -292,6 +304,17 @@ def show(app: App, slug: str) -> None:
     _show(app, lists_lib.get_list(app.db, slug))
 
 
+def _bounces_to(app: App, mlist: lists_lib.MailingList) -> str:
+    settings = app.config.bounces
+    if mlist.bounce_address:
+        where = mlist.bounce_address
+    elif settings.address:
+        where = f"{settings.address} ([bounces] address)"
+    else:
+        return f"{address_of(mlist.from_addr)} (the From address)"
+    return where + (", with VERP" if settings.verp else "")
+
+
 def _show(app: App, mlist: lists_lib.MailingList) -> None:
     c = list_counts(app.db, mlist)
     rows = [
@@ -304,6 +327,7 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         ("send time", mlist.send_time),
         ("weekly day", mlist.weekly_day),
         ("description", mlist.description or "-"),
+        ("bounces to", _bounces_to(app, mlist)),
         *_look_rows(mlist),
         *(
             [("untagged", f"{mlist.untagged_section_title} (last section)")]

@@ -12,7 +12,8 @@ Schema overview (each later step reads what the previous one stored):
 - source_states: what each ingested file or URL looked like, to skip unchanged re-ingests;
 - instance: this database's random identifier (in every Message-ID);
 - staff_sessions: logged-in staff sessions of ``digest serve`` (written by ``users``);
-- notices: the outbox of transactional emails such as confirmations (``delivery.notices``).
+- notices: the outbox of transactional emails such as confirmations (``delivery.notices``);
+- bounce_events: bounces, complaints and provider events about subscribers (``feedback.events``).
 
 Never edit a migration that has shipped; add a new one.
 """
@@ -515,3 +516,38 @@ def m014_tags_wiring_tags(db: Database) -> None:
     # The title of the last section of a list that covers every tag, which holds the articles
     # without a tag; NULL = "More stories".
     db.execute("ALTER TABLE lists ADD COLUMN untagged_title TEXT")
+
+
+@migrations()
+def m015_bounces_wiring_bounce_events(db: Database) -> None:
+    # Bounces, complaints and provider events about subscribers (feedback/events.py writes it):
+    # what `bounces process` read from a mailbox and what the webhooks received. The bounce
+    # policy counts soft bounces from here; `digest deliveries` counts them per digest.
+    db.execute(
+        """
+        CREATE TABLE bounce_events (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,               -- the subscriber's normalised address
+            subscriber_id INTEGER,             -- no FK: the record outlives `subscribers remove`
+            delivery_id INTEGER,               -- the delivery it is about, when identified
+            kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint', 'delivery')),
+            source TEXT NOT NULL,              -- bounce-mailbox | webhook:ses | webhook:postmark ...
+            status TEXT,                       -- RFC 3463 code, e.g. 5.1.1
+            diagnostic TEXT NOT NULL DEFAULT '', -- the server's or provider's words, one line
+            identified_by TEXT NOT NULL,       -- verp | list-unsubscribe | message-id | address ...
+            message_key TEXT,                  -- which message: reports about one count once
+            event_key TEXT NOT NULL UNIQUE,    -- provider event id or mailbox:<Message-ID|sha256>
+            occurred_at TEXT NOT NULL,         -- UTC ISO 8601
+            received_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_bounce_events_email ON bounce_events(email, occurred_at)")
+    db.execute(
+        "CREATE INDEX idx_bounce_events_delivery ON bounce_events(delivery_id)"
+        " WHERE delivery_id IS NOT NULL"
+    )
+    db.execute("CREATE INDEX idx_bounce_events_received ON bounce_events(received_at)")
+    # A list's own bounce address (`lists edit --bounce-address`): the envelope sender of its
+    # digests, before [bounces] address. NULL: the installation's, else the list's From.
+    db.execute("ALTER TABLE lists ADD COLUMN bounce_address TEXT")

@@ -36,7 +36,7 @@ from ..errors import DigestError, InvalidInput, NotFound, TokenError
 from ..store import open_db
 from ..timeutil import utc_now
 from ..tokens import load_secret
-from . import admin, auth, public, staff
+from . import admin, auth, hooks, public, staff
 from .context import (
     WebContext,
     add_headers,
@@ -136,6 +136,7 @@ def create_app(
     app.register_blueprint(auth.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(hooks.bp)  # provider webhooks: signed, no session or CSRF
 
     app.before_request(start_worker)
     app.before_request(check_csrf)
