@@ -42,6 +42,7 @@ class MailingList:
     description: str | None
     deleted_at: str | None = None  # set when deleted but kept for the archive
     created_at: str = "1970-01-01T00:00:00.000000+00:00"  # UTC ISO
+    private: bool = False  # not on the home page, no public archive index or feed
 
     @property
     def zone(self) -> ZoneInfo:
@@ -80,6 +81,7 @@ class MailingList:
             description=row["description"],
             deleted_at=row.get("deleted_at"),
             created_at=row["created_at"],
+            private=bool(row.get("private")),
         )
 
 
@@ -108,9 +110,15 @@ def get_list_by_id(db: Database, list_id: int) -> MailingList:
     return MailingList.from_row(rows[0])
 
 
-def all_lists(db: Database, *, include_deleted: bool = False) -> list[MailingList]:
-    where = "" if include_deleted else " WHERE deleted_at IS NULL"
-    return [MailingList.from_row(r) for r in db.query(f"SELECT * FROM lists{where} ORDER BY slug")]
+def all_lists(
+    db: Database, *, include_deleted: bool = False, public_only: bool = False
+) -> list[MailingList]:
+    """Every list by slug; ``public_only`` leaves out private lists (the home page)."""
+    where = [] if include_deleted else ["deleted_at IS NULL"]
+    if public_only:
+        where.append("NOT private")
+    sql = "SELECT * FROM lists" + (" WHERE " + " AND ".join(where) if where else "")
+    return [MailingList.from_row(r) for r in db.query(sql + " ORDER BY slug")]
 
 
 # Validation: each returns the stored form or raises InvalidInput naming the field.
@@ -181,6 +189,7 @@ def _fields(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    private: bool | None = None,
 ) -> dict:
     values: dict = {}
     if title is not None:
@@ -199,6 +208,8 @@ def _fields(
         values["weekly_day"] = check_weekday(weekly_day)
     if description is not None:
         values["description"] = description.strip() or None
+    if private is not None:
+        values["private"] = int(private)
     return values
 
 
@@ -215,9 +226,11 @@ def create_list(
     send_time: str = "07:00",
     weekly_day: str = "monday",
     description: str | None = None,
+    private: bool = False,
 ) -> MailingList:
     check_slug(slug)
-    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
+                     private)  # fmt: skip
     with transaction(db):
         existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
         if existing:
@@ -229,8 +242,8 @@ def create_list(
             raise InvalidInput(f"list {slug!r} already exists (change it with `digest lists edit`)")
         db.execute(
             "INSERT INTO lists (slug, title, from_addr, reply_to, tags, timezone, send_time,"
-            " weekly_day, description, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " weekly_day, description, private, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 slug,
                 values["title"],
@@ -241,6 +254,7 @@ def create_list(
                 values["send_time"],
                 values["weekly_day"],
                 values.get("description"),
+                values["private"],
                 to_iso(now),
                 to_iso(now),
             ],
@@ -261,10 +275,12 @@ def edit_list(
     send_time: str | None = None,
     weekly_day: str | None = None,
     description: str | None = None,
+    private: bool | None = None,
 ) -> MailingList:
     """Change the given fields (None = leave as is; ``reply_to=""`` removes it)."""
     mlist = get_list(db, slug)
-    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
+                     private)  # fmt: skip
     if values:
         values["updated_at"] = to_iso(now)
         sets = ", ".join(f"{k} = ?" for k in values)

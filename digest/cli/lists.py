@@ -46,6 +46,11 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--send-time", metavar="HH:MM", help="Local time to send the digest."),
             click.option("--weekly-day", metavar="DAY", help="Weekday of the weekly digest."),
             click.option("--description", help="One paragraph shown on the subscribe page."),
+            click.option(
+                "--private/--public",
+                default=None,
+                help="Private: not on the home page, no public archive index or feed.",
+            ),
         ]
     ):
         f = decorator(f)
@@ -67,6 +72,7 @@ def create(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    private: bool | None,
 ) -> None:
     """Create list SLUG (lowercase letters, digits, '-'). --title and --from are required;
     timezone defaults to UTC, send time to 07:00, weekly day to monday.
@@ -91,6 +97,7 @@ def create(
         send_time=send_time or "07:00",
         weekly_day=weekly_day or "monday",
         description=description,
+        private=bool(private),
         now=app.now(),
     )
     click.echo(f"created list {mlist.slug}")
@@ -112,6 +119,7 @@ def edit(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    private: bool | None,
 ) -> None:
     """Change some settings of list SLUG; options not given stay as they are.
 
@@ -119,6 +127,7 @@ def edit(
     Example:
       digest lists edit world --send-time 06:00 --tags Africa,Asia,Europe
       digest lists edit world --reply-to ""
+      digest lists edit staff-notes --private
     """
     mlist = lists_lib.edit_list(
         app.db,
@@ -131,6 +140,7 @@ def edit(
         send_time=send_time,
         weekly_day=weekly_day,
         description=description,
+        private=private,
         now=app.now(),
     )
     click.echo(f"updated list {mlist.slug}")
@@ -184,6 +194,7 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         ("send time", mlist.send_time),
         ("weekly day", mlist.weekly_day),
         ("description", mlist.description or "-"),
+        ("visibility", "private (not on the home page, no archive)" if mlist.private else "public"),
         (
             "subscribers",
             f"{c.active} active, {c.pending} pending, {c.unsubscribed} unsubscribed, "

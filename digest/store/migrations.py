@@ -4,7 +4,8 @@ version, applied by ``store.open_db``.
 Schema overview (each later step reads what the previous one stored):
 - articles, tags, article_tags, articles_fts: what ingestion stored;
 - feeds: registered feed URLs and their polling state;
-- lists, subscribers, subscriptions, status_events, suppressions: who gets what;
+- lists (private: hidden from the home page and the archive), subscribers, subscriptions,
+  status_events, suppressions: who gets what;
 - digests, digest_articles, variants: built digests and their rendered message templates;
 - deliveries: the delivery ledger, one row per (digest, subscriber);
 - schedule_events, schedule_state: what the scheduler (``digest run``) skipped, and its last tick;
@@ -388,3 +389,11 @@ def m011_contain_web_notices(db: Database) -> None:
     db.execute("CREATE INDEX idx_notices_due ON notices(next_attempt_at) WHERE status = 'queued'")
     db.execute("CREATE INDEX idx_notices_subscriber ON notices(subscriber_id, list_id, kind)")
     db.execute("CREATE INDEX idx_notices_list ON notices(list_id)")
+
+
+@migrations()
+def m012_web_admin_private_lists(db: Database) -> None:
+    # A private list is not on the home page and has no public archive index or Atom feed; its
+    # subscribe form (and embedded forms) still work, and the web version of each issue stays
+    # reachable at the address its emails link to (marked noindex).
+    db.execute("ALTER TABLE lists ADD COLUMN private INTEGER NOT NULL DEFAULT 0")
