@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from conftest import WEB_SECRET
+from markupsafe import escape
 
 from digest import users
 from digest.audience.lists import get_list
@@ -25,7 +26,6 @@ from digest.store import open_db
 from digest.tokens import make_token
 from digest.web.security import MESSAGE_CSP
 from digest.web.staff import as_test_copy
-from markupsafe import escape
 
 PASSWORD = "correct horse battery"
 DAY = datetime(2025, 1, 20, 6, 0, tzinfo=UTC)
