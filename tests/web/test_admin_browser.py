@@ -56,7 +56,7 @@ ADMIN_PAGES = [
     ("feeds", "/admin/feeds/"),
     ("feed-remove", "/admin/feeds/remove?url={feed}"),
     ("subscribers", "/admin/subscribers?list=world"),
-    ("subscriber", "/admin/subscribers/{ann}"),
+    ("subscriber", "/admin/subscribers/{bounced}"),
     ("unsubscribe", "/admin/subscribers/unsubscribe?email=ann@example.com&list=world"),
     ("reactivate", "/admin/subscribers/reactivate?email=gone@example.com&list=world"),
     ("suppressions", "/admin/suppressions"),
@@ -143,8 +143,12 @@ class Site:
         ledger.record_deferred(db, claimed[0], reply="451 4.7.1 greylisted, try again later",
                                relay="mx.example.org", message_id=None,
                                now=NOW - timedelta(hours=2), max_age=timedelta(days=3))  # fmt: skip
+        ledger.record_failed(db, claimed[1].id, reply="550 5.1.1 <reader01@example.org>: user"
+                             " unknown", relay="mx.example.org", message_id=None,
+                             now=NOW - timedelta(hours=1))  # fmt: skip
         ledger.release(db, "t")
         mark_bounced(db, claimed[1].email, "550 5.1.1 user unknown", now=NOW - timedelta(hours=1))
+        self.bounced = claimed[1].subscriber_id
         suppress(db, "trap@example.com", "spam trap reported by the relay", source="cli",
                  now=NOW - timedelta(days=3))  # fmt: skip
         add_feed(db, self.feeds.url("/wire.xml"), tags=["Kenya"], now=NOW - timedelta(days=5))
@@ -155,7 +159,7 @@ class Site:
         self.ann = self.ann.fetchone()[0]
 
     def path(self, template: str) -> str:
-        return template.format(feed=list_feeds(self.db)[0].url, ann=self.ann)
+        return template.format(feed=list_feeds(self.db)[0].url, ann=self.ann, bounced=self.bounced)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -295,8 +299,10 @@ def test_the_preview_shows_320_375_600_and_dark_mode(admin, site, shots):
     expect(admin.get_by_role("heading", name="Headers")).to_be_visible()
     expect(admin.get_by_role("heading", name="Size")).to_be_visible()
     # Sandboxed frames are blank in full-page shots: the frames are shot in the viewport.
-    admin.locator(".frames").scroll_into_view_if_needed()
+    admin.set_viewport_size({"width": 1280, "height": 1280})
+    admin.locator(".frames").evaluate("e => e.scrollIntoView()")
     shots(admin, "preview-frames", "1280", full_page=False)
+    admin.set_viewport_size(WIDTHS["1280"])
 
     # Send a test: through the real relay, "[TEST]" in the subject.
     admin.get_by_label("Send to").fill("ada@example.org")
