@@ -76,7 +76,7 @@ PUBLIC_PAGES = [
 # What the README shows (docs/screenshots/<name>-<width>.png).
 SHOWCASE = {
     ("dashboard", "1280"), ("dashboard", "375"), ("subscriber", "1280"), ("list", "1280"),
-    ("feeds", "1280"), ("subscribers", "375"), ("preview-frames", "1280"), ("archive", "375"),
+    ("feeds", "1280"), ("preview-frames", "1280"), ("archive", "375"),
 }  # fmt: skip
 
 

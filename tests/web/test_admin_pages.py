@@ -540,3 +540,39 @@ def test_login_from_an_admin_link_never_leaves_the_site(app, staff, target):
     response = client.post("/login", data={"csrf_token": csrf_from(page), "name": "ada",
                                            "password": PASSWORD, "next": target})  # fmt: skip
     assert response.location == "/editor/"
+
+
+def test_an_imports_messages_name_the_uploaded_file_never_the_servers_copy(admin, world):
+    import io
+
+    data = b"email,colour\nann@example.com,blue\nbad,red\n"
+    response = admin.post(
+        "/admin/import",
+        data={"csrf_token": admin.csrf, "list": "world", "file": (io.BytesIO(data), "my list.csv")},
+        content_type="multipart/form-data",
+    )
+    page = text(response)
+    assert "warning: my list.csv: ignoring unknown column(s) &#39;colour&#39;" in page
+    assert "my list.csv: line 3: rejected: invalid address &#39;bad&#39;" in page
+    assert "digest-web-imports" not in page and "/tmp/" not in page
+    assert not re.search(r"[A-Za-z0-9_-]{24}\.csv", page)  # the random name of the stored copy
+
+
+def test_lists_can_be_made_private_from_the_cli_too(run, db):
+    result = run("lists", "create", "notes", "--title", "Notes", "--from", "a@example.com",
+                 "--private")  # fmt: skip
+    assert "visibility:  private (not on the home page, no archive)" in result.output
+    assert get_list(db, "notes").private
+    assert "visibility:  public" in run("lists", "edit", "notes", "--public").output
+
+
+def test_an_editor_sends_a_test_from_the_preview(app, staff, db, world, newsroom, smtp):
+    newsroom.add_article("Kenya story", DAY, tags=["Kenya"])
+    editor = app.test_client()
+    csrf = login(editor, "ed")
+    response = editor.post("/editor/preview/send", data={
+        "csrf_token": csrf, "list": "world", "date": "2025-01-21", "to": "ed@example.org"})  # fmt: skip
+    assert response.status_code == 200 and "Test sent to ed@example.org: 250" in text(response)
+    assert smtp.handler.received[-1].rcpt_to == ["ed@example.org"]
+    dark = editor.get("/editor/preview/frame?list=world&date=2025-01-21&scheme=dark")
+    assert "@media all" in text(dark) and "prefers-color-scheme: dark" not in text(dark)
