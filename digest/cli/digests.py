@@ -17,8 +17,7 @@ from ..delivery.preview import preview_digest
 from ..delivery.publish import BuildFailure
 from ..issues.build import BuiltDigest
 from ..issues.periods import parse_issue_date
-from ..scheduler.manual import build_dated, build_now
-from ..scheduler.plan import DueCheck
+from ..scheduler.manual import NotDue, build_dated, build_now
 from .app import App, cli, pass_app
 
 
@@ -101,7 +100,7 @@ def build(
       digest build --list world --frequency daily --date 2025-01-21 --force
     """
     failures: list[BuildFailure] = []
-    not_due: list[DueCheck] = []
+    not_due: list[NotDue] = []
     if force and not issue_date:
         raise click.UsageError("--force goes with --date (an issue older than the max lateness)")
     if issue_date:
@@ -134,7 +133,7 @@ def build(
         raise click.exceptions.Exit(1)
 
 
-def _describe_not_due(check: DueCheck) -> str:
+def _describe_not_due(check: NotDue) -> str:
     nxt = check.next
     local = nxt.send_at.astimezone(check.mailing_list.zone)
     return (

@@ -44,7 +44,7 @@ from enum import StrEnum
 from jinja2 import TemplateError
 from sqlite_utils import Database
 
-from .. import links, tokens
+from .. import links, subjects, tokens
 from ..addresses import address_of, normalise_email, sender_domain
 from ..audience.lists import MailingList, get_list_by_id
 from ..audience.records import SubscriptionStatus, check_frequency
@@ -53,6 +53,7 @@ from ..audience.suppressions import get_suppression
 from ..config import Config
 from ..errors import DigestError, NotFound
 from ..headers import fold_header
+from ..i18n import get_language
 from ..issues import render
 from ..issues.template import multipart_alternative
 from ..store import transaction
@@ -118,7 +119,8 @@ class NoticeReport:
 
 
 def confirmation_subject(mlist: MailingList) -> str:
-    return f"Confirm your subscription to {mlist.title}"
+    """In the list's language (``subjects.confirmation_subject``)."""
+    return subjects.confirmation_subject(mlist.title, get_language(mlist.language))
 
 
 def confirmation_message(
@@ -142,6 +144,8 @@ def confirmation_message(
         "email": address,
         "confirm_url": url,
         "days": tokens.CONFIRM_MAX_AGE.days,
+        "lang": get_language(mlist.language),
+        "brand": mlist.brand,
     }
     text = env.get_template("email/confirm.txt").render(context)
     html = env.get_template("email/confirm.html").render(context)

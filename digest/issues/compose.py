@@ -1,7 +1,7 @@
 """Composing one variant's email in its list's language and brand, never over the HTML budget:
 render the templates (``templates/email/``), inline the CSS, and if the encoded HTML part is too
 large, measure each story and section, let ``budget.plan`` choose what to show, render that and
-check it; then the plain-text part (same stories, no images) and the subject (``subjects.py``).
+check it; then the plain-text part (same stories, no images) and the subject (``digest/subjects.py``).
 
 Measuring: the templates mark each section and story with ``<!--digest-...-->`` comments when
 rendered with ``measure=True``. One render with full excerpts gives each story's full size, each
@@ -34,8 +34,8 @@ from .. import links
 from ..audience.branding import Brand
 from ..errors import ConfigError, DigestError
 from ..i18n import Language
+from ..subjects import SubjectFacts, fill_subject
 from . import budget, render, transfer
-from .subjects import SubjectFacts, fill_subject
 
 SHORT_WORDS = 20  # a shortened excerpt: about two lines on a phone
 FOLD_BLOCK_ESTIMATE = 700  # the "More in" row without its entries, inlined and encoded
@@ -159,7 +159,17 @@ def digest_subject(
     facts = subject_facts(view, sections, lang)
     if settings.subject_pattern:
         return fill_subject(settings.subject_pattern, facts, lang)
-    subject = _render(env, "email/subject.txt", facts=facts, lang=lang, digest=view)
+    # The plain values too, for a subject.txt written before SubjectFacts existed.
+    plain = {
+        "top": facts.top,
+        "tags": lang.join(list(facts.tags)),
+        "date": facts.date,
+        "list": facts.list_title,
+        "site": facts.site,
+        "frequency": facts.frequency,
+        "count": facts.count,
+    }
+    subject = _render(env, "email/subject.txt", facts=facts, lang=lang, digest=view, **plain)
     return " ".join(subject.split()) or fill_subject("{list} — {date}", facts, lang)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlite_utils import Database
 
@@ -19,9 +19,19 @@ from ..config import Config
 from ..delivery.publish import BuildFailure, build_for_date, build_issues
 from ..issues.build import BuiltDigest, ProgressCallback
 from ..issues.periods import Period
-from .plan import DueCheck, check_due, stale_reason
+from .plan import DueCheck, Skipped, check_due, plan, stale_reason
 
 Progress = Callable[[MailingList, str], ProgressCallback | None]
+
+
+@dataclass(frozen=True)
+class NotDue:
+    """A (list, frequency) with nothing to build now: why, and which issue is next."""
+
+    mailing_list: MailingList
+    frequency: str
+    reason: str
+    next: Period
 
 
 @dataclass
@@ -30,12 +40,8 @@ class ManualBuild:
     with nothing due and why, and the ones that failed."""
 
     built: list[BuiltDigest] = field(default_factory=list)
-    not_due: list[DueCheck] = field(default_factory=list)
+    not_due: list[NotDue] = field(default_factory=list)
     failures: list[BuildFailure] = field(default_factory=list)
-
-    @property
-    def checked(self) -> int:
-        return len(self.built) + len(self.not_due) + len(self.failures)
 
 
 def build_now(
@@ -47,26 +53,52 @@ def build_now(
     frequency: str | None = None,
     progress: Progress | None = None,
 ) -> ManualBuild:
-    """For every (list, frequency) with active subscribers (or the ones selected): build its
-    latest issue if it is due now (an issue already built is returned as it is, after queueing
-    anyone who became active since), else report why not and which issue is next."""
+    """For every (list, frequency) with active subscribers (or the ones selected): build what
+    a ``digest run`` tick at ``now`` would build (``plan``), and an issue that is due but
+    already built again (which queues anyone who became active since); else say why nothing
+    is due and which issue is next."""
     lists = [get_list(db, list_slug)] if list_slug else all_lists(db)
     frequencies = [frequency] if frequency else list(FREQUENCIES)
+    wanted = {(m.id, f) for m in lists for f in frequencies}
+    planned, skipped = plan(db, config, now=now)
+    jobs: list[tuple[MailingList, str, date]] = [
+        (d.mailing_list, d.frequency, d.period.issue_date)
+        for d in planned
+        if (d.mailing_list.id, d.frequency) in wanted
+    ]
     result = ManualBuild()
-    jobs: list[tuple[MailingList, str, date]] = []
+    covered = {(mlist.id, freq) for mlist, freq, _ in jobs}
     for mlist in lists:
         for freq in frequencies:
-            if not has_active_subscribers(db, mlist, freq):
+            if (mlist.id, freq) in covered or not has_active_subscribers(db, mlist, freq):
                 continue
             check = check_due(db, config, mlist, freq, now=now)
-            if check.due:
+            if not mlist.approval.required and check.due and check.built:
                 jobs.append((mlist, freq, check.period.issue_date))
-            else:
-                result.not_due.append(check)
+                continue
+            result.not_due.append(NotDue(mlist, freq, _why_not(mlist, check, skipped), check.next))
     result.built = build_issues(
         db, config, jobs, now=now, progress=progress, failures=result.failures
     )
     return result
+
+
+def _why_not(mlist: MailingList, check: DueCheck, skipped: list[Skipped]) -> str:
+    for skip in skipped:
+        same = (skip.mailing_list.id, skip.frequency, skip.period)
+        if same == (mlist.id, check.frequency, check.period):
+            return f"the issue of {skip.period.label} is {skip.reason}"
+    if mlist.approval.required:
+        return (
+            "the list is in approval mode: an issue is built for the editors"
+            f" {_duration(mlist.approval.lead)} before its send time and queued once approved"
+        )
+    return check.reason or "already built"
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
 
 
 def build_dated(

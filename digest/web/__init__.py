@@ -30,6 +30,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .. import i18n
 from ..config import Config, load_config
 from ..errors import DigestError, InvalidInput, NotFound, TokenError
 from ..store import open_db
@@ -183,6 +184,8 @@ def create_app(
         nav_children=NAV_CHILDREN,
     )
     app.jinja_env.filters["utc"] = look.utc_text
+    # Subscriber pages in the list's language: the email catalogs, `lang` from each view.
+    i18n.install(app.jinja_env)
     return app
 
 

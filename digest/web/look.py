@@ -26,11 +26,10 @@ BRAND_CACHE = "public, max-age=300"
 
 
 def list_brand(mlist: MailingList) -> Brand | None:
-    """The list's brand, or None while it has none (the site's own colours).
-
-    Lists have no stored brand yet: the email-wiring branch adds the list settings (brand,
-    language, ...); this is the one place the web pages read it from."""
-    return None
+    """The list's brand (``lists edit --accent/--logo-url``, or the admin's list page), or None
+    when it has none of its own: the pages then keep the site's colours (the emails' default
+    accent is for the emails)."""
+    return None if mlist.brand == Brand() else mlist.brand
 
 
 def list_logo(mlist: MailingList | None) -> Brand | None:

@@ -14,7 +14,7 @@ from email_samples import demo_sections, env, received, sections, settings, view
 from digest import i18n
 from digest.errors import InvalidInput
 from digest.issues.compose import render_digest_email, render_digest_web
-from digest.issues.subjects import confirmation_subject
+from digest.subjects import confirmation_subject
 
 ROOT = Path(__file__).parents[2]
 SHIPPED = ("fr", "es", "pt", "sw")

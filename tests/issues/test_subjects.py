@@ -10,7 +10,7 @@ from email_samples import demo_sections, env, sections, settings, story, view
 
 from digest.i18n import get_language
 from digest.issues.compose import digest_subject
-from digest.issues.subjects import SubjectFacts, SubjectPatternError, check_pattern, fill_subject
+from digest.subjects import SubjectFacts, SubjectPatternError, check_pattern, fill_subject
 
 EN = get_language("en")
 

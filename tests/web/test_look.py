@@ -81,17 +81,29 @@ def test_a_brand_stylesheet_sets_only_its_checked_accent():
             Brand.create(accent=bad)
 
 
-def test_the_brand_stylesheet_route(make_web_app, newsroom):
+def test_the_brand_stylesheet_route(make_web_app, newsroom, db):
+    from datetime import UTC, datetime
+
+    from digest.audience.lists import LookChanges, edit_list
+
     newsroom.add_list()
     client = make_web_app().test_client()
     response = client.get("/brand/world.css")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/css; charset=utf-8"
+    assert response.get_data(as_text=True).startswith("/*")  # no brand: the site's colours
     assert client.get("/brand/nope.css").status_code == 404
-    # A list's public pages link it (its colours, when it has a brand).
-    assert '<link rel="stylesheet" href="/brand/world.css">' in client.get(
-        "/archive/world/"
-    ).get_data(as_text=True)
+    edit_list(db, "world", now=datetime(2025, 1, 21, tzinfo=UTC), look=LookChanges(
+        accent="#0B5CAD", logo_url="https://cdn.example.org/logo.png", logo_size="180x40"))  # fmt: skip
+    assert client.get("/brand/world.css").get_data(as_text=True) == (
+        ":root { --accent: #0b5cad; --bg: #fff; }\n"
+    )
+    # The list's readers' pages link it and show the logo; staff pages keep the site's look.
+    for path in ("/archive/world/", "/subscribe/world"):
+        page = client.get(path).get_data(as_text=True)
+        assert '<link rel="stylesheet" href="/brand/world.css">' in page, path
+        assert '<img src="https://cdn.example.org/logo.png" width="180" height="40"' in page, path
+    assert "/brand/" not in client.get("/login").get_data(as_text=True)
 
 
 def test_sparkline_points():

@@ -27,8 +27,8 @@ from typing import Any
 
 import jinja2
 
-from ..errors import InvalidInput
-from ..i18n import Language, context_language
+from .errors import InvalidInput
+from .i18n import Language, context_language
 
 LIMIT = 60
 PLACEHOLDERS = ("top", "tags", "date", "list", "site", "frequency", "count")
