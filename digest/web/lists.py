@@ -10,6 +10,9 @@ The form is built from ``LIST_FIELDS``: a setting added to lists is one more ``L
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
@@ -18,7 +21,8 @@ from werkzeug.datastructures import MultiDict
 
 from .. import links
 from ..audience import lists as lists_lib
-from ..audience.lists import WEEKDAYS, MailingList, all_lists, get_list
+from ..audience.branding import DEFAULT_ACCENT
+from ..audience.lists import WEEKDAYS, ImageMode, LookChanges, MailingList, all_lists, get_list
 from ..audience.subscriptions import delete_list, list_counts
 from ..errors import InvalidInput
 from ..issues.store import count_digests
@@ -31,21 +35,25 @@ bp = Blueprint("lists", __name__, url_prefix="/admin/lists")
 
 @dataclass(frozen=True)
 class ListField:
-    """One setting of a list on the form: its keyword in ``create_list`` / ``edit_list``, its
-    label and help, and how it is entered ('text', 'textarea', 'weekday', 'check', 'tags')."""
+    """One setting of a list on the form: its keyword in ``create_list`` / ``edit_list`` (or, with
+    ``look``, in their ``LookChanges``), its label and help, how it is entered ('text',
+    'textarea', 'weekday', 'check', 'tags', 'choice') and the form's section."""
 
     name: str
     label: str
     kind: str = "text"
     hint: str = ""
     required: bool = False
+    look: bool = False
+    choices: tuple[str, ...] = ()
+    section: str = "Sending"
 
     def shown(self, mlist: MailingList | None) -> Any:
         """The field's value as the form shows it for ``mlist`` (None: a new list)."""
         if mlist is None:
-            return {"timezone": "UTC", "send_time": "07:00", "weekly_day": "monday"}.get(
-                self.name, False if self.kind == "check" else ""
-            )
+            return NEW_LIST.get(self.name, False if self.kind == "check" else "")
+        if self.look:
+            return _look_shown(mlist, self.name)
         value = getattr(mlist, self.name)
         if self.kind == "tags":
             return ", ".join(value)
@@ -55,40 +63,135 @@ class ListField:
         """The keyword value for the library from the submitted form."""
         if self.kind == "check":
             return form.get(self.name) == "yes"
+        if self.look and self.name not in form:
+            return None  # not on the form that was sent: left as it is
         value = form.get(self.name, "")
         if self.kind == "tags":
             return [t for t in value.split(",")]
         return value
 
 
+NEW_LIST = {
+    "timezone": "UTC",
+    "send_time": "07:00",
+    "weekly_day": "monday",
+    "language": "en",
+    "images": "none",
+    "approval_lead": "2h",
+    "approval_deadline": "1h",
+}
+LOOK = "Look"
+APPROVAL = "Approval"
+SECTION = attrgetter("section")
+
 LIST_FIELDS: tuple[ListField, ...] = (
     ListField("title", "Title", hint="Shown in digests and on the web pages.", required=True),
     ListField(
-        "from_addr",
-        "From",
-        hint="Name <address@your-domain>: who the digest is from.",
+        "from_addr", "From", hint="Name <address@your-domain>: who the digest is from.",
         required=True,
-    ),  # fmt: skip
+    ),
     ListField("reply_to", "Reply-To", hint="Optional; empty: replies go to the From address."),
     ListField(
-        "tags",
-        "Topics",
-        "tags",
+        "tags", "Topics", "tags",
         "Tags covered, comma-separated, in section order; empty: every tag.",
-    ),  # fmt: skip
+    ),
     ListField("timezone", "Timezone", hint="IANA name, e.g. Africa/Nairobi, Europe/Berlin, UTC."),
     ListField("send_time", "Send time", hint="HH:MM in 24-hour time, in the list's timezone."),
     ListField("weekly_day", "Weekly issue on", "weekday"),
     ListField("description", "Description", "textarea", "One paragraph for the subscribe page."),
     ListField(
         "private", "Private", "check", "Not on the home page; no archive index or Atom feed."
-    ),  # fmt: skip
-    # email-wiring: language, brand, subject pattern, intro and approval go here.
-)
+    ),
+    ListField(
+        "language", "Language", hint="Of the emails and subscriber pages: en, fr, es, pt, sw ...",
+        look=True, section=LOOK,
+    ),
+    ListField(
+        "images", "Images", "choice", "Stories' lead images.", look=True,
+        choices=tuple(m.value for m in ImageMode), section=LOOK,
+    ),
+    ListField("logo_url", "Logo URL", hint="https://…; empty: no logo.", look=True, section=LOOK),
+    ListField(
+        "logo_size", "Logo size", hint="WIDTHxHEIGHT in pixels, e.g. 180x40.", look=True,
+        section=LOOK,
+    ),
+    ListField(
+        "accent", "Accent colour", hint="#RRGGBB, readable on white (4.5:1); empty: the default.",
+        look=True, section=LOOK,
+    ),
+    ListField(
+        "subject_pattern", "Subject",
+        hint="{top} {tags} {date} {list} {site} {frequency} {count}; empty: the default.",
+        look=True, section=LOOK,
+    ),
+    ListField(
+        "intro", "Intro", "textarea", "At the top of every issue without a note.", look=True,
+        section=LOOK,
+    ),
+    ListField("footer_text", "Footer", "textarea", look=True, section=LOOK),
+    ListField(
+        "postal_address", "Postal address", "textarea",
+        "In the footer; commercial mail needs one (CAN-SPAM).", look=True, section=LOOK,
+    ),
+    ListField(
+        "approval", "Approval", "check", "Editors approve each issue before it is sent.",
+        look=True, section=APPROVAL,
+    ),
+    ListField(
+        "approval_lead", "Built ahead by",
+        hint="How long before the send time an issue is built for approval: 2h, 90m.",
+        look=True, section=APPROVAL,
+    ),
+    ListField(
+        "approval_deadline", "Approval accepted until",
+        hint="How long after the send time: 1h, 30m.", look=True, section=APPROVAL,
+    ),
+    ListField(
+        "editors", "Editors", hint="Addresses told when an issue awaits approval, comma-separated.",
+        look=True, section=APPROVAL,
+    ),
+)  # fmt: skip
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
+def _look_shown(mlist: MailingList, name: str) -> Any:
+    """The current value of a look or approval setting, as the form shows it."""
+    brand, look, approval = mlist.brand, mlist.look, mlist.approval
+    size = f"{brand.logo_width}x{brand.logo_height}" if brand.logo_url and brand.logo_height else ""
+    values: dict[str, Any] = {
+        "language": look.language,
+        "images": look.images.value,
+        "logo_url": brand.logo_url or "",
+        "logo_size": size,
+        "accent": "" if brand.accent == DEFAULT_ACCENT else brand.accent,
+        "subject_pattern": look.subject_pattern or "",
+        "intro": look.intro or "",
+        "footer_text": brand.footer_text or "",
+        "postal_address": brand.postal_address or "",
+        "approval": approval.required,
+        "approval_lead": _duration(approval.lead),
+        "approval_deadline": _duration(approval.deadline),
+        "editors": ", ".join(approval.editors),
+    }
+    return values[name]
+
+
+def _as_sent(form: MultiDict[str, str]) -> dict[str, Any]:
+    """The form as submitted, to show it again with the error."""
+    checks = {f.name: f.parse(form) for f in LIST_FIELDS if f.kind == "check"}
+    return {**dict(form.items()), **checks}
 
 
 def _values(form: MultiDict[str, str]) -> dict[str, Any]:
-    return {f.name: f.parse(form) for f in LIST_FIELDS}
+    """The keywords of ``create_list`` / ``edit_list`` from the form, the look's in one
+    ``LookChanges`` (an emptied optional setting is removed)."""
+    values = {f.name: f.parse(form) for f in LIST_FIELDS if not f.look}
+    values["look"] = LookChanges(**{f.name: f.parse(form) for f in LIST_FIELDS if f.look})
+    return values
 
 
 def _form_page(
@@ -96,7 +199,7 @@ def _form_page(
 ) -> ResponseReturnValue:
     context: dict[str, Any] = {
         "mlist": mlist,
-        "fields": LIST_FIELDS,
+        "sections": [(name, list(group)) for name, group in groupby(LIST_FIELDS, SECTION)],
         "shown": shown,
         "weekdays": WEEKDAYS,
         "error": error,
@@ -142,8 +245,7 @@ def new() -> ResponseReturnValue:
     try:
         mlist = lists_lib.create_list(get_db(), slug, now=now(), **values)
     except InvalidInput as e:
-        return _form_page(None, {**dict(request.form.items()), "slug": slug,
-                                 "private": values["private"]}, str(e), 400)  # fmt: skip
+        return _form_page(None, {**_as_sent(request.form), "slug": slug}, str(e), 400)
     flash(f"Created list {mlist.slug} ({mlist.title}).", "notice")
     return redirect(url_for("lists.edit", slug=mlist.slug), code=303)
 
@@ -159,8 +261,7 @@ def edit(slug: str) -> ResponseReturnValue:
     try:
         mlist = lists_lib.edit_list(db, slug, now=now(), **values)
     except InvalidInput as e:
-        shown = {**dict(request.form.items()), "private": values["private"]}
-        return _form_page(mlist, shown, str(e), 400)
+        return _form_page(mlist, _as_sent(request.form), str(e), 400)
     flash(f"Saved list {mlist.slug}.", "notice")
     return redirect(url_for("lists.edit", slug=mlist.slug), code=303)
 

@@ -576,3 +576,34 @@ def test_an_editor_sends_a_test_from_the_preview(app, staff, db, world, newsroom
     assert smtp.handler.received[-1].rcpt_to == ["ed@example.org"]
     dark = editor.get("/editor/preview/frame?list=world&date=2025-01-21&scheme=dark")
     assert "@media all" in text(dark) and "prefers-color-scheme: dark" not in text(dark)
+
+
+def test_a_lists_look_and_approval_settings_on_its_page(admin, db, world, run):
+    page = text(admin.get("/admin/lists/world"))
+    for label in ("<h2>Look</h2>", "<h2>Approval</h2>", 'name="accent"', 'name="editors"'):
+        assert label in page
+    form = {"csrf_token": admin.csrf, "title": "World Desk", "from_addr": world.from_addr,
+            "tags": "Haiti, Kenya", "timezone": "UTC", "send_time": "07:00",
+            "weekly_day": "monday", "language": "fr", "images": "lead",
+            "logo_url": "https://cdn.example.org/logo.png", "logo_size": "180x40",
+            "accent": "#0B5CAD", "subject_pattern": "{list}: {top}", "intro": "Bonjour",
+            "footer_text": "", "postal_address": "1 rue X, Paris", "approval_lead": "2h",
+            "approval_deadline": "1h", "editors": ""}  # fmt: skip
+    # The library's checks, with the CLI's messages.
+    for change, args in (
+        ({"accent": "#ffff00"}, ["--accent", "#ffff00"]),
+        ({"approval": "yes"}, ["--approval", "on"]),
+        ({"approval_lead": "soon"}, ["--approval-lead", "soon"]),
+        ({"logo_url": "javascript:alert(1)"}, ["--logo-url", "javascript:alert(1)"]),
+    ):
+        bad = admin.post("/admin/lists/world", data={**form, **change})
+        cli = run("lists", "edit", "world", *args)
+        assert bad.status_code == 400 and cli.exit_code == 1, change
+        assert str(escape(cli.output.strip().removeprefix("Error: "))) in text(bad), change
+    saved = follow(admin, admin.post("/admin/lists/world", data={
+        **form, "approval": "yes", "editors": "ed@example.org"}))  # fmt: skip
+    assert "Saved list world." in saved
+    mlist = get_list(db, "world")
+    assert (mlist.language, mlist.brand.accent, mlist.brand.logo_width) == ("fr", "#0b5cad", 180)
+    assert mlist.approval.required and mlist.approval.editors == ("ed@example.org",)
+    assert 'value="#0b5cad"' in saved and 'value="180x40"' in saved and "1 rue X, Paris" in saved
