@@ -304,3 +304,26 @@ def stored_state(conn: sqlite3.Connection, ids: list[int]) -> list[tuple[int, st
         [json.dumps(ids)],
     )
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    """What one source (a feed URL, a file) has given the store: its articles and the newest."""
+
+    articles: int
+    latest_title: str | None
+    latest_published_at: datetime | None
+
+
+def source_summaries(db: Database, sources: Iterable[str]) -> dict[str, SourceSummary]:
+    """source -> its article count and newest article (by publication time), for the sources
+    given (the admin's feeds page); a source with no articles is left out."""
+    # SQLite returns the bare column (title) from the row that holds max(published_at).
+    return {
+        source: SourceSummary(count, title, from_iso(latest) if latest else None)
+        for source, count, title, latest in db.execute(
+            "SELECT source, count(*), title, max(published_at) FROM articles"
+            " WHERE source IN (SELECT value FROM json_each(?)) GROUP BY source",
+            [json.dumps(list(sources))],
+        )
+    }

@@ -91,6 +91,7 @@ class MailingList:
     description: str | None
     deleted_at: str | None = None  # set when deleted but kept for the archive
     created_at: str = "1970-01-01T00:00:00.000000+00:00"  # UTC ISO
+    private: bool = False  # not on the home page, no public archive index or feed
     look: EmailLook = field(default_factory=EmailLook)
     approval: Approval = field(default_factory=Approval)
     untagged_title: str | None = None  # None: DEFAULT_UNTAGGED_TITLE
@@ -146,6 +147,7 @@ class MailingList:
             description=row["description"],
             deleted_at=row.get("deleted_at"),
             created_at=row["created_at"],
+            private=bool(row.get("private")),
             look=EmailLook(
                 language=row.get("language") or "en",
                 images=ImageMode(row.get("images") or "none"),
@@ -196,9 +198,15 @@ def get_list_by_id(db: Database, list_id: int) -> MailingList:
     return MailingList.from_row(rows[0])
 
 
-def all_lists(db: Database, *, include_deleted: bool = False) -> list[MailingList]:
-    where = "" if include_deleted else " WHERE deleted_at IS NULL"
-    return [MailingList.from_row(r) for r in db.query(f"SELECT * FROM lists{where} ORDER BY slug")]
+def all_lists(
+    db: Database, *, include_deleted: bool = False, public_only: bool = False
+) -> list[MailingList]:
+    """Every list by slug; ``public_only`` leaves out private lists (the home page)."""
+    where = [] if include_deleted else ["deleted_at IS NULL"]
+    if public_only:
+        where.append("NOT private")
+    sql = "SELECT * FROM lists" + (" WHERE " + " AND ".join(where) if where else "")
+    return [MailingList.from_row(r) for r in db.query(sql + " ORDER BY slug")]
 
 
 # Validation: each returns the stored form or raises InvalidInput naming the field.
@@ -271,6 +279,7 @@ def _fields(
     description: str | None,
     untagged_title: str | None = None,
     bounce_address: str | None = None,
+    private: bool | None = None,
 ) -> dict:
     values: dict = {}
     if title is not None:
@@ -294,6 +303,8 @@ def _fields(
     if bounce_address is not None:
         # The longest VERP token must fit in it (RFC 5321's 64-octet local part).
         values["bounce_address"] = check_bounce_address(bounce_address) if bounce_address else None
+    if private is not None:
+        values["private"] = int(private)
     return values
 
 
@@ -448,6 +459,7 @@ def create_list(
     send_time: str = "07:00",
     weekly_day: str = "monday",
     description: str | None = None,
+    private: bool = False,
     look: LookChanges | None = None,
     untagged_title: str | None = None,
     bounce_address: str | None = None,
@@ -455,7 +467,8 @@ def create_list(
     check_slug(slug)
     tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
     values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
-                     untagged_title=untagged_title, bounce_address=bounce_address)  # fmt: skip
+                     untagged_title=untagged_title, bounce_address=bounce_address,
+                     private=private)  # fmt: skip
     values.update(_look_values(None, look or LookChanges()))
     with transaction(db):
         existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
@@ -487,6 +500,7 @@ def edit_list(
     send_time: str | None = None,
     weekly_day: str | None = None,
     description: str | None = None,
+    private: bool | None = None,
     look: LookChanges | None = None,
     untagged_title: str | None = None,
     bounce_address: str | None = None,
@@ -497,7 +511,8 @@ def edit_list(
     if tags is not None:
         tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
     values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
-                     untagged_title=untagged_title, bounce_address=bounce_address)  # fmt: skip
+                     untagged_title=untagged_title, bounce_address=bounce_address,
+                     private=private)  # fmt: skip
     values.update(_look_values(mlist, look or LookChanges()))
     if values:
         values["updated_at"] = to_iso(now)

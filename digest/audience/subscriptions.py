@@ -28,15 +28,17 @@ from ..store.bulk import insert_rows, next_id, select_in
 from ..text import clean_name
 from ..timeutil import from_iso, to_iso
 from .history import EventRow, events_for, forget, record_event, record_events
-from .lists import MailingList, get_list, get_list_by_id, remove_list_row
+from .lists import MailingList, all_lists, get_list, get_list_by_id, remove_list_row
 from .records import (
     ENDED,
     LIVE,
+    Admission,
     Frequency,
     Subscriber,
     SubscriberHistory,
     Subscription,
     SubscriptionStatus,
+    Suppression,
     admit,
     check_frequency,
     sql_list,
@@ -171,9 +173,48 @@ def subscription_tags(mlist: MailingList, tags: Iterable[str]) -> list[str]:
 # -- One person at a time --------------------------------------------------------------------
 
 
+class Refused(InvalidInput):
+    """An address that unsubscribed, bounced, complained or is suppressed was not subscribed
+    again. ``because`` is what ended it ('unsubscribed', 'bounced', 'complained', 'suppressed')
+    and ``detail`` says it in words (the suppression's reason); the edges offer what fits them
+    (the CLI ``--force --reason``, the admin pages a re-activation form with a reason)."""
+
+    def __init__(self, message: str, *, email: str, because: str, detail: str):
+        super().__init__(message)
+        self.email = email
+        self.because = because
+        self.detail = detail
+
+
 def _need_reason(force: bool, reason: str | None) -> None:
     if force and not (reason and reason.strip()):
         raise InvalidInput("--force needs a --reason, recorded in the address's history")
+
+
+def _refusal(
+    mlist: MailingList, email: str, decision: Admission, suppression: Suppression | None
+) -> Refused:
+    why = (
+        f"on the suppression list ({suppression.reason or 'no reason given'})"
+        if decision.refused_because == "suppressed" and suppression is not None
+        else f"{decision.refused_because} from list {mlist.slug!r}"
+    )
+    return Refused(
+        f"{email} is {why}; it is not subscribed again without a new confirmation "
+        "from the person, or --force with a --reason",
+        email=email,
+        because=decision.refused_because or "",
+        detail=f"{email} is {why}",
+    )
+
+
+def would_refuse(db: Database, mlist: MailingList, email: str) -> Refused | None:
+    """What ``add_subscription`` (without ``force``) would refuse ``email`` (normalised) for
+    on ``mlist``, or None: for a page that asks before it adds."""
+    known = subscription_status(db, mlist, email)
+    suppression = get_suppression(db, email)
+    decision = admit(known.status if known else None, suppression is not None, confirmed=True)
+    return None if decision.status is not None else _refusal(mlist, email, decision, suppression)
 
 
 def add_subscription(
@@ -213,15 +254,7 @@ def add_subscription(
             force=force,
         )
         if decision.status is None:
-            why = (
-                f"on the suppression list ({suppression.reason or 'no reason given'})"
-                if decision.refused_because == "suppressed" and suppression is not None
-                else f"{decision.refused_because} from list {mlist.slug!r}"
-            )
-            raise InvalidInput(
-                f"{email} is {why}; it is not subscribed again without a new confirmation "
-                "from the person, or --force with a --reason"
-            )
+            raise _refusal(mlist, email, decision, suppression)
         new_status = decision.status
         if row is None:
             subscriber_id = db.execute(
@@ -541,7 +574,10 @@ def counts_by_list(db: Database) -> dict[int, dict[str, int]]:
     return counts
 
 
-def delete_list(db: Database, slug: str, *, now: datetime, force: bool = False) -> str:
+def delete_list(
+    db: Database, slug: str, *, now: datetime, force: bool = False, source: str = "cli",
+    reason: str = "list deleted",
+) -> str:  # fmt: skip
     """Delete a list. Refuses while it has active or pending subscribers unless ``force``
     (their subscriptions end, recorded in each address's history). A list that digests were
     built for is only marked deleted, so the archive keeps working. Returns 'deleted' or
@@ -555,8 +591,8 @@ def delete_list(db: Database, slug: str, *, now: datetime, force: bool = False) 
                 "use --force to delete it anyway"
             )
         for m in members:
-            record_event(db, m.email, SubscriptionStatus.UNSUBSCRIBED, source="cli", now=now,
-                         list_slug=slug, old_status=m.status, reason="list deleted")  # fmt: skip
+            record_event(db, m.email, SubscriptionStatus.UNSUBSCRIBED, source=source, now=now,
+                         list_slug=slug, old_status=m.status, reason=reason)  # fmt: skip
         db.execute("DELETE FROM subscriptions WHERE list_id = ?", [mlist.id])
         return remove_list_row(db, mlist, now=now)
 
@@ -691,6 +727,7 @@ class SubscriptionRow:
     frequency: str
     topics: str  # the tag keys chosen, comma-separated
     updated_at: str
+    subscriber_id: int = 0
 
 
 def search_subscriptions(
@@ -699,11 +736,13 @@ def search_subscriptions(
     *,
     list_id: int | None = None,
     status: str | None = None,
+    tag: str | None = None,
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[SubscriptionRow], bool]:
     """One page of subscriptions whose address or name contains ``query`` (case-insensitive
-    for ASCII), by address; and whether there is a next page."""
+    for ASCII), by address; and whether there is a next page. ``tag``: only subscriptions that
+    receive that tag (chose it, or chose every tag of a list that covers it)."""
     where: list[str] = []
     params: list[Any] = []
     if query:
@@ -715,8 +754,18 @@ def search_subscriptions(
     if status is not None:
         where.append("s.status = ?")
         params.append(status)
+    if tag:
+        key = tag_key(tag)
+        covering = [m.id for m in all_lists(db, include_deleted=True)
+                    if not m.tags or key in m.tag_keys]  # fmt: skip
+        where.append(
+            "(EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = ?)"
+            " OR (s.tags = '[]' AND s.list_id IN (SELECT value FROM json_each(?))))"
+        )
+        params += [key, json.dumps(covering)]
     sql = (
-        "SELECT p.email, p.name, l.slug, l.title, s.status, s.frequency, s.tags, s.updated_at"
+        "SELECT p.id AS subscriber_id, p.email, p.name, l.slug, l.title, s.status, s.frequency,"
+        " s.tags, s.updated_at"
         " FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id"
         " JOIN lists l ON l.id = s.list_id"
         + (" WHERE " + " AND ".join(where) if where else "")
@@ -732,6 +781,7 @@ def search_subscriptions(
             frequency=row["frequency"],
             topics=", ".join(json.loads(row["tags"] or "[]")),
             updated_at=row["updated_at"],
+            subscriber_id=row["subscriber_id"],
         )
         for row in db.query(sql, [*params, page_size + 1, (page - 1) * page_size])
     ]
@@ -809,7 +859,8 @@ def apply_batch(
                        f"({suppressed[email] or 'no reason given'}); not subscribed")  # fmt: skip
             else:
                 why = (f"{email} is {decision.refused_because}; not subscribed again (needs a "
-                       "new confirmation by the person, or `subscribers add --force`)")  # fmt: skip
+                       "new confirmation by the person, or an admin's re-activation with a "
+                       "reason)")  # fmt: skip
             result.skipped.append((line, why))
             continue
         if old is None:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
+from ..errors import InvalidInput, NotFound
 from ..store import transaction
 from ..timeutil import to_iso
 from .history import record_event
@@ -48,6 +49,19 @@ def iter_suppressions(db: Database) -> Iterator[Suppression]:
         "SELECT email, reason, source, created_at FROM suppressions ORDER BY created_at, email"
     ):
         yield Suppression(*row)
+
+
+def search_suppressions(db: Database, query: str = "", *, limit: int = 100) -> list[Suppression]:
+    """The newest suppressions whose address contains ``query`` (the admin's page)."""
+    like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return [
+        Suppression(*row)
+        for row in db.execute(
+            "SELECT email, reason, source, created_at FROM suppressions"
+            " WHERE email LIKE ? ESCAPE '\\' ORDER BY created_at DESC, email LIMIT ?",
+            [like, limit],
+        )
+    ]
 
 
 def suppress(
@@ -89,3 +103,17 @@ def lift_suppression(db: Database, email: str, *, source: str, reason: str, now:
         old_status="suppressed",
         reason=f"{reason} (was suppressed: {old.reason or 'no reason given'})",
     )
+
+
+def unsuppress(db: Database, email: str, *, reason: str, source: str, now: datetime) -> Suppression:
+    """An admin lifts the suppression of ``email`` (normalised), with a ``reason`` recorded in
+    its history; returns what was lifted. The address's ended subscriptions stay ended: only
+    the person's new confirmation or an admin's re-activation subscribes it again."""
+    if not (reason or "").strip():
+        raise InvalidInput("give a reason for lifting the suppression; it is kept in the history")
+    with transaction(db):
+        old = get_suppression(db, email)
+        if old is None:
+            raise NotFound(f"{email} is not on the suppression list")
+        lift_suppression(db, email, source=source, reason=reason.strip(), now=now)
+    return old

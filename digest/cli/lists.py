@@ -79,6 +79,11 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 "default: [bounces] address, else the From address).",
             ),
             click.option(
+                "--private/--public",
+                default=None,
+                help="Private: not on the home page, no public archive index or feed.",
+            ),
+            click.option(
                 "--language",
                 metavar="CODE",
                 help="Language of the emails and subscriber pages (en, fr, es, pt, sw, ...).",
@@ -152,6 +157,7 @@ def create(
     description: str | None,
     untagged_title: str | None,
     bounce_address: str | None,
+    private: bool | None,
     **look: Any,
 ) -> None:
     """Create list SLUG (lowercase letters, digits, '-'). --title and --from are required;
@@ -180,6 +186,7 @@ def create(
         send_time=send_time or "07:00",
         weekly_day=weekly_day or "monday",
         description=description,
+        private=bool(private),
         look=_look(look),
         untagged_title=untagged_title,
         bounce_address=bounce_address or None,
@@ -212,6 +219,7 @@ def edit(
     untagged_title: str | None,
     move_orphans_to_all: bool,
     bounce_address: str | None,
+    private: bool | None,
     **look: Any,
 ) -> None:
     """Change some settings of list SLUG; options not given stay as they are, and '' removes
@@ -225,6 +233,7 @@ def edit(
       digest lists edit world --tags Africa,Asia --move-orphans-to-all
       digest lists edit world --reply-to ""
       digest lists edit world --bounce-address bounces@news.example.com
+      digest lists edit staff-notes --private
       digest lists edit world --language fr --subject "{top} — {date}"
       digest lists edit world --approval on --approval-lead 2h --approval-deadline 1h \\
           --editors editors@example.com
@@ -240,6 +249,7 @@ def edit(
         send_time=send_time,
         weekly_day=weekly_day,
         description=description,
+        private=private,
         look=_look(look),
         untagged_title=untagged_title,
         move_orphans_to_all=move_orphans_to_all,
@@ -328,6 +338,7 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         ("weekly day", mlist.weekly_day),
         ("description", mlist.description or "-"),
         ("bounces to", _bounces_to(app, mlist)),
+        ("visibility", "private (not on the home page, no archive)" if mlist.private else "public"),
         *_look_rows(mlist),
         *(
             [("untagged", f"{mlist.untagged_section_title} (last section)")]

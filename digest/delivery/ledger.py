@@ -593,3 +593,146 @@ def plan(
         ]
         planned.append(PlannedDigest(digest, slug, frequency, label, due, min(skip, due), first))
     return planned
+
+
+# -- The admin pages: one address's deliveries, recent issues' outcomes, relay errors --------
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One delivery to one address, as the subscriber page shows it."""
+
+    digest_id: int
+    list_slug: str
+    frequency: str
+    period_label: str
+    status: str
+    attempts: int
+    relay: str | None
+    reply: str | None
+    updated_at: str
+    sent_at: str | None
+
+
+def deliveries_to(db: Database, subscriber_id: int, *, limit: int = 50) -> list[DeliveryRecord]:
+    """The newest deliveries to a subscriber, newest digest first."""
+    # CROSS JOIN walks the digests (few) and probes the UNIQUE (digest_id, subscriber_id)
+    # index for each, instead of scanning every delivery for the subscriber.
+    rows = db.execute(
+        """
+        SELECT g.id, l.slug, g.frequency, g.period_label, d.status, d.attempts, d.relay, d.reply,
+               d.updated_at, d.sent_at
+        FROM digests g CROSS JOIN deliveries d ON d.digest_id = g.id AND d.subscriber_id = ?
+        JOIN lists l ON l.id = g.list_id
+        ORDER BY g.id DESC LIMIT ?
+        """,
+        [subscriber_id, limit],
+    ).fetchall()
+    return [DeliveryRecord(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class IssueOutcome:
+    """A built issue and what became of its deliveries. ``bounced`` and ``complained`` count
+    its recipients whose subscription to the list became bounced or complained while this was
+    the latest issue they had been sent (from the subscription history)."""
+
+    digest_id: int
+    list_slug: str
+    list_title: str
+    frequency: str
+    period_label: str
+    built_at: str
+    counts: dict[str, int]
+    bounced: int = 0
+    complained: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def recent_outcomes(db: Database, *, limit: int = 10) -> list[IssueOutcome]:
+    """The newest built issues of every list with their delivery counts by status, newest
+    first."""
+    digests = db.execute(
+        "SELECT g.id, l.id, l.slug, l.title, g.frequency, g.period_label, g.built_at"
+        " FROM digests g JOIN lists l ON l.id = g.list_id ORDER BY g.built_at DESC, g.id DESC"
+        " LIMIT ?",
+        [limit],
+    ).fetchall()
+    if not digests:
+        return []
+    ids = [row[0] for row in digests]
+    counts: dict[int, dict[str, int]] = {i: {s.value: 0 for s in STATUSES} for i in ids}
+    for digest_id, status, n in db.execute(
+        "SELECT digest_id, status, count(*) FROM deliveries"
+        " WHERE digest_id IN (SELECT value FROM json_each(?)) GROUP BY digest_id, status",
+        [json.dumps(ids)],
+    ):
+        counts[digest_id][status] = n
+    ended = _ended_after(db, ids, oldest=min(row[6] for row in digests))
+    return [
+        IssueOutcome(
+            digest_id=row[0],
+            list_slug=row[2],
+            list_title=row[3],
+            frequency=row[4],
+            period_label=row[5],
+            built_at=row[6],
+            counts=counts[row[0]],
+            bounced=ended.get((row[0], "bounced"), 0),
+            complained=ended.get((row[0], "complained"), 0),
+        )
+        for row in digests
+    ]
+
+
+def _ended_after(db: Database, digest_ids: list[int], *, oldest: str) -> dict[tuple[int, str], int]:
+    """(digest id, 'bounced' | 'complained') -> recipients whose subscription ended so after
+    that digest was the latest one queued for them on its list."""
+    wanted = set(digest_ids)
+    found: dict[tuple[int, str], int] = {}
+    # Bounces and complaints are few: for each, the delivery queued last before it, found by
+    # probing (digest, subscriber) for the list's digests, newest first.
+    for subscriber_id, list_id, status, at in db.execute(
+        """
+        SELECT p.id, l.id, e.new_status, e.at FROM status_events e
+        JOIN subscribers p ON p.email = e.email JOIN lists l ON l.slug = e.list_slug
+        WHERE e.new_status IN ('bounced', 'complained') AND e.at >= ?
+        """,
+        [oldest],
+    ).fetchall():
+        row = db.execute(
+            "SELECT g.id FROM digests g CROSS JOIN deliveries d"
+            " ON d.digest_id = g.id AND d.subscriber_id = ?"
+            " WHERE g.list_id = ? AND d.created_at <= ? ORDER BY d.created_at DESC, g.id DESC"
+            " LIMIT 1",
+            [subscriber_id, list_id, at],
+        ).fetchone()
+        if row is not None and row[0] in wanted:
+            found[(row[0], status)] = found.get((row[0], status), 0) + 1
+    return found
+
+
+@dataclass(frozen=True)
+class SendError:
+    """A delivery a relay deferred or refused, with its reply: the admin's relay health."""
+
+    at: str
+    status: str
+    relay: str | None
+    reply: str
+    email: str
+    digest_id: int
+
+
+def recent_send_errors(db: Database, *, limit: int = 10) -> list[SendError]:
+    """The newest deferred or failed deliveries that carry a reply, newest first."""
+    rows = db.execute(
+        "SELECT updated_at, status, relay, reply, email, digest_id FROM deliveries"
+        " WHERE status IN ('deferred', 'failed') AND reply IS NOT NULL"
+        " ORDER BY updated_at DESC LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [SendError(*row) for row in rows]

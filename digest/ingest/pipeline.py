@@ -33,7 +33,7 @@ from ..config import Config
 from ..errors import DigestError, describe_error
 from ..store.bulk import background_checkpoints
 from ..text import visible
-from .feeds import list_feeds, record_poll
+from .feeds import get_feed, list_feeds, record_poll
 from .http import http_get
 from .sources import file_source_bytes, is_url, parse_bytes, read_file_source
 from .unchanged import remember_source, source_fingerprint, unchanged_source
@@ -198,12 +198,14 @@ def fetch_feeds(
     now: datetime,
     progress: Callable[[str, int, int], None] | None = None,
     stop: threading.Event | None = None,
+    only: str | None = None,
 ) -> list[FeedReport]:
     """Poll every registered feed once (conditional GET) and store new and changed entries.
     Records last success / last error per feed; never raises because of one bad feed. Once
     ``stop`` is set, the fetch in progress is cut short (reported as stopped, nothing recorded)
-    and no further feed is polled."""
-    feeds = list_feeds(db)
+    and no further feed is polled. ``only``: poll just this registered feed URL (the admin's
+    "fetch now"; ``NotFound`` if it is not registered)."""
+    feeds = [get_feed(db, only)] if only is not None else list_feeds(db)
     reports: list[FeedReport] = []
     for done, feed in enumerate(feeds, 1):
         if stop is not None and stop.is_set():

@@ -5,7 +5,8 @@ Schema overview (each later step reads what the previous one stored):
 - articles, tags, article_tags, articles_fts: what ingestion stored;
 - tag_aliases, tag_rules: old tag names and Atom terms, and editors' tag rules;
 - feeds: registered feed URLs and their polling state;
-- lists, subscribers, subscriptions, status_events, suppressions: who gets what;
+- lists (private: hidden from the home page and the archive), subscribers, subscriptions,
+  status_events, suppressions: who gets what;
 - digests, digest_articles, variants: built digests and their rendered message templates;
 - deliveries: the delivery ledger, one row per (digest, subscriber);
 - schedule_events, schedule_state: what the scheduler (``digest run``) skipped, and its last tick;
@@ -551,3 +552,11 @@ def m015_bounces_wiring_bounce_events(db: Database) -> None:
     # A list's own bounce address (`lists edit --bounce-address`): the envelope sender of its
     # digests, before [bounces] address. NULL: the installation's, else the list's From.
     db.execute("ALTER TABLE lists ADD COLUMN bounce_address TEXT")
+
+
+@migrations()
+def m016_web_admin_private_lists(db: Database) -> None:
+    # A private list is not on the home page and has no public archive index or Atom feed; its
+    # subscribe form (and embedded forms) still work, and the web version of each issue stays
+    # reachable at the address its emails link to (marked noindex).
+    db.execute("ALTER TABLE lists ADD COLUMN private INTEGER NOT NULL DEFAULT 0")

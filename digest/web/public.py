@@ -1,5 +1,4 @@
-"""Public pages: the home page, the subscribe form, the archive of sent digests, and the
-signed-token links from every email (``digest.links``): ``/c/<token>`` confirm, ``/u/<token>``
+"""Public pages: the home page, the subscribe form, and the signed-token links from every email (``digest.links``): ``/c/<token>`` confirm, ``/u/<token>``
 unsubscribe, ``/p/<token>`` preferences.
 
 No GET changes anything: link scanners (corporate mail filters, antivirus) fetch every URL in
@@ -9,15 +8,13 @@ RFC 8058 one-click POST, which unsubscribes at once.
 State changes go through the audience stage (``audience.subscriptions``), and the subscribe
 form through ``delivery.notices``, which only queues the confirmation email (the app's worker
 thread sends it), so every outcome of the form gets the same answer in the same time. The
-archive renders stored digests with ``issues.build.render_web_version``.
+archive is in ``archive``, the embeddable subscribe form in ``embed``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
@@ -36,23 +33,15 @@ from ..audience.subscriptions import (
     update_preferences,
 )
 from ..audience.subscriptions import unsubscribe as end_subscription
-from ..delivery import ledger
 from ..delivery.notices import request_subscription
 from ..errors import InvalidInput, NotFound, TokenError
-from ..issues.build import render_web_version
-from ..issues.store import digests_of_list, find_digest_by_label
 from ..timeutil import from_iso
 from ..tokens import Token, make_token, read_token
 from .context import enforce_limit, get_db, is_one_click_unsubscribe, now, web
-from .security import MESSAGE_CSP
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("public", __name__)
-
-# The archive may be cached briefly by browsers and proxies: it is the same for everyone.
-ARCHIVE_CACHE = "public, max-age=300"
-_ISSUE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
 @dataclass(frozen=True)
@@ -121,7 +110,7 @@ def home() -> ResponseReturnValue:
     root = request.script_root
     lists = [
         (mlist, links.subscribe_url(root, mlist.slug), links.archive_url(root, mlist.slug))
-        for mlist in all_lists(get_db())
+        for mlist in all_lists(get_db(), public_only=True)
     ]
     return render_template("home.html", lists=lists)
 
@@ -202,60 +191,6 @@ def preview_link(purpose: str) -> ResponseReturnValue:
             {"Content-Type": "text/plain; charset=utf-8"},
         )
     return render_template("preview_link.html", purpose=purpose)
-
-
-# --- archive ----------------------------------------------------------------------------------
-
-
-@bp.route("/archive/<slug>/")
-def archive(slug: str) -> ResponseReturnValue:
-    db = get_db()
-    mlist = get_list(db, slug, include_deleted=True)
-    built = digests_of_list(db, mlist.id)
-    sent = ledger.sent_among(db, [d.id for d in built])
-    digests = [
-        {
-            "frequency": d.frequency,
-            "period_label": d.period_label,
-            "url": links.digest_web_url(
-                request.script_root, mlist.slug, d.frequency, d.period_label
-            ),
-        }
-        for d in built
-        if d.id in sent
-    ]
-    body = render_template("archive/index.html", mlist=mlist, digests=digests)
-    return body, 200, {"Cache-Control": ARCHIVE_CACHE}
-
-
-@bp.route("/archive/<slug>/<frequency>/<label>/")
-def archive_digest(slug: str, frequency: str, label: str) -> ResponseReturnValue:
-    db = get_db()
-    mlist = get_list(db, slug, include_deleted=True)
-    if frequency not in FREQUENCIES or not _valid_date(label):
-        raise NotFound(f"no {mlist.title} digest at this address")
-    digest = find_digest_by_label(db, mlist.id, frequency, label)
-    if digest is None or not ledger.sent_among(db, [digest.id]):
-        raise NotFound(f"no {frequency} {mlist.title} digest was sent for {label}")
-    html = render_web_version(db, web().config, digest.id)
-    # The stored digest carries its own <style>: it gets the message policy (inline styles,
-    # no scripts, sandboxed), not the site's.
-    headers = {
-        "Content-Type": "text/html; charset=utf-8",
-        "Content-Security-Policy": MESSAGE_CSP,
-        "Cache-Control": ARCHIVE_CACHE,
-    }
-    return html, 200, headers
-
-
-def _valid_date(label: str) -> bool:
-    if not _ISSUE_DATE.match(label):
-        return False
-    try:
-        date.fromisoformat(label)
-    except ValueError:
-        return False
-    return True
 
 
 # --- confirm ----------------------------------------------------------------------------------

@@ -230,8 +230,11 @@ def test_admin_overview_counts_subscriptions_by_status(web_app, staff, db):
     client = web_app.test_client()
     login(client, name="ada")
     html = client.get("/admin/").get_data(as_text=True)
-    cells = re.findall(r'<td class="num">(\d+)</td>', html)
-    assert cells == ["1", "2", "0", "0", "0"]  # pending, active, unsubscribed, bounced, complained
+    cells = re.findall(r'<td class="num" data-label="(\w+)"><a href="[^"]+">(\d+)</a></td>', html)
+    assert cells == [
+        ("Pending", "1"), ("Active", "2"), ("Unsubscribed", "0"), ("Bounced", "0"),
+        ("Complained", "0"),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -389,6 +392,10 @@ def test_templates_have_no_inline_script_or_style():
         text = path.read_text(encoding="utf-8")
         assert "<script" not in text.lower(), path
         assert not re.search(r"\son[a-z]+\s*=", text), path  # onclick= etc.
+        if path.name == "issue_banner.html":
+            # Goes into an issue's web version, which keeps the email's inline CSS and is served
+            # with the message policy (inline styles, never scripts; tests/web/test_archive.py).
+            continue
         assert "style=" not in text and "<style" not in text, path
 
 
