@@ -633,9 +633,8 @@ def deliveries_to(db: Database, subscriber_id: int, *, limit: int = 50) -> list[
 
 @dataclass(frozen=True)
 class IssueOutcome:
-    """A built issue and what became of its deliveries. ``bounced`` and ``complained`` count
-    its recipients whose subscription to the list became bounced or complained while this was
-    the latest issue they had been sent (from the subscription history)."""
+    """A built issue and what became of its deliveries (bounce reports and complaints about
+    them are ``feedback.events.counts_by_digest``)."""
 
     digest_id: int
     list_slug: str
@@ -644,8 +643,6 @@ class IssueOutcome:
     period_label: str
     built_at: str
     counts: dict[str, int]
-    bounced: int = 0
-    complained: int = 0
 
     @property
     def total(self) -> int:
@@ -656,7 +653,7 @@ def recent_outcomes(db: Database, *, limit: int = 10) -> list[IssueOutcome]:
     """The newest built issues of every list with their delivery counts by status, newest
     first."""
     digests = db.execute(
-        "SELECT g.id, l.id, l.slug, l.title, g.frequency, g.period_label, g.built_at"
+        "SELECT g.id AS digest_id, l.slug, l.title, g.frequency, g.period_label, g.built_at"
         " FROM digests g JOIN lists l ON l.id = g.list_id ORDER BY g.built_at DESC, g.id DESC"
         " LIMIT ?",
         [limit],
@@ -671,48 +668,18 @@ def recent_outcomes(db: Database, *, limit: int = 10) -> list[IssueOutcome]:
         [json.dumps(ids)],
     ):
         counts[digest_id][status] = n
-    ended = _ended_after(db, ids, oldest=min(row[6] for row in digests))
     return [
         IssueOutcome(
-            digest_id=row[0],
-            list_slug=row[2],
-            list_title=row[3],
-            frequency=row[4],
-            period_label=row[5],
-            built_at=row[6],
-            counts=counts[row[0]],
-            bounced=ended.get((row[0], "bounced"), 0),
-            complained=ended.get((row[0], "complained"), 0),
+            digest_id=digest_id,
+            list_slug=slug,
+            list_title=title,
+            frequency=frequency,
+            period_label=label,
+            built_at=built_at,
+            counts=counts[digest_id],
         )
-        for row in digests
+        for digest_id, slug, title, frequency, label, built_at in digests
     ]
-
-
-def _ended_after(db: Database, digest_ids: list[int], *, oldest: str) -> dict[tuple[int, str], int]:
-    """(digest id, 'bounced' | 'complained') -> recipients whose subscription ended so after
-    that digest was the latest one queued for them on its list."""
-    wanted = set(digest_ids)
-    found: dict[tuple[int, str], int] = {}
-    # Bounces and complaints are few: for each, the delivery queued last before it, found by
-    # probing (digest, subscriber) for the list's digests, newest first.
-    for subscriber_id, list_id, status, at in db.execute(
-        """
-        SELECT p.id, l.id, e.new_status, e.at FROM status_events e
-        JOIN subscribers p ON p.email = e.email JOIN lists l ON l.slug = e.list_slug
-        WHERE e.new_status IN ('bounced', 'complained') AND e.at >= ?
-        """,
-        [oldest],
-    ).fetchall():
-        row = db.execute(
-            "SELECT g.id FROM digests g CROSS JOIN deliveries d"
-            " ON d.digest_id = g.id AND d.subscriber_id = ?"
-            " WHERE g.list_id = ? AND d.created_at <= ? ORDER BY d.created_at DESC, g.id DESC"
-            " LIMIT 1",
-            [subscriber_id, list_id, at],
-        ).fetchone()
-        if row is not None and row[0] in wanted:
-            found[(row[0], status)] = found.get((row[0], status), 0) + 1
-    return found
 
 
 @dataclass(frozen=True)

@@ -175,12 +175,16 @@ def list_events(
     since: datetime | None = None,
     kinds: Iterable[str] = ("hard", "soft", "complaint"),
     limit: int | None = None,
+    email: str | None = None,
 ) -> list[BounceRow]:
-    """Recorded events received at or after ``since``, newest first, with the digest each was
-    about when it is known."""
+    """Recorded events received at or after ``since`` (about ``email`` only, if given: its
+    normalised form), newest first, with the digest each was about when it is known."""
     kinds = list(kinds)
     where = [f"e.kind IN ({', '.join('?' for _ in kinds)})"]
     params: list[Any] = list(kinds)
+    if email is not None:
+        where.append("e.email = ?")
+        params.append(email)
     if since is not None:
         where.append("e.received_at >= ?")
         params.append(to_iso(since))

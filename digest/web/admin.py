@@ -40,6 +40,7 @@ from ..audience.suppressions import (
 )
 from ..delivery import ledger
 from ..errors import InvalidInput, NotFound
+from ..feedback.events import list_events
 from ..text import clean_name
 from .auth import admin_required
 from .context import get_db, now
@@ -121,8 +122,9 @@ def subscriber(subscriber_id: int) -> ResponseReturnValue:
         raise NotFound(f"no subscriber with id {subscriber_id} (removed, or never existed)")
     history = subscriber_history(db, person.email)
     deliveries = ledger.deliveries_to(db, subscriber_id, limit=50)
-    # Bounces and complaints as recorded so far: the status changes they caused and the
-    # deliveries a relay refused. (bounces-wiring adds the bounce reports themselves here.)
+    # Bounces and complaints: the reports received about the address (bounce mailbox and
+    # webhooks), the status changes they caused, and the deliveries a relay refused outright.
+    reports = list_events(db, email=person.email, limit=50)
     bounces = [e for e in history.events if e.new_status in ("bounced", "complained")]
     refused = [d for d in deliveries if d.status == "failed"]
     return render_template(
@@ -130,6 +132,7 @@ def subscriber(subscriber_id: int) -> ResponseReturnValue:
         person=person,
         history=history,
         deliveries=deliveries,
+        reports=reports,
         bounces=bounces,
         refused=refused,
         live=[str(s) for s in LIVE],

@@ -15,6 +15,7 @@ from ..audience.subscriptions import counts_by_list
 from ..audience.suppressions import count_suppressions
 from ..delivery import ledger
 from ..delivery.notices import queued_notices, recent_notice_errors
+from ..feedback.events import FeedbackCounts, counts_by_digest
 from ..scheduler.status import scheduler_status
 from .auth import admin_required
 from .context import get_db, now, web
@@ -24,8 +25,8 @@ bp = Blueprint("dashboard", __name__)
 
 GROWTH_DAYS = 30
 RECENT_ISSUES = 10
-# Delivery outcomes in the order the table shows them; bounced and complained come from the
-# subscription history (see ``ledger.recent_outcomes``).
+# Delivery outcomes in the order the table shows them; then bounce reports and complaints about
+# the issue's deliveries (``feedback.events.counts_by_digest``).
 OUTCOMES = ("queued", "sent", "deferred", "failed", "skipped")
 
 
@@ -35,6 +36,8 @@ def home() -> ResponseReturnValue:
     db = get_db()
     lists = all_lists(db)
     growth = active_growth(db, lists, now=now(), days=GROWTH_DAYS)
+    issues = ledger.recent_outcomes(db, limit=RECENT_ISSUES)
+    feedback = counts_by_digest(db, [i.digest_id for i in issues])
     return render_template(
         "admin/index.html",
         lists=lists,
@@ -44,7 +47,8 @@ def home() -> ResponseReturnValue:
         sparks={list_id: sparkline(g.counts) for list_id, g in growth.items()},
         growth_days=GROWTH_DAYS,
         suppressed=count_suppressions(db),
-        issues=ledger.recent_outcomes(db, limit=RECENT_ISSUES),
+        issues=issues,
+        feedback={i.digest_id: feedback.get(i.digest_id, FeedbackCounts()) for i in issues},
         outcomes=OUTCOMES,
         status=scheduler_status(db, web().db_path, now=now()),
         send_errors=ledger.recent_send_errors(db, limit=8),

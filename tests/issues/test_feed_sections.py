@@ -75,7 +75,7 @@ def test_ingest_says_how_many_new_articles_have_no_tag(newsdesk):
 def test_a_list_covering_every_tag_shows_the_untagged_articles_last(run, tmp_path, newsdesk):
     # A subject naming the sections (the default names the top story instead).
     assert run("lists", "edit", "all", "--subject", "{tags} — {date}").exit_code == 0
-    built = run("build", "--date", ISSUE, "--list", "all", "--frequency", "weekly")
+    built = run("build", "--force", "--date", ISSUE, "--list", "all", "--frequency", "weekly")
     assert built.exit_code == 0, built.output
     assert "articles 13, sections 5 (Arts & Culture, Caribbean, Climate, Haiti, More stories)" in (
         built.output
@@ -102,7 +102,7 @@ def test_a_list_covering_every_tag_shows_the_untagged_articles_last(run, tmp_pat
 
 
 def test_a_list_scoped_to_tags_never_shows_untagged_articles(run, tmp_path, newsdesk):
-    built = run("build", "--date", ISSUE, "--list", "world", "--frequency", "weekly")
+    built = run("build", "--force", "--date", ISSUE, "--list", "world", "--frequency", "weekly")
     assert "note: 7 articles of the period have no tag: not in this list" in built.output
     _, text = preview(run, tmp_path, "world", "world@example.org")
     assert sections_of(text) == {

@@ -483,11 +483,20 @@ def test_dashboard_shows_growth_outcomes_scheduler_and_relay_errors(
                            message_id=None, now=web_clock.now, max_age=timedelta(days=3))  # fmt: skip
     ledger.release(db, "test")
     mark_bounced(db, "n2@example.com", "550 5.1.1 gone", now=web_clock.now)
+    # A bounce report about the delivery that was sent (as `digest bounces process` records it).
+    from digest.feedback.events import IdentifiedBy, NewEvent, record
+    from digest.feedback.policy import BounceKind
+
+    record(db, NewEvent(email=claimed[0].email, subscriber_id=claimed[0].subscriber_id,
+                        delivery_id=claimed[0].id, kind=BounceKind.HARD, source="bounce-mailbox",
+                        status="5.1.1", diagnostic="550 5.1.1 <user unknown>",
+                        identified_by=IdentifiedBy.VERP, message_key="<m1@x>", event_key="e1",
+                        occurred_at=web_clock.now, received_at=web_clock.now))  # fmt: skip
     page = text(admin.get("/admin/"))
     assert "<h1>Dashboard</h1>" in page
     # Growth over 30 days: 0 -> 2 active (three joined, one bounced), drawn as a polyline.
     assert "0 → 2 (+2)" in page and "<polyline points=" in page
-    # The issue with its outcome counts, the bounce attributed to it.
+    # The issue with its outcome counts, and the bounce report about one of its deliveries.
     row = re.search(r"2025-01-21</a>.*?</tr>", page, re.S).group(0)
     cells = re.findall(r'data-label="(\w+)">(\d+)</td>', row)
     assert cells == [("Queued", "1"), ("Sent", "1"), ("Deferred", "1"), ("Failed", "0"),
@@ -498,6 +507,10 @@ def test_dashboard_shows_growth_outcomes_scheduler_and_relay_errors(
     # Relay health: the deferral with the relay's reply.
     assert "451 4.7.1 try later" in page and "smtp.example.com" in page
     assert built.id
+    # The subscriber's own page lists the report, escaped, with the issue it was about.
+    person = text(admin.get(f"/admin/subscribers/{claimed[0].subscriber_id}"))
+    assert "hard report (bounce-mailbox, 5.1.1) about world daily 2025-01-21" in person
+    assert "550 5.1.1 &lt;user unknown&gt;" in person
 
 
 def test_exports_page_links_each_lists_csv(admin, world):
