@@ -26,6 +26,9 @@ class ArticleInput:
     summary_html: str | None = None
     content_html: str | None = None
     tags: tuple[str, ...] = ()
+    # Other URLs of the same story (a page's fetch URL, its redirect target, og:url): the
+    # store matches them against stored articles and remembers them for later matches.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,7 @@ class PageArticle:
     text: str
     word_count: int
     base_url: str | None  # for resolving relative links in content_html
+    named_urls: tuple[str, ...] = ()  # canonical_url, then og:url if it differs
     warnings: tuple[str, ...] = ()
 
     @property
@@ -135,21 +136,23 @@ class PageArticle:
         """The URL readers are sent to: the canonical one when the page names it."""
         return self.canonical_url or self.url
 
+    @property
+    def other_urls(self) -> tuple[str, ...]:
+        """The page's URLs other than ``link``: where it was fetched from and its ``og:url``.
+        The store remembers them, so the story is recognised under any of them."""
+        urls = (self.url, *self.named_urls)
+        return tuple(dict.fromkeys(u for u in urls if u and u != self.link))
+
     def summary_line(self) -> str:
         """One line for an editor to check what was extracted:
         ``title "…" · date 2017-01-13 · author Jeffrey Gettleman · 742 words``."""
-        title = f'"{_shorten(self.title, 80)}"' if self.title else "none"
-        when = self.published.strftime("%Y-%m-%d") if self.published else "unknown"
-        if self.published and (self.published.hour, self.published.minute) != (0, 0):
-            when += self.published.strftime(" %H:%M UTC")
-        author = _shorten(self.author, 60) if self.author else "unknown"
-        words = f"{self.word_count} word" + ("" if self.word_count == 1 else "s")
-        return f"title {title} · date {when} · author {author} · {words}"
+        return extraction_line(self.title, self.published, self.author, self.word_count)
 
     def to_article_input(self, entry: str | None = None) -> ArticleInput:
         """The article as every source gives it. A page has no guid: its link (the canonical
         URL, else the page URL) is its key, which the store also matches against the links of
-        feed entries, so the same story arriving later in a feed is the same article."""
+        feed entries, and its other URLs go along as aliases, so the same story arriving later
+        in a feed, or stored earlier from one, is the same article."""
         return ArticleInput(
             entry=entry or self.label,
             title=self.title,
@@ -161,7 +164,22 @@ class PageArticle:
             summary_html=f"<p>{html.escape(self.description)}</p>" if self.description else None,
             content_html=self.content_html,
             tags=self.tags,
+            aliases=self.other_urls,
         )
+
+
+def extraction_line(
+    title: str | None, published: datetime | None, author: str | None, word_count: int
+) -> str:
+    """``title "…" · date 2017-01-13 · author Jeffrey Gettleman · 742 words``: what was read
+    from a page or a text scrape, for an editor to check (unknown fields say so)."""
+    shown = f'"{_shorten(title, 80)}"' if title else "none"
+    when = published.strftime("%Y-%m-%d") if published else "unknown"
+    if published and (published.hour, published.minute) != (0, 0):
+        when += published.strftime(" %H:%M UTC")
+    by = _shorten(author, 60) if author else "unknown"
+    words = f"{word_count} word" + ("" if word_count == 1 else "s")
+    return f"title {shown} · date {when} · author {by} · {words}"
 
 
 # ---------------------------------------------------------------------------- dispatch
@@ -621,7 +639,8 @@ def _is_url(value: str) -> bool:
 
 def _article(label: str, url: str | None, meta: _Meta, content_html: str, text: str) -> PageArticle:
     base = _base_url(url, meta.base_href)
-    canonical = _canonical(meta, base, url)
+    named = _named_urls(meta, base, url)
+    canonical = named[0] if named else None
     link = canonical or url
     site_name = _first(meta.site_names) or _host_name(link)
     author = _author(meta)
@@ -647,6 +666,7 @@ def _article(label: str, url: str | None, meta: _Meta, content_html: str, text: 
         text=text,
         word_count=count_words(text),
         base_url=base or canonical,
+        named_urls=tuple(named),
         warnings=tuple(warnings),
     )
 
@@ -714,7 +734,10 @@ def _is_http(url: str) -> bool:
     return parts is not None and bool(parts.netloc) and not any(c in url for c in " \n\r\t")
 
 
-def _canonical(meta: _Meta, base: str | None, url: str | None) -> str | None:
+def _named_urls(meta: _Meta, base: str | None, url: str | None) -> list[str]:
+    """The URLs the page names for itself (``<link rel=canonical>``, then ``og:url``),
+    resolved, without a front page named on an article."""
+    out = []
     for candidate in (meta.canonical, meta.og_url):
         resolved = _absolute(candidate, base)
         if resolved is None:
@@ -727,8 +750,9 @@ def _canonical(meta: _Meta, base: str | None, url: str | None) -> str | None:
             continue
         if path in ("", "/") and url is None:
             continue
-        return resolved
-    return None
+        if resolved not in out:
+            out.append(resolved)
+    return out
 
 
 def _author(meta: _Meta) -> str | None:
