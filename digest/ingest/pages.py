@@ -237,6 +237,9 @@ def extract_page(
     text = _decode(data, content_type) if isinstance(data, bytes) else data
     if _looks_binary(text):
         raise PageRejected(label, RejectReason.NOT_HTML, "binary data")
+    # The extractor builds an XML tree, which cannot hold these: one stray ESC or form feed in
+    # a page would otherwise lose its whole article. Browsers show nothing for them either.
+    text = _NOT_XML.sub("", text)
     tree = _parse_html(text)
     if tree is None:
         raise PageRejected(label, RejectReason.NOT_HTML, "no HTML elements could be read")
@@ -279,12 +282,7 @@ def extract_page(
     article_text = _text_of(body)
     if len(article_text) < MIN_ARTICLE_CHARS:
         raise PageRejected(label, RejectReason.NO_ARTICLE, _why_empty(tree, article_text))
-    content_html = "".join(
-        etree.tostring(child, encoding="unicode", method="html") for child in body
-    ).strip()
-    if body.text and body.text.strip():
-        content_html = html.escape(body.text) + content_html
-    return _article(label, url, meta, content_html, article_text)
+    return _article(label, url, meta, body)
 
 
 def page_item(
@@ -324,6 +322,7 @@ _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900
 
 # ---------------------------------------------------------------------------- decoding, parsing
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _HTML_PARSER = HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
 
@@ -438,7 +437,8 @@ def _why_empty(tree: HtmlElement, text: str = "") -> str:
         return "the page has no body"
     scripts = len(tree.xpath("//script"))
     if text:
-        return f"only {count_words(text)} words of text"
+        n = count_words(text)
+        return f"only {n} word{'' if n == 1 else 's'} of text"
     if scripts:
         plural = "s" if scripts > 1 else ""
         return f"no text outside its {scripts} script{plural}; the page may need JavaScript"
@@ -637,7 +637,7 @@ def _is_url(value: str) -> bool:
 # ---------------------------------------------------------------------------- assembling
 
 
-def _article(label: str, url: str | None, meta: _Meta, content_html: str, text: str) -> PageArticle:
+def _article(label: str, url: str | None, meta: _Meta, body: etree._Element) -> PageArticle:
     base = _base_url(url, meta.base_href)
     named = _named_urls(meta, base, url)
     canonical = named[0] if named else None
@@ -645,6 +645,8 @@ def _article(label: str, url: str | None, meta: _Meta, content_html: str, text: 
     site_name = _first(meta.site_names) or _host_name(link)
     author = _author(meta)
     published, raw_date, warnings = _published(meta)
+    title = _title(meta, site_name, author, [url, canonical, meta.og_url])
+    content_html, text = _content(body, title)
     image = next((u for u in (_absolute(i, base) for i in meta.images) if u), None)
     if image is None:
         first = re.search(r"<img[^>]+src=\"([^\"]+)\"", content_html)
@@ -653,7 +655,7 @@ def _article(label: str, url: str | None, meta: _Meta, content_html: str, text: 
         label=label,
         url=url,
         canonical_url=canonical,
-        title=_title(meta, site_name, author, [url, canonical, meta.og_url]),
+        title=title,
         author=author,
         published=published,
         raw_date=raw_date,
@@ -669,6 +671,28 @@ def _article(label: str, url: str | None, meta: _Meta, content_html: str, text: 
         named_urls=tuple(named),
         warnings=tuple(warnings),
     )
+
+
+def _content(body: etree._Element, title: str | None) -> tuple[str, str]:
+    """The article's HTML and text, without a leading heading that repeats the title (the
+    digest shows the title above the text already)."""
+    first = body[0] if len(body) else None
+    if (
+        title
+        and first is not None
+        and first.tag in ("h1", "h2")
+        and not (body.text or "").strip()
+        and _key(_inline_text(first)) == _key(title)
+        and len(_text_of(body)) - len(_inline_text(first)) >= MIN_ARTICLE_CHARS
+    ):
+        body.text = first.tail
+        body.remove(first)
+    content_html = "".join(
+        etree.tostring(child, encoding="unicode", method="html") for child in body
+    ).strip()
+    if body.text and body.text.strip():
+        content_html = html.escape(body.text) + content_html
+    return content_html, _text_of(body)
 
 
 def _host_name(url: str | None) -> str | None:
