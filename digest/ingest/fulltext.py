@@ -91,14 +91,17 @@ def is_summary_only(entry: EntryContent) -> bool:
 
 @dataclass
 class FullTextReport:
-    """What one run did for a source's summary-only entries."""
+    """What one run did for a source's summary-only entries. Entries settled by an earlier
+    run (the page had no more text; the page failed ``MAX_ATTEMPTS`` times) are not looked at
+    again until they change; the given-up ones are counted in ``given_up``."""
 
-    entries: int = 0  # summary-only entries looked at
+    entries: int = 0  # summary-only entries whose page this run fetched or took from the cache
     stored: int = 0  # pages whose text now replaces the summary
     not_modified: int = 0  # of those, pages unchanged since their last fetch (cache)
     kept_summary: int = 0  # pages with no more text than the summary
     failed: list[str] = field(default_factory=list)  # "URL: reason", one per page
     retry: int = 0  # of the failed, pages that will be tried again at the next run
+    given_up: int = 0  # entries whose page failed MAX_ATTEMPTS times in earlier runs
     left: int = 0  # not fetched in this run (over MAX_PAGES, or stopped)
     stopped: bool = False
 
@@ -107,13 +110,21 @@ class FullTextReport:
         """Whether nothing is left for a later run: every page tried, none to retry."""
         return not (self.left or self.retry or self.stopped)
 
+    @property
+    def failures(self) -> int:
+        """Entries that keep their summary because their page failed."""
+        return len(self.failed) + self.given_up
+
     def summary_line(self) -> str | None:
-        if not self.entries:
-            return None
-        parts = [f"{self.entries} summary-only entr{'y' if self.entries == 1 else 'ies'}"]
-        parts.append(f"{self.stored} stored from the linked page")
-        if self.not_modified:
-            parts[-1] += f" ({self.not_modified} unchanged since the last fetch)"
+        """``full text: 5 summary-only entries · 3 stored from the linked page · 2 failed
+        (summary kept)``, or None when there was nothing to do."""
+        parts = []
+        if self.entries:
+            parts.append(f"{self.entries} summary-only entr{'y' if self.entries == 1 else 'ies'}")
+        if self.stored:
+            parts.append(f"{self.stored} stored from the linked page")
+            if self.not_modified:
+                parts[-1] += f" ({self.not_modified} unchanged since the last fetch)"
         if self.kept_summary:
             parts.append(f"{self.kept_summary} kept the summary (the page had no more text)")
         if self.failed:
@@ -122,7 +133,12 @@ class FullTextReport:
             parts.append(f"{self.left} left for the next run")
         if self.stopped:
             parts.append("stopped (digest is shutting down)")
-        return "full text: " + " · ".join(parts)
+        if self.given_up:
+            parts.append(
+                f"{self.given_up} not tried again (the page failed {MAX_ATTEMPTS} times; tried"
+                " again when the entry changes)"
+            )
+        return "full text: " + " · ".join(parts) if parts else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +198,6 @@ def fetch_full_text(
     finish. Never raises because of one page."""
     report = FullTextReport()
     entries = [e for e in entry_contents(db.conn, sorted(set(article_ids))) if is_summary_only(e)]
-    report.entries = len(entries)
     if not entries:
         return report
     _forget_old(db, now)
@@ -197,19 +212,19 @@ def fetch_full_text(
             jobs.append(_Job(entry, _host(entry.url), keep))
         elif row.status == PageStatus.EXTRACTED:
             # Fetched for this very entry, but not stored (it changed meanwhile): no request.
+            report.entries += 1
             _finish(db, report, _from_cache(_Job(entry, _host(entry.url), row)), config, now)
         elif row.status == PageStatus.KEPT_SUMMARY:
-            report.kept_summary += 1
+            pass  # settled: the page has no more text than this version of the entry
         elif row.attempts < MAX_ATTEMPTS:
             jobs.append(_Job(entry, _host(entry.url), None))
         else:
-            report.failed.append(
-                f"{visible(entry.url)}: {row.error} (tried {row.attempts} times; tried again"
-                " when the entry changes)"
-            )
+            report.given_up += 1
     report.left = max(0, len(jobs) - MAX_PAGES)
     jobs = jobs[:MAX_PAGES]
+    report.entries += len(jobs)
     _run(db, jobs, report, config=config, now=now, label=label, stop=stop, progress=progress)
+    report.failed.sort()  # pages finish in any order; reports list them in one
     return report
 
 

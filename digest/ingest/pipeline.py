@@ -354,4 +354,4 @@ def fetch_feeds(
 def _failed_count(feed: Feed, full: FullTextReport | None) -> int | None:
     if not feed.full_text:
         return 0
-    return len(full.failed) if full is not None else None
+    return full.failures if full is not None else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,13 +24,14 @@ class Route:
 class PageServer:
     """``routes[path] = Route(...)``; answers ``If-None-Match`` with 304 when the ETag matches.
     ``requests`` records (path, headers); ``most_at_once`` the largest number of requests it was
-    answering at the same time."""
+    answering at the same time, ``most_per_host`` the same for each Host header."""
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
-        self.in_flight = 0
-        self.most_at_once = 0
+        self.in_flight: Counter[str] = Counter()  # by Host header
+        self.most_at_once = 0  # requests being answered at once, in all
+        self.most_per_host: Counter[str] = Counter()
         self.release = threading.Event()
         lock = threading.Lock()
         server = self
@@ -39,15 +41,19 @@ class PageServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                host = (self.headers.get("Host") or "").split(":")[0]
                 with lock:
                     server.requests.append((self.path, dict(self.headers)))
-                    server.in_flight += 1
-                    server.most_at_once = max(server.most_at_once, server.in_flight)
+                    server.in_flight[host] += 1
+                    total = sum(server.in_flight.values())
+                    server.most_at_once = max(server.most_at_once, total)
+                    most = max(server.most_per_host[host], server.in_flight[host])
+                    server.most_per_host[host] = most
                 try:
                     self._answer()
                 finally:
                     with lock:
-                        server.in_flight -= 1
+                        server.in_flight[host] -= 1
 
             def _answer(self) -> None:
                 route = server.routes.get(self.path)
