@@ -120,7 +120,7 @@ def _page_source(
 
 def _extracted(item: ArticleInput, word_count: int, overrides: ArticleOverrides) -> str:
     line = extraction_line(item.title, item.published, item.author, word_count)
-    return f"extracted: {line}" + (f" ({overrides.options} given)" if overrides else "")
+    return f"extracted: {line}" + (f" · {overrides.options} given" if overrides else "")
 
 
 # ---------------------------------------------------------------------------- files
@@ -162,7 +162,7 @@ def _text_source(path: Path, label: str, overrides: ArticleOverrides) -> ReadSou
     parsed = ParsedSource(label=label, kind="text", items=[article.to_article_input(label)])
     parsed.warnings.extend(f"{label}: {w}" for w in article.warnings)
     note = f"extracted: {article.summary_line()}"
-    return ReadSource(parsed, [note + (f" ({overrides.options} given)" if overrides else "")])
+    return ReadSource(parsed, [note + (f" · {overrides.options} given" if overrides else "")])
 
 
 def _document_source(path: Path, label: str, kind: str, overrides: ArticleOverrides) -> ReadSource:

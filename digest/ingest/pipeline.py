@@ -33,6 +33,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from ..articles.inputs import Rejection
+from ..articles.reads import load_articles
 from ..articles.writes import BATCH_SIZE, Progress, SourceReport, store_articles
 from ..config import Config
 from ..errors import DigestError, SourceError, describe_error
@@ -168,7 +169,9 @@ def _ingest_one(
 def _store_read(
     db: Database, read: ReadSource, options: _Options, progress: Progress | None
 ) -> SourceReport:
-    """Store a source read article by article (``documents``), with its extraction lines."""
+    """Store a source read article by article (``documents``), with its extraction lines. A
+    page or scrape that turned out to be a story stored earlier from another source says so:
+    the stored article keeps its text and gains the page's tags and URLs."""
     report = store_articles(
         db,
         read.parsed,
@@ -179,6 +182,14 @@ def _store_read(
         progress=progress,
     )
     report.notes[:0] = read.notes
+    if read.parsed.kind in ("page", "text") and report.unchanged and report.article_ids:
+        for article in load_articles(db, report.article_ids[:1]):
+            if article.source != read.parsed.label:
+                ignored = f"; {options.overrides.options} not applied" if options.overrides else ""
+                report.notes.append(
+                    f"same story as article {article.id}, stored from {article.source}: its"
+                    f" text is kept; tags and URLs added{ignored}"
+                )
     return report
 
 

@@ -83,11 +83,11 @@ class ScrapedArticle:
 
     def summary_line(self) -> str:
         """What was read, for an editor to check: ``title "…" · date 2025-01-21 · author
-        unknown · 412 words · 19 paragraphs (metadata at the end)``."""
+        unknown · 412 words · 19 paragraphs · metadata at the end``."""
         words = sum(count_words(p) for p in self.paragraphs)
         n = len(self.paragraphs)
         line = extraction_line(self.title, self.published, self.author, words)
-        return f"{line} · {n} paragraph{'' if n == 1 else 's'} ({self.layout})"
+        return f"{line} · {n} paragraph{'' if n == 1 else 's'} · {self.layout}"
 
     def to_article_input(self, entry: str | None = None) -> ArticleInput:
         return ArticleInput(

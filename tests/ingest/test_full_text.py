@@ -56,7 +56,9 @@ def newsroom(server: PageServer) -> str:
     huge = story_page("Huge", paragraphs=("word " * 20_000,))
     server.routes["/story/huge"] = Route(huge.encode())
     server.routes["/story/pdf"] = Route(b"%PDF-1.4\n...", content_type="application/pdf")
-    thin = story_page("Thin", paragraphs=("Only a line of text on this page, shorter than its summary.",))
+    thin = story_page(
+        "Thin", paragraphs=("Only a line of text on this page, shorter than its summary.",)
+    )
     server.routes["/story/thin"] = Route(thin.encode())
     long_summary = (
         "This summary is longer than the page it links to: it goes on about the story, with "
@@ -156,8 +158,7 @@ def test_ingest_full_text_stores_the_page_and_keeps_summaries_that_fail(
     settled = ingest_sources(db, [feed], config=config, now=NOW, full_text=True)[0]
     assert server.paths()[before:] == ["/feed.xml"]
     assert settled.notes == [
-        "full text: 3 not tried again (the page failed 3 times; tried again when the entry"
-        " changes)"
+        "full text: 3 not tried again (the page failed 3 times; tried again when the entry changes)"
     ]
     assert settled.warnings == []
     assert by_title(db)["One"].text == one.text
@@ -322,5 +323,7 @@ def test_stop_ends_full_text_at_once_and_the_next_poll_goes_on(
         server.routes[f"/s/{n}"].delay = 0
     (after,) = fetch_feeds(db, config, now=NOW + timedelta(minutes=15))
     assert after.report is not None
-    assert after.report.notes == ["full text: 4 summary-only entries · 4 stored from the linked page"]
+    assert after.report.notes == [
+        "full text: 4 summary-only entries · 4 stored from the linked page"
+    ]
     assert get_feed(db, server.url("/feed.xml")).etag == '"feed-v1"'

@@ -55,8 +55,8 @@ def test_the_scraped_post_through_the_cli(run, db_path: Path) -> None:
     assert result.output == (
         f"{EXAMPLE}: 1 new, 0 updated, 0 unchanged, 0 rejected\n"
         '  extracted: title "Kenya Police Recount Their Battle Against Haiti Gangs on New Year’s'
-        ' Day" · date 2025-01-21 · author unknown · 389 words · 19 paragraphs (metadata at the'
-        " end)\n"
+        ' Day" · date 2025-01-21 · author unknown · 389 words · 19 paragraphs · metadata at the'
+        " end\n"
     )
     (article,) = stored(db_path)
     assert (
@@ -96,7 +96,7 @@ def test_metadata_at_the_start_through_the_cli(run, tmp_path: Path, db_path: Pat
     assert result.output == (
         "council.txt: 1 new, 0 updated, 0 unchanged, 0 rejected\n"
         '  extracted: title "City Council Approves New Bike Lanes" · date 2025-03-03 18:30 UTC ·'
-        " author Maria Lopez · 33 words · 2 paragraphs (metadata at the start)\n"
+        " author Maria Lopez · 33 words · 2 paragraphs · metadata at the start\n"
     )
     (article,) = stored(db_path)
     assert article.author == "Maria Lopez"
@@ -123,7 +123,7 @@ def test_no_metadata_uses_the_file_time_or_date_with_a_warning(
     assert result.output == (
         "harbour.txt: 1 new, 0 updated, 0 unchanged, 0 rejected\n"
         '  extracted: title "Notes from the harbour" · date 2025-01-20 09:30 UTC · author unknown'
-        " · 18 words · 2 paragraphs (no metadata)\n"
+        " · 18 words · 2 paragraphs · no metadata\n"
         "  warning: harbour.txt: no byline or date lines found; the first line is the title\n"
         "  warning: harbour.txt: no date line found; the file time (2025-01-20 09:30 UTC) is"
         " used\n"
@@ -133,7 +133,7 @@ def test_no_metadata_uses_the_file_time_or_date_with_a_warning(
     assert "warning: market.txt: no date line found; --date (2025-01-22 00:00 UTC) is used" in (
         dated.output
     )
-    assert "author Desk" in dated.output and "(--date, --author given)" in dated.output
+    assert "author Desk" in dated.output and "· --date, --author given" in dated.output
     by_title = {a.title: a for a in stored(db_path)}
     assert by_title["Notes from the harbour"].published_at == datetime(
         2025, 1, 20, 9, 30, tzinfo=UTC
@@ -188,7 +188,7 @@ def test_overrides_win_and_apply_to_one_article(run, tmp_path: Path, db_path: Pa
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1] == (
         '  extracted: title "Kenyan police in Haiti Bcc: x@example.com" · date 2025-01-22 06:00'
-        " UTC · author World Desk · 103 words (--title, --date, --author given)"
+        " UTC · author World Desk · 103 words · --title, --date, --author given"
     )
     (article,) = stored(db_path)
     assert article.title == "Kenyan police in Haiti Bcc: x@example.com"  # one line, always
@@ -224,7 +224,7 @@ def test_a_directory_of_pages_scrapes_and_notes(run, tmp_path: Path, db_path: Pa
     assert result.output.splitlines() == [
         "desk: 3 new, 0 updated, 0 unchanged, 1 rejected",
         '  extracted council.txt: title "Council meets" · date 2025-01-20 · author Maria Lopez ·'
-        " 5 words · 1 paragraph (metadata at the start)",
+        " 5 words · 1 paragraph · metadata at the start",
         '  extracted kenya.html: title "Kenya Police Recount Their Battle Against Haiti Gangs" ·'
         " date 2025-01-21 05:30 UTC · author Amina Otieno · 103 words",
         "  rejected empty.html: no article found (only 1 word of text)",

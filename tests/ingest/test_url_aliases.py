@@ -15,6 +15,7 @@ from sqlite_utils import Database
 
 from digest.articles.reads import list_articles
 from digest.config import Config, load_config
+from digest.ingest.documents import ArticleOverrides
 from digest.ingest.pipeline import ingest_sources
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
@@ -43,8 +44,9 @@ def feed_file(tmp_path: Path, link: str, *, guid: str = "wnd-4471", name: str = 
     path = tmp_path / name
     path.write_bytes(
         rss(
-            rss_item(guid, "Kenya police and Haiti gangs", link, "One sentence.")
-            .replace("<item>", "<item><category>World</category>")
+            rss_item(guid, "Kenya police and Haiti gangs", link, "One sentence.").replace(
+                "<item>", "<item><category>World</category>"
+            )
         )
     )
     return str(path)
@@ -81,8 +83,13 @@ def test_the_story_in_a_feed_then_the_page_by_url(
     )
     first = ingest(db, config, feed_file(tmp_path, server.url(feed_links_to)))
     assert first.new == 1
-    second = ingest(db, config, server.url("/world/kenya-police?ref=home"), tags=["Kenya"])
+    page_url = server.url("/world/kenya-police?ref=home")
+    second = ingest(db, config, page_url, tags=["Kenya"], overrides=ArticleOverrides(title="X"))
     assert (second.new, second.unchanged) == (0, 1)
+    assert second.notes[1] == (
+        f"same story as article 1, stored from {first.source}: its text is kept; tags and URLs"
+        " added; --title not applied"
+    )
     # The page's URLs are now the article's too: a second feed linking to the canonical URL
     # (with another guid) is the same story.
     third = ingest(
@@ -112,9 +119,7 @@ def test_a_redirecting_link_fetched_for_full_text_remembers_where_it_led(
     server: PageServer, config: Config, db: Database, tmp_path: Path
 ) -> None:
     server.routes["/r/4471"] = Route(b"", status=302, headers={"Location": "/2025/kenya-police"})
-    server.routes["/2025/kenya-police"] = Route(
-        story_page(canonical="/2025/kenya-police").encode()
-    )
+    server.routes["/2025/kenya-police"] = Route(story_page(canonical="/2025/kenya-police").encode())
     feed = ingest(db, config, feed_file(tmp_path, server.url("/r/4471")), full_text=True)
     assert feed.notes == ["full text: 1 summary-only entry · 1 stored from the linked page"]
     page = ingest(db, config, server.url("/2025/kenya-police"))
