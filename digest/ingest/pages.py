@@ -25,6 +25,10 @@ How each field is chosen (measured on ``../shared/corpus/pages`` by ``bench/page
 - **canonical URL**: ``<link rel=canonical>``, else ``og:url``, resolved against the page URL
   (and ``<base href>``); a canonical pointing at the site's front page is ignored.
 - **lead image**: ``og:image``/``twitter:image``, else the first image of the article.
+- **text**: trafilatura's main text, without a first heading that repeats the title; control
+  characters an XML tree cannot hold (a stray ESC or form feed) are dropped before extraction.
+- **other URLs**: the page URL, the canonical URL and ``og:url`` all name the story; the store
+  remembers them (``to_article_input``'s ``aliases``) to match the story across sources.
 """
 
 from __future__ import annotations
