@@ -36,7 +36,7 @@ from digest.issues import render
 from digest.issues.compose import EmailSettings, render_digest_email
 
 BASE = "152d0d3"  # main before the email design work
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[1]  # the source tree (git reads the reference from it)
 TAGS = ["Haiti", "Kenya", "Chile", "Japan", "Greece", "Peru", "Nepal", "Ghana"]
 ISSUE = date(2025, 1, 21)
 
@@ -68,6 +68,7 @@ def view(code: str) -> render.DigestView:
         base_url="https://news.example.com",
         web_url="https://news.example.com/archive/world/daily/2025-01-21/",
         archive_url="https://news.example.com/archive/world/",
+        placeholder_key="0123456789abcdef",  # a variant's key (template.new_placeholder_key)
     )
 
 

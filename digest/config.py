@@ -45,7 +45,7 @@ class IngestSettings:
 
 @dataclass(frozen=True)
 class DigestSettings:
-    subject: str = "{{ site }} — {{ frequency }} digest, {{ date }}: {{ tags }}"
+    subject: str = "{top} — {date}"  # the default: templates/email/subject.txt, translated
     html_budget: int = 90_000  # bytes of encoded HTML; Gmail clips past ~102 KB
     excerpt_words: int = 50
 
@@ -185,7 +185,9 @@ max_feed_bytes = 20000000 # a larger feed download is refused
 allow_private_addresses = false
 
 [digest]
-subject = "{{ site }} — {{ frequency }} digest, {{ date }}: {{ tags }}"
+# Subject pattern: {top} (the first story's title), {tags}, {date}, {list}, {site}, {frequency},
+# {count}. The default is translated into each list's language; `lists edit --subject` wins.
+subject = "{top} — {date}"
 html_budget = 90000       # bytes of encoded HTML; Gmail clips past ~102 KB
 excerpt_words = 50
 

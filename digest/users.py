@@ -86,7 +86,7 @@ def add_user(db: Database, name: str, password: str, role: str, *, now: datetime
         raise InvalidInput(f"role {role!r}: must be one of {', '.join(ROLES)}")
     check_password(password)
     hashed = generate_password_hash(password)
-    with db.atomic():
+    with transaction(db):
         if db.execute("SELECT 1 FROM users WHERE name = ?", [name]).fetchone():
             raise InvalidInput(f"user {name!r} already exists")
         cursor = db.execute(

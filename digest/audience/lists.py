@@ -1,7 +1,11 @@
 """Mailing lists: who a digest is from, which tags it covers (in section order), and when it is
-sent in its own timezone. Creating and editing a list validates every field up front (slug, From
-address, IANA timezone, send time, weekday, tags), so the steps downstream can trust what they
-read. A list whose digests were already sent is only marked deleted, so its archive stays."""
+sent in its own timezone; how its emails look and read (language, lead images, brand, subject
+pattern, default intro: ``EmailLook``) and whether editors approve each issue before it goes
+(``Approval``). Creating and editing a list validates every field up front (slug, From address,
+IANA timezone, send time, weekday, tags, language, brand through ``branding.Brand.create``,
+subject placeholders, durations, editors' addresses), so the steps downstream can trust what
+they read. A list whose digests were already sent is only marked deleted, so its archive
+stays."""
 
 from __future__ import annotations
 
@@ -10,22 +14,60 @@ import re
 import sqlite3
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, time
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
 
-from ..addresses import check_address_header
+from .. import i18n
+from ..addresses import check_address_header, normalise_email
 from ..articles.tags import clean_tag_name, tag_key
 from ..errors import InvalidInput, NotFound
 from ..store import transaction
 from ..text import check_single_line
 from ..timeutil import to_iso
+from .branding import DEFAULT_ACCENT, Brand
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _SEND_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)\Z")
+_DURATION = re.compile(r"(?:(\d{1,3})h)?(?:(\d{1,4})m(?:in)?)?\Z")
+_LOGO_SIZE = re.compile(r"(\d{1,5})(?:x(\d{1,5}))?\Z")
+
+
+class ImageMode(StrEnum):
+    """Which pictures a list's emails show: none, each story's lead image across the sheet,
+    or a small thumbnail of it."""
+
+    NONE = "none"
+    LEAD = "lead"
+    THUMBNAILS = "thumbnails"
+
+
+@dataclass(frozen=True)
+class EmailLook:
+    """How a list's emails look and read."""
+
+    language: str = "en"  # normalised code (i18n.normalise_code)
+    images: ImageMode = ImageMode.NONE
+    brand: Brand = Brand()
+    subject_pattern: str | None = None  # None: templates/email/subject.txt, translated
+    intro: str | None = None  # shown at the top of an issue that has no note of its own
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval-mode list's issues are built ``lead`` before their send time, its
+    ``editors`` are told, and an issue goes out only once approved, at its send time or when
+    approved if later, up to ``deadline`` after the send time; past that it is skipped."""
+
+    required: bool = False
+    lead: timedelta = timedelta(hours=2)
+    deadline: timedelta = timedelta(hours=1)
+    editors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,6 +84,16 @@ class MailingList:
     description: str | None
     deleted_at: str | None = None  # set when deleted but kept for the archive
     created_at: str = "1970-01-01T00:00:00.000000+00:00"  # UTC ISO
+    look: EmailLook = field(default_factory=EmailLook)
+    approval: Approval = field(default_factory=Approval)
+
+    @property
+    def language(self) -> str:
+        return self.look.language
+
+    @property
+    def brand(self) -> Brand:
+        return self.look.brand
 
     @property
     def zone(self) -> ZoneInfo:
@@ -80,6 +132,26 @@ class MailingList:
             description=row["description"],
             deleted_at=row.get("deleted_at"),
             created_at=row["created_at"],
+            look=EmailLook(
+                language=row.get("language") or "en",
+                images=ImageMode(row.get("images") or "none"),
+                brand=Brand(
+                    logo_url=row.get("logo_url"),
+                    logo_width=row.get("logo_width") or 0,
+                    logo_height=row.get("logo_height"),
+                    accent=row.get("accent") or DEFAULT_ACCENT,
+                    footer_text=row.get("footer_text"),
+                    postal_address=row.get("postal_address"),
+                ),
+                subject_pattern=row.get("subject_pattern"),
+                intro=row.get("intro"),
+            ),
+            approval=Approval(
+                required=bool(row.get("approval")),
+                lead=timedelta(minutes=row.get("approval_lead_minutes") or 0),
+                deadline=timedelta(minutes=row.get("approval_deadline_minutes") or 0),
+                editors=tuple(json.loads(row.get("editors") or "[]")),
+            ),
         )
 
 
@@ -202,6 +274,146 @@ def _fields(
     return values
 
 
+def check_duration(value: str, what: str) -> int:
+    """Minutes of a duration such as ``2h``, ``90m``, ``1h30m`` or ``0``."""
+    text = value.strip().lower().replace(" ", "")
+    m = _DURATION.match(text)
+    if text == "0":
+        return 0
+    if not text or not m or not (m.group(1) or m.group(2)):
+        raise InvalidInput(f"{what} {value!r} is not a duration such as 2h, 90m or 1h30m")
+    minutes = int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
+    if minutes > 7 * 24 * 60:
+        raise InvalidInput(f"{what} {value!r} is longer than a week")
+    return minutes
+
+
+def check_logo_size(value: str) -> tuple[int, int | None]:
+    """``WIDTHxHEIGHT`` (or ``WIDTH``) in pixels."""
+    m = _LOGO_SIZE.match(value.strip().lower())
+    if not m:
+        raise InvalidInput(f"logo size {value!r} is not WIDTHxHEIGHT in pixels (e.g. 180x40)")
+    return int(m.group(1)), int(m.group(2)) if m.group(2) else None
+
+
+def check_editors(value: str | Iterable[str]) -> list[str]:
+    """Editors' addresses, comma-separated or a list; each checked and normalised."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        if item.strip():
+            address = normalise_email(item.strip())
+            if address not in out:
+                out.append(address)
+    return out
+
+
+def _optional_text(value: str, field_name: str, *, multiline: bool = False) -> str | None:
+    text = unicodedata.normalize("NFC", value).strip()
+    if not multiline:
+        text = check_single_line(text, field_name)
+    return text or None
+
+
+@dataclass(frozen=True)
+class LookChanges:
+    """Changes to a list's look and approval workflow: None leaves a setting as it is, ""
+    removes an optional one (logo, accent, footer, address, subject pattern, intro, editors)."""
+
+    language: str | None = None
+    images: str | None = None
+    logo_url: str | None = None
+    logo_size: str | None = None  # WIDTHxHEIGHT
+    accent: str | None = None
+    footer_text: str | None = None
+    postal_address: str | None = None
+    subject_pattern: str | None = None
+    intro: str | None = None
+    approval: bool | None = None
+    approval_lead: str | None = None  # a duration: 2h, 90m
+    approval_deadline: str | None = None
+    editors: str | None = None  # comma-separated addresses
+
+
+def _look_values(current: MailingList | None, changes: LookChanges) -> dict[str, Any]:
+    """Column values for ``changes`` on top of ``current`` (None: a new list), every value
+    checked; the brand as a whole through ``Brand.create``."""
+    from ..issues.subjects import check_pattern  # issues reads lists: import only when used
+
+    values: dict[str, Any] = {}
+    c = changes
+    if c.language is not None:
+        values["language"] = i18n.normalise_code(c.language) if c.language.strip() else "en"
+    if c.images is not None:
+        try:
+            values["images"] = ImageMode(c.images.strip().lower()).value
+        except ValueError:
+            raise InvalidInput(
+                f"images {c.images!r} is not one of none, lead, thumbnails"
+            ) from None
+    brand_given = (c.logo_url, c.logo_size, c.accent, c.footer_text, c.postal_address)
+    if any(v is not None for v in brand_given):
+        old = current.brand if current else Brand()
+        logo_url = old.logo_url if c.logo_url is None else (c.logo_url.strip() or None)
+        width, height = (old.logo_width or 200, old.logo_height)
+        if c.logo_size is not None and c.logo_size.strip():
+            width, height = check_logo_size(c.logo_size)
+        accent = old.accent if c.accent is None else (c.accent.strip() or None)
+        footer = (
+            old.footer_text
+            if c.footer_text is None
+            else _optional_text(c.footer_text, "footer text", multiline=True)
+        )
+        postal = (
+            old.postal_address
+            if c.postal_address is None
+            else _optional_text(c.postal_address, "postal address", multiline=True)
+        )
+        brand = Brand.create(
+            logo_url=logo_url,
+            logo_width=width,
+            logo_height=height,
+            accent=accent,
+            footer_text=footer,
+            postal_address=postal,
+        )
+        values.update(
+            logo_url=brand.logo_url,
+            logo_width=brand.logo_width or None,
+            logo_height=brand.logo_height,
+            accent=None if brand.accent == DEFAULT_ACCENT and not accent else brand.accent,
+            footer_text=brand.footer_text,
+            postal_address=brand.postal_address,
+        )
+    if c.subject_pattern is not None:
+        pattern = _optional_text(c.subject_pattern, "subject pattern")
+        values["subject_pattern"] = check_pattern(pattern) if pattern else None
+    if c.intro is not None:
+        values["intro"] = _optional_text(c.intro, "intro", multiline=True)
+    if c.approval is not None:
+        values["approval"] = int(c.approval)
+    if c.approval_lead is not None:
+        values["approval_lead_minutes"] = check_duration(c.approval_lead, "approval lead time")
+    if c.approval_deadline is not None:
+        values["approval_deadline_minutes"] = check_duration(
+            c.approval_deadline, "approval deadline"
+        )
+    if c.editors is not None:
+        values["editors"] = json.dumps(check_editors(c.editors))
+    approval_on = values.get("approval", int(current.approval.required) if current else 0)
+    editors = (
+        json.loads(values["editors"])
+        if "editors" in values
+        else (list(current.approval.editors) if current else [])
+    )
+    if approval_on and not editors:
+        raise InvalidInput(
+            "a list in approval mode needs --editors (the addresses told when an issue awaits"
+            " approval)"
+        )
+    return values
+
+
 def create_list(
     db: Database,
     slug: str,
@@ -215,9 +427,11 @@ def create_list(
     send_time: str = "07:00",
     weekly_day: str = "monday",
     description: str | None = None,
+    look: LookChanges | None = None,
 ) -> MailingList:
     check_slug(slug)
     values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    values.update(_look_values(None, look or LookChanges()))
     with transaction(db):
         existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
         if existing:
@@ -227,23 +441,10 @@ def create_list(
                     "archive; choose another name"
                 )
             raise InvalidInput(f"list {slug!r} already exists (change it with `digest lists edit`)")
+        row = {"slug": slug, **values, "created_at": to_iso(now), "updated_at": to_iso(now)}
         db.execute(
-            "INSERT INTO lists (slug, title, from_addr, reply_to, tags, timezone, send_time,"
-            " weekly_day, description, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                slug,
-                values["title"],
-                values["from_addr"],
-                values.get("reply_to"),
-                values["tags"],
-                values["timezone"],
-                values["send_time"],
-                values["weekly_day"],
-                values.get("description"),
-                to_iso(now),
-                to_iso(now),
-            ],
+            f"INSERT INTO lists ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+            list(row.values()),
         )
     return get_list(db, slug)
 
@@ -261,10 +462,12 @@ def edit_list(
     send_time: str | None = None,
     weekly_day: str | None = None,
     description: str | None = None,
+    look: LookChanges | None = None,
 ) -> MailingList:
     """Change the given fields (None = leave as is; ``reply_to=""`` removes it)."""
     mlist = get_list(db, slug)
     values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    values.update(_look_values(mlist, look or LookChanges()))
     if values:
         values["updated_at"] = to_iso(now)
         sets = ", ".join(f"{k} = ?" for k in values)

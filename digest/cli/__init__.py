@@ -2,7 +2,7 @@
 calls one library function. The group and its shared parts are in ``app``; each area's commands
 are in a module of their own, imported here so they attach to the group."""
 
-from . import demo, digests, ingest, lists, run, send, subscribers, web
+from . import demo, digests, ingest, issues, lists, run, send, subscribers, web
 from .app import App, cli
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "demo",
     "digests",
     "ingest",
+    "issues",
     "lists",
     "main",
     "run",

@@ -17,6 +17,30 @@ def _tags(value: str | None) -> list[str] | None:
     return None if value is None else [t for t in value.split(",")]
 
 
+def _look(options: dict[str, Any]) -> lists_lib.LookChanges:
+    approval = options.pop("approval")
+    return lists_lib.LookChanges(
+        approval=None if approval is None else approval == "on",
+        **{k: options.pop(k) for k in LOOK_OPTIONS},
+    )
+
+
+LOOK_OPTIONS = (
+    "language",
+    "images",
+    "logo_url",
+    "logo_size",
+    "accent",
+    "footer_text",
+    "postal_address",
+    "subject_pattern",
+    "intro",
+    "approval_lead",
+    "approval_deadline",
+    "editors",
+)
+
+
 @cli.group(name="lists")
 def lists_group() -> None:
     """Mailing lists: who a digest is from, which tags it covers, and when it is sent.
@@ -46,6 +70,51 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--send-time", metavar="HH:MM", help="Local time to send the digest."),
             click.option("--weekly-day", metavar="DAY", help="Weekday of the weekly digest."),
             click.option("--description", help="One paragraph shown on the subscribe page."),
+            click.option(
+                "--language",
+                metavar="CODE",
+                help="Language of the emails and subscriber pages (en, fr, es, pt, sw, ...).",
+            ),
+            click.option(
+                "--images",
+                type=click.Choice([m.value for m in lists_lib.ImageMode]),
+                help="Stories' lead images: none, lead (across the sheet) or thumbnails.",
+            ),
+            click.option("--logo-url", metavar="URL", help="Logo above the title ('' removes it)."),
+            click.option("--logo-size", metavar="WxH", help="Logo size in pixels, e.g. 180x40."),
+            click.option(
+                "--accent", metavar="#RRGGBB", help="Accent colour (section names, links)."
+            ),
+            click.option("--footer", "footer_text", help="Footer text of every email."),
+            click.option("--postal-address", help="Postal address in the footer (CAN-SPAM)."),
+            click.option(
+                "--subject",
+                "subject_pattern",
+                metavar="PATTERN",
+                help="Subject pattern: {top} {tags} {date} {list} {site} {frequency} {count}"
+                " ('' = the default, '{top} — {date}').",
+            ),
+            click.option("--intro", help="Intro shown at the top of issues without a note."),
+            click.option(
+                "--approval",
+                type=click.Choice(["on", "off"]),
+                help="on: editors approve each issue before it is sent.",
+            ),
+            click.option(
+                "--approval-lead",
+                metavar="DURATION",
+                help="How long before the send time an issue is built for approval (2h).",
+            ),
+            click.option(
+                "--approval-deadline",
+                metavar="DURATION",
+                help="How long after the send time an approval is still accepted (1h).",
+            ),
+            click.option(
+                "--editors",
+                metavar="A,B,...",
+                help="Addresses told by email when an issue awaits approval.",
+            ),
         ]
     ):
         f = decorator(f)
@@ -67,15 +136,19 @@ def create(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    **look: Any,
 ) -> None:
     """Create list SLUG (lowercase letters, digits, '-'). --title and --from are required;
-    timezone defaults to UTC, send time to 07:00, weekly day to monday.
+    timezone defaults to UTC, send time to 07:00, weekly day to monday, language to en.
 
     \b
     Example:
       digest lists create world --title "World News" --from "News Desk <news@example.com>"
       digest lists create kenya --title Kenya --from news@example.com --tags Kenya,Nairobi \\
           --timezone Africa/Nairobi --send-time 06:30 --weekly-day fri
+      digest lists create monde --title "Le Monde en bref" --from "Desk <monde@example.com>" \\
+          --language fr --images lead --accent "#0b6e4f" \\
+          --postal-address "12 rue du Port, 13002 Marseille, France"
     """
     missing = [n for n, v in (("--title", title), ("--from", from_addr)) if not v]
     if missing or title is None or from_addr is None:
@@ -91,6 +164,7 @@ def create(
         send_time=send_time or "07:00",
         weekly_day=weekly_day or "monday",
         description=description,
+        look=_look(look),
         now=app.now(),
     )
     click.echo(f"created list {mlist.slug}")
@@ -112,13 +186,18 @@ def edit(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    **look: Any,
 ) -> None:
-    """Change some settings of list SLUG; options not given stay as they are.
+    """Change some settings of list SLUG; options not given stay as they are, and '' removes
+    an optional one (--reply-to, --logo-url, --accent, --footer, --subject, ...).
 
     \b
     Example:
       digest lists edit world --send-time 06:00 --tags Africa,Asia,Europe
       digest lists edit world --reply-to ""
+      digest lists edit world --language fr --subject "{top} — {date}"
+      digest lists edit world --approval on --approval-lead 2h --approval-deadline 1h \\
+          --editors editors@example.com
     """
     mlist = lists_lib.edit_list(
         app.db,
@@ -131,6 +210,7 @@ def edit(
         send_time=send_time,
         weekly_day=weekly_day,
         description=description,
+        look=_look(look),
         now=app.now(),
     )
     click.echo(f"updated list {mlist.slug}")
@@ -184,6 +264,7 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         ("send time", mlist.send_time),
         ("weekly day", mlist.weekly_day),
         ("description", mlist.description or "-"),
+        *_look_rows(mlist),
         (
             "subscribers",
             f"{c.active} active, {c.pending} pending, {c.unsubscribed} unsubscribed, "
@@ -193,6 +274,43 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
     ]
     for k, v in rows:
         click.echo(f"  {k + ':':<13}{v}")
+
+
+def _duration(delta: Any) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    hours, rest = divmod(minutes, 60)
+    return (f"{hours}h" if hours else "") + (f"{rest}m" if rest or not hours else "")
+
+
+def _look_rows(mlist: lists_lib.MailingList) -> list[tuple[str, str]]:
+    look, brand, approval = mlist.look, mlist.brand, mlist.approval
+    logo = "-"
+    if brand.logo_url:
+        size = (
+            f"{brand.logo_width}x{brand.logo_height}"
+            if brand.logo_height
+            else f"{brand.logo_width}"
+        )
+        logo = f"{brand.logo_url} ({size} px)"
+    if approval.required:
+        workflow = (
+            f"on: built {_duration(approval.lead)} before the send time, approval accepted until"
+            f" {_duration(approval.deadline)} after it"
+        )
+    else:
+        workflow = "off"
+    return [
+        ("language", look.language),
+        ("images", look.images.value),
+        ("logo", logo),
+        ("accent", brand.accent),
+        ("footer", brand.footer_text or "-"),
+        ("address", brand.postal_address or "-"),
+        ("subject", look.subject_pattern or "(default: {top} — {date}, translated)"),
+        ("intro", look.intro or "-"),
+        ("approval", workflow),
+        ("editors", ", ".join(approval.editors) or "-"),
+    ]
 
 
 @lists_group.command(name="delete")

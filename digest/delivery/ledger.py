@@ -452,6 +452,18 @@ def fail_variant(db: Database, variant_id: int, *, reason: str, now: datetime) -
     return int(cur.rowcount)
 
 
+def skip_variant(db: Database, variant_id: int, *, reason: str, now: datetime) -> int:
+    """Skip every owed delivery of a variant that has nothing to show any more (the editors
+    dropped its articles), with ``reason``."""
+    cur = db.execute(
+        "UPDATE deliveries SET status = 'skipped', reply = ?, updated_at = ?,"
+        " next_attempt_at = NULL WHERE variant_id = ? AND status IN ('queued', 'deferred')"
+        " AND lease_owner IS NULL",
+        [reason, to_iso(now), variant_id],
+    )
+    return int(cur.rowcount)
+
+
 def counts_by_variant(db: Database, digest_id: int) -> dict[int, int]:
     """variant id -> deliveries of a digest (any status)."""
     counted = db.execute(

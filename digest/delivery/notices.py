@@ -53,7 +53,8 @@ from ..audience.suppressions import get_suppression
 from ..config import Config
 from ..errors import DigestError, NotFound
 from ..headers import fold_header
-from ..issues import render
+from ..i18n import get_language
+from ..issues import render, subjects
 from ..issues.template import multipart_alternative
 from ..store import transaction
 from ..text import clean_name
@@ -118,7 +119,8 @@ class NoticeReport:
 
 
 def confirmation_subject(mlist: MailingList) -> str:
-    return f"Confirm your subscription to {mlist.title}"
+    """In the list's language (``issues.subjects.confirmation_subject``)."""
+    return subjects.confirmation_subject(mlist.title, get_language(mlist.language))
 
 
 def confirmation_message(
@@ -142,6 +144,8 @@ def confirmation_message(
         "email": address,
         "confirm_url": url,
         "days": tokens.CONFIRM_MAX_AGE.days,
+        "lang": get_language(mlist.language),
+        "brand": mlist.brand,
     }
     text = env.get_template("email/confirm.txt").render(context)
     html = env.get_template("email/confirm.html").render(context)

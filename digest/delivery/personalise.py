@@ -18,6 +18,7 @@ from ..addresses import address_of, sender_domain
 from ..headers import address_words, clean_header_value, fold
 from ..issues.store import load_variant
 from ..issues.template import CompiledTemplate, qp_encode
+from ..issues.transfer import base64_value
 from ..store.instance import instance_id
 
 
@@ -91,7 +92,8 @@ def recipient_values(
     message_id: str | None = None,
     inert: bool = False,
 ) -> dict[tuple[str, str], bytes]:
-    """The bytes that fill each placeholder for one recipient. ``inert``: for previews shown
+    """The bytes that fill each placeholder for one recipient (only the slots its template
+    has; a part sent in base64 has ``TEXT64``/``HTML64`` slots). ``inert``: for previews shown
     to staff, the unsubscribe and preferences links open a page saying this is a preview
     (``links.preview_link_url``) instead of carrying the recipient's signed token."""
     # Tokens are issued "at" the build time so a recipient's message is byte-identical whenever
@@ -126,6 +128,10 @@ def recipient_values(
             values[(kind, field)] = _qp(fields[field])
         elif kind == "HTML":
             values[(kind, field)] = _qp(html.escape(fields[field]))
+        elif kind == "TEXT64":  # a part sent in base64 (smaller for CJK text, issues.transfer)
+            values[(kind, field)] = base64_value(fields[field], html_part=False)
+        elif kind == "HTML64":
+            values[(kind, field)] = base64_value(fields[field], html_part=True)
     list_unsub = f"<{unsub}>"
     if unsubscribe_mailto:
         # RFC 8058 one-click is the HTTPS link; some mailbox providers only honour mailto. The

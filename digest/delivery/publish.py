@@ -2,6 +2,13 @@
 for every active subscriber, in one write transaction, so a crash leaves either no digest or a
 complete one with its deliveries.
 
+Editors shape an issue (``issues.edits``: note, pin, drop) before or after it is built; a build
+that finds the edits changed since the issue was rendered renders its variants again, in place:
+deliveries still queued go out with the new version, deliveries already sent are never sent
+again, and a tag set left with nothing to show has its queued deliveries skipped. An issue of a
+list in approval mode is stored without deliveries until it is approved
+(``issues.approval``); ``shape_issue`` and ``approve`` are the editors' library calls.
+
 Variants render on a worker thread (``VariantRenderer``); the transaction opens when the
 rendering left is estimated to take about as long as enqueueing the audience, which is one
 SQLite statement that releases the GIL, so on two cores the two overlap and the write lock is
@@ -18,21 +25,23 @@ from datetime import date, datetime
 
 from sqlite_utils import Database
 
-from ..articles.reads import Article, load_articles
+from ..articles.reads import Article
 from ..audience.lists import MailingList, all_lists, get_list
 from ..audience.records import FREQUENCIES
 from ..audience.subscriptions import audience_groups, has_active_subscribers
 from ..config import Config
 from ..errors import describe_error
-from ..issues import render
+from ..issues import approval, render
 from ..issues.build import (
     BuiltDigest,
     ProgressCallback,
     RenderedVariant,
     VariantRenderer,
     describe_digest,
+    issue_articles,
     render_variant,
 )
+from ..issues.edits import IssueEdits, edits_for, mark_article, set_note
 from ..issues.periods import Period, issue_for, latest_due
 from ..issues.render import RenderReport
 from ..issues.sections import has_sections, variant_key
@@ -44,6 +53,7 @@ from ..issues.store import (
     find_digest,
     insert_digest,
     insert_variants,
+    record_edits,
     stored_variants,
 )
 from ..store import transaction
@@ -59,6 +69,45 @@ class _Raced(Exception):
     """Another process stored the same digest between our read and our write."""
 
 
+def _wanted(tags_key: str) -> frozenset[str] | None:
+    return frozenset(tags_key.split(",")) if tags_key else None
+
+
+@dataclass
+class _Build:
+    """What one build attempt works from."""
+
+    period: Period
+    existing: StoredDigest | None
+    edits: IssueEdits
+    stored_ids: list[int]  # the digest's articles as stored (the selection, then pinned ones)
+    articles: list[Article]  # as the editors shaped them
+    rerender: set[str]  # stored variants to render again (the edits changed)
+    held: bool  # approval mode, not approved: store, queue nothing
+
+
+def _prepare(db: Database, mlist: MailingList, period: Period, *, now: datetime) -> _Build:
+    existing = find_digest(db, mlist, period)
+    edits = edits_for(db, mlist.id, period.issue_date)
+    if existing is not None:
+        stored_ids = digest_article_ids(db, existing.id)
+        stale = existing.edits_hash != edits.fingerprint
+        rerender = set(stored_variants(db, existing.id)) if stale else set()
+    else:
+        stored_ids = select_articles(db, mlist, period, now=now)
+        rerender = set()
+    stored_ids = list(dict.fromkeys([*stored_ids, *edits.pinned]))
+    return _Build(
+        period=period,
+        existing=existing,
+        edits=edits,
+        stored_ids=stored_ids,
+        articles=issue_articles(db, stored_ids, edits),
+        rerender=rerender,
+        held=approval.is_held(db, mlist, period, new=existing is None, now=now),
+    )
+
+
 def build_digest(
     db: Database,
     config: Config,
@@ -70,22 +119,20 @@ def build_digest(
     progress: ProgressCallback | None = None,
 ) -> BuiltDigest:
     """Build (or return the already built) digest of ``mlist`` issued on ``issue_date`` and
-    enqueue a delivery for every active subscriber not yet queued for it."""
+    enqueue a delivery for every active subscriber not yet queued for it. An issue whose
+    editors' edits changed since it was rendered is rendered again (see the module
+    docstring); an issue awaiting approval is stored without deliveries."""
     period = issue_for(mlist, frequency, issue_date)
     env = render.template_environment(config)
     for _attempt in range(3):
-        existing = find_digest(db, mlist, period)
-        if existing is not None:
-            built_at = existing.built_at
-            articles = load_articles(db, digest_article_ids(db, existing.id))
-            have = set(stored_variants(db, existing.id))
-        else:
-            built_at = now
-            articles = load_articles(db, select_articles(db, mlist, period, now=now))
-            have = set()
+        job = _prepare(db, mlist, period, now=now)
+        existing = job.existing
+        built_at = existing.built_at if existing is not None else now
+        have = set(stored_variants(db, existing.id)) if existing is not None else set()
         groups = {raw: (*variant_key(raw, mlist), n) for raw, n in audience_groups(
             db, mlist, frequency).items()}  # fmt: skip
         needed = {key: wanted for key, wanted, _ in groups.values() if key not in have}
+        needed.update((key, _wanted(key)) for key in job.rerender)
         views: dict[int, render.ArticleView | None] = {}  # each article's view once per build
         renderer = VariantRenderer(
             [
@@ -97,10 +144,11 @@ def build_digest(
                         config,
                         mlist,
                         period,
-                        articles,
+                        job.articles,
                         wanted,
                         built_at=built_at,
                         views=views,
+                        intro=job.edits.note,
                     ),
                 )  # fmt: skip
                 for key, wanted in needed.items()
@@ -112,24 +160,25 @@ def build_digest(
             renderer.wait_until_left(recipients * ENQUEUE_SECONDS_PER_RECIPIENT)
             with transaction(db):
                 digest_id, enqueued, counts = _store(
-                    db, mlist, period, existing, articles, needed, renderer, groups, now=now
+                    db, mlist, job, needed, renderer, groups, now=now
                 )
         except _Raced:
             continue
         finally:
             renderer.stop()
-        return describe_digest(
+        built = describe_digest(
             db, mlist, digest_id, new=existing is None, enqueued=enqueued, counts=counts
         )
+        built.awaiting_approval = job.held
+        built.rerendered = bool(job.rerender)
+        return built
     raise RuntimeError("digest build kept racing with another process")  # pragma: no cover
 
 
 def _store(
     db: Database,
     mlist: MailingList,
-    period: Period,
-    existing: StoredDigest | None,
-    articles: list[Article],
+    job: _Build,
     needed: dict[str, frozenset[str] | None],
     renderer: VariantRenderer,
     groups: dict[str, tuple[str, frozenset[str] | None, int]],
@@ -138,14 +187,22 @@ def _store(
 ) -> tuple[int, int, dict[int, int]]:
     """Store the digest, its variants and its deliveries (inside the caller's transaction):
     (digest id, deliveries enqueued now, deliveries per variant id)."""
+    period, existing, articles = job.period, job.existing, job.articles
     if existing is None:
         if find_digest(db, mlist, period) is not None:
             raise _Raced
-        digest_id = insert_digest(db, mlist, period, [a.id for a in articles], now=now)
+        digest_id = insert_digest(
+            db, mlist, period, job.stored_ids, now=now, edits_hash=job.edits.fingerprint
+        )
     else:
         digest_id = existing.id
-        if not stored_variants(db, digest_id).keys().isdisjoint(needed):
+        added = set(needed) - job.rerender
+        if not stored_variants(db, digest_id).keys().isdisjoint(added):
             raise _Raced  # another build added one of these variants since we looked
+        if job.rerender:
+            record_edits(db, digest_id, job.stored_ids, job.edits.fingerprint)
+    if job.held:
+        approval.request_approval(db, mlist, period, now=now)
 
     # While the last variants render on the other thread, this thread takes the GIL back after
     # every statement (up to a 5 ms switch interval each), so the writes below are a few
@@ -153,25 +210,32 @@ def _store(
     #
     # The variants still rendering get their rows now (filled in below, before the commit), so
     # that their recipients can be enqueued meanwhile. Which of them are empty is known already.
-    insert_variants(db, digest_id, needed)
+    insert_variants(db, digest_id, [key for key in needed if key not in job.rerender])
     ids = stored_variants(db, digest_id)
     new_ids = {key: ids[key][0] for key in needed}
-    variant_ids = {key: id_ for key, (id_, filled) in ids.items() if filled}
+    variant_ids = {
+        key: id_ for key, (id_, filled) in ids.items() if filled and key not in job.rerender
+    }
     variant_ids.update(
         (key, new_ids[key])
         for key, wanted in needed.items()
         if has_sections(articles, mlist, wanted)
     )
-    enqueued = ledger.enqueue(
-        db,
-        digest_id,
-        list_id=mlist.id,
-        frequency=period.frequency,
-        variant_of_tags={
-            raw: variant_ids[key] for raw, (key, _, _) in groups.items() if key in variant_ids
-        },
-        now=now,
-    )
+    enqueued = 0
+    if not job.held:
+        enqueued = ledger.enqueue(
+            db,
+            digest_id,
+            list_id=mlist.id,
+            frequency=period.frequency,
+            variant_of_tags={
+                raw: variant_ids[key] for raw, (key, _, _) in groups.items() if key in variant_ids
+            },
+            now=now,
+        )
+        found = approval.approval_of(db, mlist.id, period.frequency, period.label)
+        if found is not None:  # approved, or the list left approval mode
+            approval.mark_released(db, found.id, now=now)
     counts = ledger.counts_by_variant(db, digest_id)
     for variant in renderer.result():
         variant_id = new_ids[variant.tags_key]
@@ -179,6 +243,13 @@ def _store(
         if variant.error is not None:
             # Its subscribers' deliveries fail with the reason; the other variants go out.
             ledger.fail_variant(db, variant_id, reason=variant.error, now=now)
+        elif variant.template is None and variant.tags_key in job.rerender:
+            ledger.skip_variant(
+                db,
+                variant_id,
+                reason="the editors' changes left nothing to show for this tag set",
+                now=now,
+            )
         elif variant.template is None and counts.get(variant_id):
             # has_sections said it had articles, yet none could be shown.
             ledger.fail_variant(db, variant_id, reason="no article could be shown", now=now)
@@ -296,3 +367,69 @@ def build_for_date(
         return result
 
     return _build_each(jobs, build, failures)
+
+
+@dataclass(frozen=True)
+class ShapeResult:
+    """An editor's change to an issue: the issue's edits now, and the built issues that were
+    rendered again with them (none when the issue is not built yet: its build applies them)."""
+
+    edits: IssueEdits
+    rebuilt: list[BuiltDigest]
+
+
+def _built_issues(db: Database, mlist: MailingList, issue_date: date) -> list[Period]:
+    """The issues of ``mlist`` dated ``issue_date`` that are built."""
+    out = []
+    for frequency in FREQUENCIES:
+        period = issue_for(mlist, frequency, issue_date)
+        if period.issue_date == issue_date and find_digest(db, mlist, period) is not None:
+            out.append(period)
+    return out
+
+
+def shape_issue(
+    db: Database,
+    config: Config,
+    list_slug: str,
+    issue_date: date,
+    *,
+    by: str,
+    now: datetime,
+    note: str | None = None,
+    article_id: int | None = None,
+    action: str | None = None,
+) -> ShapeResult:
+    """Set the intro ``note`` of ``list_slug``'s issue of ``issue_date``, or pin, drop or clear
+    (``action``) ``article_id`` in it; an issue already built is rendered again at once (its
+    deliveries still queued get the new version; none already sent is sent again)."""
+    mlist = get_list(db, list_slug)
+    if note is not None:
+        edits = set_note(db, mlist, issue_date, note, by=by, now=now)
+    elif article_id is not None and action is not None:
+        edits = mark_article(db, mlist, issue_date, article_id, action, by=by, now=now)
+    else:
+        raise ValueError("shape_issue needs a note, or an article and an action")
+    rebuilt = [
+        build_digest(db, config, mlist, period.frequency, issue_date, now=now)
+        for period in _built_issues(db, mlist, issue_date)
+    ]
+    return ShapeResult(edits, rebuilt)
+
+
+def approve(
+    db: Database,
+    config: Config,
+    list_slug: str,
+    issue_date: date,
+    *,
+    by: str,
+    now: datetime,
+    frequency: str | None = None,
+) -> list[approval.IssueApproval]:
+    """An editor approves the issue(s) of ``list_slug`` dated ``issue_date`` awaiting approval
+    (the CLI's ``digest issues approve`` and the web editor's button). Its deliveries are
+    queued by the next build at or after its send time (the scheduler's)."""
+    mlist = get_list(db, list_slug)
+    approved = approval.approve_issues(db, mlist, issue_date, by=by, now=now, frequency=frequency)
+    return approved

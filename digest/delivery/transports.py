@@ -436,8 +436,10 @@ class _Channel:
             ) from None
         except pipelining.AuthRefused as e:
             t.health.release(index)
+            # A relay may echo what it was sent: the reply is shown without the password.
+            reply = e.reply.line.replace(t.password, "***") if t.password else e.reply.line
             raise SmtpAuthError(
-                f"{where}: authentication as {relay.username!r} failed ({e.reply.line}); "
+                f"{where}: authentication as {relay.username!r} failed ({reply}); "
                 "check the username in the config and DIGEST_SMTP_PASSWORD"
             ) from None
         except BaseException:

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 from urllib.parse import unquote, urlsplit
 
+from ..config import redact_url
 from ..errors import DigestError
 
 DEFAULT_PASSWORD_ENV = "DIGEST_IMAP_PASSWORD"
@@ -271,18 +272,22 @@ def imap_settings(
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as e:
-        raise MailboxError(f"IMAP URL {_redact(url)!r}: {e}") from None
+    except ValueError:
+        # urllib's message quotes the text after the colon, which may be part of a password.
+        raise MailboxError(
+            f"IMAP URL {redact_url(url)!r} is not a valid URL (a password belongs in "
+            f"${password_env}, a port must be a number): imaps://user@host/INBOX"
+        ) from None
     if parts.scheme not in ("imaps", "imap"):
         raise MailboxError(
             f"IMAP URL must start with imaps:// (TLS) or imap:// (STARTTLS), not {parts.scheme!r}://"
         )
     if parts.password is not None:
         raise MailboxError(
-            f"put the IMAP password in ${password_env}, not in the URL ({_redact(url)})"
+            f"put the IMAP password in ${password_env}, not in the URL ({redact_url(url)})"
         )
     if not parts.hostname or not parts.username:
-        raise MailboxError(f"IMAP URL {url!r} needs a user and a host: imaps://user@host/INBOX")
+        raise MailboxError(f"IMAP URL {redact_url(url)!r} needs a user and a host: imaps://user@host/INBOX")
     password = env.get(password_env)
     if not password:
         raise MailboxError(f"set ${password_env} to the password of {unquote(parts.username)}")
@@ -296,10 +301,6 @@ def imap_settings(
         folder=folder or path_folder or "INBOX",
         starttls=starttls,
     )
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
 
 
 def _quote(name: str) -> str:

@@ -43,6 +43,9 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 # ---------------------------------------------------------------------------- text helpers
 
 _SPACES = re.compile(r"\s+")
+# Bidi embedding, override and isolate controls: in a title they can make the text that follows
+# read backwards (a spoofed headline or link text); a title is one short run of text and needs none.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _TAGLIKE = re.compile(r"<[^>]*>")
 _RAW_TEXT_START = re.compile(r"<(script|style)(?=[\s/>])", re.I)
 _RAW_TEXT_END = {
@@ -52,9 +55,9 @@ _RAW_TEXT_END = {
 
 
 def clean_title(title: str | None) -> str | None:
-    """One line of plain text: markup removed (a script or style element with its body), and
-    CR/LF and other control characters made spaces (a title ends up in a Subject header and
-    must not be able to start a new header line)."""
+    """One line of plain text: markup removed (a script or style element with its body), bidi
+    overrides dropped, and CR/LF and other control characters made spaces (a title ends up in a
+    Subject header and must not be able to start a new header line)."""
     if not title:
         return None
     if "<" in title:
@@ -64,7 +67,7 @@ def clean_title(title: str | None) -> str | None:
     # A printable string has no control characters and no whitespace but the plain space, so
     # without a double space the two substitutions would change nothing.
     if not title.isprintable() or "  " in title:
-        title = _SPACES.sub(" ", CONTROL.sub(" ", title))
+        title = _SPACES.sub(" ", CONTROL.sub(" ", _BIDI_CONTROLS.sub("", title)))
     title = title.strip()
     return title[:500] or None
 

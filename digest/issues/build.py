@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import functools
 import logging
 import threading
 import time
@@ -32,7 +33,9 @@ from ..articles.reads import Article, load_articles
 from ..audience.lists import MailingList, get_list_by_id
 from ..config import Config
 from ..errors import ConfigError
-from . import render
+from ..i18n import get_language, period_text
+from . import compose, render, transfer
+from .edits import IssueEdits, edits_for
 from .periods import Period, issue_for
 from .render import RenderReport
 from .sections import group_sections, section_order
@@ -74,28 +77,52 @@ class BuiltDigest:
     enqueued: int  # of which queued by this call
     new: bool
     notes: list[str] = field(default_factory=list)
+    awaiting_approval: bool = False  # stored without deliveries until an editor approves
+    rerendered: bool = False  # rendered again: the editors' edits changed
 
 
 def digest_view(config: Config, mlist: MailingList, period: Period) -> render.DigestView:
     first = period.local_start.date()
     last = period.local_end.date() - timedelta(days=1)
-    if first == last:
-        period_text = f"{first:%A} {first.day} {first:%B %Y}"
-    else:
-        period_text = f"{first.day} {first:%b} – {last.day} {last:%b %Y}"
     return render.DigestView(
         site=config.site_name,
-        language=config.site.language,
+        language=mlist.language,
         list_title=mlist.title,
         list_slug=mlist.slug,
         list_description=mlist.description,
         frequency=period.frequency,
         issue_date=period.issue_date,
-        period_text=period_text,
+        period_text=period_text(first, last, mlist.language),
         base_url=config.base_url,
         web_url=links.digest_web_url(config.base_url, mlist.slug, period.frequency, period.label),
         archive_url=links.archive_url(config.base_url, mlist.slug),
     )
+
+
+def email_settings(
+    config: Config, mlist: MailingList, *, intro: str | None = None, key: str | None = None
+) -> compose.EmailSettings:
+    """How ``mlist``'s digests look and fit: its language, brand, subject pattern, the
+    issue's intro (the editors' note, else the list's default), the HTML budget measured in
+    the encoding each part will be sent in (``transfer.best_size``)."""
+    configured = config.digest.subject
+    return compose.EmailSettings(
+        language=get_language(mlist.language),
+        brand=mlist.brand,
+        budget=config.digest.html_budget,
+        # The list's pattern, else [digest] subject if it was changed, else subject.txt.
+        subject_pattern=mlist.look.subject_pattern
+        or (configured if configured != render.DEFAULT_SUBJECT else None),
+        intro=intro or mlist.look.intro,
+        size_of=functools.partial(transfer.best_size, key=key),
+    )
+
+
+def issue_articles(db: Database, article_ids: list[int], edits: IssueEdits) -> list[Article]:
+    """An issue's articles as the editors shaped it: the stored ones (and pinned ones not
+    among them), without the dropped ones, pinned first, then newest first."""
+    ids = [i for i in dict.fromkeys([*article_ids, *edits.pinned])]
+    return edits.apply(load_articles(db, ids))
 
 
 @dataclass
@@ -116,8 +143,11 @@ def render_variant(
     *,
     built_at: datetime,
     views: dict[int, render.ArticleView | None] | None = None,
+    intro: str | None = None,
 ) -> RenderedVariant:
-    """Render, inline and encode one variant (pure: stores nothing)."""
+    """Render, inline and encode one variant in the list's language and brand, its HTML part
+    within the budget (pure: stores nothing). Raises ``compose.BudgetError`` when it cannot
+    fit: the caller fails this variant's deliveries, never queues it over the budget."""
     tags_key = ",".join(sorted(wanted)) if wanted is not None else ""
     order = section_order(mlist, articles)
     problems: list[str] = []
@@ -136,7 +166,8 @@ def render_variant(
         return RenderedVariant(tags_key, None, None)
     key = new_placeholder_key()
     view = dataclasses.replace(digest_view(config, mlist, period), placeholder_key=key)
-    rendered = render.render_email(env, config, view, sections)
+    settings = email_settings(config, mlist, intro=intro, key=key)
+    rendered = compose.render_digest_email(env, view, sections, settings)
     rendered.report.warnings.extend(problems)
     # The Date header is the scheduled send time (or the build time, if built late), fixed in
     # the template so every resend of a message is byte-identical.
@@ -249,7 +280,8 @@ def describe_digest(
     """What is stored of a digest, with ``counts``: its deliveries per variant id."""
     digest = get_digest(db, digest_id)
     period = issue_for(mlist, digest.frequency, date.fromisoformat(digest.period_label))
-    articles = load_articles(db, digest_article_ids(db, digest_id))
+    edits = edits_for(db, mlist.id, period.issue_date)
+    articles = issue_articles(db, digest_article_ids(db, digest_id), edits)
     grouped = group_sections(articles, section_order(mlist, articles), None, mlist=mlist)
     variants = [
         BuiltVariant(
@@ -280,12 +312,15 @@ def describe_digest(
 
 
 def render_web_version(db: Database, config: Config, digest_id: int) -> str:
-    """The stored digest as one web page with every article (no cut, nothing personal), with
-    ``id="tag-<key>"`` section anchors that "N more … stories" links point at."""
+    """The stored digest as one web page with every article (no cut, nothing personal), in
+    the list's language and brand, with ``id="tag-<key>"`` section anchors (folded sections
+    link there) and ``id="story-<id>"`` story anchors ("N more" links land on the first story
+    not shown)."""
     digest = get_digest(db, digest_id)
     mlist = get_list_by_id(db, digest.list_id)
     period = issue_for(mlist, digest.frequency, date.fromisoformat(digest.period_label))
-    articles = load_articles(db, digest_article_ids(db, digest_id))
+    edits = edits_for(db, mlist.id, period.issue_date)
+    articles = issue_articles(db, digest_article_ids(db, digest_id), edits)
     sections = group_sections(
         articles,
         section_order(mlist, articles),
@@ -294,4 +329,5 @@ def render_web_version(db: Database, config: Config, digest_id: int) -> str:
         excerpt_words=config.digest.excerpt_words,
     )  # an article that cannot be shown is left out of the page, as from the email
     env = render.template_environment(config)
-    return render.render_web_page(env, digest_view(config, mlist, period), sections)
+    settings = email_settings(config, mlist, intro=edits.note)
+    return compose.render_digest_web(env, digest_view(config, mlist, period), sections, settings)

@@ -159,7 +159,17 @@ def digest_subject(
     facts = subject_facts(view, sections, lang)
     if settings.subject_pattern:
         return fill_subject(settings.subject_pattern, facts, lang)
-    subject = _render(env, "email/subject.txt", facts=facts, lang=lang, digest=view)
+    # The plain values too, for a subject.txt written before SubjectFacts existed.
+    plain = {
+        "top": facts.top,
+        "tags": lang.join(list(facts.tags)),
+        "date": facts.date,
+        "list": facts.list_title,
+        "site": facts.site,
+        "frequency": facts.frequency,
+        "count": facts.count,
+    }
+    subject = _render(env, "email/subject.txt", facts=facts, lang=lang, digest=view, **plain)
     return " ".join(subject.split()) or fill_subject("{list} — {date}", facts, lang)
 
 

@@ -24,6 +24,7 @@ import jinja2
 import premailer
 
 from .. import i18n, links
+from ..audience.branding import LeadImage
 from ..config import Config, DigestSettings
 from ..errors import ConfigError, DigestError
 from .subjects import subject_line
@@ -57,6 +58,7 @@ class ArticleView:
     published_at: datetime  # in the list's timezone
     excerpt: str
     summary_html: str  # sanitised; only the web version shows it
+    image: LeadImage | None = None  # shown when the list shows images; never in plain text
 
     @property
     def byline(self) -> str:

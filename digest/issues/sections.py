@@ -12,10 +12,13 @@ from urllib.parse import urlsplit
 
 from markupsafe import Markup
 
+from ..articles.leadimage import content_image
 from ..articles.reads import Article
 from ..articles.sanitize import html_to_text
 from ..articles.tags import tag_key
-from ..audience.lists import MailingList
+from ..audience.branding import LeadImage
+from ..audience.lists import ImageMode, MailingList
+from ..errors import InvalidInput
 from ..headers import clean_header_value
 from . import render
 
@@ -52,6 +55,29 @@ def variant_key(raw_tags: str, mlist: MailingList) -> tuple[str, frozenset[str] 
 
 
 _IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.I)
+THUMBNAIL_WIDTH = 160  # px: about a third of a phone's width
+
+
+def lead_image(article: Article, mode: ImageMode) -> LeadImage | None:
+    """The image a list showing ``mode`` gives this story: the article's stored lead image
+    (``Article.lead_image``, once the store has one), else the first picture of its summary
+    (``articles.leadimage.content_image``). Only an image whose pixel size is known is shown:
+    Outlook for Windows sizes images by their width/height attributes alone."""
+    if mode is ImageMode.NONE:
+        return None
+    found = getattr(article, "lead_image", None)
+    if found is None and article.summary and "<img" in article.summary:
+        found = content_image(article.summary, article.url)
+    if found is None or not found.width or not found.height:
+        return None
+    try:
+        image = LeadImage.create(found.url, found.width, found.height, found.alt)
+    except InvalidInput:
+        return None  # not an http(s) URL, or a size that is not one: no picture
+    if mode is ImageMode.THUMBNAILS and image.width > THUMBNAIL_WIDTH:
+        height = max(1, round(image.height * THUMBNAIL_WIDTH / image.width))
+        image = LeadImage(image.url, THUMBNAIL_WIDTH, height, image.alt)
+    return image
 
 
 def _article_view(article: Article, mlist: MailingList, words: int) -> render.ArticleView:
@@ -68,6 +94,7 @@ def _article_view(article: Article, mlist: MailingList, words: int) -> render.Ar
         published_at=article.published_at.astimezone(mlist.zone),
         excerpt=render.excerpt(source, words),
         summary_html=Markup(_IMG_WITHOUT_ALT.sub('<img alt=""', summary_html)),
+        image=lead_image(article, mlist.look.images),
     )
 
 

@@ -28,15 +28,25 @@ class StoredDigest:
     period_end: datetime
     period_label: str  # the issue date, YYYY-MM-DD
     built_at: datetime
+    edits_hash: str = ""  # the editors' edits it was rendered with (edits.IssueEdits.fingerprint)
 
 
-_DIGEST_COLUMNS = "id, list_id, frequency, period_start, period_end, period_label, built_at"
+_DIGEST_COLUMNS = (
+    "id, list_id, frequency, period_start, period_end, period_label, built_at, edits_hash"
+)
 
 
 def _digest(row: tuple[Any, ...]) -> StoredDigest:
-    id_, list_id, frequency, start, end, label, built_at = row
+    id_, list_id, frequency, start, end, label, built_at, edits_hash = row
     return StoredDigest(
-        id_, list_id, frequency, from_iso(start), from_iso(end), label, from_iso(built_at)
+        id_,
+        list_id,
+        frequency,
+        from_iso(start),
+        from_iso(end),
+        label,
+        from_iso(built_at),
+        edits_hash or "",
     )
 
 
@@ -158,13 +168,19 @@ def digest_article_ids(db: Database, digest_id: int) -> list[int]:
 
 
 def insert_digest(
-    db: Database, mlist: MailingList, period: Period, article_ids: list[int], *, now: datetime
+    db: Database,
+    mlist: MailingList,
+    period: Period,
+    article_ids: list[int],
+    *,
+    now: datetime,
+    edits_hash: str = "",
 ) -> int:
     digest_id = db.execute(
         "INSERT INTO digests (list_id, frequency, period_start, period_end, period_label,"
-        " built_at) VALUES (?, ?, ?, ?, ?, ?)",
+        " built_at, edits_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [mlist.id, period.frequency, to_iso(period.start), to_iso(period.end), period.label,
-         to_iso(now)],
+         to_iso(now), edits_hash],
     ).lastrowid  # fmt: skip
     assert digest_id is not None
     db.execute(
@@ -173,6 +189,19 @@ def insert_digest(
         [digest_id, json.dumps(article_ids)],
     )
     return digest_id
+
+
+def record_edits(db: Database, digest_id: int, article_ids: list[int], edits_hash: str) -> None:
+    """The digest was rendered again with the edits ``edits_hash``: append the articles it
+    did not have yet (pinned since), so they count as sent once, like the others."""
+    db.execute(
+        "INSERT OR IGNORE INTO digest_articles (digest_id, article_id, position)"
+        " SELECT ?, value, key + (SELECT coalesce(max(position), -1) + 1 FROM digest_articles"
+        " WHERE digest_id = ?) FROM json_each(?)"
+        " WHERE value NOT IN (SELECT article_id FROM digest_articles WHERE digest_id = ?)",
+        [digest_id, digest_id, json.dumps(article_ids), digest_id],
+    )
+    db.execute("UPDATE digests SET edits_hash = ? WHERE id = ?", [edits_hash, digest_id])
 
 
 def stored_variants(db: Database, digest_id: int) -> dict[str, tuple[int, bool]]:

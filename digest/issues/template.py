@@ -4,10 +4,12 @@ recipient's details go; a recipient's message is then made by substituting bytes
 Why: rendering (Jinja2) and CSS inlining (premailer) are slow and identical for everyone who gets
 the same variant, so they run once per variant; personalising is a byte join (microseconds).
 
-Encoding: multipart/alternative (text/plain first, text/html last), UTF-8, both parts
-quoted-printable. Our encoder puts every placeholder on a line of its own between QP soft line
-breaks (``=\\r\\n``), so no soft break can split it and line lengths stay within 76 once the
-recipient's value (QP-encoded and wrapped the same way) replaces it.
+Encoding (``transfer``): multipart/alternative (text/plain first, text/html last), UTF-8, each
+part quoted-printable or base64, whichever is smaller. In quoted-printable every placeholder is
+on a line of its own between soft line breaks (``=\\r\\n``), so no soft break can split it and
+line lengths stay within 76 once the recipient's value (QP-encoded and wrapped the same way)
+replaces it; in base64 the text around it is aligned to 3 bytes and it becomes an ``HTML64`` /
+``TEXT64`` slot, filled with the value's own base64 lines.
 
 Placeholders (ASCII, survive HTML escaping, premailer and QP untouched) carry a random key
 made for each rendered variant (``new_placeholder_key``): ``%%DIGEST_<key>_HTML_EMAIL%%``. Content
@@ -23,21 +25,33 @@ FIELD is one of ``FIELDS``.
 
 from __future__ import annotations
 
-import email.quoprimime
 import hashlib
 import re
 import secrets
 
 from ..headers import fold_header
+from .transfer import check_key, encode_body, multipart_alternative, qp_encode
+
+__all__ = [
+    "FIELDS",
+    "CompiledTemplate",
+    "build_template",
+    "encode_body",
+    "html_placeholder",
+    "multipart_alternative",
+    "new_placeholder_key",
+    "qp_encode",
+    "text_placeholder",
+]
 
 # RECIPIENT is "Name <email>", or just the address when the subscriber gave no name.
 FIELDS = ("NAME", "EMAIL", "RECIPIENT", "UNSUBSCRIBE_URL", "PREFERENCES_URL")
 HEADER_FIELDS = ("TO", "MESSAGE_ID", "LIST_UNSUBSCRIBE")
 # Every (kind, field) a template may have a slot for; anything else is literal text.
 SLOTS = frozenset(
-    [("HDR", f) for f in HEADER_FIELDS] + [(k, f) for k in ("HTML", "TEXT") for f in FIELDS]
+    [("HDR", f) for f in HEADER_FIELDS]
+    + [(k, f) for k in ("HTML", "TEXT", "HTML64", "TEXT64") for f in FIELDS]
 )
-_KEY = re.compile(r"[0-9a-f]{16}")
 _KEY_LINE = re.compile(rb"^To: %%DIGEST_([0-9a-f]{16})_HDR_TO%%\r$", re.M)
 _LEGACY_B = re.compile(rb"%%DIGEST_(HDR|HTML|TEXT)_([A-Z_]+)%%")
 CRLF = "\r\n"
@@ -48,46 +62,14 @@ def new_placeholder_key() -> str:
     return secrets.token_hex(8)
 
 
-def _check_key(key: str) -> str:
-    if not _KEY.fullmatch(key):
-        raise ValueError(f"placeholder key {key!r} is not 16 hex digits")
-    return key
-
-
 def html_placeholder(field: str, key: str) -> str:
     assert field in FIELDS, field
-    return f"%%DIGEST_{_check_key(key)}_HTML_{field}%%"
+    return f"%%DIGEST_{check_key(key)}_HTML_{field}%%"
 
 
 def text_placeholder(field: str, key: str) -> str:
     assert field in FIELDS, field
-    return f"%%DIGEST_{_check_key(key)}_TEXT_{field}%%"
-
-
-def _pattern(key: str) -> re.Pattern[str]:
-    return re.compile(rf"%%DIGEST_{_check_key(key)}_(HDR|HTML|TEXT)_([A-Z_]+)%%")
-
-
-def qp_encode(text: str) -> str:
-    # quoprimime works on code points < 256: hand it the UTF-8 bytes as latin-1 characters.
-    return email.quoprimime.body_encode(
-        text.encode("utf-8").decode("latin-1"), maxlinelen=76, eol=CRLF
-    )
-
-
-def encode_body(text: str, key: str | None = None) -> str:
-    """Quoted-printable with CRLF line ends, each placeholder of ``key`` alone between soft
-    breaks (without a key, nothing in ``text`` is a placeholder)."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    out: list[str] = []
-    pos = 0
-    for m in _pattern(key).finditer(text) if key else ():
-        out.append(qp_encode(text[pos : m.start()]))
-        out.append("=" + CRLF + m.group(0) + "=" + CRLF)
-        pos = m.end()
-    out.append(qp_encode(text[pos:]))
-    body = "".join(out)
-    return body if body.endswith(CRLF) else body + CRLF
+    return f"%%DIGEST_{check_key(key)}_TEXT_{field}%%"
 
 
 def build_template(
@@ -103,32 +85,13 @@ def build_template(
     MIME-Version and Content-Type are added here. ``text``/``html_body`` may contain body
     placeholders of ``key``."""
     boundary = "=_digest_" + hashlib.sha256(boundary_seed.encode("utf-8")).hexdigest()[:32]
-    k = _check_key(key)
+    k = check_key(key)
     lines: list[bytes] = [fold_header(name, value) for name, value in headers]
     lines.append(f"To: %%DIGEST_{k}_HDR_TO%%\r\n".encode())
     lines.append(f"Message-ID: %%DIGEST_{k}_HDR_MESSAGE_ID%%\r\n".encode())
     lines.append(f"List-Unsubscribe: %%DIGEST_{k}_HDR_LIST_UNSUBSCRIBE%%\r\n".encode())
     lines.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
     return multipart_alternative(b"".join(lines), text, html_body, boundary=boundary, key=k)
-
-
-def multipart_alternative(
-    headers: bytes, text: str, html_body: str, *, boundary: str, key: str | None = None
-) -> bytes:
-    """A whole message: ``headers`` (folded lines), then MIME-Version and a multipart/alternative
-    body of the text part and the HTML part (UTF-8, quoted-printable, placeholders kept whole)."""
-    parts = [
-        headers,
-        b"MIME-Version: 1.0\r\n",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
-    ]
-    for subtype, body in (("plain", text), ("html", html_body)):
-        parts.append(f"--{boundary}\r\n".encode())
-        parts.append(f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode())
-        parts.append(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        parts.append(encode_body(body, key).encode("ascii"))
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts)
 
 
 class CompiledTemplate:
@@ -142,7 +105,9 @@ class CompiledTemplate:
         head = template[: template.find(b"\r\n\r\n") + 2]
         found = _KEY_LINE.search(head)
         pattern = (
-            re.compile(rb"%%DIGEST_" + found.group(1) + rb"_(HDR|HTML|TEXT)_([A-Z_]+)%%")
+            re.compile(
+                rb"%%DIGEST_" + found.group(1) + rb"_(HDR|HTML|TEXT|HTML64|TEXT64)_([A-Z_]+)%%"
+            )
             if found
             else _LEGACY_B  # stored before keys existed
         )

@@ -9,6 +9,11 @@ Rules (see README "Running it unattended"):
 - Older issues missed while no scheduler ran (send time after the previous tick) are skipped,
   never sent: after downtime a list gets one catch-up issue, not a flood. Each skip is stored in
   ``schedule_events`` and logged once.
+- A list in approval mode (``issues.approval``): its next issue is due to be built
+  ``approval.lead`` before its send time (the build stores it without deliveries and the tick
+  tells the editors); once approved and its send time has come, it is due again (that build
+  queues its deliveries); still not approved ``approval.deadline`` after its send time, it is
+  skipped, with the reason recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ..audience.lists import MailingList, all_lists
 from ..audience.records import FREQUENCIES
 from ..audience.subscriptions import has_active_subscribers
 from ..config import Config
+from ..issues import approval
 from ..issues.periods import Period, latest_due, previous_issue
 from ..issues.store import find_digest
 from ..store import transaction
@@ -42,6 +48,7 @@ class Skipped:
     frequency: str
     period: Period
     reason: str
+    approval_id: int | None = None  # an issue that was not approved in time
 
     @property
     def name(self) -> str:
@@ -53,6 +60,7 @@ class DueIssue:
     mailing_list: MailingList
     frequency: str
     period: Period
+    for_approval: bool = False  # built ahead of its send time, for the editors to approve
 
     @property
     def name(self) -> str:
@@ -82,8 +90,15 @@ def plan(db: Database, config: Config, *, now: datetime) -> tuple[list[DueIssue]
                 continue
             latest = latest_due(mlist, frequency, now)
             skipped += _missed(db, mlist, latest, previous_tick, created)
+            if mlist.approval.required:
+                more_due, more_skipped = _approval_issues(db, config, mlist, latest, now=now)
+                due += more_due
+                skipped += more_skipped
+                continue
             # An issue whose send time came before the list existed was never missed.
-            if latest.send_at < created or find_digest(db, mlist, latest) is not None:
+            if latest.send_at < created or (
+                find_digest(db, mlist, latest) is not None and not _held(db, mlist, latest)
+            ):
                 continue
             late = now - latest.send_at
             limit = config.schedule.max_lateness(frequency)
@@ -94,6 +109,59 @@ def plan(db: Database, config: Config, *, now: datetime) -> tuple[list[DueIssue]
                     f"{_hours(late)} late, over max_lateness_{frequency}_hours ({_hours(limit)})"
                 )
                 skipped.append(Skipped(mlist, frequency, latest, reason))
+    return due, skipped
+
+
+def _held(db: Database, mlist: MailingList, period: Period) -> bool:
+    """An issue built for approval while the list was in approval mode, never queued: once the
+    list leaves approval mode it is due like any other (its build queues it)."""
+    found = approval.approval_of(db, mlist.id, period.frequency, period.label)
+    return (
+        found is not None
+        and found.released_at is None
+        and found.status is not approval.ApprovalStatus.SKIPPED
+    )
+
+
+def _approval_issues(
+    db: Database, config: Config, mlist: MailingList, latest: Period, *, now: datetime
+) -> tuple[list[DueIssue], list[Skipped]]:
+    """What is due for an approval-mode list (see the module docstring)."""
+    created = from_iso(mlist.created_at)
+    rules = mlist.approval
+    due: list[DueIssue] = []
+    skipped: list[Skipped] = []
+    upcoming = latest_due(mlist, latest.frequency, now + rules.lead)
+    for period in dict.fromkeys([latest, upcoming]):  # the same issue when the lead is 0
+        if period.send_at < created:
+            continue
+        deadline = period.send_at + rules.deadline
+        if find_digest(db, mlist, period) is None:
+            if now <= deadline:
+                due.append(DueIssue(mlist, period.frequency, period, for_approval=True))
+            elif period == latest:
+                reason = f"not built for approval before its deadline ({_when(period, deadline)})"
+                skipped.append(Skipped(mlist, period.frequency, period, reason))
+            continue
+        found = approval.approval_of(db, mlist.id, period.frequency, period.label)
+        if (
+            found is None  # built before the list went into approval mode
+            or found.released_at is not None
+            or found.status is approval.ApprovalStatus.SKIPPED
+            or period.send_at > now
+        ):
+            continue
+        if found.status is approval.ApprovalStatus.APPROVED:
+            late = now - period.send_at
+            limit = max(config.schedule.max_lateness(period.frequency), rules.deadline)
+            if late <= limit:
+                due.append(DueIssue(mlist, period.frequency, period))
+            else:
+                reason = f"approved but {_hours(late)} late, over {_hours(limit)}"
+                skipped.append(Skipped(mlist, period.frequency, period, reason, found.id))
+        elif now > deadline:
+            reason = f"not approved by its deadline ({_when(period, deadline)})"
+            skipped.append(Skipped(mlist, period.frequency, period, reason, found.id))
     return due, skipped
 
 
@@ -124,8 +192,8 @@ def _missed(
     return missed[::-1]
 
 
-def _when(period: Period) -> str:
-    local = period.send_at.astimezone(ZoneInfo(period.timezone))
+def _when(period: Period, at: datetime | None = None) -> str:
+    local = (at or period.send_at).astimezone(ZoneInfo(period.timezone))
     return f"{local:%Y-%m-%d %H:%M} {period.timezone}"
 
 
@@ -143,6 +211,8 @@ def record_skips(db: Database, skipped: list[Skipped], *, now: datetime) -> list
             )
             if cur.rowcount:
                 new.append(skip)
+            if skip.approval_id is not None:
+                approval.skip_issue(db, skip.approval_id, reason=skip.reason, now=now)
         db.execute(
             "INSERT INTO schedule_state (key, value) VALUES ('last_tick_at', ?)"
             " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from ..config import Config
+from ..delivery.approval_notice import notify_editors
 from ..delivery.notices import NoticeReport, flush_notices
 from ..delivery.publish import build_digest
 from ..delivery.send import SendReport, send_pending
@@ -61,6 +62,7 @@ class TickReport:
     fetched: list[FeedReport] | None = None  # None: the feeds were not fetched
     built: list[BuiltDigest] = field(default_factory=list)
     sent: SendReport | None = None
+    notified: list[tuple[str, str | None]] = field(default_factory=list)  # (issue, error)
     notices: NoticeReport | None = None  # confirmation emails queued by the web pages
     errors: list[str] = field(default_factory=list)
     stopped: bool = False  # the stop event cut the tick short
@@ -132,7 +134,16 @@ def _log_built(log: logging.Logger, issue: DueIssue, result: BuiltDigest) -> Non
         "variants": len(result.variants),
         "recipients": result.recipients,
     }
-    if result.new and not result.article_count:
+    if result.awaiting_approval:
+        log.info(
+            "built %s for approval: %d articles, %d variants; nothing is queued until an editor"
+            " approves it",
+            issue.name,
+            result.article_count,
+            len(result.variants),
+            extra={**fields, "event": "awaiting_approval"},
+        )
+    elif result.new and not result.article_count:
         log.info(
             "built %s: no articles, nothing to send",
             issue.name,
@@ -146,6 +157,13 @@ def _log_built(log: logging.Logger, issue: DueIssue, result: BuiltDigest) -> Non
             len(result.variants),
             result.recipients,
             extra=fields,
+        )
+    elif issue.mailing_list.approval.required and not issue.for_approval:
+        log.info(
+            "sending approved %s: %d recipients queued",
+            issue.name,
+            result.recipients,
+            extra={**fields, "event": "approved_queued"},
         )
     else:
         # Another tick (another process) stored it between our plan and our build.
@@ -289,7 +307,7 @@ def tick(
 
     if due and not stopping():
         # Once per tick, right before building, so articles published just before the send
-        # time are in the digest.
+        # time (or the approval lead time) are in the digest.
         report.fetched = poll_feeds(db, config, now=now, stop=stop, log=log)
     for issue in due:
         if stopping():
@@ -306,6 +324,19 @@ def tick(
             continue
         report.built.append(result)
         _log_built(log, issue, result)
+
+    if not stopping():
+        # Right after building for approval (and again each tick while it failed).
+        report.notified = notify_editors(db, config, now=now, transport=transport)
+        for name, error in report.notified:
+            if error is None:
+                log.info("told the editors that %s awaits approval", name,
+                         extra={"event": "approval_requested", "issue": name})  # fmt: skip
+            else:
+                message = f"telling the editors that {name} awaits approval failed: {error}"
+                report.errors.append(message)
+                _error_once(log, logged, message, RuntimeError(error),
+                            {"event": "approval_notice_failed", "issue": name})  # fmt: skip
 
     if not stopping():
         try:

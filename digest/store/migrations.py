@@ -393,7 +393,76 @@ def m011_contain_web_notices(db: Database) -> None:
 
 
 @migrations()
-def m012_pages_wiring_urls_and_full_text(db: Database) -> None:
+def m012_email_wiring_list_settings(db: Database) -> None:
+    # How a list's emails look and read (audience/lists.py checks every value when it is set):
+    # its language, lead images, brand, subject pattern and default intro; and its editors'
+    # approval workflow (issues/approval.py).
+    for column in (
+        "language TEXT NOT NULL DEFAULT 'en'",  # BCP 47 / POSIX code Babel knows (i18n)
+        "images TEXT NOT NULL DEFAULT 'none' CHECK (images IN ('none', 'lead', 'thumbnails'))",
+        "logo_url TEXT",  # absolute http(s)
+        "logo_width INTEGER",  # px as shown (scaled to fit the sheet)
+        "logo_height INTEGER",
+        "accent TEXT",  # hex colour with 4.5:1 contrast on white
+        "footer_text TEXT",
+        "postal_address TEXT",  # CAN-SPAM: a physical postal address
+        "subject_pattern TEXT",  # NULL: templates/email/subject.txt
+        "intro TEXT",  # shown at the top of every issue without a note
+        "approval INTEGER NOT NULL DEFAULT 0",  # 1: issues wait for an editor's approval
+        "approval_lead_minutes INTEGER NOT NULL DEFAULT 120",  # built this long before sending
+        "approval_deadline_minutes INTEGER NOT NULL DEFAULT 60",  # approval accepted until
+        "editors TEXT NOT NULL DEFAULT '[]'",  # JSON list of addresses told an issue awaits
+    ):
+        db.execute(f"ALTER TABLE lists ADD COLUMN {column}")
+
+
+@migrations()
+def m013_email_wiring_issue_edits(db: Database) -> None:
+    # What editors did to an issue before it went out (issues/edits.py): an intro note, pinned
+    # and dropped articles. Keyed by list and issue date: an edit applies to every issue of the
+    # list dated that day (daily, and weekly on the weekly day). article_id 0 for a note.
+    db.execute(
+        """
+        CREATE TABLE issue_edits (
+            id INTEGER PRIMARY KEY,
+            list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+            issue_date TEXT NOT NULL,          -- YYYY-MM-DD, as digests.period_label
+            kind TEXT NOT NULL CHECK (kind IN ('note', 'pin', 'drop')),
+            article_id INTEGER NOT NULL DEFAULT 0,
+            text TEXT,                         -- the note
+            edited_by TEXT NOT NULL,           -- staff user name, or 'cli'
+            at TEXT NOT NULL,
+            UNIQUE (list_id, issue_date, kind, article_id)
+        )
+        """
+    )
+    # Which edits a stored digest was rendered with (a hash): a build that finds them changed
+    # re-renders the digest's variants in place (deliveries already sent stay sent).
+    db.execute("ALTER TABLE digests ADD COLUMN edits_hash TEXT NOT NULL DEFAULT ''")
+    # The approval of each issue of a list in approval mode (issues/approval.py).
+    db.execute(
+        """
+        CREATE TABLE issue_approvals (
+            id INTEGER PRIMARY KEY,
+            list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+            frequency TEXT NOT NULL CHECK (frequency IN ('daily', 'weekly')),
+            period_label TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('awaiting', 'approved', 'skipped')),
+            requested_at TEXT NOT NULL,        -- when the draft was built
+            notified_at TEXT,                  -- when the editors were told (NULL: not yet)
+            notify_error TEXT,                 -- why telling them failed (retried next tick)
+            decided_at TEXT,
+            decided_by TEXT,
+            detail TEXT,                       -- why it was skipped
+            released_at TEXT,                  -- when its deliveries were queued
+            UNIQUE (list_id, frequency, period_label)
+        )
+        """
+    )
+
+
+@migrations()
+def m014_pages_wiring_urls_and_full_text(db: Database) -> None:
     # Other URLs of a stored article (articles/writes.py): the address a page was fetched from,
     # where its redirects led, its <link rel=canonical> and og:url, when they differ from the
     # article's own canonical_url. A story ingested as a page and the same story arriving in a

@@ -30,6 +30,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .. import i18n
 from ..config import Config, load_config
 from ..errors import DigestError, InvalidInput, NotFound, TokenError
 from ..store import open_db
@@ -148,6 +149,8 @@ def create_app(
     app.register_error_handler(DigestError, digest_error(400, "That did not work"))
     app.register_error_handler(InternalServerError, server_error)
     app.jinja_env.globals.update(csrf_token=csrf_token, site_name=config.site_name, zip=zip)
+    # Subscriber pages in the list's language: the email catalogs, `lang` from each view.
+    i18n.install(app.jinja_env)
     return app
 
 

@@ -164,7 +164,12 @@ def subscribe(slug: str) -> ResponseReturnValue:
             return redirect(url_for("public.subscribe_sent", slug=slug), code=303)
     return (
         render_template(
-            "subscribe.html", mlist=mlist, form=form, error=error, frequencies=FREQUENCIES
+            "subscribe.html",
+            mlist=mlist,
+            form=form,
+            error=error,
+            frequencies=FREQUENCIES,
+            lang=mlist.language,
         ),
         400 if error else 200,
     )
@@ -172,7 +177,8 @@ def subscribe(slug: str) -> ResponseReturnValue:
 
 @bp.route("/subscribe/<slug>/sent")
 def subscribe_sent(slug: str) -> ResponseReturnValue:
-    return render_template("subscribe_sent.html", mlist=get_list(get_db(), slug))
+    mlist = get_list(get_db(), slug)
+    return render_template("subscribe_sent.html", mlist=mlist, lang=mlist.language)
 
 
 # --- the links of previews and test copies -----------------------------------------------------
@@ -267,7 +273,9 @@ def confirm(token: str) -> ResponseReturnValue:
         target = link_target(token, "confirm")
         done = True
     prefs = preferences_path(target) if target.status == "active" else None
-    return render_template("confirm.html", target=target, done=done, prefs_url=prefs)
+    return render_template(
+        "confirm.html", target=target, done=done, prefs_url=prefs, lang=target.mlist.language
+    )
 
 
 # --- unsubscribe ------------------------------------------------------------------------------
@@ -283,7 +291,7 @@ def unsubscribe(token: str) -> ResponseReturnValue:
     if request.method == "POST" and target.status in LIVE:
         _unsubscribe(target, scope=request.form.get("scope", "list"), reason="unsubscribe page")
         done = True
-    return render_template("unsubscribe.html", target=target, done=done)
+    return render_template("unsubscribe.html", target=target, done=done, lang=target.mlist.language)
 
 
 def _one_click(token: str) -> ResponseReturnValue:
@@ -332,7 +340,13 @@ def preferences(token: str) -> ResponseReturnValue:
         if action in ("unsubscribe_list", "unsubscribe_all"):
             scope = "list" if action == "unsubscribe_list" else "all"
             _unsubscribe(target, scope=scope, reason="preferences page")
-            return render_template("unsubscribe.html", target=target, done=True, scope=scope)
+            return render_template(
+                "unsubscribe.html",
+                target=target,
+                done=True,
+                scope=scope,
+                lang=target.mlist.language,
+            )
         try:
             tags, frequency = parse_preferences(target.mlist, request.form)
         except InvalidInput as e:
@@ -355,6 +369,7 @@ def preferences(token: str) -> ResponseReturnValue:
             error=error,
             saved=bool(request.args.get("saved")),
             frequencies=FREQUENCIES,
+            lang=target.mlist.language,
         ),
         400 if error else 200,
     )

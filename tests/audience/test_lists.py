@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -145,3 +146,125 @@ def test_lists_commands(run):
     assert r.exit_code == 0 and r.output == "deleted list world\n"
     r = run("lists", "show", "world")
     assert r.exit_code == 1 and "no list 'world'" in r.output
+
+
+# -- how a list's emails look and read; the approval workflow ---------------------------------
+
+
+def test_look_settings_are_checked_stored_and_removed(db):
+    from datetime import timedelta
+
+    from digest.audience.lists import ImageMode, LookChanges
+
+    mlist = _world(
+        db,
+        look=LookChanges(
+            language="pt-br",
+            images="Lead",
+            logo_url="https://img.example.org/logo.png",
+            logo_size="1104x240",
+            accent="#0B6E4F",
+            footer_text="  You subscribed on our site.  ",
+            postal_address="12 Harbour Road,\n   Mombasa 80100",
+            subject_pattern="{top} — {date}",
+            intro="Welcome to this week's news.",
+        ),
+    )
+    look, brand = mlist.look, mlist.brand
+    assert (look.language, look.images) == ("pt_BR", ImageMode.LEAD)
+    # The logo is scaled to the sheet's width (552 px), then to at most 120 px high.
+    assert (brand.logo_url, brand.logo_width, brand.logo_height) == (
+        "https://img.example.org/logo.png",
+        552,
+        120,
+    )
+    assert brand.accent == "#0b6e4f" and brand.footer_text == "You subscribed on our site."
+    assert brand.postal_address == "12 Harbour Road, Mombasa 80100"
+    assert look.subject_pattern == "{top} — {date}" and look.intro == "Welcome to this week's news."
+    assert get_list(db, "world") == mlist
+
+    # Changing one brand field keeps the others; "" removes an optional one.
+    mlist = edit_list(db, "world", look=LookChanges(accent=""), now=NOW)
+    assert mlist.brand.accent == "#b3261e" and mlist.brand.logo_width == 552
+    mlist = edit_list(
+        db, "world", look=LookChanges(logo_url="", subject_pattern="", intro=""), now=NOW
+    )
+    assert mlist.brand.logo_url is None and mlist.look.subject_pattern is None
+    assert mlist.look.intro is None and mlist.brand.footer_text == "You subscribed on our site."
+
+    mlist = edit_list(
+        db,
+        "world",
+        look=LookChanges(
+            approval=True,
+            approval_lead="1h30m",
+            approval_deadline="0",
+            editors="ed@Example.ORG, ed@example.org,chief@example.org",
+        ),
+        now=NOW,
+    )
+    rules = mlist.approval
+    assert rules.required and rules.lead == timedelta(minutes=90) and rules.deadline == timedelta(0)
+    assert rules.editors == ("ed@example.org", "chief@example.org")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"language": "xx"}, "unknown language 'xx'"),
+        ({"images": "huge"}, "images 'huge' is not one of none, lead, thumbnails"),
+        ({"logo_url": "javascript:alert(1)"}, "logo URL must be an absolute http(s) URL"),
+        ({"logo_url": 'https://x.org/a".png'}, "contains quotes"),
+        ({"logo_url": "https://x.org/a.png", "logo_size": "big"}, "not WIDTHxHEIGHT"),
+        ({"accent": "red"}, "accent colour must be a hex colour"),
+        ({"accent": "#ffff00"}, "contrast of 1.1:1 on white"),
+        ({"subject_pattern": "{top} {nope}"}, "unknown placeholder {nope}"),
+        ({"subject_pattern": "Bcc: x\nTo: y"}, "subject pattern"),
+        ({"approval": True}, "approval mode needs --editors"),
+        ({"approval_lead": "soon"}, "not a duration"),
+        ({"approval_deadline": "200h"}, "longer than a week"),
+        ({"editors": "not an address"}, "not an address"),
+    ],
+)
+def test_look_settings_that_are_refused(db, changes, message):
+    from digest.audience.lists import LookChanges
+
+    _world(db)
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        edit_list(db, "world", look=LookChanges(**changes), now=NOW)
+    # Nothing half-written.
+    row = db.execute("SELECT language, images, logo_url, accent, approval FROM lists").fetchone()
+    assert tuple(row) == ("en", "none", None, None, 0)
+
+
+def test_lists_commands_for_the_look_and_approval(run):
+    r = run(
+        "lists", "create", "monde", "--title", "Le Monde en bref", "--from",
+        "Rédaction <monde@example.com>", "--language", "fr", "--images", "lead", "--accent",
+        "#0b6e4f", "--postal-address", "12 rue du Port, 13002 Marseille, France",
+        "--subject", "{top} — {date}",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    for line in (
+        "  language:    fr",
+        "  images:      lead",
+        "  accent:      #0b6e4f",
+        "  address:     12 rue du Port, 13002 Marseille, France",
+        "  subject:     {top} — {date}",
+        "  approval:    off",
+    ):
+        assert line in r.output.splitlines(), line
+    r = run("lists", "edit", "monde", "--approval", "on")
+    assert r.exit_code == 1 and "needs --editors" in r.output
+    r = run(
+        "lists", "edit", "monde", "--approval", "on", "--approval-lead", "2h",
+        "--approval-deadline", "1h", "--editors", "ed@example.com",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert (
+        "  approval:    on: built 2h before the send time, approval accepted until 1h after it"
+        in r.output.splitlines()
+    )
+    assert "  editors:     ed@example.com" in r.output.splitlines()
+    r = run("lists", "edit", "monde", "--images", "huge")
+    assert r.exit_code == 2 and "'huge' is not one of" in r.output

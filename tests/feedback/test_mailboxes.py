@@ -193,6 +193,11 @@ def test_imap_settings_from_url() -> None:
         ("imaps://h.example/", {"DIGEST_IMAP_PASSWORD": "x"}, "needs a user and a host"),
         ("imaps://u@h.example/", {}, r"set \$DIGEST_IMAP_PASSWORD"),
         ("imaps://u@h.example:99999/", {"DIGEST_IMAP_PASSWORD": "x"}, "IMAP URL"),
+        # Passwords that urllib cuts in odd places: never shown, in part or whole.
+        ("imaps://me:hunter2/x@h.example/", {"DIGEST_IMAP_PASSWORD": "x"}, "not a valid URL"),
+        ("imaps://me:hunter2@ss@h.example/", {"DIGEST_IMAP_PASSWORD": "x"}, "not in the URL"),
+        ("imaps://me:x@hunter2@h.example/", {"DIGEST_IMAP_PASSWORD": "x"}, "not in the URL"),
+        ("imaps://:hunter2@/", {"DIGEST_IMAP_PASSWORD": "x"}, "not in the URL"),
     ],
 )
 def test_imap_settings_errors(url: str, env: dict[str, str], message: str) -> None:

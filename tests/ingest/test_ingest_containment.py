@@ -211,7 +211,7 @@ def test_escape_sequences_in_names_and_messages_are_shown_escaped(run, tmp_path)
         assert raw not in out
     assert "rejected \\x1b[2Jwiped.md: invalid YAML front matter" in out
     assert "document declared as \\x1b[31mevil, but parsed as" in out
-    assert "entry 1 ('A\\u202e title')" in out
+    assert "entry 1 ('A title')" in out  # the title lost its bidi override
     assert "line 1: unreadable date '\\x1b[31m'; used the ingest time" in out
 
 
@@ -245,3 +245,17 @@ def test_config_file_turns_on_private_addresses(tmp_path):
     (tmp_path / "d.toml").write_text('[ingest]\nallow_private_addresses = "yes"\n')
     with pytest.raises(Exception, match="allow_private_addresses': expected bool"):
         load_config(tmp_path / "d.toml", env={})
+
+
+def test_bidi_overrides_never_reach_a_title():
+    # U+202E would make "gpj.exe" read as "exe.jpg" and the rest of the line run backwards.
+    assert clean_title("Invoice \u202egpj.exe\u202c ready") == "Invoice gpj.exe ready"
+    assert (
+        clean_title("\u2067\u05e9\u05dc\u05d5\u05dd\u2069 world")
+        == "\u05e9\u05dc\u05d5\u05dd world"
+    )
+    # Right-to-left text itself, and the marks that do not override, are kept.
+    assert (
+        clean_title("\u05e9\u05dc\u05d5\u05dd \u200fworld")
+        == "\u05e9\u05dc\u05d5\u05dd \u200fworld"
+    )

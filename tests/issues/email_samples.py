@@ -187,3 +187,97 @@ _STYLE = re.compile(r"<style\b[^>]*>.*?</style>", re.S | re.I)
 def without_style(html: str) -> str:
     """The HTML as Gmail's apps with non-Google accounts show it: every <style> block gone."""
     return _STYLE.sub("", html)
+
+
+# ---------------------------------------------------------------- through the real build
+
+
+def _parsed(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def wired_emails(folder) -> dict[str, email.message.EmailMessage]:
+    """Messages as subscribers get them, made by the real pipeline (no hand-made sections):
+
+    - ``demo``: the largest message ``digest demo`` sent (ingest, lists, ``build_digest``,
+      SMTP into its Maildir);
+    - ``demo-fr``: the demo's stories for a French list with a brand and lead images, built
+      with ``build_digest`` on the demo's database;
+    - ``500-articles``: 500 stories over 10 tags with lead images, built with
+      ``build_digest`` (the budget folds and cuts it).
+    """
+    from pathlib import Path
+
+    from digest.articles.inputs import ArticleInput
+    from digest.articles.writes import store_batch
+    from digest.audience.lists import LookChanges, create_list
+    from digest.audience.subscriptions import add_subscription
+    from digest.delivery.personalise import Assembler
+    from digest.delivery.publish import build_digest
+    from digest.demo import run_demo
+    from digest.store import open_db
+
+    folder = Path(folder)
+    now = datetime(2026, 1, 12, 12, 0, tzinfo=UTC)
+    report = run_demo(folder / "demo", now=now)
+    maildir = report.paths.maildir / "new"
+    largest = max(maildir.iterdir(), key=lambda p: p.stat().st_size)
+    out = {"demo": _parsed(largest.read_bytes())}
+
+    config = load_config(None, env={"DIGEST_BASE_URL": BASE})
+    db = open_db(report.paths.db)
+
+    def received(mlist, address: str) -> email.message.EmailMessage:
+        built = build_digest(db, config, mlist, "weekly", now.date(), now=now)
+        row = next(iter(db.query(
+            "SELECT variant_id, subscriber_id FROM deliveries WHERE digest_id = ? AND email = ?",
+            [built.id, address],
+        )))  # fmt: skip
+        assembler = Assembler(db, base_url=BASE, secret=SECRET)
+        return _parsed(
+            assembler.message(
+                row["variant_id"], Recipient(row["subscriber_id"], address, LONG_NAME)
+            ).data
+        )
+
+    look = LookChanges(
+        language="fr", images="lead", logo_url="https://img.example.org/logo/360x80.png",
+        logo_size="180x40", accent="#0b6e4f", footer_text="Vous êtes abonné sur notre site.",
+        postal_address="12 rue du Port, 13002 Marseille, France",
+    )  # fmt: skip
+    tags = DEMO_LISTS[0].tags
+    monde = create_list(db, "monde", title="Le Monde en bref", from_addr="Desk <monde@news.example.com>",
+                        tags=tags, timezone="UTC", weekly_day="monday", now=now - timedelta(days=30),
+                        look=look)  # fmt: skip
+    add_subscription(db, monde, "anne@example.fr", confirmed=True, frequency="weekly",
+                     source="test", now=now - timedelta(days=30))  # fmt: skip
+    out["demo-fr"] = received(monde, "anne@example.fr")
+
+    regions = [f"Region {i}" for i in range(10)]
+    big = create_list(db, "big", title="Big Desk", from_addr="Desk <big@news.example.com>",
+                      tags=regions, timezone="UTC", weekly_day="monday",
+                      now=now - timedelta(days=30), look=LookChanges(images="lead"))  # fmt: skip
+    start = now - timedelta(days=3)
+    store_batch(
+        db,
+        [
+            ArticleInput(
+                entry=f"big {i}",
+                title=f"Story {i:03d} with a reasonably long headline — Ελλάδα",
+                url=f"https://example.org/news/{i}",
+                guid=f"big-{i}",
+                published=start + timedelta(minutes=5 * i),
+                summary_html=f'<p><img src="https://img.example.org/{i}.jpg" width="1200" height="675"'
+                f' alt="Photo {i}"></p><p>' + "Λέξεις and words " * 40 + "</p>",
+                tags=(regions[i % 10],),
+            )  # fmt: skip
+            for i in range(500)
+        ],
+        source="test",
+        now=start,
+    )
+    add_subscription(db, big, "ann@example.org", confirmed=True, frequency="weekly",
+                     source="test", now=now - timedelta(days=30))  # fmt: skip
+    out["500-articles"] = received(big, "ann@example.org")
+    db.close()
+    return out

@@ -13,7 +13,17 @@ import struct
 import zlib
 
 import pytest
-from email_samples import brand, demo_sections, env, five_hundred, sections, settings, story, view
+from email_samples import (
+    brand,
+    demo_sections,
+    env,
+    five_hundred,
+    sections,
+    settings,
+    story,
+    view,
+    wired_emails,
+)
 
 from digest.issues.compose import render_digest_email
 
@@ -67,14 +77,23 @@ def _digests():
 
 
 @pytest.fixture(scope="module")
-def digests():
-    return _digests()
+def digests(tmp_path_factory):
+    """The hand-made digests above, and the ones made by the real build (``wired-...``): the
+    demo as ``digest demo`` sent it, a French list and 500 articles through ``build_digest``."""
+    made = _digests()
+    for name, msg in wired_emails(tmp_path_factory.mktemp("wired")).items():
+        html_part = msg.get_body(("html",))
+        made[f"wired-{name}"] = html_part.get_content()
+    return {name: getattr(value, "html", value) for name, value in made.items()}
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-@pytest.mark.parametrize("name", ["demo", "500-articles", "demo-fr"])
+@pytest.mark.parametrize(
+    "name",
+    ["demo", "500-articles", "demo-fr", "wired-demo", "wired-demo-fr", "wired-500-articles"],
+)
 def test_no_horizontal_overflow_with_style_removed(browser, digests, name, scheme, tmp_path):
-    html = digests[name].html
+    html = digests[name]
     bare = re.sub(r"<style\b[^>]*>.*?</style>", "", html, flags=re.S | re.I)
     assert "<style" not in bare
     context = browser.new_context(viewport={"width": 600, "height": 900}, color_scheme=scheme)
@@ -102,9 +121,9 @@ def test_no_horizontal_overflow_with_style_removed(browser, digests, name, schem
             )
             assert box == [0, 0, 0], box
             shot = tmp_path / f"{name}-{scheme}-{width}.png"
-            page.screenshot(path=shot, full_page=width == 375 and name != "500-articles")
+            page.screenshot(path=shot, full_page=width == 375 and "500" not in name)
             assert shot.stat().st_size > 2_000
-        if name != "demo-fr":
+        if name in ("demo", "500-articles", "wired-demo-fr", "wired-500-articles"):
             assert asked, "the images were requested (and answered locally)"
         widths = page.evaluate("[...document.images].map(i => i.getBoundingClientRect().width)")
         assert all(w <= 600 - 2 * 16 for w in widths)
@@ -117,7 +136,7 @@ def test_dark_mode_applies_when_the_style_block_is_kept(browser, digests, tmp_pa
     context = browser.new_context(viewport={"width": 375, "height": 900}, color_scheme="dark")
     page = context.new_page()
     _serve_images_locally(page)
-    page.set_content(digests["demo"].html, wait_until="load")
+    page.set_content(digests["wired-demo"], wait_until="load")
     try:
         sheet = page.evaluate(
             "getComputedStyle(document.querySelector('.container')).backgroundColor"

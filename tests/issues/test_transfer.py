@@ -9,8 +9,9 @@ import email.policy
 import re
 
 from digest.issues import transfer
-from digest.issues.template import encode_body
+from digest.issues.template import CompiledTemplate, encode_body
 
+KEY = "0123456789abcdef"
 JAPANESE = "東京で大雪、交通機関に乱れ。気象庁によると今夜から積雪のおそれ。" * 30
 VALUES = {
     "UNSUBSCRIBE_URL": "https://news.example.com/u/AbC_12-xyz",
@@ -24,8 +25,8 @@ def _fill(template: bytes) -> bytes:
     """Substitute placeholders as the sender would once the HTML64/TEXT64 kinds are known."""
 
     def value(m: re.Match[bytes]) -> bytes:
-        kind, field = m.group(1).decode(), m.group(2).decode()
-        assert kind.endswith("64"), kind
+        key, kind, field = m.group(1).decode(), m.group(2).decode(), m.group(3).decode()
+        assert key == KEY and kind.endswith("64"), kind
         return transfer.base64_value(VALUES[field], html_part=kind == "HTML64")
 
     return transfer.PLACEHOLDER_BYTES.sub(value, template)
@@ -44,15 +45,16 @@ def test_cjk_text_goes_base64_and_ascii_stays_quoted_printable():
 def test_placeholders_survive_base64_and_decode_to_the_recipients_values():
     text = (
         JAPANESE
-        + "\nUnsubscribe:\n  %%DIGEST_TEXT_UNSUBSCRIBE_URL%%\nFor %%DIGEST_TEXT_RECIPIENT%%.\n"
+        + f"\nUnsubscribe:\n  %%DIGEST_{KEY}_TEXT_UNSUBSCRIBE_URL%%\n"
+        + f"For %%DIGEST_{KEY}_TEXT_RECIPIENT%%.\n"
     )
     html = (
-        f'<p>{JAPANESE}</p><a href="%%DIGEST_HTML_UNSUBSCRIBE_URL%%">解除</a>'
-        "<p>%%DIGEST_HTML_NAME%%さん、%%DIGEST_HTML_RECIPIENT%%</p>"
+        f'<p>{JAPANESE}</p><a href="%%DIGEST_{KEY}_HTML_UNSUBSCRIBE_URL%%">解除</a>'
+        f"<p>%%DIGEST_{KEY}_HTML_NAME%%さん、%%DIGEST_{KEY}_HTML_RECIPIENT%%</p>"
     )
-    template = transfer.multipart_alternative(b"Subject: t\r\n", text, html, boundary="b")
+    template = transfer.multipart_alternative(b"Subject: t\r\n", text, html, boundary="b", key=KEY)
     assert template.count(b"Content-Transfer-Encoding: base64") == 2
-    assert b"%%DIGEST_TEXT64_UNSUBSCRIBE_URL%%" in template
+    assert f"%%DIGEST_{KEY}_TEXT64_UNSUBSCRIBE_URL%%".encode() in template
     data = _fill(template)
     assert b"%%DIGEST" not in data
     for line in data.split(b"\r\n"):
@@ -68,14 +70,31 @@ def test_placeholders_survive_base64_and_decode_to_the_recipients_values():
 
 
 def test_the_alignment_spaces_hide_at_line_ends():
-    text = "ab\ncdef\n" + "%%DIGEST_TEXT_NAME%%"
-    body = transfer.encode_base64_body(text)
+    text = "ab\ncdef\n" + f"%%DIGEST_{KEY}_TEXT_NAME%%"
+    body = transfer.encode_base64_body(text, KEY)
     decoded = base64.b64decode(body.split("%%")[0])
     assert decoded == b"ab\r\ncdef  \r\n"  # 8 bytes + 2 spaces before the last line break
 
 
 def test_an_empty_text_and_a_text_ending_in_a_placeholder_are_valid():
     assert transfer.encode_base64_body("") == ""
-    body = transfer.encode_base64_body("日本%%DIGEST_TEXT_NAME%%")
-    assert body.endswith("%%DIGEST_TEXT64_NAME%%")
+    body = transfer.encode_base64_body(f"日本%%DIGEST_{KEY}_TEXT_NAME%%", KEY)
+    assert body.endswith(f"%%DIGEST_{KEY}_TEXT64_NAME%%")
     assert transfer.base64_value("", html_part=False) == b""
+
+
+def test_content_cannot_forge_a_placeholder_in_either_encoding():
+    """Text that looks like a placeholder (another key, or none) stays text: it is encoded with
+    the content, so no recipient's value is ever substituted into it."""
+    forged = (
+        "日本語のニュース %%DIGEST_TEXT_UNSUBSCRIBE_URL%% %%DIGEST_ffffffffffffffff_TEXT_EMAIL%%"
+        " %%DIGEST_ffffffffffffffff_TEXT64_EMAIL%%\n"
+    ) * 20
+    for text in (forged, forged.encode("ascii", "ignore").decode()):  # base64, then QP
+        template = transfer.multipart_alternative(
+            b"Subject: t\r\n", text, text, boundary="b", key=KEY
+        )
+        compiled = CompiledTemplate(b"To: %%DIGEST_" + KEY.encode() + b"_HDR_TO%%\r\n" + template)
+        assert compiled.slots == [("HDR", "TO")]
+        msg = email.message_from_bytes(template, policy=email.policy.default)
+        assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n").strip() == text.strip()

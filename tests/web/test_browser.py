@@ -8,6 +8,7 @@ import email
 import email.policy
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -139,7 +140,12 @@ def test_subscribe_confirm_preferences_unsubscribe_and_preview(
     assert page.get_by_role("heading", name="Check your inbox").is_visible()
     assert _status(db, "reader@example.org") == ("pending", "daily", '["kenya"]')
 
-    # Confirm through the link in the email aiosmtpd received.
+    # Confirm through the link in the email aiosmtpd received (sent by the app's notices
+    # worker after the request, so it may take a moment).
+    deadline = time.monotonic() + 15
+    while not smtp.handler.received:
+        assert time.monotonic() < deadline, "no confirmation email from the notices worker"
+        time.sleep(0.05)
     [received] = smtp.handler.received
     message = email.message_from_bytes(received.data, policy=email.policy.default)
     assert received.rcpt_to == ["reader@example.org"]
