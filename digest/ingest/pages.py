@@ -5,7 +5,9 @@ publication date, description, lead image, tags, site name and canonical URL. Th
 The HTML stays raw here: the store sanitises it with nh3, as it does all content.
 
 A page where no article can be found is rejected with the reason (``PageRejected``, or a
-``Rejection`` from ``page_item``): too large, too many elements, not HTML, or no article text.
+``Rejection`` from ``page_item``): too large, too many elements, not HTML, no article text, or
+a site's front page (a URL whose path is ``/``, without a query: it has text enough to pass
+for an article, and a removed article often redirects there).
 Failures belong to the page; nothing here touches the network or the database.
 
 How each field is chosen (measured on ``../shared/corpus/pages`` by ``bench/pages.py``):
@@ -231,6 +233,11 @@ def extract_page(
     ``PageRejected`` when there is no article; never anything else for bad input."""
     label = label or url or "page"
     url = url if url and _is_http(url) else None  # trafilatura drops a page whose URL is bad
+    if url is not None and _is_front_page(url):
+        # A front page has text enough to pass for an article (teasers, the latest posts), and
+        # a removed article often redirects to it.
+        detail = "a site's front page; give the address of one article, or the site's feed"
+        raise PageRejected(label, RejectReason.NO_ARTICLE, detail)
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > options.max_bytes:
         raise PageRejected(
@@ -697,6 +704,11 @@ def _content(body: etree._Element, title: str | None) -> tuple[str, str]:
     if body.text and body.text.strip():
         content_html = html.escape(body.text) + content_html
     return content_html, _text_of(body)
+
+
+def _is_front_page(url: str) -> bool:
+    parts = _split(url)
+    return parts is not None and parts.path in ("", "/") and not parts.query
 
 
 def _host_name(url: str | None) -> str | None:

@@ -274,3 +274,25 @@ def test_hostile_pages_fail_alone_in_one_line(
     for article in by_title.values():
         assert "<script" not in (article.content_html or "")
         assert "onerror" not in (article.content_html or "")
+
+
+def test_a_front_page_is_not_an_article(run, pages: PageServer, private_ok, db_path: Path) -> None:
+    """A site's front page has text enough to pass for an article, and a removed story often
+    redirects to it; neither is stored as an article. With a query, "/" can be one
+    (WordPress's /?p=123)."""
+    front = story_page("Latest news").encode()
+    pages.routes["/"] = Route(front)
+    pages.routes["/?p=4471"] = Route(front)
+    pages.routes["/2025/removed-story"] = Route(b"", status=301, headers={"Location": "/"})
+    home, gone, post = pages.url("/"), pages.url("/2025/removed-story"), pages.url("/?p=4471")
+    result = run("ingest", home, gone, post)
+    why = (
+        "no article found (a site's front page; give the address of one article, or the site's"
+        " feed)"
+    )
+    assert result.output.splitlines()[:3] == [
+        f"{home}: failed: {why}",
+        f"{gone}: failed: {why}",
+        f"{post}: 1 new, 0 updated, 0 unchanged, 0 rejected",
+    ]
+    assert [a.title for a in stored(db_path)] == ["Latest news"]
