@@ -95,7 +95,7 @@ class FullTextReport:
     run (the page had no more text; the page failed ``MAX_ATTEMPTS`` times) are not looked at
     again until they change; the given-up ones are counted in ``given_up``."""
 
-    entries: int = 0  # summary-only entries whose page this run fetched or took from the cache
+    entries: int = 0  # summary-only entries whose page is due (fetched, cached, or left)
     stored: int = 0  # pages whose text now replaces the summary
     not_modified: int = 0  # of those, pages unchanged since their last fetch (cache)
     kept_summary: int = 0  # pages with no more text than the summary
@@ -220,9 +220,9 @@ def fetch_full_text(
             jobs.append(_Job(entry, _host(entry.url), None))
         else:
             report.given_up += 1
+    report.entries += len(jobs)
     report.left = max(0, len(jobs) - MAX_PAGES)
     jobs = jobs[:MAX_PAGES]
-    report.entries += len(jobs)
     _run(db, jobs, report, config=config, now=now, label=label, stop=stop, progress=progress)
     report.failed.sort()  # pages finish in any order; reports list them in one
     return report

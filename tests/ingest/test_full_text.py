@@ -327,3 +327,30 @@ def test_stop_ends_full_text_at_once_and_the_next_poll_goes_on(
         "full text: 4 summary-only entries · 4 stored from the linked page"
     ]
     assert get_feed(db, server.url("/feed.xml")).etag == '"feed-v1"'
+
+
+def test_pages_over_the_per_run_cap_wait_for_the_next_poll(
+    server: PageServer, config: Config, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("digest.ingest.fulltext.MAX_PAGES", 2)
+    items = []
+    for n in range(3):
+        server.routes[f"/s/{n}"] = Route(story_page(f"Story {n}").encode())
+        items.append(rss_item(f"g{n}", f"Story {n}", server.url(f"/s/{n}"), "Short."))
+    server.routes["/feed.xml"] = Route(rss(*items), etag='"feed-v1"')
+    add_feed(db, server.url("/feed.xml"), full_text=True, now=NOW)
+    (first,) = fetch_feeds(db, config, now=NOW)
+    assert first.report is not None
+    assert first.report.notes == [
+        "full text: 3 summary-only entries · 2 stored from the linked page · 1 left for the next"
+        " run"
+    ]
+    assert get_feed(db, server.url("/feed.xml")).etag is None
+    (second,) = fetch_feeds(db, config, now=NOW + timedelta(minutes=15))
+    assert second.report is not None
+    assert second.report.notes == [
+        "full text: 1 summary-only entry · 1 stored from the linked page"
+    ]
+    assert get_feed(db, server.url("/feed.xml")).etag == '"feed-v1"'
+    assert sorted(server.paths()).count("/s/2") == 1
+    assert {a.text[:2] for a in by_title(db).values()} == {"On"}  # every page's text
