@@ -32,6 +32,9 @@ class ArticleInput:
     content_html: str | None = None
     tags: tuple[Tag, ...] = ()
     image: LeadImage | None = None
+    # Other URLs of the same story (a page's fetch URL, its redirect target, og:url): the
+    # store matches them against stored articles and remembers them for later matches.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from sqlite_utils import Database
 from ..errors import InvalidInput, NotFound
 from ..timeutil import from_iso, to_iso
 from .leadimage import LeadImage
+from .sanitize import html_to_text
 from .tags import tag_key
 
 
@@ -327,3 +328,29 @@ def source_summaries(db: Database, sources: Iterable[str]) -> dict[str, SourceSu
             [json.dumps(list(sources))],
         )
     }
+
+
+class EntryContent(NamedTuple):
+    """What ingest's full-text step needs to know of a stored entry."""
+
+    id: int
+    url: str | None
+    text: str
+    content_is_summary: bool  # its source gave no content beyond the summary
+    content_hash: str
+
+
+def entry_contents(conn: sqlite3.Connection, ids: list[int]) -> list[EntryContent]:
+    """The link, text and content hash of the articles ``ids``, in id order."""
+    rows = conn.execute(
+        "SELECT id, url, coalesce(text, ''), summary, content_html IS summary, content_hash"
+        " FROM articles WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        [json.dumps(ids)],
+    )
+    out = []
+    for article_id, url, text, summary, same, content_hash in rows:
+        # The store keeps a summary-only entry's summary as its content too, with relative
+        # links made absolute in the content alone: the same text either way.
+        is_summary = summary is not None and (bool(same) or html_to_text(summary) == text)
+        out.append(EntryContent(article_id, url, text, is_summary, content_hash))
+    return out

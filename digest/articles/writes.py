@@ -1,12 +1,18 @@
-"""Storing articles: the only module that writes ``articles``, ``tags`` and ``article_tags``.
+"""Storing articles: the only module that writes ``articles``, ``tags``, ``article_tags`` and
+``article_urls``.
 
 ``store_batch`` writes one batch of ``ArticleInput`` records in one write transaction: it looks
-up existing articles for the whole batch at once (by stable key, then by canonical URL),
-sanitises only what is new or changed, and writes with multi-row statements. An article's key is
-its feed guid/id, else its canonical URL, else a hash of its content; the same article from two
-sources is one row with the union of their tags. ``store_articles`` stores a whole parsed source
-batch by batch. A rejected entry never stops the good entries of its source, and an entry whose
-sanitising fails in a way nobody foresaw is rejected with the reason, not its whole batch.
+up existing articles for the whole batch at once (by stable key, then by canonical URL, then by
+the other URLs stored articles are known by), sanitises only what is new or changed, and writes
+with multi-row statements. An article's key is its feed guid/id, else its canonical URL, else a
+hash of its content; the same article from two sources is one row with the union of their tags.
+Every URL an entry brings (its link and its ``aliases``: where a page was fetched from, where
+that redirected, its ``og:url``) that differs from the row's own canonical URL is remembered in
+``article_urls``, so a page ingested by URL and the same story arriving in a feed are one
+article whichever comes first. ``store_articles`` stores a whole parsed source batch by batch.
+``store_full_text`` puts the text of an entry's linked page in place of its summary. A rejected
+entry never stops the good entries of its source, and an entry whose sanitising fails in a way
+nobody foresaw is rejected with the reason, not its whole batch.
 
 On the way in, the CMS boilerplate of summaries and content ("The post X appeared first on Y.",
 "Continue reading", tracking pixels) is removed (``excerpts``) before the text is derived, each
@@ -19,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -58,6 +65,9 @@ class SourceReport:
     untagged: int = 0  # new articles without a tag (that is not hidden)
     rejected: list[Rejection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Lines for an editor to check what was read: what each page or text scrape gave, what
+    # fetching the linked pages of a summary-only feed gave.
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
     article_ids: list[int] = field(default_factory=list, repr=False)  # stored or matched
     # What this ingest left each of them as: id -> (content hash, its tag ids joined by ","),
@@ -80,6 +90,7 @@ class SourceReport:
         self.untagged += other.untagged
         self.rejected += other.rejected
         self.warnings += other.warnings
+        self.notes += other.notes
         self.article_ids += other.article_ids
         self.states.update(other.states)  # a later batch saw the earlier one's writes
 
@@ -189,6 +200,7 @@ class _Pending:
     url: str | None
     fingerprint: str
     tags: dict[str, tuple[str, TagOrigin]]  # tag key -> (display name, where it came from)
+    aliases: tuple[str, ...] = ()  # canonical forms of the entry's other URLs, not ``canon``
     existing: _StoredRow | None = None  # the stored row it matched
     by_key: bool = False
     article_id: int | None = None
@@ -267,7 +279,10 @@ def _prepare(
         entry_tags = {tag.key: (tag.name, TagOrigin.SOURCE) for tag in item.tags}
         for k, given in extra_tags.items():
             entry_tags.setdefault(k, given)
-        twin = by_key.get(key) or (by_canon.get(canon) if canon else None)
+        aliases = _aliases(item, canon, base_url) if item.aliases else ()
+        twin = by_key.get(key)
+        for u in (canon, *aliases) if twin is None and canon else ():
+            twin = twin or by_canon.get(u)
         if twin is not None:
             # The same article twice in one source: one row, tags merged.
             for k, given in entry_tags.items():
@@ -275,12 +290,24 @@ def _prepare(
             result.unchanged += 1
             result.warnings.append(f"{item.entry}: same article as {twin.item.entry}; merged")
             continue
-        p = _Pending(item, key, canon, url, fingerprint, entry_tags)
+        p = _Pending(item, key, canon, url, fingerprint, entry_tags, aliases)
         pending.append(p)
         by_key[key] = p
-        if canon:
-            by_canon[canon] = p
+        for u in (canon, *aliases) if canon else ():
+            by_canon.setdefault(u, p)
     return _Prepared(result, pending, list(by_key))
+
+
+def _aliases(item: ArticleInput, canon: str | None, base_url: str | None) -> tuple[str, ...]:
+    """The canonical forms of an entry's other http(s) URLs, without its own and repeats."""
+    out: list[str] = []
+    for alias in item.aliases:
+        url, _ = article_url(alias, base_url)
+        if url:
+            c = canonical_url(url)
+            if c != canon and c not in out:
+                out.append(c)
+    return tuple(out)
 
 
 def _render_all(
@@ -363,12 +390,23 @@ def _write(
             m.key: m
             for m in map(_StoredRow._make, select_in(conn, f"{columns} WHERE key IN ({{}})", keys))
         }
-        canons = [p.canon for p in pending if p.canon and p.key not in found]
+        canons = list(
+            {u: None for p in pending if p.canon and p.key not in found for u in _urls(p)}
+        )
         canon_found: dict[str, _StoredRow] = {}
         sql = f"{columns} WHERE canonical_url IN ({{}}) ORDER BY id DESC"
         for m in map(_StoredRow._make, select_in(conn, sql, canons)):
             if m.canonical_url is not None:
                 canon_found[m.canonical_url] = m  # the oldest row wins (ordered by id desc)
+        # An article's own canonical URL wins over another article's alias for the same URL.
+        sql = (
+            "SELECT u.url, a.id, a.key, a.canonical_url, a.content_hash FROM article_urls u"
+            " JOIN articles a ON a.id = u.article_id WHERE u.url IN ({})"
+        )
+        alias_found = {
+            row[0]: _StoredRow._make(row[1:])
+            for row in select_in(conn, sql, [u for u in canons if u not in canon_found])
+        }
 
         new_id = next_id(conn, "articles")
         to_store: list[_Pending] = []
@@ -376,7 +414,8 @@ def _write(
             match = found.get(p.key)
             p.by_key = match is not None
             if match is None and p.canon:
-                match = canon_found.get(p.canon)
+                match = next((canon_found[u] for u in _urls(p) if u in canon_found), None)
+                match = match or next((alias_found[u] for u in _urls(p) if u in alias_found), None)
             if match is not None:
                 p.existing = match
                 p.article_id = match.id
@@ -475,6 +514,7 @@ def _write(
                 for p, article_id in stored
                 if p.existing is None and not set(tags_of.get(article_id, ())) - hidden
             )
+        _remember_urls(conn, stored)
     result.article_ids = [article_id for _, article_id in stored]
     for p, article_id in stored:
         row = p.existing
@@ -485,6 +525,21 @@ def _write(
             ",".join(map(str, sorted(tag_ids))) if tag_ids else "None",
         )
     return result
+
+
+def _urls(p: _Pending) -> tuple[str, ...]:
+    return (p.canon, *p.aliases) if p.canon else ()
+
+
+def _remember_urls(conn: sqlite3.Connection, stored: list[tuple[_Pending, int]]) -> None:
+    """Record the URLs each stored entry came with that its row is not already known by. A URL
+    already recorded for an article stays with that article."""
+    rows: list[tuple[str, int]] = []
+    for p, article_id in stored:
+        own = p.existing.canonical_url if p.existing is not None else p.canon
+        rows.extend((u, article_id) for u in _urls(p) if u != own)
+    if rows:
+        conn.executemany("INSERT OR IGNORE INTO article_urls (url, article_id) VALUES (?, ?)", rows)
 
 
 # An entry dated further ahead than this is taken to have a wrong date (a timezone slip is hours,
@@ -597,3 +652,49 @@ def _tagged(p: _Pending, article_id: int, rules: RuleSet | None) -> TaggedArticl
         for key in sorted(p.rule_keys):
             tags.setdefault(key, (rules.tags[key].name, TagOrigin.RULE))
     return TaggedArticle(article_id, p.existing is not None, tags, p.rule_keys)
+
+
+@dataclass(frozen=True, slots=True)
+class FullText:
+    """The article of an entry's linked page, to store in place of the entry's summary.
+    ``content_html`` is raw (sanitised here); ``entry_hash`` is the entry's ``content_hash``
+    when the page was fetched for it."""
+
+    article_id: int
+    entry_hash: str
+    content_html: str
+    base_url: str | None
+    author: str | None = None
+    urls: tuple[str, ...] = ()  # where the page was found: redirect target, its canonical URL
+
+
+def store_full_text(
+    db: Database, full_text: FullText, *, now: datetime, max_text_bytes: int = 200_000
+) -> bool:
+    """Put the linked page's text in place of the summary of one stored entry, sanitised and
+    capped like any content: ``content_html`` and ``text`` change; the summary, the title and
+    ``content_hash`` stay the feed's, so the next poll of an unchanged entry leaves the full
+    text in place (an entry the feed changes gets its summary back, and its page fetched
+    again). Text over ``max_text_bytes`` is truncated with a note, as at ingest. Returns False,
+    writing nothing, if the entry changed or was deleted since the page was fetched."""
+    item = ArticleInput(entry=str(full_text.article_id), title="-", url=None,
+                        content_html=full_text.content_html)  # fmt: skip
+    r = _render(item, max_text_bytes=max_text_bytes, base=full_text.base_url)
+    with transaction(db):
+        cur = db.conn.execute(
+            "UPDATE articles SET content_html = ?, text = ?, author = coalesce(author, ?),"
+            " note = ?, updated_at = ? WHERE id = ? AND content_hash = ?",
+            [r.content_html, r.text, full_text.author, r.note, to_iso(now),
+             full_text.article_id, full_text.entry_hash],
+        )  # fmt: skip
+        if cur.rowcount != 1:
+            return False
+        own = db.conn.execute(
+            "SELECT canonical_url FROM articles WHERE id = ?", [full_text.article_id]
+        ).fetchone()[0]
+        urls = {canonical_url(u) for u in full_text.urls if article_url(u, None)[0]}
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO article_urls (url, article_id) VALUES (?, ?)",
+            [(u, full_text.article_id) for u in sorted(urls) if u != own],
+        )
+    return True

@@ -1,5 +1,6 @@
 """Reading ingestion sources: RSS/Atom feeds, JSON Feed, JSON arrays and JSON Lines of article
-objects, and Markdown/HTML files with YAML front matter. Each reader turns one source into a
+objects, and Markdown/HTML files with YAML front matter (``documents`` decides which file is
+which, and reads web pages and text scrapes). Each reader turns one source into a
 ``ParsedSource``: normalised ``ArticleInput`` records (raw, not yet sanitised — the store does
 that, and only for articles it actually writes) and ``Rejection``s naming the entry or line and
 what is wrong. Nothing here touches the database.
@@ -542,23 +543,6 @@ def _document_file(path: Path, label: str) -> ArticleInput | Rejection:
     )
 
 
-def parse_directory(path: Path, label: str) -> ParsedSource:
-    items: list[ArticleInput | Rejection] = []
-    src = ParsedSource(items=items, label=label, kind="directory")
-    files = sorted(
-        p
-        for p in path.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(path).parts)
-    )
-    if not files:
-        raise SourceError(f"{label}: no Markdown or HTML files (.md, .markdown, .html, .htm)")
-    for p in files:
-        items.append(parse_document_file(p, str(p.relative_to(path))))
-    return src
-
-
 # ---------------------------------------------------------------------------- dispatch
 
 
@@ -574,39 +558,6 @@ def parse_bytes(data: bytes, label: str, *, content_type: str | None = None) -> 
     if not head:
         raise SourceError(f"{label}: empty file")
     return parse_feed(data, label, content_type=content_type)
-
-
-def read_file_source(source: str) -> ParsedSource:
-    """A local file or directory, by path."""
-    data = file_source_bytes(source)
-    if data is not None:
-        return parse_bytes(data, source)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return parse_directory(path, source)
-    suffix = path.suffix.lower()
-    items: list[ArticleInput | Rejection] = []
-    src = ParsedSource(
-        items=items, label=source, kind="markdown" if suffix in MARKDOWN_SUFFIXES else "html"
-    )
-    items.append(parse_document_file(path, source))
-    return src
-
-
-def file_source_bytes(source: str) -> bytes | None:
-    """The bytes of a feed or JSON file source, or None for a directory or a Markdown/HTML
-    article file (read by ``read_file_source`` entry by entry)."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return None
-    if not path.exists():
-        raise SourceError(f"{source}: no such file or directory")
-    if path.suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise SourceError(f"{source}: cannot read ({e.strerror or e})") from None
 
 
 def is_url(source: str) -> bool:

@@ -2,9 +2,11 @@
 version, applied by ``store.open_db``.
 
 Schema overview (each later step reads what the previous one stored):
-- articles, tags, article_tags, articles_fts: what ingestion stored;
+- articles, tags, article_tags, articles_fts, article_urls: what ingestion stored (article_urls:
+  the other URLs of an article, to recognise one story across pages and feeds);
 - tag_aliases, tag_rules: old tag names and Atom terms, and editors' tag rules;
 - feeds: registered feed URLs and their polling state;
+- full_text_pages: the linked pages fetched for summary-only feeds (``ingest.fulltext``);
 - lists (private: hidden from the home page and the archive), subscribers, subscriptions,
   status_events, suppressions: who gets what;
 - digests, digest_articles, variants: built digests and their rendered message templates;
@@ -560,3 +562,47 @@ def m016_web_admin_private_lists(db: Database) -> None:
     # subscribe form (and embedded forms) still work, and the web version of each issue stays
     # reachable at the address its emails link to (marked noindex).
     db.execute("ALTER TABLE lists ADD COLUMN private INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m017_pages_wiring_urls_and_full_text(db: Database) -> None:
+    # Other URLs of a stored article (articles/writes.py): the address a page was fetched from,
+    # where its redirects led, its <link rel=canonical> and og:url, when they differ from the
+    # article's own canonical_url. A story ingested as a page and the same story arriving in a
+    # feed (in either order) are matched through them.
+    db.execute(
+        """
+        CREATE TABLE article_urls (
+            url TEXT PRIMARY KEY,              -- canonical form (articles.urls.canonical_url)
+            article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_article_urls_article ON article_urls(article_id)")
+    # Full text for summary-only feeds (ingest/fulltext.py): each linked page's last fetch, so
+    # that a page is fetched again only with a conditional GET and a failure is not retried
+    # forever.
+    db.execute(
+        """
+        CREATE TABLE full_text_pages (
+            url TEXT PRIMARY KEY,              -- the entry's link, as fetched
+            final_url TEXT,                    -- after redirects
+            etag TEXT,                         -- validators for the next conditional GET
+            last_modified TEXT,
+            status TEXT NOT NULL CHECK (status IN ('extracted', 'kept_summary', 'failed')),
+            content_html TEXT,                 -- extracted article, raw (sanitised when stored)
+            author TEXT,
+            canonical_url TEXT,                -- the page's own canonical URL, if any
+            words INTEGER,                     -- of the extracted text
+            error TEXT,                        -- why the last attempt failed
+            attempts INTEGER NOT NULL DEFAULT 0,  -- failures in a row for this entry version
+            entry_hash TEXT NOT NULL,          -- articles.content_hash of the entry it was for
+            fetched_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_full_text_pages_fetched ON full_text_pages(fetched_at)")
+    # `digest feeds add --full-text`: fetch the linked page of summary-only entries; how many
+    # of the feed's entries were left with their summary because that failed, at the last poll.
+    db.execute("ALTER TABLE feeds ADD COLUMN full_text INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE feeds ADD COLUMN full_text_failed INTEGER NOT NULL DEFAULT 0")
