@@ -33,6 +33,7 @@ BENCHMARKS = {
     "subscribers": ("subscribers.py", ["--rows", "10000", "--repeat", "1"]),
     "build": ("build.py", ["--quick"]),
     "send": ("send.py", ["--quick", "--rounds", "1"]),
+    "bounces": ("bounces.py", ["--messages", "1000", "--repeat", "1"]),
 }
 
 

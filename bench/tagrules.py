@@ -226,7 +226,7 @@ def main() -> None:
                 timings[f"rules {count}"] = per_article(apply_all(rs), n)
             timings["excerpts"] = per_article(excerpts, n)
             timings["images"] = per_article(images, n)
-            db = open_db(Path(d) / f"ingest-{r}.db")
+            db = open_db(Path(d) / f"ingest-{r}.db", create=True)
             timings["ingest"] = per_article(
                 lambda db=db: ingest_sources(db, [str(path)], config=config, now=NOW), n
             )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, DigestError
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,35 @@ class WebSettings:
                 "login": self.login_limit}[group]  # fmt: skip
 
 
+BOUNCE_DONE = ("seen", "delete", "move")
+WEBHOOK_PROVIDERS = ("postmark", "mailgun", "sendgrid")
+
+
+@dataclass(frozen=True)
+class BounceSettings:
+    """Where bounces come back to and what happens to them (issue 16)."""
+
+    # The envelope sender (return path) of every digest; None: each list's From address, unless
+    # the list has its own (``lists edit --bounce-address``).
+    address: str | None = None
+    verp: bool = True  # bounces+<token>@domain, naming the delivery
+    delimiter: str = "+"  # the MTA's recipient delimiter (Postfix recipient_delimiter)
+    soft_threshold: int = 3  # this many soft bounces ...
+    soft_window_days: float = 15  # ... within this many days count as a hard bounce
+    provider: str | None = None  # tag messages for this provider's webhooks
+    ses_topic_arns: tuple[str, ...] = ()  # the only SNS topics /hooks/ses accepts
+    poll_minutes: float = 0  # digest run reads the mailbox below this often; 0 = never
+    maildir: str | None = None
+    mbox: str | None = None
+    imap: str | None = None  # imaps://user@host/INBOX; password in DIGEST_IMAP_PASSWORD
+    done: str = "seen"  # what happens to a message once used: seen | delete | move
+    move_to: str | None = None  # the folder for done = "move"
+
+    @property
+    def mailbox_configured(self) -> bool:
+        return any((self.maildir, self.mbox, self.imap))
+
+
 SECTIONS: dict[str, type] = {
     "site": SiteSettings,
     "ingest": IngestSettings,
@@ -135,6 +164,7 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleSettings,
     "subscribers": SubscribersSettings,
     "web": WebSettings,
+    "bounces": BounceSettings,
 }
 TOP_LEVEL: dict[str, tuple[type, ...]] = {"templates_dir": (str,)}
 
@@ -150,6 +180,8 @@ def _accepted(annotation: Any) -> tuple[type, ...]:
         return out
     if annotation is float:
         return (int, float)
+    if typing.get_origin(annotation) is tuple:
+        return (list,)  # a TOML array; its items are checked by _check_items
     return (annotation,)
 
 
@@ -178,7 +210,8 @@ SMTP_SCHEMA: dict[str, tuple[tuple[type, ...], Any]] = {
 
 EXAMPLE_TOML = """\
 # digest configuration. Every key is optional; the values shown are the defaults.
-# Secrets never go here: set DIGEST_SECRET and DIGEST_SMTP_PASSWORD in the environment.
+# Secrets never go here: set DIGEST_SECRET, DIGEST_SMTP_PASSWORD (and, for bounces,
+# DIGEST_IMAP_PASSWORD and the webhook keys) in the environment.
 # The environment also overrides: DIGEST_BASE_URL ([site] base_url), DIGEST_SMTP_URL ([[smtp]]).
 
 # templates_dir = "my-templates"   # your own copy of the templates/ folder
@@ -247,6 +280,29 @@ limit_window_seconds = 60
 subscribe_limit = 5       # subscribe form submissions
 token_limit = 30          # confirm / unsubscribe / preferences links (/c, /u, /p)
 login_limit = 10          # login attempts
+
+[bounces]
+# The envelope sender (return path) of every digest, where bounces go back to; without it,
+# each list's From address (or the list's own: `digest lists edit --bounce-address`).
+# address = "bounces@news.example.com"
+# With verp, it is bounces+<token>@domain, the token naming the delivery: a bounce then finds
+# its subscriber even when it hides the recipient.
+verp = true
+delimiter = "+"           # your MTA's recipient delimiter (Postfix recipient_delimiter)
+soft_threshold = 3        # this many soft bounces (mailbox full, 4.x.x) ...
+soft_window_days = 15     # ... within this many days count as a hard bounce
+# Also name the delivery in the header this provider hands back to its webhooks:
+# provider = "postmark"   # postmark, mailgun or sendgrid
+# The SNS topics of your SES notifications, the only ones /hooks/ses accepts:
+# ses_topic_arns = ["arn:aws:sns:eu-west-1:123456789012:ses-bounces"]
+# The bounce mailbox `digest run` reads every poll_minutes (0 = never): one of maildir, mbox,
+# imap (TLS; the password comes from DIGEST_IMAP_PASSWORD).
+poll_minutes = 0
+# maildir = "/home/bounces/Maildir"
+# mbox = "/var/mail/bounces"
+# imap = "imaps://bounces@mail.example.com/INBOX"
+done = "seen"             # a message once used: seen (flag it read), delete, or move (to move_to)
+# move_to = "Processed"
 
 # One table per relay; deliveries are spread over them round-robin.
 # The password comes from DIGEST_SMTP_PASSWORD.
@@ -340,6 +396,7 @@ class Config:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     subscribers: SubscribersSettings = field(default_factory=SubscribersSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    bounces: BounceSettings = field(default_factory=BounceSettings)
     smtp: tuple[SmtpRelay, ...] = ()
     templates: str | None = None  # templates_dir as written
     path: Path | None = None
@@ -431,6 +488,8 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
                     known = ", ".join(sorted(schema[key]))
                     raise ConfigError(f"{name}: unknown key '{key}.{sub}' (known: {known})")
                 _check(f"{name}: key '{key}.{sub}'", subvalue, schema[key][sub][0])
+                if isinstance(subvalue, list):
+                    subvalue = _string_items(f"{name}: key '{key}.{sub}'", subvalue)
                 values[key][sub] = subvalue
         else:
             known = ", ".join(sorted([*SECTIONS, *TOP_LEVEL, "smtp"]))
@@ -449,6 +508,8 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         raise ConfigError(
             f"{name}: site.base_url must be an absolute http(s) URL, got {site.base_url!r}"
         )
+    bounces = BounceSettings(**values["bounces"])
+    _check_bounces(name, bounces)
     return Config(
         site=site,
         ingest=IngestSettings(**values["ingest"]),
@@ -458,6 +519,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         schedule=ScheduleSettings(**values["schedule"]),
         subscribers=_subscribers(name, SubscribersSettings(**values["subscribers"])),
         web=WebSettings(**values["web"]),
+        bounces=bounces,
         smtp=tuple(relays),
         templates=templates,
         path=cfg_path,
@@ -479,6 +541,50 @@ def _subscribers(name: str, settings: SubscribersSettings) -> SubscribersSetting
     if settings.max_reminders < 0:
         raise ConfigError(f"{name}: [subscribers] max_reminders must not be negative")
     return settings
+
+
+def _string_items(where: str, value: list[Any]) -> tuple[str, ...]:
+    for item in value:
+        if not isinstance(item, str):
+            raise ConfigError(f"{where}: expected a list of strings, got {item!r} in it")
+    return tuple(value)
+
+
+def _check_bounces(name: str, b: BounceSettings) -> None:
+    """The [bounces] values that a type alone does not check, each named in its error."""
+    from .verp import check_bounce_address  # verp imports nothing from config
+
+    where = f"{name}: key 'bounces."
+    if b.address is not None:
+        try:
+            check_bounce_address(b.address, delimiter=b.delimiter)
+        except DigestError as e:
+            raise ConfigError(f"{where}address': {e}") from None
+    if b.delimiter not in ("+", "-", "=", "_"):
+        raise ConfigError(f"{where}delimiter': one of + - = _ (your MTA's), got {b.delimiter!r}")
+    if b.soft_threshold < 1:
+        raise ConfigError(f"{where}soft_threshold': at least 1, got {b.soft_threshold}")
+    if b.soft_window_days <= 0:
+        raise ConfigError(f"{where}soft_window_days': more than 0, got {b.soft_window_days}")
+    if b.provider is not None and b.provider not in WEBHOOK_PROVIDERS:
+        known = ", ".join(WEBHOOK_PROVIDERS)
+        raise ConfigError(f"{where}provider': one of {known}, got {b.provider!r}")
+    if b.poll_minutes < 0:
+        raise ConfigError(f"{where}poll_minutes': 0 (never) or more, got {b.poll_minutes}")
+    given = [k for k in ("maildir", "mbox", "imap") if getattr(b, k)]
+    if len(given) > 1:
+        raise ConfigError(f"{name}: [bounces] names {' and '.join(given)}: give one bounce mailbox")
+    if b.poll_minutes and not given:
+        raise ConfigError(
+            f"{where}poll_minutes' is set but no mailbox is: add maildir, mbox or imap"
+        )
+    if b.done not in BOUNCE_DONE:
+        raise ConfigError(f"{where}done': one of {', '.join(BOUNCE_DONE)}, got {b.done!r}")
+    if (b.done == "move") != (b.move_to is not None):
+        raise ConfigError(f'{name}: [bounces] move_to goes with done = "move" (and it needs one)')
+    for arn in b.ses_topic_arns:
+        if not arn.startswith("arn:aws:sns:"):
+            raise ConfigError(f"{where}ses_topic_arns': {arn!r} is not an SNS topic ARN")
 
 
 def _relay(name: str, index: int, table: Any) -> SmtpRelay:

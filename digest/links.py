@@ -6,6 +6,8 @@
 - ``/archive/<list>/``  a list's sent digests
 - ``/archive/<list>/<frequency>/<YYYY-MM-DD>/``  one digest's web version (``#tag-<key>`` anchors)
 - ``/subscribe/<list>``  the subscribe form
+- ``/embed/<list>``  where a list's subscribe form embedded in other sites' pages posts
+- ``/archive/<list>/feed.atom``  the Atom feed of a list's sent digests
 - ``/preview-link/<unsubscribe|preferences>``  what those links are in a preview or test copy
   shown to staff: a page that says so, never a working token
 """
@@ -48,3 +50,11 @@ def digest_web_url(
     if tag:
         url += "#tag-" + quote(tag.replace(" ", "-"), safe="-")
     return url
+
+
+def embed_url(base_url: str, list_slug: str) -> str:
+    return f"{base_url.rstrip('/')}/embed/{quote(list_slug)}"
+
+
+def archive_feed_url(base_url: str, list_slug: str) -> str:
+    return f"{archive_url(base_url, list_slug)}feed.atom"

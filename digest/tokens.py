@@ -1,4 +1,5 @@
-"""Signed tokens for subscriber links (confirm, unsubscribe, preferences).
+"""Signed tokens for subscriber links (confirm, unsubscribe, preferences), and the form token of
+each list's embeddable subscribe form.
 
 A token is opaque, URL-safe and verifiable without being stored: base64url of a small packed
 payload (purpose, subscriber id, list id, issue time) followed by a truncated HMAC-SHA256 of it.
@@ -102,6 +103,26 @@ def read_token(
             decoded,
         )
     return decoded
+
+
+def form_token(secret: bytes, list_id: int) -> str:
+    """The signed token of one list's embeddable subscribe form (``/embed/<list>``). It is
+    pasted into other sites' pages, so it does not expire; it stops working when the secret
+    changes. It proves only that the form was made here for this list: the form's POST still
+    goes through rate limits, a honeypot field and double opt-in."""
+    mac = hmac.new(secret, b"digest-embed-form-v1:%d" % list_id, hashlib.sha256)
+    return _b64(mac.digest()[:_SIG_BYTES])
+
+
+def check_form_token(secret: bytes, list_id: int, token: str | None) -> None:
+    """``TokenError`` unless ``token`` is the form token of list ``list_id``."""
+    expected = form_token(secret, list_id).encode("ascii")
+    given = (token or "").encode("utf-8", "replace")
+    if not hmac.compare_digest(expected, given):
+        raise TokenError(
+            "this subscribe form is not valid for this list (it was changed, or made for another"
+            " list or site); use the form on the list's own page"
+        )
 
 
 def load_secret(db_path: str | Path, env: dict[str, str] | None = None) -> bytes:

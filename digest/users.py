@@ -108,11 +108,41 @@ def get_user(db: Database, user_id: int) -> User | None:
     return User.from_row(rows[0]) if rows else None
 
 
-def remove_user(db: Database, name: str) -> None:
-    """Delete an account; its sessions go with it (ON DELETE CASCADE)."""
+def _not_yourself(name: str, acting: str | None, what: str) -> None:
+    # The web pages act as a logged-in admin: one who removed or demoted their own account
+    # could leave the site with no admin at all.
+    if acting is not None and acting == name:
+        command = f"remove {name}" if what == "remove" else f"role {name} ROLE"
+        raise InvalidInput(
+            f"you cannot {what} your own account; another admin can, or on the server:"
+            f" digest users {command}"
+        )
+
+
+def remove_user(db: Database, name: str, *, acting: str | None = None) -> None:
+    """Delete an account; its sessions go with it (ON DELETE CASCADE). ``acting``: the admin
+    doing it on the web, who may not remove themselves."""
+    _not_yourself(name, acting, "remove")
     cursor = db.execute("DELETE FROM users WHERE name = ?", [name])
     if cursor.rowcount == 0:
         raise NotFound(f"no user {name!r}")
+
+
+def set_role(db: Database, name: str, role: str, *, acting: str | None = None) -> User:
+    """Make account ``name`` an editor or an admin. A changed role ends the account's sessions
+    (pages it had open were shown for the old role). ``acting``: as for ``remove_user``."""
+    if role not in ROLES:
+        raise InvalidInput(f"role {role!r}: must be one of {', '.join(ROLES)}")
+    _not_yourself(name, acting, "change the role of")
+    with transaction(db):
+        rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
+        if not rows:
+            raise NotFound(f"no user {name!r}")
+        if rows[0]["role"] != role:
+            db.execute("UPDATE users SET role = ? WHERE name = ?", [role, name])
+            db.execute("DELETE FROM staff_sessions WHERE user_id = ?", [rows[0]["id"]])
+    rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
+    return User.from_row(rows[0])
 
 
 def set_password(db: Database, name: str, password: str) -> User:
@@ -130,6 +160,20 @@ def set_password(db: Database, name: str, password: str) -> User:
         )
     rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
     return User.from_row(rows[0])
+
+
+def change_own_password(db: Database, user: User, current: str, new: str) -> User:
+    """A logged-in user's own password change: ``current`` must be their password now (a
+    session left open on another computer must not be enough to take the account over).
+    Every session of the account ends, as with ``set_password``."""
+    fresh = get_user(db, user.id)
+    if fresh is None:
+        raise NotFound(f"no user {user.name!r}")
+    if not check_password_hash(fresh.password_hash, current):
+        raise InvalidInput("the current password is not right; nothing was changed")
+    if new == current:
+        raise InvalidInput("the new password is the same as the current one")
+    return set_password(db, fresh.name, new)
 
 
 @functools.cache

@@ -273,6 +273,7 @@ class Newsroom:
         """``published``/``ingested``: aware datetimes (ingested defaults to published).
         Returns the article id."""
         from digest.articles.inputs import ArticleInput
+        from digest.articles.tagging import make_tag
         from digest.articles.writes import store_batch
 
         self._n += 1
@@ -284,7 +285,7 @@ class Newsroom:
             guid=f"article-{n}",
             published=published,
             summary_html=summary if summary is not None else f"<p>Summary of {title}.</p>",
-            tags=tuple(tags),
+            tags=tuple(t for t in map(make_tag, tags) if t is not None),
         )
         report = store_batch(self.db, [item], source="test", now=ingested or published)
         (article_id,) = report.article_ids

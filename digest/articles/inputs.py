@@ -10,11 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .leadimage import LeadImage
+from .tagging import Tag
+
 
 @dataclass(slots=True)
 class ArticleInput:
     """One article as a source gave it. HTML fields are raw (untrusted) until the store
-    sanitises them; ``published`` is tz-aware UTC or None (no usable date)."""
+    sanitises them; ``published`` is tz-aware UTC or None (no usable date). ``tags`` are
+    mapped by ``tagging`` (the same way for every format); ``image`` is the lead image the
+    reader chose (``leadimage``), already checked."""
 
     entry: str  # where it came from, for messages: "entry 3", "line 7", "notes/a.md"
     title: str | None
@@ -25,7 +30,11 @@ class ArticleInput:
     raw_date: str | None = None  # the date text that could not be parsed, if any
     summary_html: str | None = None
     content_html: str | None = None
-    tags: tuple[str, ...] = ()
+    tags: tuple[Tag, ...] = ()
+    image: LeadImage | None = None
+    # Other URLs of the same story (a page's fetch URL, its redirect target, og:url): the
+    # store matches them against stored articles and remembers them for later matches.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

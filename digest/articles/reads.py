@@ -16,6 +16,8 @@ from sqlite_utils import Database
 
 from ..errors import InvalidInput, NotFound
 from ..timeutil import from_iso, to_iso
+from .leadimage import LeadImage
+from .sanitize import html_to_text
 from .tags import tag_key
 
 
@@ -26,8 +28,10 @@ class Tag(NamedTuple):
 
 @dataclass(frozen=True)
 class Article:
-    """A stored article with its tags (sorted by key). ``content_html`` is loaded only when
-    asked for (``content=True``): digests need the summary and text, not the whole page."""
+    """A stored article with its tags (sorted by key; hidden tags are left out: they are never
+    a section) and its lead image (``url``, ``width``, ``height``, ``alt``; for the HTML email
+    only, never the plain text). ``content_html`` is loaded only when asked for
+    (``content=True``): digests need the summary and text, not the whole page."""
 
     id: int
     title: str
@@ -42,6 +46,7 @@ class Article:
     source: str
     note: str | None
     content_html: str | None = None
+    image: LeadImage | None = None
 
     @property
     def tag_names(self) -> list[str]:
@@ -58,6 +63,16 @@ class Article:
             "source": self.source,
             "summary": self.summary,
             "note": self.note,
+            "image": (
+                {
+                    "url": self.image.url,
+                    "width": self.image.width,
+                    "height": self.image.height,
+                    "alt": self.image.alt,
+                }
+                if self.image
+                else None
+            ),
             "ingested_at": to_iso(self.ingested_at),
             "updated_at": to_iso(self.updated_at),
         }
@@ -68,7 +83,8 @@ class Article:
 
 
 _COLUMNS = (
-    "id, title, url, author, published_at, ingested_at, updated_at, summary, text, source, note"
+    "id, title, url, author, published_at, ingested_at, updated_at, summary, text, source, note,"
+    " image_url, image_width, image_height, image_alt"
 )
 
 
@@ -81,7 +97,8 @@ def load_articles(db: Database, ids: Iterable[int], *, content: bool = False) ->
     tags: dict[int, list[Tag]] = {}
     for article_id, key, name in db.execute(
         "SELECT at.article_id, t.key, t.name FROM article_tags at JOIN tags t ON t.id = at.tag_id"
-        " WHERE at.article_id IN (SELECT value FROM json_each(?)) ORDER BY t.key",
+        " WHERE at.article_id IN (SELECT value FROM json_each(?)) AND t.hidden = 0"
+        " ORDER BY t.key",
         [id_json],
     ):
         tags.setdefault(article_id, []).append(Tag(key, name))
@@ -101,6 +118,11 @@ def load_articles(db: Database, ids: Iterable[int], *, content: bool = False) ->
             source=row["source"],
             note=row["note"],
             content_html=row.get("content_html"),
+            image=LeadImage(
+                row["image_url"], row["image_width"], row["image_height"], row["image_alt"]
+            )
+            if row["image_url"]
+            else None,
         )
         for row in db.query(
             f"SELECT {columns} FROM articles WHERE id IN (SELECT value FROM json_each(?))",
@@ -188,16 +210,11 @@ def articles_in_window(
     late_ingested_after: str | None = None,
 ) -> list[int]:
     """Ids of the articles published in [start, end) and ingested by ``ingested_by``, newest
-    first, with any of ``tag_keys`` (None: any tag at all). With ``late_since``, also those
-    published in [late_since, start) but ingested after ``late_ingested_after`` (an ISO
-    instant): late arrivals for the period after the one they were published in."""
-    if tag_keys is not None:
-        tag_filter = (
-            "EXISTS (SELECT 1 FROM article_tags at JOIN tags t ON t.id = at.tag_id"
-            " WHERE at.article_id = a.id AND t.key IN (SELECT value FROM json_each(:keys)))"
-        )
-    else:
-        tag_filter = "EXISTS (SELECT 1 FROM article_tags at WHERE at.article_id = a.id)"
+    first, with any of ``tag_keys`` that is not hidden (None: every article, tagged or not).
+    With ``late_since``, also those published in [late_since, start) but ingested after
+    ``late_ingested_after`` (an ISO instant): late arrivals for the period after the one they
+    were published in."""
+    tag_filter = _window_tags(tag_keys)
     in_period = "a.published_at >= :start AND a.published_at < :end"
     if late_since is not None:
         in_period = (
@@ -220,6 +237,35 @@ def articles_in_window(
     return [row[0] for row in db.execute(sql, params)]
 
 
+def _window_tags(tag_keys: Iterable[str] | None) -> str:
+    """The condition on ``a``'s tags: any visible tag among ``:keys``, or none (every article:
+    a list that covers every tag shows the untagged ones last)."""
+    if tag_keys is None:
+        return "1"
+    return (
+        "EXISTS (SELECT 1 FROM article_tags at JOIN tags t ON t.id = at.tag_id"
+        " WHERE at.article_id = a.id AND t.hidden = 0"
+        " AND t.key IN (SELECT value FROM json_each(:keys)))"
+    )
+
+
+def count_untagged_in_window(
+    db: Database, *, start: datetime, end: datetime, ingested_by: datetime
+) -> int:
+    """Articles published in [start, end), ingested by ``ingested_by``, without a tag that is
+    not hidden: the ones that reach only lists covering every tag."""
+    row = db.execute(
+        """
+        SELECT count(*) FROM articles a
+        WHERE a.published_at >= ? AND a.published_at < ? AND a.ingested_at <= ?
+          AND NOT EXISTS (SELECT 1 FROM article_tags at JOIN tags t ON t.id = at.tag_id
+                          WHERE at.article_id = a.id AND t.hidden = 0)
+        """,
+        [to_iso(start), to_iso(end), to_iso(ingested_by)],
+    ).fetchone()
+    return int(row[0])
+
+
 def count_ingested_after(
     db: Database,
     *,
@@ -229,14 +275,9 @@ def count_ingested_after(
     tag_keys: Iterable[str] | None,
     excluding: Iterable[int],
 ) -> int:
-    """Articles published in [start, end) with any of ``tag_keys`` (None: any tag) ingested
-    after ``after`` (an ISO instant), not counting ``excluding``."""
-    tag_filter = (
-        "EXISTS (SELECT 1 FROM article_tags at JOIN tags t ON t.id = at.tag_id"
-        " WHERE at.article_id = a.id AND t.key IN (SELECT value FROM json_each(:keys)))"
-        if tag_keys is not None
-        else "EXISTS (SELECT 1 FROM article_tags at WHERE at.article_id = a.id)"
-    )
+    """Articles published in [start, end) with any of ``tag_keys`` (None: every article)
+    ingested after ``after`` (an ISO instant), not counting ``excluding``."""
+    tag_filter = _window_tags(tag_keys)
     row = db.execute(
         f"""
         SELECT count(*) FROM articles a
@@ -264,3 +305,52 @@ def stored_state(conn: sqlite3.Connection, ids: list[int]) -> list[tuple[int, st
         [json.dumps(ids)],
     )
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    """What one source (a feed URL, a file) has given the store: its articles and the newest."""
+
+    articles: int
+    latest_title: str | None
+    latest_published_at: datetime | None
+
+
+def source_summaries(db: Database, sources: Iterable[str]) -> dict[str, SourceSummary]:
+    """source -> its article count and newest article (by publication time), for the sources
+    given (the admin's feeds page); a source with no articles is left out."""
+    # SQLite returns the bare column (title) from the row that holds max(published_at).
+    return {
+        source: SourceSummary(count, title, from_iso(latest) if latest else None)
+        for source, count, title, latest in db.execute(
+            "SELECT source, count(*), title, max(published_at) FROM articles"
+            " WHERE source IN (SELECT value FROM json_each(?)) GROUP BY source",
+            [json.dumps(list(sources))],
+        )
+    }
+
+
+class EntryContent(NamedTuple):
+    """What ingest's full-text step needs to know of a stored entry."""
+
+    id: int
+    url: str | None
+    text: str
+    content_is_summary: bool  # its source gave no content beyond the summary
+    content_hash: str
+
+
+def entry_contents(conn: sqlite3.Connection, ids: list[int]) -> list[EntryContent]:
+    """The link, text and content hash of the articles ``ids``, in id order."""
+    rows = conn.execute(
+        "SELECT id, url, coalesce(text, ''), summary, content_html IS summary, content_hash"
+        " FROM articles WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        [json.dumps(ids)],
+    )
+    out = []
+    for article_id, url, text, summary, same, content_hash in rows:
+        # The store keeps a summary-only entry's summary as its content too, with relative
+        # links made absolute in the content alone: the same text either way.
+        is_summary = summary is not None and (bool(same) or html_to_text(summary) == text)
+        out.append(EntryContent(article_id, url, text, is_summary, content_hash))
+    return out

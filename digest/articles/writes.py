@@ -1,12 +1,23 @@
-"""Storing articles: the only module that writes ``articles``, ``tags`` and ``article_tags``.
+"""Storing articles: the only module that writes ``articles``, ``tags``, ``article_tags`` and
+``article_urls``.
 
 ``store_batch`` writes one batch of ``ArticleInput`` records in one write transaction: it looks
-up existing articles for the whole batch at once (by stable key, then by canonical URL),
-sanitises only what is new or changed, and writes with multi-row statements. An article's key is
-its feed guid/id, else its canonical URL, else a hash of its content; the same article from two
-sources is one row with the union of their tags. ``store_articles`` stores a whole parsed source
-batch by batch. A rejected entry never stops the good entries of its source, and an entry whose
-sanitising fails in a way nobody foresaw is rejected with the reason, not its whole batch.
+up existing articles for the whole batch at once (by stable key, then by canonical URL, then by
+the other URLs stored articles are known by), sanitises only what is new or changed, and writes
+with multi-row statements. An article's key is its feed guid/id, else its canonical URL, else a
+hash of its content; the same article from two sources is one row with the union of their tags.
+Every URL an entry brings (its link and its ``aliases``: where a page was fetched from, where
+that redirected, its ``og:url``) that differs from the row's own canonical URL is remembered in
+``article_urls``, so a page ingested by URL and the same story arriving in a feed are one
+article whichever comes first. ``store_articles`` stores a whole parsed source batch by batch.
+``store_full_text`` puts the text of an entry's linked page in place of its summary. A rejected
+entry never stops the good entries of its source, and an entry whose sanitising fails in a way
+nobody foresaw is rejected with the reason, not its whole batch.
+
+On the way in, the CMS boilerplate of summaries and content ("The post X appeared first on Y.",
+"Continue reading", tracking pixels) is removed (``excerpts``) before the text is derived, each
+article keeps the lead image its reader chose, and the editors' tag rules (``tagrules``, loaded
+from ``tagstore``) tag every new or changed article; its tags are written by ``tagstore``.
 """
 
 from __future__ import annotations
@@ -27,9 +38,12 @@ from sqlite_utils import Database
 from ..store import transaction
 from ..store.bulk import insert_rows, next_id, row_chunks, select_in
 from ..timeutil import to_iso
+from .excerpts import strip_boilerplate
 from .inputs import ArticleInput, ParsedSource, Rejection
 from .sanitize import clean_html, html_to_text
-from .tags import tag_of
+from .tagging import make_tag
+from .tagrules import ArticleFields, RuleSet
+from .tagstore import TaggedArticle, TagOrigin, attach_tags, hidden_tag_ids, load_rules
 from .urls import article_url, canonical_url
 
 # Articles per write transaction.
@@ -48,8 +62,12 @@ class SourceReport:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0  # published before --since
+    untagged: int = 0  # new articles without a tag (that is not hidden)
     rejected: list[Rejection] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Lines for an editor to check what was read: what each page or text scrape gave, what
+    # fetching the linked pages of a summary-only feed gave.
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
     article_ids: list[int] = field(default_factory=list, repr=False)  # stored or matched
     # What this ingest left each of them as: id -> (content hash, its tag ids joined by ","),
@@ -69,8 +87,10 @@ class SourceReport:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.skipped += other.skipped
+        self.untagged += other.untagged
         self.rejected += other.rejected
         self.warnings += other.warnings
+        self.notes += other.notes
         self.article_ids += other.article_ids
         self.states.update(other.states)  # a later batch saw the earlier one's writes
 
@@ -124,6 +144,8 @@ def _render(item: ArticleInput, *, max_text_bytes: int, base: str | None) -> _Re
     # Bound the work on huge entries: markup is rarely more than a few times the text.
     raw_cap = max_text_bytes * 4 + 4096
     content = clean_html(raw[:raw_cap] if len(raw) > raw_cap else raw) if raw else ""
+    if content:
+        content = strip_boilerplate(content)
     # Without content the summary is what was just cleaned (RSS items with only a
     # <description>): clean it once, not twice.
     summary = content if item.summary_html and not item.content_html else None
@@ -141,7 +163,7 @@ def _render(item: ArticleInput, *, max_text_bytes: int, base: str | None) -> _Re
         )
     if summary is None and item.summary_html:
         s = item.summary_html
-        summary = clean_html(s[:raw_cap] if len(s) > raw_cap else s)
+        summary = strip_boilerplate(clean_html(s[:raw_cap] if len(s) > raw_cap else s))
     title = item.title
     from_text = False
     if not title:
@@ -177,11 +199,13 @@ class _Pending:
     canon: str | None
     url: str | None
     fingerprint: str
-    tags: dict[str, str]  # tag key -> display name
+    tags: dict[str, tuple[str, TagOrigin]]  # tag key -> (display name, where it came from)
+    aliases: tuple[str, ...] = ()  # canonical forms of the entry's other URLs, not ``canon``
     existing: _StoredRow | None = None  # the stored row it matched
     by_key: bool = False
     article_id: int | None = None
     rendered: _Rendered | Rejection | None = None  # sanitised ahead of need (see store_articles)
+    rule_keys: frozenset[str] | None = None  # the tags rules give it, once rendered
 
 
 @dataclass(slots=True)
@@ -203,17 +227,20 @@ def store_batch(
     tags: Iterable[str] = (),
     since: datetime | None = None,
     base_url: str | None = None,
+    rules: RuleSet | None = None,
 ) -> SourceReport:
     """Store one batch in one write transaction (all of it or none of it).
 
     New articles are inserted; an article already stored under the same key whose title or
     content changed is updated; an article matched only by canonical URL (the same story from
     another source) keeps its stored content. Tags are always unioned. Entries published before
-    ``since`` are skipped."""
+    ``since`` are skipped. ``rules`` (default: the stored tag rules) tag new and changed
+    articles."""
     prepared = _prepare(items, tags=tags, since=since, base_url=base_url)
     return _write(
-        db, prepared, source=source, now=now, max_text_bytes=max_text_bytes, base_url=base_url
-    )
+        db, prepared, source=source, now=now, max_text_bytes=max_text_bytes, base_url=base_url,
+        rules=load_rules(db) if rules is None else rules,
+    )  # fmt: skip
 
 
 def _prepare(
@@ -225,7 +252,11 @@ def _prepare(
 ) -> _Prepared:
     """Reject, skip, key and merge the entries of one batch; no database access."""
     result = SourceReport()
-    extra_tags = dict(tag_of(t) for t in tags if tag_of(t)[0])
+    extra_tags: dict[str, tuple[str, TagOrigin]] = {}
+    for name in tags:
+        extra = make_tag(name)
+        if extra is not None:
+            extra_tags.setdefault(extra.key, (extra.name, TagOrigin.FEED))
     pending: list[_Pending] = []
     by_key: dict[str, _Pending] = {}
     by_canon: dict[str, _Pending] = {}
@@ -245,31 +276,54 @@ def _prepare(
         fingerprint = _fingerprint(item)
         canon = canonical_url(url) if url else None
         key = f"id:{item.guid}" if item.guid else f"url:{canon}" if canon else f"hash:{fingerprint}"
-        entry_tags = dict(extra_tags)
-        for name in item.tags:
-            k, display = tag_of(name)
-            if k and k not in entry_tags:
-                entry_tags[k] = display
-        twin = by_key.get(key) or (by_canon.get(canon) if canon else None)
+        entry_tags = {tag.key: (tag.name, TagOrigin.SOURCE) for tag in item.tags}
+        for k, given in extra_tags.items():
+            entry_tags.setdefault(k, given)
+        aliases = _aliases(item, canon, base_url) if item.aliases else ()
+        twin = by_key.get(key)
+        for u in (canon, *aliases) if twin is None and canon else ():
+            twin = twin or by_canon.get(u)
         if twin is not None:
             # The same article twice in one source: one row, tags merged.
-            for k, name in entry_tags.items():
-                twin.tags.setdefault(k, name)
+            for k, given in entry_tags.items():
+                twin.tags.setdefault(k, given)
             result.unchanged += 1
             result.warnings.append(f"{item.entry}: same article as {twin.item.entry}; merged")
             continue
-        p = _Pending(item, key, canon, url, fingerprint, entry_tags)
+        p = _Pending(item, key, canon, url, fingerprint, entry_tags, aliases)
         pending.append(p)
         by_key[key] = p
-        if canon:
-            by_canon[canon] = p
+        for u in (canon, *aliases) if canon else ():
+            by_canon.setdefault(u, p)
     return _Prepared(result, pending, list(by_key))
 
 
-def _render_all(prepared: _Prepared, *, max_text_bytes: int, base_url: str | None) -> _Prepared:
-    """Sanitise every pending article of a batch ahead of need (see ``store_articles``)."""
+def _aliases(item: ArticleInput, canon: str | None, base_url: str | None) -> tuple[str, ...]:
+    """The canonical forms of an entry's other http(s) URLs, without its own and repeats."""
+    out: list[str] = []
+    for alias in item.aliases:
+        url, _ = article_url(alias, base_url)
+        if url:
+            c = canonical_url(url)
+            if c != canon and c not in out:
+                out.append(c)
+    return tuple(out)
+
+
+def _render_all(
+    prepared: _Prepared,
+    *,
+    max_text_bytes: int,
+    base_url: str | None,
+    rules: RuleSet | None = None,
+    source: str = "",
+) -> _Prepared:
+    """Sanitise (and tag by ``rules``) every pending article of a batch ahead of need (see
+    ``store_articles``)."""
     for p in prepared.pending:
         p.rendered = _render_entry(p.item, max_text_bytes=max_text_bytes, base=p.url or base_url)
+        if isinstance(p.rendered, _Rendered):
+            p.rule_keys = _rule_keys(p, p.rendered, rules, source)
     return prepared
 
 
@@ -286,6 +340,29 @@ def _render_entry(
         return Rejection(item.entry, f"could not be sanitised ({type(e).__name__}: {e})"[:300])
 
 
+def _rule_keys(
+    p: _Pending, rendered: _Rendered, rules: RuleSet | None, source: str
+) -> frozenset[str] | None:
+    """The keys of the tags ``rules`` give an article as it will be stored; None when there
+    are no rules to ask (``rules`` None: the caller did not load them)."""
+    if rules is None:
+        return None
+    if not rules:
+        return frozenset()
+    title, text, url, author = rendered.title, rendered.text, p.url, p.item.author
+    try:
+        return rules.apply(ArticleFields(title, text, url, author, source))
+    except UnicodeEncodeError:
+        # RE2 takes UTF-8: a lone surrogate (JSON "\ud800") is matched as "?".
+        return rules.apply(
+            ArticleFields(_utf8(title), _utf8(text), _utf8(url), _utf8(author), _utf8(source))
+        )
+
+
+def _utf8(value: str | None) -> str:
+    return value.encode("utf-8", "replace").decode("utf-8") if value else ""
+
+
 def _write(
     db: Database,
     prepared: _Prepared,
@@ -295,10 +372,12 @@ def _write(
     max_text_bytes: int,
     base_url: str | None,
     decided: Callable[[int, int], None] | None = None,
+    rules: RuleSet | None = None,
 ) -> SourceReport:
     """Look up, sanitise what is new or changed, and write one prepared batch in one write
     transaction. ``decided(to_store, pending)`` says how many of the batch's articles are new or
-    changed; it is called once they are sanitised, before anything is written."""
+    changed; it is called once they are sanitised, before anything is written. ``rules`` tag
+    what is new or changed (None: rules are not applied)."""
     result, pending, keys = prepared.result, prepared.pending, prepared.keys
     if not pending:
         return result
@@ -311,12 +390,23 @@ def _write(
             m.key: m
             for m in map(_StoredRow._make, select_in(conn, f"{columns} WHERE key IN ({{}})", keys))
         }
-        canons = [p.canon for p in pending if p.canon and p.key not in found]
+        canons = list(
+            {u: None for p in pending if p.canon and p.key not in found for u in _urls(p)}
+        )
         canon_found: dict[str, _StoredRow] = {}
         sql = f"{columns} WHERE canonical_url IN ({{}}) ORDER BY id DESC"
         for m in map(_StoredRow._make, select_in(conn, sql, canons)):
             if m.canonical_url is not None:
                 canon_found[m.canonical_url] = m  # the oldest row wins (ordered by id desc)
+        # An article's own canonical URL wins over another article's alias for the same URL.
+        sql = (
+            "SELECT u.url, a.id, a.key, a.canonical_url, a.content_hash FROM article_urls u"
+            " JOIN articles a ON a.id = u.article_id WHERE u.url IN ({})"
+        )
+        alias_found = {
+            row[0]: _StoredRow._make(row[1:])
+            for row in select_in(conn, sql, [u for u in canons if u not in canon_found])
+        }
 
         new_id = next_id(conn, "articles")
         to_store: list[_Pending] = []
@@ -324,12 +414,14 @@ def _write(
             match = found.get(p.key)
             p.by_key = match is not None
             if match is None and p.canon:
-                match = canon_found.get(p.canon)
+                match = next((canon_found[u] for u in _urls(p) if u in canon_found), None)
+                match = match or next((alias_found[u] for u in _urls(p) if u in alias_found), None)
             if match is not None:
                 p.existing = match
                 p.article_id = match.id
                 if not p.by_key or match.content_hash == p.fingerprint:
                     result.unchanged += 1
+                    p.rule_keys = None  # rules tag what is stored new or changed
                     continue
             to_store.append(p)
         inserts: list[tuple[Any, ...]] = []
@@ -342,7 +434,10 @@ def _write(
             if isinstance(r, Rejection):
                 result.rejected.append(r)
                 p.article_id = None
+                p.rule_keys = None
                 continue
+            if p.rule_keys is None:
+                p.rule_keys = _rule_keys(p, r, rules, source)
             if not r.text and not p.url:
                 result.rejected.append(
                     Rejection(
@@ -350,11 +445,14 @@ def _write(
                     )
                 )
                 p.article_id = None
+                p.rule_keys = None
                 continue
             if r.note:
                 result.warnings.append(f"{item.entry}: {r.note}")
             if r.title_from_text:
                 result.warnings.append(f"{item.entry}: no title; used the first words of the text")
+            image = item.image
+            pictured = (image.url, image.width, image.height, image.alt) if image else (None,) * 4
             if row is None:
                 published = _published(item, now, result)
                 p.article_id = new_id
@@ -363,7 +461,7 @@ def _write(
                     (
                         p.article_id, p.key, p.canon, p.url, r.title, item.author,
                         to_iso(published), r.summary, r.content_html, r.text, p.fingerprint,
-                        source, r.note, now_iso, now_iso,
+                        source, r.note, now_iso, now_iso, *pictured,
                     )
                 )  # fmt: skip
                 result.new += 1
@@ -372,7 +470,8 @@ def _write(
                     (
                         p.url, r.title, item.author,
                         to_iso(_published(item, now, result)) if item.published else None,
-                        r.summary, r.content_html, r.text, p.fingerprint, r.note, now_iso, p.article_id,
+                        r.summary, r.content_html, r.text, p.fingerprint, r.note, now_iso,
+                        *pictured, p.article_id,
                     )
                 )  # fmt: skip
                 result.updated += 1
@@ -384,7 +483,8 @@ def _write(
         insert_rows(
             conn,
             "articles (id, key, canonical_url, url, title, author, published_at, summary,"
-            " content_html, text, content_hash, source, note, ingested_at, updated_at)",
+            " content_html, text, content_hash, source, note, ingested_at, updated_at,"
+            " image_url, image_width, image_height, image_alt)",
             inserts,
         )
         if updates:
@@ -395,13 +495,26 @@ def _write(
                     " author = coalesce(v.column3, author),"
                     " published_at = coalesce(v.column4, published_at), summary = v.column5,"
                     " content_html = v.column6, text = v.column7, content_hash = v.column8,"
-                    " note = v.column9, updated_at = v.column10"
+                    " note = v.column9, updated_at = v.column10,"
+                    # An update without an image keeps the one the article had.
+                    " image_url = coalesce(v.column11, image_url),"
+                    " image_width = iif(v.column11 IS NULL, image_width, v.column12),"
+                    " image_height = iif(v.column11 IS NULL, image_height, v.column13),"
+                    " image_alt = iif(v.column11 IS NULL, image_alt, v.column14)"
                     f" FROM (VALUES {','.join([one] * len(chunk))}) AS v"
-                    " WHERE articles.id = v.column11",
+                    " WHERE articles.id = v.column15",
                     [value for row in chunk for value in row],
                 )
         stored = [(p, p.article_id) for p in pending if p.article_id is not None]
-        tags_of = _union_tags(conn, stored)
+        tags_of = attach_tags(conn, [_tagged(p, a, rules) for p, a in stored], now=now)
+        if result.new:
+            hidden = hidden_tag_ids(conn)
+            result.untagged += sum(
+                1
+                for p, article_id in stored
+                if p.existing is None and not set(tags_of.get(article_id, ())) - hidden
+            )
+        _remember_urls(conn, stored)
     result.article_ids = [article_id for _, article_id in stored]
     for p, article_id in stored:
         row = p.existing
@@ -412,6 +525,21 @@ def _write(
             ",".join(map(str, sorted(tag_ids))) if tag_ids else "None",
         )
     return result
+
+
+def _urls(p: _Pending) -> tuple[str, ...]:
+    return (p.canon, *p.aliases) if p.canon else ()
+
+
+def _remember_urls(conn: sqlite3.Connection, stored: list[tuple[_Pending, int]]) -> None:
+    """Record the URLs each stored entry came with that its row is not already known by. A URL
+    already recorded for an article stays with that article."""
+    rows: list[tuple[str, int]] = []
+    for p, article_id in stored:
+        own = p.existing.canonical_url if p.existing is not None else p.canon
+        rows.extend((u, article_id) for u in _urls(p) if u != own)
+    if rows:
+        conn.executemany("INSERT OR IGNORE INTO article_urls (url, article_id) VALUES (?, ?)", rows)
 
 
 # An entry dated further ahead than this is taken to have a wrong date (a timezone slip is hours,
@@ -450,9 +578,11 @@ def store_articles(
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,
     after_batch: Callable[[], None] | None = None,
+    rules: RuleSet | None = None,
 ) -> SourceReport:
     """Store every entry of a parsed source, one write transaction per batch; ``after_batch()``
-    is called after each batch is committed (see ``background_checkpoints``).
+    is called after each batch is committed (see ``background_checkpoints``). ``rules``
+    (default: the stored tag rules, loaded once) tag new and changed articles.
 
     With more than one batch, a worker thread prepares batch n+1 while batch n is written:
     SQLite releases the GIL inside each statement, so the worker's Python runs while the main
@@ -464,11 +594,12 @@ def store_articles(
     items = parsed.items
     total = len(items)
     base_url = parsed.base_url
+    ruleset = load_rules(db) if rules is None else rules
 
     def write(prepared: _Prepared, decided: Callable[[int, int], None] | None = None) -> None:
         report.add(
             _write(db, prepared, source=parsed.label, now=now, max_text_bytes=max_text_bytes,
-                   base_url=base_url, decided=decided)
+                   base_url=base_url, decided=decided, rules=ruleset)
         )  # fmt: skip
 
     def prepare(start: int, ahead: bool) -> _Prepared:
@@ -476,7 +607,8 @@ def store_articles(
             items[start : start + batch_size], tags=tags, since=since, base_url=base_url
         )
         if ahead:
-            _render_all(prepared, max_text_bytes=max_text_bytes, base_url=base_url)
+            _render_all(prepared, max_text_bytes=max_text_bytes, base_url=base_url,
+                        rules=ruleset, source=parsed.label)  # fmt: skip
         return prepared
 
     if total == 0:
@@ -511,44 +643,58 @@ def store_articles(
     return report
 
 
-def _union_tags(
-    conn: sqlite3.Connection, stored: list[tuple[_Pending, int]]
-) -> dict[int, list[int]]:
-    """Add the tags of ``stored`` (pending, article id) to what they have; returns each
-    article's tag ids."""
-    wanted: dict[str, str] = {}
-    for p, _ in stored:
-        for k, name in p.tags.items():
-            wanted.setdefault(k, name)
-    old_ids = [article_id for p, article_id in stored if p.existing is not None]
-    if not wanted and not old_ids:
-        return {}
-    keys = list(wanted)
-    tag_ids: dict[str, int] = dict(
-        select_in(conn, "SELECT key, id FROM tags WHERE key IN ({})", keys)
-    )
-    missing = [k for k in keys if k not in tag_ids]
-    if missing:
-        new_id = next_id(conn, "tags")
-        rows = []
-        for k in missing:
-            tag_ids[k] = new_id
-            rows.append((new_id, k, wanted[k]))
-            new_id += 1
-        insert_rows(conn, "tags (id, key, name)", rows)
+def _tagged(p: _Pending, article_id: int, rules: RuleSet | None) -> TaggedArticle:
+    """What ``tagstore.attach_tags`` needs of one stored article: its tags with their origin,
+    the rule tags among them, and (when rules looked at it) every tag the rules give it."""
+    tags = p.tags
+    if p.rule_keys and rules is not None:
+        tags = dict(tags)
+        for key in sorted(p.rule_keys):
+            tags.setdefault(key, (rules.tags[key].name, TagOrigin.RULE))
+    return TaggedArticle(article_id, p.existing is not None, tags, p.rule_keys)
 
-    # Only articles that were already stored can have tags; new ones start with none.
-    sql = "SELECT article_id, tag_id FROM article_tags WHERE article_id IN ({})"
-    have: set[tuple[int, int]] = set(select_in(conn, sql, old_ids))
-    pairs = []
-    for p, article_id in stored:
-        for k in p.tags:
-            pair = (article_id, tag_ids[k])
-            if pair not in have:
-                have.add(pair)
-                pairs.append(pair)
-    insert_rows(conn, "article_tags (article_id, tag_id)", pairs)
-    tags_of: dict[int, list[int]] = {}
-    for article_id, tag_id in have:
-        tags_of.setdefault(article_id, []).append(tag_id)
-    return tags_of
+
+@dataclass(frozen=True, slots=True)
+class FullText:
+    """The article of an entry's linked page, to store in place of the entry's summary.
+    ``content_html`` is raw (sanitised here); ``entry_hash`` is the entry's ``content_hash``
+    when the page was fetched for it."""
+
+    article_id: int
+    entry_hash: str
+    content_html: str
+    base_url: str | None
+    author: str | None = None
+    urls: tuple[str, ...] = ()  # where the page was found: redirect target, its canonical URL
+
+
+def store_full_text(
+    db: Database, full_text: FullText, *, now: datetime, max_text_bytes: int = 200_000
+) -> bool:
+    """Put the linked page's text in place of the summary of one stored entry, sanitised and
+    capped like any content: ``content_html`` and ``text`` change; the summary, the title and
+    ``content_hash`` stay the feed's, so the next poll of an unchanged entry leaves the full
+    text in place (an entry the feed changes gets its summary back, and its page fetched
+    again). Text over ``max_text_bytes`` is truncated with a note, as at ingest. Returns False,
+    writing nothing, if the entry changed or was deleted since the page was fetched."""
+    item = ArticleInput(entry=str(full_text.article_id), title="-", url=None,
+                        content_html=full_text.content_html)  # fmt: skip
+    r = _render(item, max_text_bytes=max_text_bytes, base=full_text.base_url)
+    with transaction(db):
+        cur = db.conn.execute(
+            "UPDATE articles SET content_html = ?, text = ?, author = coalesce(author, ?),"
+            " note = ?, updated_at = ? WHERE id = ? AND content_hash = ?",
+            [r.content_html, r.text, full_text.author, r.note, to_iso(now),
+             full_text.article_id, full_text.entry_hash],
+        )  # fmt: skip
+        if cur.rowcount != 1:
+            return False
+        own = db.conn.execute(
+            "SELECT canonical_url FROM articles WHERE id = ?", [full_text.article_id]
+        ).fetchone()[0]
+        urls = {canonical_url(u) for u in full_text.urls if article_url(u, None)[0]}
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO article_urls (url, article_id) VALUES (?, ?)",
+            [(u, full_text.article_id) for u in sorted(urls) if u != own],
+        )
+    return True

@@ -15,7 +15,7 @@ import json
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -27,11 +27,13 @@ from sqlite_utils import Database
 from .. import i18n
 from ..addresses import check_address_header, normalise_email
 from ..articles.tags import clean_tag_name, tag_key
+from ..articles.tagstore import canonical_names
 from ..errors import InvalidInput, NotFound
 from ..store import transaction
 from ..subjects import check_pattern
 from ..text import check_single_line
 from ..timeutil import to_iso
+from ..verp import check_bounce_address
 from .branding import DEFAULT_ACCENT, Brand
 from .records import FREQUENCIES, Frequency, check_frequencies, check_frequency
 
@@ -74,6 +76,10 @@ class Approval:
     editors: tuple[str, ...] = ()
 
 
+# The last section of a list that covers every tag: the articles without a tag.
+DEFAULT_UNTAGGED_TITLE = "More stories"
+
+
 @dataclass(frozen=True)
 class MailingList:
     id: int
@@ -88,8 +94,11 @@ class MailingList:
     description: str | None
     deleted_at: str | None = None  # set when deleted but kept for the archive
     created_at: str = "1970-01-01T00:00:00.000000+00:00"  # UTC ISO
+    private: bool = False  # not on the home page, no public archive index or feed
     look: EmailLook = field(default_factory=EmailLook)
     approval: Approval = field(default_factory=Approval)
+    untagged_title: str | None = None  # None: DEFAULT_UNTAGGED_TITLE
+    bounce_address: str | None = None  # envelope sender of its digests; None: [bounces] address
 
     @property
     def language(self) -> str:
@@ -101,6 +110,11 @@ class MailingList:
 
     frequencies: tuple[Frequency, ...] = FREQUENCIES  # what subscribers may choose
     default_frequency: Frequency = Frequency.DAILY  # what a new subscriber gets unless they choose
+
+    @property
+    def untagged_section_title(self) -> str:
+        """The title of the section of untagged articles (lists covering every tag)."""
+        return self.untagged_title or DEFAULT_UNTAGGED_TITLE
 
     @property
     def zone(self) -> ZoneInfo:
@@ -152,6 +166,7 @@ class MailingList:
             created_at=row["created_at"],
             frequencies=check_frequencies(row.get("frequencies") or "daily,weekly"),
             default_frequency=Frequency(row.get("default_frequency") or "daily"),
+            private=bool(row.get("private")),
             look=EmailLook(
                 language=row.get("language") or "en",
                 images=ImageMode(row.get("images") or "none"),
@@ -172,6 +187,8 @@ class MailingList:
                 deadline=timedelta(minutes=row.get("approval_deadline_minutes") or 0),
                 editors=tuple(json.loads(row.get("editors") or "[]")),
             ),
+            untagged_title=row.get("untagged_title"),
+            bounce_address=row.get("bounce_address"),
         )
 
 
@@ -200,9 +217,15 @@ def get_list_by_id(db: Database, list_id: int) -> MailingList:
     return MailingList.from_row(rows[0])
 
 
-def all_lists(db: Database, *, include_deleted: bool = False) -> list[MailingList]:
-    where = "" if include_deleted else " WHERE deleted_at IS NULL"
-    return [MailingList.from_row(r) for r in db.query(f"SELECT * FROM lists{where} ORDER BY slug")]
+def all_lists(
+    db: Database, *, include_deleted: bool = False, public_only: bool = False
+) -> list[MailingList]:
+    """Every list by slug; ``public_only`` leaves out private lists (the home page)."""
+    where = [] if include_deleted else ["deleted_at IS NULL"]
+    if public_only:
+        where.append("NOT private")
+    sql = "SELECT * FROM lists" + (" WHERE " + " AND ".join(where) if where else "")
+    return [MailingList.from_row(r) for r in db.query(sql + " ORDER BY slug")]
 
 
 # Validation: each returns the stored form or raises InvalidInput naming the field.
@@ -300,6 +323,9 @@ def _fields(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    untagged_title: str | None = None,
+    bounce_address: str | None = None,
+    private: bool | None = None,
 ) -> dict:
     values: dict = {}
     if title is not None:
@@ -318,6 +344,13 @@ def _fields(
         values["weekly_day"] = check_weekday(weekly_day)
     if description is not None:
         values["description"] = description.strip() or None
+    if untagged_title is not None:
+        values["untagged_title"] = _check_text(untagged_title, "untagged title")
+    if bounce_address is not None:
+        # The longest VERP token must fit in it (RFC 5321's 64-octet local part).
+        values["bounce_address"] = check_bounce_address(bounce_address) if bounce_address else None
+    if private is not None:
+        values["private"] = int(private)
     return values
 
 
@@ -472,14 +505,20 @@ def create_list(
     send_time: str = "07:00",
     weekly_day: str = "monday",
     description: str | None = None,
+    private: bool = False,
     look: LookChanges | None = None,
+    untagged_title: str | None = None,
+    bounce_address: str | None = None,
     frequencies: str | Iterable[str] | None = None,
     default_frequency: str | None = None,
 ) -> MailingList:
     """A new list. ``frequencies`` (default: daily and weekly) is what subscribers may choose;
     ``default_frequency`` (default: the first offered) what they get unless they choose."""
     check_slug(slug)
-    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
+                     untagged_title=untagged_title, bounce_address=bounce_address,
+                     private=private)  # fmt: skip
     values.update(_look_values(None, look or LookChanges()))
     offered, default = check_offer(frequencies, default_frequency)
     with transaction(db):
@@ -513,15 +552,22 @@ def edit_list(
     send_time: str | None = None,
     weekly_day: str | None = None,
     description: str | None = None,
+    private: bool | None = None,
     look: LookChanges | None = None,
+    untagged_title: str | None = None,
+    bounce_address: str | None = None,
     frequencies: str | Iterable[str] | None = None,
     default_frequency: str | None = None,
 ) -> MailingList:
-    """Change the given fields (None = leave as is; ``reply_to=""`` removes it). Subscribers of
-    a frequency the list stops offering keep it here: change frequencies through
-    ``subscriptions.edit_list``, which moves them."""
+    """Change the given fields (None = leave as is; ``reply_to=""`` and ``bounce_address=""``
+    remove it). Subscribers of a frequency the list stops offering keep it here: change
+    frequencies through ``subscriptions.edit_list``, which moves them."""
     mlist = get_list(db, slug)
-    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description)
+    if tags is not None:
+        tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
+    values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
+                     untagged_title=untagged_title, bounce_address=bounce_address,
+                     private=private)  # fmt: skip
     values.update(_look_values(mlist, look or LookChanges()))
     if frequencies is not None or default_frequency is not None:
         offered, default = check_offer(frequencies, default_frequency, mlist)
@@ -548,3 +594,21 @@ def remove_list_row(db: Database, mlist: MailingList, *, now: datetime) -> str:
             )
             return "archived"
     return "deleted"
+
+
+def rename_list_tags(db: Database, names: Mapping[str, str], *, now: datetime) -> list[str]:
+    """Rename tags in every list's tags (deleted lists too: their archive is rendered with
+    them): each tag whose key is in ``names`` becomes that display name, a tag that then
+    appears twice is kept at its first place. Returns the slugs of the lists changed."""
+    changed = []
+    with transaction(db):
+        for row in db.execute("SELECT id, slug, tags FROM lists ORDER BY slug").fetchall():
+            old = json.loads(row[2] or "[]")
+            new = clean_list_tags(names.get(tag_key(name), name) for name in old)
+            if new != old:
+                db.execute(
+                    "UPDATE lists SET tags = ?, updated_at = ? WHERE id = ?",
+                    [json.dumps(new, ensure_ascii=False), to_iso(now), row[0]],
+                )
+                changed.append(row[1])
+    return changed

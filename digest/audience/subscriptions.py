@@ -37,16 +37,18 @@ from ..store.bulk import insert_rows, next_id, select_in
 from ..text import clean_name
 from ..timeutil import from_iso, to_iso
 from .history import EventRow, events_for, forget, record_event, record_events
-from .lists import MailingList, get_list, get_list_by_id, remove_list_row
+from .lists import MailingList, all_lists, get_list, get_list_by_id, remove_list_row
 from .lists import edit_list as edit_list_row
 from .records import (
     ENDED,
     LIVE,
+    Admission,
     Frequency,
     Subscriber,
     SubscriberHistory,
     Subscription,
     SubscriptionStatus,
+    Suppression,
     admit,
     sql_list,
 )
@@ -184,9 +186,48 @@ def subscription_tags(mlist: MailingList, tags: Iterable[str]) -> list[str]:
 # -- One person at a time --------------------------------------------------------------------
 
 
+class Refused(InvalidInput):
+    """An address that unsubscribed, bounced, complained or is suppressed was not subscribed
+    again. ``because`` is what ended it ('unsubscribed', 'bounced', 'complained', 'suppressed')
+    and ``detail`` says it in words (the suppression's reason); the edges offer what fits them
+    (the CLI ``--force --reason``, the admin pages a re-activation form with a reason)."""
+
+    def __init__(self, message: str, *, email: str, because: str, detail: str):
+        super().__init__(message)
+        self.email = email
+        self.because = because
+        self.detail = detail
+
+
 def _need_reason(force: bool, reason: str | None) -> None:
     if force and not (reason and reason.strip()):
         raise InvalidInput("--force needs a --reason, recorded in the address's history")
+
+
+def _refusal(
+    mlist: MailingList, email: str, decision: Admission, suppression: Suppression | None
+) -> Refused:
+    why = (
+        f"on the suppression list ({suppression.reason or 'no reason given'})"
+        if decision.refused_because == "suppressed" and suppression is not None
+        else f"{decision.refused_because} from list {mlist.slug!r}"
+    )
+    return Refused(
+        f"{email} is {why}; it is not subscribed again without a new confirmation "
+        "from the person, or --force with a --reason",
+        email=email,
+        because=decision.refused_because or "",
+        detail=f"{email} is {why}",
+    )
+
+
+def would_refuse(db: Database, mlist: MailingList, email: str) -> Refused | None:
+    """What ``add_subscription`` (without ``force``) would refuse ``email`` (normalised) for
+    on ``mlist``, or None: for a page that asks before it adds."""
+    known = subscription_status(db, mlist, email)
+    suppression = get_suppression(db, email)
+    decision = admit(known.status if known else None, suppression is not None, confirmed=True)
+    return None if decision.status is not None else _refusal(mlist, email, decision, suppression)
 
 
 def add_subscription(
@@ -232,16 +273,8 @@ def add_subscription(
             force=force,
         )
         if decision.status is None:
-            shown = row[2] if row else email
-            why = (
-                f"on the suppression list ({suppression.reason or 'no reason given'})"
-                if decision.refused_because == "suppressed" and suppression is not None
-                else f"{decision.refused_because} from list {mlist.slug!r}"
-            )
-            raise InvalidInput(
-                f"{shown} is {why}; it is not subscribed again without a new confirmation "
-                "from the person, or --force with a --reason"
-            )
+            # The address as first entered, as everywhere the person is named.
+            raise _refusal(mlist, row[2] if row else email, decision, suppression)
         new_status = decision.status
         if row is None:
             subscriber_id = db.execute(
@@ -542,14 +575,42 @@ def update_preferences(
 
 def mark_bounced(
     db: Database, email: str, reason: str, *, now: datetime, source: str = "bounce"
-) -> None:
+) -> bool:
     """A permanent failure (5.1.x unknown user, 5.2.1 mailbox disabled): every pending or active
     subscription of ``email`` becomes ``bounced`` and the address is suppressed, with the
-    server's reply as the reason."""
+    server's reply as the reason. Returns False if there was nothing left to change."""
     with transaction(db):
         subs = _live_subscriptions(db, email=email)
         _end(db, subs, SubscriptionStatus.BOUNCED, source=source, reason=reason, now=now)
-        suppress(db, email, reason, source=source, now=now)
+        added = suppress(db, email, reason, source=source, now=now)
+        return bool(subs) or added
+
+
+def mark_complained(
+    db: Database, email: str, reason: str, *, now: datetime, source: str = "complaint"
+) -> bool:
+    """The person reported a digest as spam (an ARF report, a provider's complaint event): every
+    pending or active subscription of ``email`` becomes ``complained`` and the address is
+    suppressed, with ``reason`` (which names where the complaint came from). Returns False if
+    there was nothing left to change."""
+    with transaction(db):
+        subs = _live_subscriptions(db, email=email)
+        _end(db, subs, SubscriptionStatus.COMPLAINED, source=source, reason=reason, now=now)
+        added = suppress(db, email, reason, source=source, now=now)
+        return bool(subs) or added
+
+
+def active_since(db: Database, email: str) -> datetime | None:
+    """When ``email`` last became active (subscribed, confirmed again, or taken off the
+    suppression list), from its history in any spelling of the address: the bounce policy
+    holds nothing older against it."""
+    row = db.execute(
+        "SELECT max(at) FROM status_events WHERE identity = ?"
+        " AND new_status IN ('active', 'unsuppressed')"
+        " AND (old_status IS NULL OR old_status != new_status)",
+        [identity_key(email)],
+    ).fetchone()
+    return from_iso(row[0]) if row and row[0] else None
 
 
 def remove_subscriber(db: Database, email: str, *, now: datetime) -> bool:
@@ -656,7 +717,10 @@ def counts_by_list(db: Database) -> dict[int, dict[str, int]]:
     return counts
 
 
-def delete_list(db: Database, slug: str, *, now: datetime, force: bool = False) -> str:
+def delete_list(
+    db: Database, slug: str, *, now: datetime, force: bool = False, source: str = "cli",
+    reason: str = "list deleted",
+) -> str:  # fmt: skip
     """Delete a list. Refuses while it has active or pending subscribers unless ``force``
     (their subscriptions end, recorded in each address's history). A list that digests were
     built for is only marked deleted, so the archive keeps working. Returns 'deleted' or
@@ -670,8 +734,8 @@ def delete_list(db: Database, slug: str, *, now: datetime, force: bool = False) 
                 "use --force to delete it anyway"
             )
         for m in members:
-            record_event(db, m.email, SubscriptionStatus.UNSUBSCRIBED, source="cli", now=now,
-                         list_slug=slug, old_status=m.status, reason="list deleted")  # fmt: skip
+            record_event(db, m.email, SubscriptionStatus.UNSUBSCRIBED, source=source, now=now,
+                         list_slug=slug, old_status=m.status, reason=reason)  # fmt: skip
         db.execute("DELETE FROM subscriptions WHERE list_id = ?", [mlist.id])
         return remove_list_row(db, mlist, now=now)
 
@@ -749,7 +813,7 @@ def expire_pending(db: Database, *, older_than: datetime, now: datetime) -> list
 
 
 @dataclass(frozen=True)
-class ListEdit:
+class FrequencyEdit:
     """What ``edit_list`` did: the list as it is now, and how many pending or active
     subscriptions moved to each frequency because their own is no longer offered."""
 
@@ -766,7 +830,7 @@ def edit_list(
     default_frequency: str | None = None,
     source: str = "cli",
     **settings: Any,
-) -> ListEdit:
+) -> FrequencyEdit:
     """Change a list's settings (``lists.edit_list``; ``settings`` are its other options) in
     one transaction with what follows from them here: when the list stops offering a
     frequency, its subscribers move to the remaining one (the list's default), each move
@@ -808,7 +872,7 @@ def edit_list(
             )  # fmt: skip
             if live:
                 moved[target] = len(live)
-        return ListEdit(mlist, moved)
+        return FrequencyEdit(mlist, moved)
 
 
 # -- Self-service data ----------------------------------------------------------------------
@@ -1006,6 +1070,7 @@ class SubscriptionRow:
     frequency: str
     topics: str  # the tag keys chosen, comma-separated
     updated_at: str
+    subscriber_id: int = 0
 
 
 def search_subscriptions(
@@ -1014,11 +1079,13 @@ def search_subscriptions(
     *,
     list_id: int | None = None,
     status: str | None = None,
+    tag: str | None = None,
     page: int = 1,
     page_size: int = 50,
 ) -> tuple[list[SubscriptionRow], bool]:
     """One page of subscriptions whose address or name contains ``query`` (case-insensitive
-    for ASCII), by address; and whether there is a next page."""
+    for ASCII), by address; and whether there is a next page. ``tag``: only subscriptions that
+    receive that tag (chose it, or chose every tag of a list that covers it)."""
     where: list[str] = []
     params: list[Any] = []
     if query:
@@ -1030,8 +1097,18 @@ def search_subscriptions(
     if status is not None:
         where.append("s.status = ?")
         params.append(status)
+    if tag:
+        key = tag_key(tag)
+        covering = [m.id for m in all_lists(db, include_deleted=True)
+                    if not m.tags or key in m.tag_keys]  # fmt: skip
+        where.append(
+            "(EXISTS (SELECT 1 FROM json_each(s.tags) WHERE value = ?)"
+            " OR (s.tags = '[]' AND s.list_id IN (SELECT value FROM json_each(?))))"
+        )
+        params += [key, json.dumps(covering)]
     sql = (
-        "SELECT p.email, p.name, l.slug, l.title, s.status, s.frequency, s.tags, s.updated_at"
+        "SELECT p.id AS subscriber_id, p.email, p.name, l.slug, l.title, s.status, s.frequency,"
+        " s.tags, s.updated_at"
         " FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id"
         " JOIN lists l ON l.id = s.list_id"
         + (" WHERE " + " AND ".join(where) if where else "")
@@ -1047,6 +1124,7 @@ def search_subscriptions(
             frequency=row["frequency"],
             topics=", ".join(json.loads(row["tags"] or "[]")),
             updated_at=row["updated_at"],
+            subscriber_id=row["subscriber_id"],
         )
         for row in db.query(sql, [*params, page_size + 1, (page - 1) * page_size])
     ]
@@ -1177,7 +1255,8 @@ def apply_batch(
                        f"({suppressed[identity] or 'no reason given'}); not subscribed")  # fmt: skip
             else:
                 why = (f"{shown} is {refused}; not subscribed again (needs a "
-                       "new confirmation by the person, or `subscribers add --force`)")  # fmt: skip
+                       "new confirmation by the person, or an admin's re-activation with a "
+                       "reason)")  # fmt: skip
             result.skipped.append((line, why))
             continue
         created = kept.created_at if kept else None
@@ -1347,3 +1426,92 @@ def end_missing(
             ],
         )
     return [email for _, email, _ in gone]
+
+
+# -- Keeping subscriptions coherent with their list's tags ---------------------------------
+
+
+@dataclass(frozen=True)
+class OrphanedSubscription:
+    """A live subscription whose chosen tags are none of its list's tags any more: it would
+    get nothing."""
+
+    id: int
+    email: str
+    status: str
+    tags: tuple[str, ...]  # the keys it chose
+
+
+def orphaned_subscriptions(
+    db: Database, mlist: MailingList, tag_keys: Sequence[str]
+) -> list[OrphanedSubscription]:
+    """The pending and active subscriptions to ``mlist`` that chose tags of which none is in
+    ``tag_keys`` (the list's tags after an edit; () = every tag, which orphans nobody)."""
+    if not tag_keys:
+        return []
+    keys = set(tag_keys)
+    rows = db.execute(
+        "SELECT s.id, p.email, s.status, s.tags FROM subscriptions s"
+        " JOIN subscribers p ON p.id = s.subscriber_id"
+        f" WHERE s.list_id = ? AND s.status IN ({_LIVE_SQL}) AND s.tags != '[]' ORDER BY p.email",
+        [mlist.id],
+    ).fetchall()
+    out = []
+    for sub_id, email, status, raw in rows:
+        chosen = tuple(json.loads(raw or "[]"))
+        if chosen and keys.isdisjoint(chosen):
+            out.append(OrphanedSubscription(sub_id, email, status, chosen))
+    return out
+
+
+def move_to_all_tags(
+    db: Database,
+    mlist: MailingList,
+    subscriptions: Sequence[OrphanedSubscription],
+    *,
+    source: str,
+    reason: str,
+    now: datetime,
+) -> int:
+    """Give ``subscriptions`` every tag of ``mlist``, recorded in each one's history."""
+    with transaction(db):
+        for sub in subscriptions:
+            db.execute(
+                "UPDATE subscriptions SET tags = '[]', updated_at = ? WHERE id = ?",
+                [to_iso(now), sub.id],
+            )
+        record_events(
+            db,
+            [
+                (sub.email, mlist.slug, sub.status, sub.status, source, reason, to_iso(now))
+                for sub in subscriptions
+            ],
+        )
+    return len(subscriptions)
+
+
+def rekey_subscription_tags(db: Database, keys: dict[str, str]) -> int:
+    """Replace tag keys in every subscription's chosen tags (``keys``: old key -> new key,
+    after a tag was renamed or merged), keeping the first of a key that then appears twice.
+    Returns how many subscriptions changed."""
+    if not keys:
+        return 0
+    changed = 0
+    with transaction(db):
+        rows = db.execute(
+            "SELECT DISTINCT s.id, s.tags FROM subscriptions s, json_each(s.tags) j"
+            " WHERE j.value IN (SELECT value FROM json_each(?))",
+            [json.dumps(list(keys))],
+        ).fetchall()
+        for sub_id, raw in rows:
+            new: list[str] = []
+            for key in json.loads(raw or "[]"):
+                key = keys.get(key, key)
+                if key not in new:
+                    new.append(key)
+            db.execute(
+                "UPDATE subscriptions SET tags = ? WHERE id = ?",
+                [json.dumps(new, ensure_ascii=False), sub_id],
+            )
+            changed += 1
+    return changed

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from ..addresses import identity_key
+from ..errors import InvalidInput, NotFound
 from ..store import transaction
 from ..timeutil import to_iso
 from .history import record_event
@@ -89,6 +90,21 @@ def iter_suppressions(db: Database) -> Iterator[Suppression]:
         yield _suppression(row)
 
 
+def search_suppressions(db: Database, query: str = "", *, limit: int = 100) -> list[Suppression]:
+    """The newest suppressions whose address contains ``query`` (the admin's page; ASCII letters
+    in any case). An erased address shows as its hash and matches only an empty query."""
+    like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return [
+        _suppression(row)
+        for row in db.execute(
+            "SELECT identity, email, reason, source, created_at FROM suppressions"
+            " WHERE coalesce(email, identity) LIKE ? ESCAPE '\\'"
+            " ORDER BY created_at DESC, identity LIMIT ?",
+            [like, limit],
+        )
+    ]
+
+
 def suppress(
     db: Database,
     email: str,
@@ -144,3 +160,17 @@ def lift_suppression(db: Database, email: str, *, source: str, reason: str, now:
         old_status="suppressed",
         reason=f"{reason} (was suppressed: {old.reason or 'no reason given'})",
     )
+
+
+def unsuppress(db: Database, email: str, *, reason: str, source: str, now: datetime) -> Suppression:
+    """An admin lifts the suppression of ``email`` (normalised), with a ``reason`` recorded in
+    its history; returns what was lifted. The address's ended subscriptions stay ended: only
+    the person's new confirmation or an admin's re-activation subscribes it again."""
+    if not (reason or "").strip():
+        raise InvalidInput("give a reason for lifting the suppression; it is kept in the history")
+    with transaction(db):
+        old = get_suppression(db, email)
+        if old is None:
+            raise NotFound(f"{email} is not on the suppression list")
+        lift_suppression(db, email, source=source, reason=reason.strip(), now=now)
+    return old

@@ -2,11 +2,12 @@
 calls one library function. The group and its shared parts are in ``app``; each area's commands
 are in a module of their own, imported here so they attach to the group."""
 
-from . import demo, digests, ingest, issues, lists, run, send, subscribers, web
+from . import bounces, demo, digests, ingest, issues, lists, run, send, subscribers, tags, web
 from .app import App, cli
 
 __all__ = [
     "App",
+    "bounces",
     "cli",
     "demo",
     "digests",
@@ -17,6 +18,7 @@ __all__ = [
     "run",
     "send",
     "subscribers",
+    "tags",
     "web",
 ]
 

@@ -1,5 +1,5 @@
-"""``digest build`` and ``digest preview``: thin wrappers over ``digest.delivery.publish`` and
-``digest.delivery.preview``."""
+"""``digest build`` and ``digest preview``: thin wrappers over ``digest.scheduler.manual`` (the
+scheduler's rule for what is due) and ``digest.delivery.preview``."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import click
 from ..audience.lists import MailingList, get_list
 from ..audience.records import FREQUENCIES
 from ..delivery.preview import preview_digest
-from ..delivery.publish import BuildFailure, build_due, build_for_date
+from ..delivery.publish import BuildFailure
 from ..issues.build import BuiltDigest
 from ..issues.periods import parse_issue_date
+from ..scheduler.manual import NotDue, build_dated, build_now
 from .app import App, cli, pass_app
 
 
@@ -72,51 +73,74 @@ def _describe(result: BuiltDigest) -> str:
     "issue_date",
     metavar="YYYY-MM-DD",
     help="Issue date (the local date it is sent); weekly: the most recent weekly day on or "
-    "before it. Default: the latest issue that is due now.",
+    "before it. Default: the issue `digest run` would send now.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --date: build an issue even if it is older than [schedule] max_lateness_*_hours.",
 )
 @pass_app
-def build(app: App, list_slug: str | None, frequency: str | None, issue_date: str | None) -> None:
+def build(
+    app: App, list_slug: str | None, frequency: str | None, issue_date: str | None, force: bool
+) -> None:
     """Build digests and queue one delivery per active subscriber.
 
-    By default builds the latest due issue of every list and frequency that has active
-    subscribers. Building an issue again changes nothing but queues subscribers who became
-    active since. Prints per digest: period, articles, sections, variants, recipients.
+    Without --date, builds the issue that `digest run` would send now, for every list and
+    frequency that has active subscribers, or says that none is due and which issue is next
+    (the scheduler's rule: the latest issue whose send time has passed, not before the list
+    was created, and not later than [schedule] max_lateness_daily_hours / _weekly_hours).
+    A past issue needs --date, and one later than that also --force. Building an issue again
+    changes nothing but queues subscribers who became active since. Prints per digest: period,
+    articles, sections, variants, recipients.
 
     \b
     Example:
       digest build
-      digest build --list world --frequency daily --date 2025-01-21
+      digest build --list world --frequency daily --date 2025-01-21 --force
     """
     failures: list[BuildFailure] = []
+    not_due: list[NotDue] = []
+    if force and not issue_date:
+        raise click.UsageError("--force goes with --date (an issue older than the max lateness)")
     if issue_date:
-        results = build_for_date(
+        results = build_dated(
             app.db,
             app.config,
             parse_issue_date(issue_date),
             now=app.now(),
+            force=force,
             list_slug=list_slug,
             frequency=frequency,
             progress=_progress,
             failures=failures,
         )
     else:
-        results = build_due(
-            app.db,
-            app.config,
-            now=app.now(),
-            list_slug=list_slug,
-            frequency=frequency,
+        manual = build_now(
+            app.db, app.config, now=app.now(), list_slug=list_slug, frequency=frequency,
             progress=_progress,
-            failures=failures,
-        )
-    if not results and not failures:
+        )  # fmt: skip
+        results, not_due, failures = manual.built, manual.not_due, manual.failures
+    if not results and not failures and not not_due:
         click.echo("nothing to build: no list has active subscribers for that frequency")
     for result in results:
         click.echo(_describe(result))
+    for check in not_due:
+        click.echo(_describe_not_due(check))
     for failure in failures:
         click.echo(f"{failure.list_slug} {failure.frequency}: not built: {failure.error}", err=True)
     if failures:
         raise click.exceptions.Exit(1)
+
+
+def _describe_not_due(check: NotDue) -> str:
+    nxt = check.next
+    local = nxt.send_at.astimezone(check.mailing_list.zone)
+    return (
+        f"{check.mailing_list.slug} {check.frequency}: nothing due ({check.reason});"
+        f" next {nxt.label} at {local:%a %Y-%m-%d %H:%M} {local.tzname()}"
+        f" = {nxt.send_at:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def _size(n: int) -> str:

@@ -7,9 +7,10 @@ from typing import Any
 
 import click
 
+from ..addresses import address_of
 from ..audience import lists as lists_lib
+from ..audience.listtags import ListEdit, edit_list_checked
 from ..audience.subscriptions import delete_list, list_counts
-from ..audience.subscriptions import edit_list as edit_list_and_members
 from ..issues.store import count_digests
 from .app import App, cli, pass_app
 
@@ -72,6 +73,17 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--weekly-day", metavar="DAY", help="Weekday of the weekly digest."),
             click.option("--description", help="One paragraph shown on the subscribe page."),
             click.option(
+                "--bounce-address",
+                metavar="ADDR",
+                help="Envelope sender of its digests, where bounces go ('' removes it; "
+                "default: [bounces] address, else the From address).",
+            ),
+            click.option(
+                "--private/--public",
+                default=None,
+                help="Private: not on the home page, no public archive index or feed.",
+            ),
+            click.option(
                 "--language",
                 metavar="CODE",
                 help="Language of the emails and subscriber pages (en, fr, es, pt, sw, ...).",
@@ -116,6 +128,12 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 metavar="A,B,...",
                 help="Addresses told by email when an issue awaits approval.",
             ),
+            click.option(
+                "--untagged-title",
+                metavar="TITLE",
+                help="Title of the last section, the articles without a tag, in a list that"
+                ' covers every tag (default "More stories").',
+            ),
         ]
     ):
         f = decorator(f)
@@ -150,6 +168,9 @@ def create(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    untagged_title: str | None,
+    bounce_address: str | None,
+    private: bool | None,
     frequencies: str | None,
     default_frequency: str | None,
     **look: Any,
@@ -181,7 +202,10 @@ def create(
         send_time=send_time or "07:00",
         weekly_day=weekly_day or "monday",
         description=description,
+        private=bool(private),
         look=_look(look),
+        untagged_title=untagged_title,
+        bounce_address=bounce_address or None,
         now=app.now(),
         frequencies=frequencies,
         default_frequency=default_frequency,
@@ -194,6 +218,11 @@ def create(
 @click.argument("slug")
 @_list_options
 @_frequency_options
+@click.option(
+    "--move-orphans-to-all",
+    is_flag=True,
+    help="Give every tag of the list to the subscribers who follow only tags it no longer covers.",
+)
 @pass_app
 def edit(
     app: App,
@@ -206,24 +235,33 @@ def edit(
     send_time: str | None,
     weekly_day: str | None,
     description: str | None,
+    untagged_title: str | None,
+    bounce_address: str | None,
+    private: bool | None,
     frequencies: str | None,
     default_frequency: str | None,
+    move_orphans_to_all: bool,
     **look: Any,
 ) -> None:
     """Change some settings of list SLUG; options not given stay as they are, and '' removes
-    an optional one (--reply-to, --logo-url, --accent, --footer, --subject, ...). A frequency
+    an optional one (--reply-to, --logo-url, --accent, --footer, --subject, ...). When new --tags
+    leave subscribers following only tags the list no longer covers, it says how many (they
+    would get nothing); --move-orphans-to-all gives them every tag of the list. A frequency
     the list no longer offers: its subscribers move to the default one (and are counted).
 
     \b
     Example:
       digest lists edit world --send-time 06:00 --tags Africa,Asia,Europe
+      digest lists edit world --tags Africa,Asia --move-orphans-to-all
       digest lists edit world --reply-to ""
+      digest lists edit world --bounce-address bounces@news.example.com
+      digest lists edit staff-notes --private
       digest lists edit world --language fr --subject "{top} — {date}"
       digest lists edit world --approval on --approval-lead 2h --approval-deadline 1h \\
           --editors editors@example.com
       digest lists edit world --frequencies weekly
     """
-    edited = edit_list_and_members(
+    result = edit_list_checked(
         app.db,
         slug,
         title=title,
@@ -234,17 +272,39 @@ def edit(
         send_time=send_time,
         weekly_day=weekly_day,
         description=description,
+        private=private,
         look=_look(look),
+        untagged_title=untagged_title,
+        move_orphans_to_all=move_orphans_to_all,
+        bounce_address=bounce_address,
         now=app.now(),
         frequencies=frequencies,
         default_frequency=default_frequency,
     )
-    mlist = edited.mlist
-    click.echo(f"updated list {mlist.slug}")
-    for frequency, n in edited.moved.items():
+    click.echo(f"updated list {result.mlist.slug}")
+    for frequency, n in result.frequency_moves.items():
         click.echo(f"moved {n} subscriber(s) to {frequency}: the list no longer offers their "
                    "frequency")  # fmt: skip
-    _show(app, mlist)
+    _show(app, result.mlist)
+    _orphans(result)
+
+
+def _orphans(result: ListEdit) -> None:
+    n = len(result.orphans)
+    if not n:
+        return
+    who = f"{n} subscriber{'s' if n != 1 else ''}"
+    tags = ", ".join(result.orphaned_tags)
+    if result.moved:
+        click.echo(
+            f"moved {who} who followed only tags the list no longer covers ({tags}) to every tag"
+        )
+    else:
+        click.echo(
+            f"warning: {who} follow{'s' if n == 1 else ''} only tags the list no longer covers"
+            f" ({tags}) and will get nothing; --move-orphans-to-all gives them every tag",
+            err=True,
+        )
 
 
 @lists_group.command(name="list")
@@ -282,6 +342,17 @@ def show(app: App, slug: str) -> None:
     _show(app, lists_lib.get_list(app.db, slug))
 
 
+def _bounces_to(app: App, mlist: lists_lib.MailingList) -> str:
+    settings = app.config.bounces
+    if mlist.bounce_address:
+        where = mlist.bounce_address
+    elif settings.address:
+        where = f"{settings.address} ([bounces] address)"
+    else:
+        return f"{address_of(mlist.from_addr)} (the From address)"
+    return where + (", with VERP" if settings.verp else "")
+
+
 def _show(app: App, mlist: lists_lib.MailingList) -> None:
     c = list_counts(app.db, mlist)
     rows = [
@@ -295,7 +366,14 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         ("weekly day", mlist.weekly_day),
         ("frequencies", f"{', '.join(mlist.frequencies)} (default {mlist.default_frequency})"),
         ("description", mlist.description or "-"),
+        ("bounces to", _bounces_to(app, mlist)),
+        ("visibility", "private (not on the home page, no archive)" if mlist.private else "public"),
         *_look_rows(mlist),
+        *(
+            [("untagged", f"{mlist.untagged_section_title} (last section)")]
+            if not mlist.tags
+            else []
+        ),
         (
             "subscribers",
             f"{c.active} active, {c.pending} pending, {c.unsubscribed} unsubscribed, "

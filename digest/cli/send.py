@@ -13,6 +13,7 @@ from ..delivery import ledger
 from ..delivery.notices import flush_notices
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import transport_from_config
+from ..feedback import events
 from .app import App, cli, pass_app
 
 
@@ -203,8 +204,8 @@ def send(
 @click.option("--json", "as_json", is_flag=True, help="Output JSON.")
 @pass_app
 def deliveries(app: App, digest_id: int | None, status: str | None, as_json: bool) -> None:
-    """Show the delivery ledger: counts per digest and status, and the failures with the
-    server's replies.
+    """Show the delivery ledger: counts per digest and status, how many came back as bounces
+    (hard or soft) and complaints after sending, and the failures with the server's replies.
 
     \b
     Example:
@@ -216,19 +217,30 @@ def deliveries(app: App, digest_id: int | None, status: str | None, as_json: boo
     counts = ledger.summary(db, digest_id=digest_id, status=status)
     shown = [status] if status else ["failed"]
     rows = ledger.listing(db, statuses=shown, digest_id=digest_id, limit=None if status else 50)
+    # What came back after sending (bounce mailbox, webhooks): deliveries per kind.
+    feedback = events.counts_by_digest(db, [e["digest_id"] for e in counts])
+    none = events.FeedbackCounts()
     if as_json:
+        for entry in counts:
+            entry["feedback"] = feedback.get(entry["digest_id"], none).as_json()
         click.echo(json.dumps({"digests": counts, "deliveries": rows}, indent=2))
         return
     if not counts:
         click.echo("no deliveries" + (f" for digest {digest_id}" if digest_id else ""))
         return
     columns = ledger.STATUSES
-    click.echo(f"{'digest':>6}  {'list':<16} {'period':<18}" + "".join(f"{c:>9}" for c in columns))
+    click.echo(
+        f"{'digest':>6}  {'list':<16} {'period':<18}"
+        + "".join(f"{c:>9}" for c in columns)
+        + f"{'bounced':>9}{'complaints':>11}"
+    )
     for entry in counts:
         period = f"{entry['frequency']} {entry['period']}"
+        back = feedback.get(entry["digest_id"], none)
         click.echo(
             f"{entry['digest_id']:>6}  {entry['list']:<16} {period:<18}"
             + "".join(f"{entry['counts'][c]:>9}" for c in columns)
+            + f"{back.bounced:>9}{back.complaint:>11}"
         )
     if rows:
         click.echo("")

@@ -46,7 +46,8 @@ def users() -> None:
     Example:
       digest users add alice --role editor
       digest users list
-      digest users password alice
+      digest users passwd alice
+      digest users role alice admin
       digest users remove alice
     """
 
@@ -93,10 +94,11 @@ def users_add(app: App, name: str, role: str, password_stdin: bool) -> None:
 @pass_app
 def users_password(app: App, name: str, password_stdin: bool) -> None:
     """Set a new password for an account; every session of the account ends (it is logged
-    out everywhere).
+    out everywhere). `digest users passwd` is the same command.
 
     \b
     Example:
+      digest users passwd alice
       digest users password alice
     """
     if password_stdin:
@@ -105,6 +107,26 @@ def users_password(app: App, name: str, password_stdin: bool) -> None:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     users_lib.set_password(app.db, name, password)
     click.echo(f"changed the password of {name}; its sessions have ended")
+
+
+# The Unix name for the same command; both are kept (scripts written for either keep working).
+users.add_command(users_password, name="passwd")
+
+
+@users.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(users_lib.ROLES))
+@pass_app
+def users_role(app: App, name: str, role: str) -> None:
+    """Make an account an editor or an admin; its sessions end (pages open under the old role
+    stop working).
+
+    \b
+    Example:
+      digest users role alice admin
+    """
+    user = users_lib.set_role(app.db, name, role)
+    click.echo(f"{user.name} is now {user.role}")
 
 
 @users.command("list")

@@ -596,13 +596,123 @@ def plan(
     return planned
 
 
+# -- The admin pages: one address's deliveries, recent issues' outcomes, relay errors --------
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One delivery to one address, as the subscriber page shows it."""
+
+    digest_id: int
+    list_slug: str
+    frequency: str
+    period_label: str
+    status: str
+    attempts: int
+    relay: str | None
+    reply: str | None
+    updated_at: str
+    sent_at: str | None
+
+
+def deliveries_to(db: Database, subscriber_id: int, *, limit: int = 50) -> list[DeliveryRecord]:
+    """The newest deliveries to a subscriber, newest digest first."""
+    # CROSS JOIN walks the digests (few) and probes the UNIQUE (digest_id, subscriber_id)
+    # index for each, instead of scanning every delivery for the subscriber.
+    rows = db.execute(
+        """
+        SELECT g.id, l.slug, g.frequency, g.period_label, d.status, d.attempts, d.relay, d.reply,
+               d.updated_at, d.sent_at
+        FROM digests g CROSS JOIN deliveries d ON d.digest_id = g.id AND d.subscriber_id = ?
+        JOIN lists l ON l.id = g.list_id
+        ORDER BY g.id DESC LIMIT ?
+        """,
+        [subscriber_id, limit],
+    ).fetchall()
+    return [DeliveryRecord(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class IssueOutcome:
+    """A built issue and what became of its deliveries (bounce reports and complaints about
+    them are ``feedback.events.counts_by_digest``)."""
+
+    digest_id: int
+    list_slug: str
+    list_title: str
+    frequency: str
+    period_label: str
+    built_at: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def recent_outcomes(db: Database, *, limit: int = 10) -> list[IssueOutcome]:
+    """The newest built issues of every list with their delivery counts by status, newest
+    first."""
+    digests = db.execute(
+        "SELECT g.id AS digest_id, l.slug, l.title, g.frequency, g.period_label, g.built_at"
+        " FROM digests g JOIN lists l ON l.id = g.list_id ORDER BY g.built_at DESC, g.id DESC"
+        " LIMIT ?",
+        [limit],
+    ).fetchall()
+    if not digests:
+        return []
+    ids = [row[0] for row in digests]
+    counts: dict[int, dict[str, int]] = {i: {s.value: 0 for s in STATUSES} for i in ids}
+    for digest_id, status, n in db.execute(
+        "SELECT digest_id, status, count(*) FROM deliveries"
+        " WHERE digest_id IN (SELECT value FROM json_each(?)) GROUP BY digest_id, status",
+        [json.dumps(ids)],
+    ):
+        counts[digest_id][status] = n
+    return [
+        IssueOutcome(
+            digest_id=digest_id,
+            list_slug=slug,
+            list_title=title,
+            frequency=frequency,
+            period_label=label,
+            built_at=built_at,
+            counts=counts[digest_id],
+        )
+        for digest_id, slug, title, frequency, label, built_at in digests
+    ]
+
+
+@dataclass(frozen=True)
+class SendError:
+    """A delivery a relay deferred or refused, with its reply: the admin's relay health."""
+
+    at: str
+    status: str
+    relay: str | None
+    reply: str
+    email: str
+    digest_id: int
+
+
+def recent_send_errors(db: Database, *, limit: int = 10) -> list[SendError]:
+    """The newest deferred or failed deliveries that carry a reply, newest first."""
+    rows = db.execute(
+        "SELECT updated_at, status, relay, reply, email, digest_id FROM deliveries"
+        " WHERE status IN ('deferred', 'failed') AND reply IS NOT NULL"
+        " ORDER BY updated_at DESC LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [SendError(*row) for row in rows]
+
+
 # --- one recipient's deliveries (a subscriber's own data) ----------------------------------------
 
 
 def deliveries_of(db: Database, subscriber_id: int) -> list[dict[str, Any]]:
     """Every delivery to a subscriber, oldest first: the list, frequency and issue date of the
-    digest, the status and when it was queued and sent (a subscriber's data download). Reads
-    the whole ledger once (there is no index by subscriber: enqueueing stays fast)."""
+    digest, the status and when it was queued and sent (a subscriber's data download)."""
+    # As in deliveries_to: walk the digests and probe the (digest_id, subscriber_id) index.
     return [
         {
             "list": row["slug"],
@@ -614,8 +724,8 @@ def deliveries_of(db: Database, subscriber_id: int) -> list[dict[str, Any]]:
         }
         for row in db.query(
             "SELECT l.slug, g.frequency, g.period_label, d.status, d.created_at, d.sent_at"
-            " FROM deliveries d JOIN digests g ON g.id = d.digest_id"
-            " JOIN lists l ON l.id = g.list_id WHERE d.subscriber_id = ? ORDER BY d.id",
+            " FROM digests g CROSS JOIN deliveries d ON d.digest_id = g.id AND d.subscriber_id = ?"
+            " JOIN lists l ON l.id = g.list_id ORDER BY g.id, d.id",
             [subscriber_id],
         )
     ]

@@ -269,6 +269,28 @@ def queued_notices(db: Database) -> int:
     return int(db.execute("SELECT count(*) FROM notices WHERE status = 'queued'").fetchone()[0])
 
 
+@dataclass(frozen=True)
+class NoticeError:
+    """A confirmation email the relay deferred or refused (or that could not be made)."""
+
+    at: str
+    status: str  # queued (to be retried) or failed
+    attempts: int
+    reply: str
+
+
+def recent_notice_errors(db: Database, *, limit: int = 5) -> list[NoticeError]:
+    """The newest confirmation emails that are waiting for a retry or failed, with the last
+    reply: what the admin dashboard shows under relay health."""
+    rows = db.execute(
+        "SELECT updated_at, status, attempts, reply FROM notices"
+        " WHERE reply IS NOT NULL AND (status = 'failed' OR (status = 'queued' AND attempts > 0))"
+        " ORDER BY updated_at DESC LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [NoticeError(*row) for row in rows]
+
+
 # --- sending the outbox -------------------------------------------------------------------------
 
 

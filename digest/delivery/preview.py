@@ -30,7 +30,7 @@ from ..issues.build import render_variant
 from ..issues.periods import Period, issue_for, latest_due
 from ..issues.render import RenderReport, SectionCount
 from ..issues.sections import variant_key
-from ..issues.selection import late_arrivals, select_articles
+from ..issues.selection import late_arrivals, select_articles, untagged_note
 from ..issues.store import digest_article_ids, find_digest, find_variant
 from ..issues.template import CompiledTemplate
 from ..store.instance import instance_id
@@ -165,6 +165,9 @@ def preview_digest(
         notes=notes,
     )
     digest = find_digest(db, mlist, period)
+    untagged = untagged_note(db, mlist, period, ingested_by=digest.built_at if digest else now)
+    if untagged:
+        notes.append(untagged)
     message: bytes | None = None
     if digest is not None:
         report.built = True

@@ -30,7 +30,7 @@ from ..audience.lists import MailingList, all_lists, get_list
 from ..audience.records import FREQUENCIES
 from ..audience.subscriptions import audience_groups, has_active_subscribers
 from ..config import Config
-from ..errors import describe_error
+from ..errors import InvalidInput, describe_error
 from ..issues import approval, render
 from ..issues.build import (
     BuiltDigest,
@@ -45,7 +45,7 @@ from ..issues.edits import IssueEdits, edits_for, mark_article, set_note
 from ..issues.periods import Period, issue_for, latest_due
 from ..issues.render import RenderReport
 from ..issues.sections import has_sections, variant_key
-from ..issues.selection import select_articles
+from ..issues.selection import select_articles, untagged_note
 from ..issues.store import (
     StoredDigest,
     digest_article_ids,
@@ -171,6 +171,9 @@ def build_digest(
         )
         built.awaiting_approval = job.held
         built.rerendered = bool(job.rerender)
+        note = untagged_note(db, mlist, period, ingested_by=built.built_at)
+        if note:
+            built.notes.append(note)
         return built
     raise RuntimeError("digest build kept racing with another process")  # pragma: no cover
 
@@ -282,22 +285,42 @@ class BuildFailure:
     error: str
 
 
-def _build_each(
+def build_issues(
+    db: Database,
+    config: Config,
     jobs: list[tuple[MailingList, str, date]],
-    build: Callable[[MailingList, str, date], BuiltDigest],
-    failures: list[BuildFailure] | None,
+    *,
+    now: datetime,
+    progress: Callable[[MailingList, str], ProgressCallback | None] | None = None,
+    failures: list[BuildFailure] | None = None,
+    refuse: Callable[[MailingList, str, Period], str | None] | None = None,
 ) -> list[BuiltDigest]:
     """Build each (list, frequency, issue date). With ``failures``, one that fails is recorded
-    there and the others are built; without, the first failure is raised."""
+    there and the others are built; without, the first failure is raised. ``refuse`` may
+    return why an issue must not be built (it is then a failure, and nothing is stored for it).
+    A weekly issue date is moved back to the list's weekly day (noted in ``BuiltDigest.notes``).
+    """
     built = []
     for mlist, freq, issue_date in jobs:
-        if failures is None:
-            built.append(build(mlist, freq, issue_date))
-            continue
         try:
-            built.append(build(mlist, freq, issue_date))
-        except Exception as e:  # noqa: BLE001 - contained: this issue fails, the others go on
+            if refuse is not None:
+                why = refuse(mlist, freq, issue_for(mlist, freq, issue_date))
+                if why is not None:
+                    raise InvalidInput(why)
+            result = build_digest(db, config, mlist, freq, issue_date, now=now,
+                                  progress=progress(mlist, freq) if progress else None)  # fmt: skip
+        except Exception as e:
+            if failures is None:
+                raise
+            # Contained: this issue fails, the others go on.
             failures.append(BuildFailure(mlist.slug, freq, describe_error(e)))
+            continue
+        if result.period.issue_date != issue_date:
+            result.notes.append(
+                f"weekly issues of {mlist.slug!r} are sent on {mlist.weekly_day}s: built the"
+                f" issue of {result.period.label}, the most recent on or before {issue_date}"
+            )
+        built.append(result)
     return built
 
 
@@ -311,8 +334,10 @@ def build_due(
     progress: Callable[[MailingList, str], ProgressCallback | None] | None = None,
     failures: list[BuildFailure] | None = None,
 ) -> list[BuiltDigest]:
-    """Build the latest due issue of every (list, frequency) that has active subscribers
-    (or only the ones selected). Already built issues are returned as they are, after enqueueing
+    """Build the latest issue whose send time has passed of every (list, frequency) that has
+    active subscribers (or only the ones selected), whatever its lateness: the demo's way of
+    showing a first issue at once. ``digest build`` follows the scheduler's rule instead
+    (``scheduler.manual``). Already built issues are returned as they are, after enqueueing
     anyone who became active since. With ``failures``, an issue that cannot be built is
     recorded there and the others are built."""
     lists = [get_list(db, list_slug)] if list_slug else all_lists(db)
@@ -323,12 +348,7 @@ def build_due(
         for freq in frequencies
         if has_active_subscribers(db, mlist, freq)
     ]
-
-    def build(mlist: MailingList, freq: str, issue_date: date) -> BuiltDigest:
-        return build_digest(db, config, mlist, freq, issue_date, now=now,
-                            progress=progress(mlist, freq) if progress else None)  # fmt: skip
-
-    return _build_each(jobs, build, failures)
+    return build_issues(db, config, jobs, now=now, progress=progress, failures=failures)
 
 
 def build_for_date(
@@ -341,11 +361,11 @@ def build_for_date(
     frequency: str | None = None,
     progress: Callable[[MailingList, str], ProgressCallback | None] | None = None,
     failures: list[BuildFailure] | None = None,
+    refuse: Callable[[MailingList, str, Period], str | None] | None = None,
 ) -> list[BuiltDigest]:
     """Build the issues of ``issue_date`` for the selected lists and frequencies. Unless both a
     list and a frequency are named, a (list, frequency) without active subscribers is skipped.
-    A weekly issue date is moved back to the list's weekly day (noted in ``BuiltDigest.notes``).
-    ``failures``: as for ``build_due``."""
+    ``failures`` and ``refuse``: as for ``build_issues``."""
     lists = [get_list(db, list_slug)] if list_slug else all_lists(db)
     frequencies = [frequency] if frequency else list(FREQUENCIES)
     explicit = bool(list_slug and frequency)
@@ -355,18 +375,8 @@ def build_for_date(
         for freq in frequencies
         if explicit or has_active_subscribers(db, mlist, freq)
     ]
-
-    def build(mlist: MailingList, freq: str, day: date) -> BuiltDigest:
-        result = build_digest(db, config, mlist, freq, day, now=now,
-                              progress=progress(mlist, freq) if progress else None)  # fmt: skip
-        if result.period.issue_date != day:
-            result.notes.append(
-                f"weekly issues of {mlist.slug!r} are sent on {mlist.weekly_day}s: built the"
-                f" issue of {result.period.label}, the most recent on or before {day}"
-            )
-        return result
-
-    return _build_each(jobs, build, failures)
+    return build_issues(db, config, jobs, now=now, progress=progress, failures=failures,
+                        refuse=refuse)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ delete it (``erase``).
 
 Erasing removes the subscriber, their subscriptions, their history in every spelling of the
 address, their queued emails (the outbox rows go with the subscriber) and the address and
-replies in their deliveries, in one transaction. Only a one-way hash of the address stays, on
+replies in their deliveries and in the bounce reports about them, in one transaction. Only a one-way hash of the address stays, on
 the suppression list, so that it is never mailed again (``audience.suppressions.erased_key``).
 It lives in the delivery stage because the ledger is one of the places it reaches.
 """
@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..audience.subscriptions import erase_subscriber, subscriber_data
+from ..audience.subscriptions import erase_subscriber, get_subscriber_by_id, subscriber_data
+from ..feedback.events import forget_address
 from ..store import transaction
 from ..timeutil import to_iso
 from . import ledger
@@ -33,5 +34,8 @@ def erase(db: Database, subscriber_id: int, *, now: datetime) -> str:
     """Delete everything about a subscriber at their request (see the module docstring).
     Returns the address erased."""
     with transaction(db):
+        person = get_subscriber_by_id(db, subscriber_id)
+        if person is not None:
+            forget_address(db, person.email, subscriber_id)
         ledger.forget_recipient(db, subscriber_id, now=now)
         return erase_subscriber(db, subscriber_id, source="web", now=now)

@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..audience.lists import get_list
+from ..audience.lists import get_list, get_list_by_id
 from ..audience.subscriptions import mark_bounced, skip_reasons
 from ..config import Config
 from ..errors import ConfigError, InvalidInput, describe_error
@@ -43,6 +43,7 @@ from ..issues.store import get_digest
 from ..issues.template import CompiledTemplate
 from ..store import durable, transaction
 from ..timeutil import utc_now
+from ..verp import ReturnPath
 from . import ledger
 from .ledger import Delivery, PlannedDigest
 from .personalise import Assembler, Outgoing, Recipient, VariantInfo, recipient_values
@@ -189,8 +190,9 @@ def dkim_signer(config: Config) -> Callable[[bytes], bytes] | None:
 class _Variant:
     """What preparing a message needs from a variant, computed once per variant."""
 
-    def __init__(self, info: VariantInfo):
+    def __init__(self, info: VariantInfo, bounce_address: str | None = None):
         self.info = info
+        self.bounce_address = bounce_address  # the list's own, if it has one
         wire = _WireTemplate(info.compiled)
         self.wire = wire if wire.usable else None
 
@@ -234,6 +236,8 @@ class _Run:
         self.exhausted = False
         self.error: BaseException | None = None
         self._variants: dict[int, _Variant | None] = {}
+        b = config.bounces
+        self.return_path = ReturnPath(b.address, b.verp, assembler.secret, b.delimiter, b.provider)
 
     def claim(self, held: list[Delivery], in_flight: int) -> None:
         want = self.o["batch"]
@@ -321,7 +325,9 @@ class _Run:
     def _variant(self, variant_id: int) -> _Variant | None:
         if variant_id not in self._variants:
             try:
-                self._variants[variant_id] = _Variant(self.assembler.variant(variant_id))
+                info = self.assembler.variant(variant_id)
+                bounces = get_list_by_id(self.db, info.list_id).bounce_address
+                self._variants[variant_id] = _Variant(info, bounces)
             except LookupError:
                 self._variants[variant_id] = None
         return self._variants[variant_id]
@@ -339,13 +345,20 @@ class _Run:
             message_id=message_id,
         )
         data = info.compiled.fill(values)
+        # The envelope sender names the delivery (VERP), so that its bounce finds it; a header
+        # line does the same for a provider's webhooks (it never starts with '.': no stuffing).
+        sender = self.return_path.sender(
+            delivery.id, list_address=variant.bounce_address, from_sender=info.sender
+        )
+        tag = self.return_path.header(delivery.id)
         if self.signer is not None:
             # The signature covers the whole message, so the pre-stuffed copy cannot be used.
-            data = self.signer(data)
-            return Job(Outgoing(message_id, info.sender, delivery.email, data), None, delivery)
-        outgoing = Outgoing(message_id, info.sender, delivery.email, data)
+            data = self.signer(tag + data)
+            return Job(Outgoing(message_id, sender, delivery.email, data), None, delivery)
         wire = variant.wire.payload(data, values) if variant.wire is not None else None
-        return Job(outgoing, wire, delivery)
+        if tag:
+            data, wire = tag + data, (tag + wire if wire is not None else None)
+        return Job(Outgoing(message_id, sender, delivery.email, data), wire, delivery)
 
     def record(
         self, delivery: Delivery, outgoing: Outgoing, outcome: Outcome, now: datetime | None = None

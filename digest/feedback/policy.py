@@ -121,7 +121,7 @@ class Decision:
 
 
 def _describe(event: BounceEvent) -> str:
-    text = f"{event.kind} via {event.source}"
+    text = f"via {event.source}"
     return f"{text}: {event.diagnostic}" if event.diagnostic else text
 
 
@@ -129,7 +129,7 @@ def decide(
     events_for_address: Iterable[BounceEvent],
     now: datetime,
     soft_threshold: int = 3,
-    soft_window_days: int = 15,
+    soft_window_days: float = 15,
     *,
     since: datetime | None = None,
 ) -> Decision:
@@ -155,13 +155,13 @@ def decide(
             Outcome.COMPLAINED,
             True,
             True,
-            f"complaint: {_describe(complaints[-1])}",
+            f"complaint {_describe(complaints[-1])}",
             (complaints[-1],),
         )
     hard = [e for e in events if e.kind is BounceKind.HARD]
     if hard:
         return Decision(
-            Outcome.BOUNCED, True, True, f"hard bounce: {_describe(hard[-1])}", (hard[-1],)
+            Outcome.BOUNCED, True, True, f"hard bounce {_describe(hard[-1])}", (hard[-1],)
         )
     start = now - timedelta(days=soft_window_days)
     deliveries = [e.at for e in events if e.kind is BounceKind.DELIVERY and e.at <= now]
@@ -178,13 +178,13 @@ def decide(
             Outcome.BOUNCED,
             True,
             True,
-            f"{len(counted)} soft bounces within {soft_window_days} days, the last: {_describe(last)}",
+            f"{len(counted)} soft bounces within {soft_window_days:g} days, the last {_describe(last)}",
             tuple(sorted(counted.values(), key=lambda e: e.at)),
         )
     if counted:
         more = soft_threshold - len(counted)
         reason = (
-            f"{len(counted)} soft bounce(s) within {soft_window_days} days; "
+            f"{len(counted)} soft bounce(s) within {soft_window_days:g} days; "
             f"{more} more make it a hard bounce"
         )
     else:

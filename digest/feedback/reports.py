@@ -200,16 +200,24 @@ def _header(msg: Message, name: str) -> str | None:
 
 
 def _headers(msg: Message, name: str, *, first: bool = False) -> list[str]:
-    # raw_items(): the values as parsed, before compat32 wraps 8-bit ones in Header objects
-    # (whose str() garbles UTF-8 and can fail on an unknown charset).
-    low = name.lower()
-    found = []
-    for key, value in msg.raw_items():
-        if key.lower() == low:
-            found.append(_plain(value))
-            if first:
-                break
-    return found
+    raw = _header_index(msg).get(name.lower())
+    if not raw:
+        return []
+    return [_plain(raw[0])] if first else [_plain(v) for v in raw]
+
+
+def _header_index(msg: Message) -> dict[str, list[object]]:
+    """The raw values of ``msg``'s headers by lowercased name, made once per message (a report
+    is asked for a dozen headers; each lookup would otherwise scan them all)."""
+    index: dict[str, list[object]] | None = msg.__dict__.get("_digest_header_index")
+    if index is None:
+        index = {}
+        # raw_items(): the values as parsed, before compat32 wraps 8-bit ones in Header objects
+        # (whose str() garbles UTF-8 and can fail on an unknown charset).
+        for key, value in msg.raw_items():
+            index.setdefault(key.lower(), []).append(value)
+        msg.__dict__["_digest_header_index"] = index
+    return index
 
 
 def _plain(value: object) -> str:

@@ -47,12 +47,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from ..errors import DigestError
+from ..verp import DELIVERY_VARIABLE
 from .policy import BounceEvent, BounceKind, status_code
 
-# The custom variable a sender may attach to each message (Postmark X-PM-Metadata-*, SendGrid
-# X-SMTPAPI unique_args, Mailgun X-Mailgun-Variables) with the delivery's VERP token
-# (``verp.make_token``): the provider hands it back in every event about that message.
-DELIVERY_VARIABLE = "digest_delivery"
 _MAX_BODY = 10 * 1024 * 1024  # SendGrid batches events; a few MB at most
 _SKEW = timedelta(minutes=5)  # a provider's clock may run a little ahead of ours
 

@@ -1,6 +1,8 @@
 """The registry of feeds that ``digest fetch`` and ``digest run`` poll: the only module that
-writes ``feeds``. Each feed keeps its tags, its conditional-GET validators and the result of its
-last poll (``record_poll``)."""
+writes ``feeds``. Each feed keeps its tags, whether its entries' linked pages are fetched for
+their full text (``--full-text``), its conditional-GET validators and the result of its last
+poll (``record_poll``), including how many of its entries kept their summary because their
+page failed."""
 
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ class Feed:
     last_error: str | None
     last_error_at: datetime | None
     created_at: datetime
+    full_text: bool = False  # fetch the linked page of summary-only entries
+    full_text_failed: int = 0  # entries whose page failed, at the last poll
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Feed:
@@ -49,6 +53,8 @@ class Feed:
             last_error=row["last_error"],
             last_error_at=t(row["last_error_at"]),
             created_at=from_iso(row["created_at"]),
+            full_text=bool(row["full_text"]),
+            full_text_failed=row["full_text_failed"],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +69,8 @@ class Feed:
             "last_error": self.last_error,
             "last_error_at": t(self.last_error_at),
             "created_at": t(self.created_at),
+            "full_text": self.full_text,
+            "full_text_failed": self.full_text_failed,
         }
 
 
@@ -84,9 +92,16 @@ def get_feed(db: Database, url: str) -> Feed:
 
 
 def add_feed(
-    db: Database, url: str, *, tags: Iterable[str] = (), now: datetime
+    db: Database,
+    url: str,
+    *,
+    tags: Iterable[str] = (),
+    full_text: bool | None = None,
+    now: datetime,
 ) -> tuple[Feed, bool]:
-    """Register ``url`` (True) or, if it is already registered, add ``tags`` to it (False)."""
+    """Register ``url`` (True) or, if it is already registered, add ``tags`` to it (False).
+    ``full_text`` turns fetching the linked pages of summary-only entries on or off (None:
+    off for a new feed, unchanged for a registered one)."""
     url = check_feed_url(url.strip())
     names = [clean_tag_name(t) for t in tags if tag_key(t)]
     with transaction(db):
@@ -98,14 +113,17 @@ def add_feed(
                 if tag_key(n) not in keys:
                     keys.add(tag_key(n))
                     merged.append(n)
-            db.execute("UPDATE feeds SET tags = ? WHERE url = ?", [json.dumps(merged), url])
+            db.execute(
+                "UPDATE feeds SET tags = ?, full_text = coalesce(?, full_text) WHERE url = ?",
+                [json.dumps(merged), full_text, url],
+            )
             return get_feed(db, url), False
         unique: dict[str, str] = {}
         for n in names:
             unique.setdefault(tag_key(n), n)
         db.execute(
-            "INSERT INTO feeds (url, tags, created_at) VALUES (?, ?, ?)",
-            [url, json.dumps(list(unique.values())), to_iso(now)],
+            "INSERT INTO feeds (url, tags, full_text, created_at) VALUES (?, ?, ?, ?)",
+            [url, json.dumps(list(unique.values())), bool(full_text), to_iso(now)],
         )
     return get_feed(db, url), True
 
@@ -126,12 +144,15 @@ def record_poll(
     problem: str | None = None,
     etag: str | None = None,
     last_modified: str | None = None,
+    full_text_failed: int | None = None,
 ) -> None:
     """Record one poll of ``feed``: a failure (``error``), or a success with the new validators
-    and, if some entries were rejected, a ``problem`` to show in ``feeds list``. The validators
-    are saved only here, after the articles are stored, so a failure while storing cannot turn
-    the next poll into a "304 Not Modified" that loses entries. Both texts are stored through
-    ``visible``: they quote what servers and feeds said, and ``feeds list`` prints them."""
+    and, if some entries were rejected, a ``problem`` to show in ``feeds list``; with
+    ``full_text_failed``, how many entries kept their summary because their page failed. The
+    validators are saved only here, after the articles are stored, so a failure while storing
+    cannot turn the next poll into a "304 Not Modified" that loses entries. Both texts are
+    stored through ``visible``: they quote what servers and feeds said, and ``feeds list``
+    prints them."""
     stamp = to_iso(now)
     error = visible(error) if error is not None else None
     problem = visible(problem) if problem is not None else None
@@ -144,6 +165,7 @@ def record_poll(
     db.execute(
         "UPDATE feeds SET etag = ?, last_modified = ?, last_fetched_at = ?,"
         " last_success_at = ?, last_error = ?, last_error_at = CASE WHEN ? IS NULL"
-        " THEN last_error_at ELSE ? END WHERE id = ?",
-        [etag, last_modified, stamp, stamp, problem, problem, stamp, feed.id],
+        " THEN last_error_at ELSE ? END, full_text_failed = coalesce(?, full_text_failed)"
+        " WHERE id = ?",
+        [etag, last_modified, stamp, stamp, problem, problem, stamp, full_text_failed, feed.id],
     )

@@ -147,16 +147,18 @@ def http_get(
     last_modified: str | None = None,
     allow_private: bool = False,
     stop: threading.Event | None = None,
+    limit_name: str = "[ingest] max_feed_bytes",
 ) -> HttpResponse:
     """GET ``url``; raise ``SourceError`` with a readable reason for anything but 200/304.
 
     ``timeout`` is the deadline for the whole response, redirects included; ``stop``, once set,
     ends the fetch within ``STOP_POLL_SECONDS``. Only public addresses are reached unless
-    ``allow_private`` (``[ingest] allow_private_addresses``)."""
+    ``allow_private`` (``[ingest] allow_private_addresses``). ``limit_name`` names the setting
+    behind ``max_bytes`` in the message of a response that is too large."""
     check_feed_url(url)
     fetch = _Fetch(timeout, stop)
     try:
-        return _get(url, fetch, max_bytes, etag, last_modified, allow_private)
+        return _get(url, fetch, max_bytes, etag, last_modified, allow_private, limit_name)
     except _Interrupted as e:
         raise SourceError(f"{url}: {_interrupted(e.why, timeout)}") from None
     except _Failed as e:
@@ -183,6 +185,7 @@ def _get(
     etag: str | None,
     last_modified: str | None,
     allow_private: bool,
+    limit_name: str,
 ) -> HttpResponse:
     headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     if etag:
@@ -214,7 +217,7 @@ def _get(
             if not 200 <= status < 300:
                 reason = visible(response.reason or "").strip()
                 raise _Failed(f"HTTP {status}" + (f" {reason}" if reason else ""))
-            body = _read_body(response, fetch, max_bytes)
+            body = _read_body(response, fetch, max_bytes, limit_name)
             return HttpResponse(
                 status=200,
                 body=body,
@@ -240,12 +243,13 @@ def _redirect_target(url: str, location: str) -> str:
     return target
 
 
-def _read_body(response: http.client.HTTPResponse, fetch: _Fetch, max_bytes: int) -> bytes:
+def _read_body(
+    response: http.client.HTTPResponse, fetch: _Fetch, max_bytes: int, limit_name: str
+) -> bytes:
     length = response.getheader("Content-Length")
     if length and length.isdigit() and int(length) > max_bytes:
         raise _Failed(
-            f"response is {_size(int(length))}, over the {_size(max_bytes)} limit"
-            " ([ingest] max_feed_bytes)"
+            f"response is {_size(int(length))}, over the {_size(max_bytes)} limit ({limit_name})"
         )
     chunks: list[bytes] = []
     size = 0
@@ -258,9 +262,7 @@ def _read_body(response: http.client.HTTPResponse, fetch: _Fetch, max_bytes: int
             break
         size += len(chunk)
         if size > max_bytes:
-            raise _Failed(
-                f"response is over the {_size(max_bytes)} limit ([ingest] max_feed_bytes)"
-            )
+            raise _Failed(f"response is over the {_size(max_bytes)} limit ({limit_name})")
         chunks.append(chunk)
     return b"".join(chunks)
 

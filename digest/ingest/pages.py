@@ -5,7 +5,9 @@ publication date, description, lead image, tags, site name and canonical URL. Th
 The HTML stays raw here: the store sanitises it with nh3, as it does all content.
 
 A page where no article can be found is rejected with the reason (``PageRejected``, or a
-``Rejection`` from ``page_item``): too large, too many elements, not HTML, or no article text.
+``Rejection`` from ``page_item``): too large, too many elements, not HTML, no article text, or
+a site's front page (a URL whose path is ``/``, without a query: it has text enough to pass
+for an article, and a removed article often redirects there).
 Failures belong to the page; nothing here touches the network or the database.
 
 How each field is chosen (measured on ``../shared/corpus/pages`` by ``bench/pages.py``):
@@ -25,6 +27,10 @@ How each field is chosen (measured on ``../shared/corpus/pages`` by ``bench/page
 - **canonical URL**: ``<link rel=canonical>``, else ``og:url``, resolved against the page URL
   (and ``<base href>``); a canonical pointing at the site's front page is ignored.
 - **lead image**: ``og:image``/``twitter:image``, else the first image of the article.
+- **text**: trafilatura's main text, without a first heading that repeats the title; control
+  characters an XML tree cannot hold (a stray ESC or form feed) are dropped before extraction.
+- **other URLs**: the page URL, the canonical URL and ``og:url`` all name the story; the store
+  remembers them (``to_article_input``'s ``aliases``) to match the story across sources.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ from trafilatura.htmlprocessing import convert_to_html
 from trafilatura.metadata import extract_author, extract_catstags
 
 from ..articles.inputs import ArticleInput, Rejection
+from ..articles.leadimage import image_candidate
+from ..articles.tagging import value_tags
 from ..articles.tags import clean_tag_name, tag_key
 from ..errors import SourceError
 from .dates import parse_date
@@ -128,6 +136,7 @@ class PageArticle:
     text: str
     word_count: int
     base_url: str | None  # for resolving relative links in content_html
+    named_urls: tuple[str, ...] = ()  # canonical_url, then og:url if it differs
     warnings: tuple[str, ...] = ()
 
     @property
@@ -135,21 +144,23 @@ class PageArticle:
         """The URL readers are sent to: the canonical one when the page names it."""
         return self.canonical_url or self.url
 
+    @property
+    def other_urls(self) -> tuple[str, ...]:
+        """The page's URLs other than ``link``: where it was fetched from and its ``og:url``.
+        The store remembers them, so the story is recognised under any of them."""
+        urls = (self.url, *self.named_urls)
+        return tuple(dict.fromkeys(u for u in urls if u and u != self.link))
+
     def summary_line(self) -> str:
         """One line for an editor to check what was extracted:
         ``title "…" · date 2017-01-13 · author Jeffrey Gettleman · 742 words``."""
-        title = f'"{_shorten(self.title, 80)}"' if self.title else "none"
-        when = self.published.strftime("%Y-%m-%d") if self.published else "unknown"
-        if self.published and (self.published.hour, self.published.minute) != (0, 0):
-            when += self.published.strftime(" %H:%M UTC")
-        author = _shorten(self.author, 60) if self.author else "unknown"
-        words = f"{self.word_count} word" + ("" if self.word_count == 1 else "s")
-        return f"title {title} · date {when} · author {author} · {words}"
+        return extraction_line(self.title, self.published, self.author, self.word_count)
 
     def to_article_input(self, entry: str | None = None) -> ArticleInput:
         """The article as every source gives it. A page has no guid: its link (the canonical
         URL, else the page URL) is its key, which the store also matches against the links of
-        feed entries, so the same story arriving later in a feed is the same article."""
+        feed entries, and its other URLs go along as aliases, so the same story arriving later
+        in a feed, or stored earlier from one, is the same article."""
         return ArticleInput(
             entry=entry or self.label,
             title=self.title,
@@ -160,8 +171,24 @@ class PageArticle:
             raw_date=self.raw_date if self.published is None else None,
             summary_html=f"<p>{html.escape(self.description)}</p>" if self.description else None,
             content_html=self.content_html,
-            tags=self.tags,
+            tags=value_tags(self.tags),
+            image=image_candidate(self.lead_image, base_url=self.base_url),
+            aliases=self.other_urls,
         )
+
+
+def extraction_line(
+    title: str | None, published: datetime | None, author: str | None, word_count: int
+) -> str:
+    """``title "…" · date 2017-01-13 · author Jeffrey Gettleman · 742 words``: what was read
+    from a page or a text scrape, for an editor to check (unknown fields say so)."""
+    shown = f'"{_shorten(title, 80)}"' if title else "none"
+    when = published.strftime("%Y-%m-%d") if published else "unknown"
+    if published and (published.hour, published.minute) != (0, 0):
+        when += published.strftime(" %H:%M UTC")
+    by = _shorten(author, 60) if author else "unknown"
+    words = f"{word_count} word" + ("" if word_count == 1 else "s")
+    return f"title {shown} · date {when} · author {by} · {words}"
 
 
 # ---------------------------------------------------------------------------- dispatch
@@ -209,6 +236,11 @@ def extract_page(
     ``PageRejected`` when there is no article; never anything else for bad input."""
     label = label or url or "page"
     url = url if url and _is_http(url) else None  # trafilatura drops a page whose URL is bad
+    if url is not None and _is_front_page(url):
+        # A front page has text enough to pass for an article (teasers, the latest posts), and
+        # a removed article often redirects to it.
+        detail = "a site's front page; give the address of one article, or the site's feed"
+        raise PageRejected(label, RejectReason.NO_ARTICLE, detail)
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > options.max_bytes:
         raise PageRejected(
@@ -219,6 +251,9 @@ def extract_page(
     text = _decode(data, content_type) if isinstance(data, bytes) else data
     if _looks_binary(text):
         raise PageRejected(label, RejectReason.NOT_HTML, "binary data")
+    # The extractor builds an XML tree, which cannot hold these: one stray ESC or form feed in
+    # a page would otherwise lose its whole article. Browsers show nothing for them either.
+    text = _NOT_XML.sub("", text)
     tree = _parse_html(text)
     if tree is None:
         raise PageRejected(label, RejectReason.NOT_HTML, "no HTML elements could be read")
@@ -261,12 +296,7 @@ def extract_page(
     article_text = _text_of(body)
     if len(article_text) < MIN_ARTICLE_CHARS:
         raise PageRejected(label, RejectReason.NO_ARTICLE, _why_empty(tree, article_text))
-    content_html = "".join(
-        etree.tostring(child, encoding="unicode", method="html") for child in body
-    ).strip()
-    if body.text and body.text.strip():
-        content_html = html.escape(body.text) + content_html
-    return _article(label, url, meta, content_html, article_text)
+    return _article(label, url, meta, body)
 
 
 def page_item(
@@ -306,6 +336,7 @@ _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900
 
 # ---------------------------------------------------------------------------- decoding, parsing
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _HTML_PARSER = HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
 
@@ -420,7 +451,8 @@ def _why_empty(tree: HtmlElement, text: str = "") -> str:
         return "the page has no body"
     scripts = len(tree.xpath("//script"))
     if text:
-        return f"only {count_words(text)} words of text"
+        n = count_words(text)
+        return f"only {n} word{'' if n == 1 else 's'} of text"
     if scripts:
         plural = "s" if scripts > 1 else ""
         return f"no text outside its {scripts} script{plural}; the page may need JavaScript"
@@ -619,13 +651,16 @@ def _is_url(value: str) -> bool:
 # ---------------------------------------------------------------------------- assembling
 
 
-def _article(label: str, url: str | None, meta: _Meta, content_html: str, text: str) -> PageArticle:
+def _article(label: str, url: str | None, meta: _Meta, body: etree._Element) -> PageArticle:
     base = _base_url(url, meta.base_href)
-    canonical = _canonical(meta, base, url)
+    named = _named_urls(meta, base, url)
+    canonical = named[0] if named else None
     link = canonical or url
     site_name = _first(meta.site_names) or _host_name(link)
     author = _author(meta)
     published, raw_date, warnings = _published(meta)
+    title = _title(meta, site_name, author, [url, canonical, meta.og_url])
+    content_html, text = _content(body, title)
     image = next((u for u in (_absolute(i, base) for i in meta.images) if u), None)
     if image is None:
         first = re.search(r"<img[^>]+src=\"([^\"]+)\"", content_html)
@@ -634,7 +669,7 @@ def _article(label: str, url: str | None, meta: _Meta, content_html: str, text: 
         label=label,
         url=url,
         canonical_url=canonical,
-        title=_title(meta, site_name, author, [url, canonical, meta.og_url]),
+        title=title,
         author=author,
         published=published,
         raw_date=raw_date,
@@ -647,8 +682,36 @@ def _article(label: str, url: str | None, meta: _Meta, content_html: str, text: 
         text=text,
         word_count=count_words(text),
         base_url=base or canonical,
+        named_urls=tuple(named),
         warnings=tuple(warnings),
     )
+
+
+def _content(body: etree._Element, title: str | None) -> tuple[str, str]:
+    """The article's HTML and text, without a leading heading that repeats the title (the
+    digest shows the title above the text already)."""
+    first = body[0] if len(body) else None
+    if (
+        title
+        and first is not None
+        and first.tag in ("h1", "h2")
+        and not (body.text or "").strip()
+        and _key(_inline_text(first)) == _key(title)
+        and len(_text_of(body)) - len(_inline_text(first)) >= MIN_ARTICLE_CHARS
+    ):
+        body.text = first.tail
+        body.remove(first)
+    content_html = "".join(
+        etree.tostring(child, encoding="unicode", method="html") for child in body
+    ).strip()
+    if body.text and body.text.strip():
+        content_html = html.escape(body.text) + content_html
+    return content_html, _text_of(body)
+
+
+def _is_front_page(url: str) -> bool:
+    parts = _split(url)
+    return parts is not None and parts.path in ("", "/") and not parts.query
 
 
 def _host_name(url: str | None) -> str | None:
@@ -714,7 +777,10 @@ def _is_http(url: str) -> bool:
     return parts is not None and bool(parts.netloc) and not any(c in url for c in " \n\r\t")
 
 
-def _canonical(meta: _Meta, base: str | None, url: str | None) -> str | None:
+def _named_urls(meta: _Meta, base: str | None, url: str | None) -> list[str]:
+    """The URLs the page names for itself (``<link rel=canonical>``, then ``og:url``),
+    resolved, without a front page named on an article."""
+    out = []
     for candidate in (meta.canonical, meta.og_url):
         resolved = _absolute(candidate, base)
         if resolved is None:
@@ -727,8 +793,9 @@ def _canonical(meta: _Meta, base: str | None, url: str | None) -> str | None:
             continue
         if path in ("", "/") and url is None:
             continue
-        return resolved
-    return None
+        if resolved not in out:
+            out.append(resolved)
+    return out
 
 
 def _author(meta: _Meta) -> str | None:

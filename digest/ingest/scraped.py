@@ -35,9 +35,11 @@ from datetime import datetime
 from pathlib import Path
 
 from ..articles.inputs import ArticleInput
+from ..articles.tagging import value_tags
 from ..articles.tags import clean_tag_name, tag_key
 from ..errors import SourceError
 from .dates import parse_date
+from .pages import count_words, extraction_line
 from .sources import clean_title, decode_text
 
 TEXT_SUFFIXES = {".txt", ".text"}
@@ -80,6 +82,14 @@ class ScrapedArticle:
     def content_html(self) -> str:
         return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in self.paragraphs)
 
+    def summary_line(self) -> str:
+        """What was read, for an editor to check: ``title "…" · date 2025-01-21 · author
+        unknown · 412 words · 19 paragraphs · metadata at the end``."""
+        words = sum(count_words(p) for p in self.paragraphs)
+        n = len(self.paragraphs)
+        line = extraction_line(self.title, self.published, self.author, words)
+        return f"{line} · {n} paragraph{'' if n == 1 else 's'} · {self.layout}"
+
     def to_article_input(self, entry: str | None = None) -> ArticleInput:
         return ArticleInput(
             entry=entry or self.label,
@@ -88,7 +98,7 @@ class ScrapedArticle:
             author=self.author,
             published=self.published,
             content_html=self.content_html or None,
-            tags=self.tags,
+            tags=value_tags(self.tags),
         )
 
 
@@ -139,6 +149,8 @@ def parse_scraped_text(
             warnings.append("the first line is a paragraph, not a title; its first words are used")
         has_metadata = found.has_by or found.published is not None
         layout = "metadata at the start" if has_metadata else "no metadata"
+        if not has_metadata and len(first) <= MAX_TITLE_CHARS:
+            warnings.append("no byline or date lines found; the first line is the title")
     published = found.published
     if published is None:
         published = fallback_date
@@ -156,9 +168,16 @@ def parse_scraped_text(
     )
 
 
-def read_scraped_file(path: Path, label: str | None = None) -> ScrapedArticle:
-    """A ``.txt`` file: UTF-8 (invalid bytes replaced and reported), the file's modification
-    time as the date when the text has none."""
+def read_scraped_file(
+    path: Path,
+    label: str | None = None,
+    *,
+    fallback_date: datetime | None = None,
+    fallback_source: str = "--date",
+) -> ScrapedArticle:
+    """A ``.txt`` file: UTF-8 (invalid bytes replaced and reported); when the text has no date,
+    ``fallback_date`` (named ``fallback_source`` in the warning), else the file's modification
+    time."""
     label = label or str(path)
     try:
         data = path.read_bytes()
@@ -166,9 +185,13 @@ def read_scraped_file(path: Path, label: str | None = None) -> ScrapedArticle:
         mtime = parse_date(path.stat().st_mtime)
     except OSError as e:
         raise SourceError(f"{label}: cannot read ({e.strerror or e})") from None
+    if fallback_date is None:
+        fallback_date, fallback_source = mtime, "the file time"
     warnings: list[str] = []
     text = decode_text(data, label, warnings)
-    article = parse_scraped_text(text, label, fallback_date=mtime, fallback_source="the file time")
+    article = parse_scraped_text(
+        text, label, fallback_date=fallback_date, fallback_source=fallback_source
+    )
     if warnings:
         return _with_warnings(article, warnings)
     return article

@@ -1,8 +1,14 @@
 """Reading ingestion sources: RSS/Atom feeds, JSON Feed, JSON arrays and JSON Lines of article
-objects, and Markdown/HTML files with YAML front matter. Each reader turns one source into a
+objects, and Markdown/HTML files with YAML front matter (``documents`` decides which file is
+which, and reads web pages and text scrapes). Each reader turns one source into a
 ``ParsedSource``: normalised ``ArticleInput`` records (raw, not yet sanitised — the store does
 that, and only for articles it actually writes) and ``Rejection``s naming the entry or line and
 what is wrong. Nothing here touches the database.
+
+Every reader maps categories to tags with ``articles.tagging`` (one splitter and one set of
+rules for RSS, Atom, JSON Feed, JSON Lines and front matter) and picks the lead image with
+``articles.leadimage``: the feed's media, the item's ``image``, else the first real picture of
+the raw content.
 
 Failures belong to the entry: an entry, line or file that cannot be read, for whatever reason
 (including an exception nobody foresaw), becomes a ``Rejection`` and the rest of the source is
@@ -30,6 +36,8 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from ..articles.inputs import ArticleInput, ParsedSource, Rejection
+from ..articles.leadimage import LeadImage, content_image, feed_entry_image, value_image
+from ..articles.tagging import feed_entry_tags, value_tags
 from ..errors import SourceError, describe_error
 from ..text import CONTROL, visible
 from .dates import from_struct_time, parse_date
@@ -115,23 +123,16 @@ def decode_text(data: bytes, label: str, warnings: list[str]) -> str:
         return data.decode("utf-8-sig", errors="replace")
 
 
-# ---------------------------------------------------------------------------- tags
+# ---------------------------------------------------------------------------- images
 
 
-def _tags(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(t for t in (s.strip() for s in value.split(",")) if t)
-    if isinstance(value, list | tuple):
-        out = []
-        for t in value:
-            if isinstance(t, str) and t.strip():
-                out.append(t)
-            elif isinstance(t, dict) and isinstance(t.get("name"), str):
-                out.append(t["name"])
-        return tuple(out)
-    return ()
+def _lead_image(value: object, html_text: object, base: str | None) -> LeadImage | None:
+    """The image a JSON item or front matter names (``image``), else the first real picture
+    of its raw HTML (``data-src`` and friends are still there: the sanitiser drops them)."""
+    image = value_image(value, base)
+    if image is None and isinstance(html_text, str) and html_text:
+        image = content_image(html_text, base)
+    return image
 
 
 def _str(value: object) -> str | None:
@@ -190,17 +191,18 @@ def parse_feed(data: bytes, label: str, *, content_type: str | None = None) -> P
                 )
             )
     entries = list(d.entries)
+    feed = dict(d.feed)  # see _feed_entry
     if exc is not None and entries:
         # feedparser keeps the entry that was open where the document broke off; its fields may
         # be cut short, so it is rejected rather than stored half-read.
         closed = data.count(b"</item>") + data.count(b"</entry>") + data.count(b":item>")
         closed += data.count(b":entry>")
         if closed < len(entries):
-            last = _feed_entry(len(entries), entries.pop())
+            last = _feed_entry(len(entries), entries.pop(), feed)
             items.append(Rejection(last.entry, "incomplete: the feed breaks off inside it"))
     for n, e in enumerate(entries, 1):
         try:
-            items.append(_feed_entry(n, e))
+            items.append(_feed_entry(n, e, feed))
         except Exception as exc:  # noqa: BLE001 - the entry fails alone
             items.append(Rejection(f"entry {n}", _unexpected(exc)))
     return src
@@ -212,7 +214,7 @@ def _unexpected(exc: BaseException) -> str:
     return f"could not be read ({visible(describe_error(exc))[:200]})"
 
 
-def _feed_entry(n: int, e: Any) -> ArticleInput:
+def _feed_entry(n: int, e: Any, feed: Any = None) -> ArticleInput:
     title = clean_title(e.get("title"))
     entry = f"entry {n}" + (f" ({_short(title)!r})" if title else "")
     # The date text is read by our own parser, which never raises and rejects junk that
@@ -234,7 +236,6 @@ def _feed_entry(n: int, e: Any) -> ArticleInput:
     summary = e.get("summary") or None
     if summary and "html" not in (e.get("summary_detail", {}).get("type") or "html"):
         summary = text_to_html(summary)
-    tags = tuple(t.get("label") or t.get("term") for t in e.get("tags") or () if t.get("term"))
     return ArticleInput(
         entry=entry,
         title=title,
@@ -246,7 +247,10 @@ def _feed_entry(n: int, e: Any) -> ArticleInput:
         raw_date=raw_date if published is None else None,
         summary_html=summary,
         content_html=content,
-        tags=tuple(t for t in tags if t),
+        # Plain dict lookups: FeedParserDict.get maps aliases and raises inside for every key
+        # an entry lacks, which was half the cost of finding its image.
+        tags=feed_entry_tags(dict(e), feed),
+        image=feed_entry_image(dict(e), _str(e.get("link")) or (feed or {}).get("link")),
     )
 
 
@@ -391,7 +395,8 @@ def _json_object(entry: str, obj: object) -> ArticleInput | Rejection:
         content_html=(content if looks_like_html(content) else text_to_html(content))
         if content
         else None,
-        tags=_tags(get("tags")),
+        tags=value_tags(get("tags")),
+        image=_lead_image(get("image"), content or summary, _str(get("url") or get("link"))),
     )
 
 
@@ -408,15 +413,18 @@ def _json_feed(doc: dict[str, Any], label: str, warnings: list[str]) -> ParsedSo
     if not isinstance(entries, list):
         raise SourceError(f"{label}: JSON Feed has no 'items' array")
     feed_author = _author(doc.get("authors") or doc.get("author"))
+    home = _str(doc.get("home_page_url"))
     for n, item in enumerate(entries, 1):
         try:
-            items.append(_json_feed_item(n, item, feed_author))
+            items.append(_json_feed_item(n, item, feed_author, home))
         except Exception as exc:  # noqa: BLE001 - the entry fails alone
             items.append(Rejection(f"item {n}", _unexpected(exc)))
     return src
 
 
-def _json_feed_item(n: int, item: object, feed_author: str | None) -> ArticleInput | Rejection:
+def _json_feed_item(
+    n: int, item: object, feed_author: str | None, home: str | None
+) -> ArticleInput | Rejection:
     entry = f"item {n}"
     if not isinstance(item, dict):
         return Rejection(entry, f"expected an object, got {type(item).__name__}")
@@ -437,7 +445,10 @@ def _json_feed_item(n: int, item: object, feed_author: str | None) -> ArticleInp
         raw_date=str(raw_date) if published is None and raw_date else None,
         summary_html=text_to_html(summary) if isinstance(summary, str) else None,
         content_html=content if isinstance(content, str) else None,
-        tags=_tags(item.get("tags")),
+        tags=value_tags(item.get("tags")),
+        image=_lead_image(
+            item.get("image") or item.get("banner_image"), content, _str(item.get("url")) or home
+        ),
     )
 
 
@@ -527,25 +538,9 @@ def _document_file(path: Path, label: str) -> ArticleInput | Rejection:
         raw_date=str(raw_date) if published is None and raw_date not in (None, "") else None,
         summary_html=text_to_html(summary) if isinstance(summary, str) else None,
         content_html=body or None,
-        tags=_tags(meta.get("tags")),
+        tags=value_tags(meta.get("tags")),
+        image=_lead_image(meta.get("image"), body, _str(meta.get("url", meta.get("link")))),
     )
-
-
-def parse_directory(path: Path, label: str) -> ParsedSource:
-    items: list[ArticleInput | Rejection] = []
-    src = ParsedSource(items=items, label=label, kind="directory")
-    files = sorted(
-        p
-        for p in path.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(path).parts)
-    )
-    if not files:
-        raise SourceError(f"{label}: no Markdown or HTML files (.md, .markdown, .html, .htm)")
-    for p in files:
-        items.append(parse_document_file(p, str(p.relative_to(path))))
-    return src
 
 
 # ---------------------------------------------------------------------------- dispatch
@@ -563,39 +558,6 @@ def parse_bytes(data: bytes, label: str, *, content_type: str | None = None) -> 
     if not head:
         raise SourceError(f"{label}: empty file")
     return parse_feed(data, label, content_type=content_type)
-
-
-def read_file_source(source: str) -> ParsedSource:
-    """A local file or directory, by path."""
-    data = file_source_bytes(source)
-    if data is not None:
-        return parse_bytes(data, source)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return parse_directory(path, source)
-    suffix = path.suffix.lower()
-    items: list[ArticleInput | Rejection] = []
-    src = ParsedSource(
-        items=items, label=source, kind="markdown" if suffix in MARKDOWN_SUFFIXES else "html"
-    )
-    items.append(parse_document_file(path, source))
-    return src
-
-
-def file_source_bytes(source: str) -> bytes | None:
-    """The bytes of a feed or JSON file source, or None for a directory or a Markdown/HTML
-    article file (read by ``read_file_source`` entry by entry)."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return None
-    if not path.exists():
-        raise SourceError(f"{source}: no such file or directory")
-    if path.suffix.lower() in MARKDOWN_SUFFIXES | HTML_SUFFIXES:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise SourceError(f"{source}: cannot read ({e.strerror or e})") from None
 
 
 def is_url(source: str) -> bool:

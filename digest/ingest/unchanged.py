@@ -53,9 +53,12 @@ def unchanged_source(db: Database, source: str, fingerprint: str) -> SourceRepor
     if row is None:
         return None
     kind, ids, state, unchanged, skipped = row
-    if _state_hash(stored_state(db.conn, json.loads(ids))) != state:
+    article_ids = json.loads(ids)
+    if _state_hash(stored_state(db.conn, article_ids)) != state:
         return None
-    return SourceReport(source=source, kind=kind, unchanged=unchanged, skipped=skipped)
+    return SourceReport(
+        source=source, kind=kind, unchanged=unchanged, skipped=skipped, article_ids=article_ids
+    )
 
 
 def remember_source(

@@ -139,7 +139,8 @@ def subject_facts(
     weekly = view.frequency == "weekly"
     return SubjectFacts(
         top=top,
-        tags=tuple(s.name for s in sections),
+        # The untagged section ('') is not a topic: named only when it is all there is.
+        tags=tuple(s.name for s in sections if s.key) or tuple(s.name for s in sections),
         date=lang.short_date(view.issue_date),
         list_title=view.list_title,
         site=view.site,

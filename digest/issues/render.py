@@ -68,7 +68,7 @@ class ArticleView:
 
 @dataclass(frozen=True)
 class Section:
-    key: str  # tag key ('' never: untagged articles are in no section)
+    key: str  # tag key; '' for the untagged section of a list covering every tag
     name: str  # display name
     articles: tuple[ArticleView, ...]  # shown, newest first
     total: int  # articles of this tag in the variant, shown or not
@@ -266,7 +266,8 @@ def placeholder_room(html: str) -> int:
 def render_subject(
     env: jinja2.Environment, config: Config, view: DigestView, sections: list[Section]
 ) -> str:
-    names = [s.name for s in sections]
+    # The untagged section ('') is not a topic: named only when it is all there is.
+    names = [s.name for s in sections if s.key] or [s.name for s in sections]
     tags = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     values = {
         "site": view.site,

@@ -1,7 +1,9 @@
 """Sections: how a variant's articles are grouped. Sections follow the list's tag order
 (alphabetical for an all-tags list), newest first; an article appears once, under its first tag
-(in section order) that the variant receives. A variant is the tag set a group of subscribers
-chose (``variant_key``)."""
+(in section order) that the variant receives. In a list that covers every tag, the articles
+without a tag (hidden tags do not count: they are never a section) come last, in a section
+titled by the list (``UNTAGGED_KEY``; "More stories" by default), for the subscribers who take
+every tag. A variant is the tag set a group of subscribers chose (``variant_key``)."""
 
 from __future__ import annotations
 
@@ -22,17 +24,21 @@ from ..errors import InvalidInput
 from ..headers import clean_header_value
 from . import render
 
+# The key of the untagged section: no tag has an empty key.
+UNTAGGED_KEY = ""
+
 
 def section_order(mlist: MailingList, articles: list[Article]) -> list[tuple[str, str]]:
     """(key, name) of each possible section: the list's tags in order, or for an all-tags list
-    every tag of these articles, alphabetically."""
+    every tag of these articles, alphabetically, then the untagged section."""
     if mlist.tags:
         return [(tag_key(name), name) for name in mlist.tags]
     names: dict[str, str] = {}
     for article in articles:
         for key, name in article.tags:
             names.setdefault(key, name)
-    return sorted(names.items(), key=lambda kv: (kv[1].casefold(), kv[0]))
+    order = sorted(names.items(), key=lambda kv: (kv[1].casefold(), kv[0]))
+    return [*order, (UNTAGGED_KEY, mlist.untagged_section_title)]
 
 
 def variant_key(raw_tags: str, mlist: MailingList) -> tuple[str, frozenset[str] | None]:
@@ -60,12 +66,12 @@ THUMBNAIL_WIDTH = 160  # px: about a third of a phone's width
 
 def lead_image(article: Article, mode: ImageMode) -> LeadImage | None:
     """The image a list showing ``mode`` gives this story: the article's stored lead image
-    (``Article.lead_image``, once the store has one), else the first picture of its summary
+    (``Article.image``, found at ingest), else the first picture of its summary
     (``articles.leadimage.content_image``). Only an image whose pixel size is known is shown:
     Outlook for Windows sizes images by their width/height attributes alone."""
     if mode is ImageMode.NONE:
         return None
-    found = getattr(article, "lead_image", None)
+    found = article.image
     if found is None and article.summary and "<img" in article.summary:
         found = content_image(article.summary, article.url)
     if found is None or not found.width or not found.height:
@@ -109,8 +115,11 @@ def _is_absolute_http(url: str) -> bool:
 def _sorted_into_sections(
     articles: list[Article], order: list[tuple[str, str]], wanted: frozenset[str] | None
 ) -> Iterator[tuple[int, Article]]:
-    """(section position, article) for each article shown: once, under its first wanted tag."""
+    """(section position, article) for each article shown: once, under its first wanted tag;
+    an article without a tag in the untagged section, if the order has one and the variant
+    takes every tag."""
     index = {key: i for i, (key, _) in enumerate(order)}
+    untagged = index.get(UNTAGGED_KEY) if wanted is None else None
     for article in articles:  # newest first
         positions = [
             index[key]
@@ -119,6 +128,8 @@ def _sorted_into_sections(
         ]
         if positions:
             yield min(positions), article
+        elif untagged is not None and not article.tags:
+            yield untagged, article
 
 
 def has_sections(

@@ -328,3 +328,55 @@ def load_variant(db: Database, variant_id: int) -> StoredVariant | None:
     return StoredVariant(
         id_, digest_id, list_id, slug, from_addr, frequency, label, from_iso(built_at), template
     )
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """A sent issue as the archive index and the Atom feed show it."""
+
+    digest: StoredDigest
+    subject: str  # the subject most readers got: the all-topics variant's, else the fullest
+    headlines: tuple[str, ...]  # the first articles' titles, in the digest's order
+    article_count: int
+
+
+def archive_entries(
+    db: Database, digests: list[StoredDigest], *, headlines: int = 3
+) -> list[ArchiveEntry]:
+    """``digests`` (in the given order) with their subject, first headlines and size."""
+    if not digests:
+        return []
+    ids = json.dumps([d.id for d in digests])
+    subjects: dict[int, str] = {}
+    for digest_id, subject in db.execute(
+        "SELECT digest_id, subject FROM variants"
+        " WHERE digest_id IN (SELECT value FROM json_each(?)) AND template IS NOT NULL"
+        " ORDER BY digest_id, tags_key = '' DESC, article_count DESC, id",
+        [ids],
+    ):
+        subjects.setdefault(digest_id, subject)
+    titles: dict[int, list[str]] = {}
+    counts: dict[int, int] = {}
+    for digest_id, title, n in db.execute(
+        """
+        SELECT digest_id, title, total FROM (
+            SELECT da.digest_id, a.title,
+                   row_number() OVER (PARTITION BY da.digest_id ORDER BY da.position) AS rank,
+                   count(*) OVER (PARTITION BY da.digest_id) AS total
+            FROM digest_articles da JOIN articles a ON a.id = da.article_id
+            WHERE da.digest_id IN (SELECT value FROM json_each(?))
+        ) WHERE rank <= ? ORDER BY digest_id, rank
+        """,
+        [ids, headlines],
+    ):
+        titles.setdefault(digest_id, []).append(title)
+        counts[digest_id] = n
+    return [
+        ArchiveEntry(
+            digest=d,
+            subject=subjects.get(d.id, ""),
+            headlines=tuple(titles.get(d.id, ())),
+            article_count=counts.get(d.id, 0),
+        )
+        for d in digests
+    ]

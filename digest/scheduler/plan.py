@@ -1,7 +1,8 @@
 """What is due: the issues a tick at ``now`` builds and the ones it skips, and the record of
 skips and ticks: the only module that writes ``schedule_events`` and ``schedule_state``.
 
-Rules (see README "Running it unattended"):
+Rules (see README "Running it unattended"; ``check_due`` is the rule, which ``digest build``
+uses too):
 - Per list and frequency with active subscribers, only the latest issue whose send time has
   passed (``periods.latest_due``) is ever built, and only if that send time is not before the
   list was created. If it is later than ``[schedule] max_lateness_daily_hours`` /
@@ -30,7 +31,7 @@ from ..audience.records import FREQUENCIES
 from ..audience.subscriptions import has_active_subscribers
 from ..config import Config
 from ..issues import approval
-from ..issues.periods import Period, latest_due, previous_issue
+from ..issues.periods import Period, latest_due, next_issue, previous_issue
 from ..issues.store import find_digest
 from ..store import transaction
 from ..timeutil import from_iso, to_iso
@@ -76,6 +77,65 @@ def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
 
 
+@dataclass(frozen=True)
+class DueCheck:
+    """The one rule for "due", shared by ``digest run`` (``plan``) and ``digest build``: of a
+    (list, frequency), the latest issue whose send time has passed is due unless its send time
+    came before the list was created or it is later than ``[schedule] max_lateness_*_hours``.
+    ``built`` says whether it is built already (a tick then only sends what it still owes)."""
+
+    mailing_list: MailingList
+    frequency: str
+    period: Period  # the latest issue whose send time is at or before now
+    built: bool
+    before_list: bool  # its send time came before the list existed: never due, never missed
+    stale: str | None  # why it is too late to send, or None
+    next: Period  # the first issue whose send time is after now
+
+    @property
+    def due(self) -> bool:
+        return not self.before_list and self.stale is None
+
+    @property
+    def reason(self) -> str | None:
+        """Why the latest issue is not due, or None if it is."""
+        if self.before_list:
+            return (
+                f"the issue of {self.period.label} was due {_when(self.period)}, before the list"
+                " was created"
+            )
+        if self.stale is not None:
+            return f"the issue of {self.period.label} is {self.stale}"
+        return None
+
+
+def stale_reason(config: Config, period: Period, now: datetime) -> str | None:
+    """Why ``period`` is too late to send at ``now`` (over the frequency's max lateness), or
+    None. An issue whose send time is still ahead is never stale."""
+    late = now - period.send_at
+    limit = config.schedule.max_lateness(period.frequency)
+    if late <= limit:
+        return None
+    return f"{_hours(late)} late, over max_lateness_{period.frequency}_hours ({_hours(limit)})"
+
+
+def check_due(
+    db: Database, config: Config, mlist: MailingList, frequency: str, *, now: datetime
+) -> DueCheck:
+    """Whether the latest issue of ``mlist`` and ``frequency`` is due at ``now`` (the rule in
+    ``DueCheck``), and which issue comes next."""
+    latest = latest_due(mlist, frequency, now)
+    return DueCheck(
+        mailing_list=mlist,
+        frequency=frequency,
+        period=latest,
+        built=find_digest(db, mlist, latest) is not None,
+        before_list=latest.send_at < from_iso(mlist.created_at),
+        stale=stale_reason(config, latest, now),
+        next=next_issue(mlist, frequency, now),
+    )
+
+
 def plan(db: Database, config: Config, *, now: datetime) -> tuple[list[DueIssue], list[Skipped]]:
     """The issues a tick at ``now`` builds, and the ones it skips (not yet recorded).
 
@@ -88,27 +148,20 @@ def plan(db: Database, config: Config, *, now: datetime) -> tuple[list[DueIssue]
         for frequency in FREQUENCIES:
             if not has_active_subscribers(db, mlist, frequency):
                 continue
-            latest = latest_due(mlist, frequency, now)
-            skipped += _missed(db, mlist, latest, previous_tick, created)
+            check = check_due(db, config, mlist, frequency, now=now)
+            skipped += _missed(db, mlist, check.period, previous_tick, created)
             if mlist.approval.required:
-                more_due, more_skipped = _approval_issues(db, config, mlist, latest, now=now)
+                more_due, more_skipped = _approval_issues(db, config, mlist, check.period, now=now)
                 due += more_due
                 skipped += more_skipped
                 continue
             # An issue whose send time came before the list existed was never missed.
-            if latest.send_at < created or (
-                find_digest(db, mlist, latest) is not None and not _held(db, mlist, latest)
-            ):
+            if check.before_list or (check.built and not _held(db, mlist, check.period)):
                 continue
-            late = now - latest.send_at
-            limit = config.schedule.max_lateness(frequency)
-            if late <= limit:
-                due.append(DueIssue(mlist, frequency, latest))
+            if check.stale is None:
+                due.append(DueIssue(mlist, frequency, check.period))
             else:
-                reason = (
-                    f"{_hours(late)} late, over max_lateness_{frequency}_hours ({_hours(limit)})"
-                )
-                skipped.append(Skipped(mlist, frequency, latest, reason))
+                skipped.append(Skipped(mlist, frequency, check.period, check.stale))
     return due, skipped
 
 

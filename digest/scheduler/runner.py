@@ -1,6 +1,7 @@
-"""The loop behind ``digest run``: hold a per-database lock file and drive ticks and feed polls
-with the ``schedule`` library until the stop event is set (SIGTERM / SIGINT in the CLI).
-One tick that fails (a locked database) is logged and the next one runs as usual."""
+"""The loop behind ``digest run``: hold a per-database lock file and drive ticks, feed polls and
+(with ``[bounces] poll_minutes``) bounce-mailbox reads with the ``schedule`` library until the
+stop event is set (SIGTERM / SIGINT in the CLI). One tick or poll that fails (a locked database,
+an unreachable mailbox) is logged and the next one runs as usual."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sqlite_utils import Database
 from ..config import Config
 from ..delivery.transports import Transport
 from ..errors import DigestError, describe_error
+from ..feedback.process import CHANGES, Effect, MailboxReport, process_configured_mailbox
 from ..store import open_db
 from ..timeutil import utc_now
 from .tick import TickReport, logger, poll_feeds, tick
@@ -138,13 +140,17 @@ def run(
                 allow_insecure_links=allow_insecure_links,
             )
 
+        def read_bounces() -> MailboxReport:
+            return process_configured_mailbox(db, config, secret=secret, clock=clock)
+
         try:
             if once:
                 report = one_tick()
                 if on_tick is not None:
                     on_tick(report)
                 return report
-            _loop(db, config, one_tick, clock, stop_event, log, tick_seconds, on_tick, logged)
+            _loop(db, config, one_tick, clock, stop_event, log, tick_seconds, on_tick, logged,
+                  read_bounces)  # fmt: skip
             return None
         finally:
             db.close()
@@ -160,13 +166,17 @@ def _loop(
     tick_seconds: float,
     on_tick: Callable[[TickReport], None] | None,
     logged: set[str],
+    read_bounces: Callable[[], MailboxReport] | None = None,
 ) -> None:
     poll_minutes = config.schedule.poll_minutes
+    bounce_minutes = config.bounces.poll_minutes
+    reads_bounces = read_bounces is not None and bool(bounce_minutes)
     log.info(
-        "digest run started (pid %d): ticks every %s, feeds polled every %g min",
+        "digest run started (pid %d): ticks every %s, feeds polled every %g min%s",
         os.getpid(),
         "minute" if tick_seconds == 60 else f"{tick_seconds:g} s",
         poll_minutes,
+        f", bounce mailbox read every {bounce_minutes:g} min" if reads_bounces else "",
         extra={"event": "started", "pid": os.getpid()},
     )
 
@@ -209,6 +219,27 @@ def _loop(
         scheduler.every(tick_seconds).seconds.do(do_tick)  # type: ignore[arg-type]
     scheduler.every(poll_minutes).minutes.do(do_poll)  # type: ignore[arg-type]  # as above
 
+    def do_bounces() -> None:
+        assert read_bounces is not None
+        if stop_event.is_set():
+            return
+        try:
+            report = read_bounces()
+        except sqlite3.OperationalError as e:
+            log.warning("bounce mailbox skipped: %s; trying again at the next poll", e)
+            return
+        except Exception as e:  # noqa: BLE001 - contained like a feed poll
+            message = f"bounce mailbox failed: {describe_error(e)}; trying again at the next poll"
+            if message not in logged:
+                logged.add(message)
+                log.error(message, extra={"event": "bounces_failed"})
+            return
+        _log_bounces(report, log, logged)
+
+    if reads_bounces:
+        # config.py refuses poll_minutes without a mailbox: there is one to read.
+        scheduler.every(bounce_minutes).minutes.do(do_bounces)  # type: ignore[arg-type]
+
     first = do_tick()
     if first is None or first.fetched is None:
         do_poll()
@@ -219,6 +250,26 @@ def _loop(
         # wall clock was changed under the schedule library.
         stop_event.wait(min(max(idle if idle is not None else 30.0, 0.0), 30.0))
     log.info("digest run stopped", extra={"event": "stopped", "pid": os.getpid()})
+
+
+def _log_bounces(report: MailboxReport, log: logging.Logger, logged: set[str]) -> None:
+    """One line per change, one per message left unread (once per run: it stays there), and
+    the totals when anything was read."""
+    for r in report.results:
+        if r.effect in CHANGES or r.effect is Effect.COUNTED:
+            log.info(r.line, extra={"event": "bounce", "effect": r.effect.value, "email": r.email})
+        elif r.effect is Effect.UNUSABLE and f"bounce left {r.key}" not in logged:
+            logged.add(f"bounce left {r.key}")
+            log.warning(
+                "bounce mailbox: left %s: %s", r.key, r.line, extra={"event": "bounce_left"}
+            )
+    if report.results:
+        log.info("bounce mailbox: %s", report.summary(), extra={"event": "bounces"})
+    if report.stopped:
+        message = f"bounce mailbox stopped: {report.stopped}"
+        if message not in logged:
+            logged.add(message)
+            log.error(message, extra={"event": "bounces_failed"})
 
 
 class JsonLogFormatter(logging.Formatter):

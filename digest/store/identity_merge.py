@@ -1,4 +1,4 @@
-"""The data step of migration m014 (one identity per mailbox): subscribers whose addresses differ
+"""The data step of migration m018 (one identity per mailbox): subscribers whose addresses differ
 only in letter case (``Ann@Example.com``, ``ann@example.com``) become one subscriber.
 
 For each identity with several subscribers, the one entered first is kept, with its address
@@ -6,14 +6,14 @@ as entered (for display and sending) and the first name any of them had. Each li
 subscription: the most restrictive status of the spellings (an
 unsubscribe, a bounce or a complaint beats active, active beats pending), with the frequency
 and topics of the subscription that had that status. Histories are combined (events are found
-by identity, whatever spelling they name), deliveries and queued emails are re-pointed to the
-kept subscriber, and two deliveries of one digest become one (the one that went furthest: a
-sent one over a queued one, so nobody gets that digest twice). Every merge is recorded in the
+by identity, whatever spelling they name), deliveries, queued emails and bounce reports are
+re-pointed to the kept subscriber, and two deliveries of one digest become one (the one that
+went furthest: a sent one over a queued one, so nobody gets that digest twice). Every merge is recorded in the
 kept address's history (source ``migration``), with a status change per list whose status the
 merge changed, and returned for the migration to log.
 
 Suppressions are keyed by identity by the migration itself, so a spelling that was suppressed
-suppresses the merged subscriber. Nothing here is changed once shipped: it is part of m014.
+suppresses the merged subscriber. Nothing here is changed once shipped: it is part of m018.
 """
 
 from __future__ import annotations
@@ -101,6 +101,12 @@ def merge_case_variants(db: Database, *, now: datetime) -> list[MergedIdentity]:
     for kept_id, n in _repoint_deliveries(db, old_to_new, kept_email).items():
         merged[kept_id].deliveries_folded = n
     _repoint_notices(db, old_to_new)
+    # Bounce and complaint reports stay about the address they named; they now belong to the
+    # kept subscriber (the table has no foreign key, so nothing else would notice).
+    db.conn.executemany(
+        "UPDATE bounce_events SET subscriber_id = ? WHERE subscriber_id = ?",
+        [(new, old) for old, new in old_to_new.items()],
+    )
     db.conn.executemany("DELETE FROM subscribers WHERE id = ?", [(o,) for o in old_to_new])
     return list(merged.values())
 

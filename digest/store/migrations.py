@@ -2,18 +2,23 @@
 version, applied by ``store.open_db``.
 
 Schema overview (each later step reads what the previous one stored):
-- articles, tags, article_tags, articles_fts: what ingestion stored;
+- articles, tags, article_tags, articles_fts, article_urls: what ingestion stored (article_urls:
+  the other URLs of an article, to recognise one story across pages and feeds);
+- tag_aliases, tag_rules: old tag names and Atom terms, and editors' tag rules;
 - feeds: registered feed URLs and their polling state;
-- lists, subscribers, subscriptions, status_events, suppressions: who gets what;
+- full_text_pages: the linked pages fetched for summary-only feeds (``ingest.fulltext``);
+- lists (private: hidden from the home page and the archive), subscribers, subscriptions,
+  status_events, suppressions: who gets what;
 - digests, digest_articles, variants: built digests and their rendered message templates;
 - deliveries: the delivery ledger, one row per (digest, subscriber);
 - schedule_events, schedule_state: what the scheduler (``digest run``) skipped, and its last tick;
 - source_states: what each ingested file or URL looked like, to skip unchanged re-ingests;
 - instance: this database's random identifier (in every Message-ID);
 - staff_sessions: logged-in staff sessions of ``digest serve`` (written by ``users``);
-- notices: the outbox of transactional emails such as confirmations (``delivery.notices``).
+- notices: the outbox of transactional emails such as confirmations (``delivery.notices``);
+- bounce_events: bounces, complaints and provider events about subscribers (``feedback.events``).
 
-Addresses are compared by ``identity`` (the whole address lower-cased, m014): subscribers,
+Addresses are compared by ``identity`` (the whole address lower-cased, m018): subscribers,
 status_events and suppressions carry it; ``email`` is the address as first entered.
 
 Never edit a migration that has shipped; add a new one.
@@ -471,7 +476,151 @@ def m013_email_wiring_issue_edits(db: Database) -> None:
 
 
 @migrations()
-def m014_subscribers_identity_merge(db: Database) -> None:
+def m014_tags_wiring_tags(db: Database) -> None:
+    # Where each article's tag came from: the entry itself ('source': its categories, or the
+    # feed-level categories of a feed whose entries have none), the ingest or feed's --tag
+    # ('feed'), or an editor's tag rule ('rule'). `digest tags apply` changes only rule rows.
+    db.execute(
+        "ALTER TABLE article_tags ADD COLUMN origin TEXT NOT NULL DEFAULT 'source'"
+        " CHECK (origin IN ('source', 'feed', 'rule'))"
+    )
+    # `digest tags apply` reads every rule-given tag; most rows are not.
+    db.execute(
+        "CREATE INDEX idx_article_tags_rule ON article_tags(article_id, tag_id)"
+        " WHERE origin = 'rule'"
+    )
+    # A hidden tag (`digest tags hide`, e.g. 'Featured') stays on its articles but is never a
+    # section and never offered to subscribers.
+    db.execute("ALTER TABLE tags ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """
+        CREATE TABLE tag_aliases (
+            alias_key TEXT PRIMARY KEY,        -- a tag key that now means another tag: an old
+                                               -- name (rename, merge) or an Atom term whose
+                                               -- label is the tag's name
+            tag_id INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_tag_aliases_tag ON tag_aliases(tag_id)")
+    db.execute(
+        """
+        CREATE TABLE tag_rules (
+            id INTEGER PRIMARY KEY,
+            tag_id INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+            pattern TEXT NOT NULL,             -- a keyword, or an RE2 regex when regex = 1
+            field TEXT NOT NULL CHECK (field IN ('title', 'text', 'url', 'author', 'source')),
+            feed_url TEXT NOT NULL DEFAULT '', -- only articles ingested from this feed; '' = any
+            regex INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            UNIQUE (tag_id, pattern, field, feed_url, regex)
+        )
+        """
+    )
+    # One lead image per article (articles/leadimage.py): an absolute http(s) URL, its size in
+    # pixels when the source gave it, and its alt text.
+    for column, kind in (
+        ("image_url", "TEXT"),
+        ("image_width", "INTEGER"),
+        ("image_height", "INTEGER"),
+        ("image_alt", "TEXT"),
+    ):
+        db.execute(f"ALTER TABLE articles ADD COLUMN {column} {kind}")
+    # The title of the last section of a list that covers every tag, which holds the articles
+    # without a tag; NULL = "More stories".
+    db.execute("ALTER TABLE lists ADD COLUMN untagged_title TEXT")
+
+
+@migrations()
+def m015_bounces_wiring_bounce_events(db: Database) -> None:
+    # Bounces, complaints and provider events about subscribers (feedback/events.py writes it):
+    # what `bounces process` read from a mailbox and what the webhooks received. The bounce
+    # policy counts soft bounces from here; `digest deliveries` counts them per digest.
+    db.execute(
+        """
+        CREATE TABLE bounce_events (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,               -- the subscriber's normalised address
+            subscriber_id INTEGER,             -- no FK: the record outlives `subscribers remove`
+            delivery_id INTEGER,               -- the delivery it is about, when identified
+            kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint', 'delivery')),
+            source TEXT NOT NULL,              -- bounce-mailbox | webhook:ses | webhook:postmark ...
+            status TEXT,                       -- RFC 3463 code, e.g. 5.1.1
+            diagnostic TEXT NOT NULL DEFAULT '', -- the server's or provider's words, one line
+            identified_by TEXT NOT NULL,       -- verp | list-unsubscribe | message-id | address ...
+            message_key TEXT,                  -- which message: reports about one count once
+            event_key TEXT NOT NULL UNIQUE,    -- provider event id or mailbox:<Message-ID|sha256>
+            occurred_at TEXT NOT NULL,         -- UTC ISO 8601
+            received_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_bounce_events_email ON bounce_events(email, occurred_at)")
+    db.execute(
+        "CREATE INDEX idx_bounce_events_delivery ON bounce_events(delivery_id)"
+        " WHERE delivery_id IS NOT NULL"
+    )
+    db.execute("CREATE INDEX idx_bounce_events_received ON bounce_events(received_at)")
+    # A list's own bounce address (`lists edit --bounce-address`): the envelope sender of its
+    # digests, before [bounces] address. NULL: the installation's, else the list's From.
+    db.execute("ALTER TABLE lists ADD COLUMN bounce_address TEXT")
+
+
+@migrations()
+def m016_web_admin_private_lists(db: Database) -> None:
+    # A private list is not on the home page and has no public archive index or Atom feed; its
+    # subscribe form (and embedded forms) still work, and the web version of each issue stays
+    # reachable at the address its emails link to (marked noindex).
+    db.execute("ALTER TABLE lists ADD COLUMN private INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m017_pages_wiring_urls_and_full_text(db: Database) -> None:
+    # Other URLs of a stored article (articles/writes.py): the address a page was fetched from,
+    # where its redirects led, its <link rel=canonical> and og:url, when they differ from the
+    # article's own canonical_url. A story ingested as a page and the same story arriving in a
+    # feed (in either order) are matched through them.
+    db.execute(
+        """
+        CREATE TABLE article_urls (
+            url TEXT PRIMARY KEY,              -- canonical form (articles.urls.canonical_url)
+            article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_article_urls_article ON article_urls(article_id)")
+    # Full text for summary-only feeds (ingest/fulltext.py): each linked page's last fetch, so
+    # that a page is fetched again only with a conditional GET and a failure is not retried
+    # forever.
+    db.execute(
+        """
+        CREATE TABLE full_text_pages (
+            url TEXT PRIMARY KEY,              -- the entry's link, as fetched
+            final_url TEXT,                    -- after redirects
+            etag TEXT,                         -- validators for the next conditional GET
+            last_modified TEXT,
+            status TEXT NOT NULL CHECK (status IN ('extracted', 'kept_summary', 'failed')),
+            content_html TEXT,                 -- extracted article, raw (sanitised when stored)
+            author TEXT,
+            canonical_url TEXT,                -- the page's own canonical URL, if any
+            words INTEGER,                     -- of the extracted text
+            error TEXT,                        -- why the last attempt failed
+            attempts INTEGER NOT NULL DEFAULT 0,  -- failures in a row for this entry version
+            entry_hash TEXT NOT NULL,          -- articles.content_hash of the entry it was for
+            fetched_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_full_text_pages_fetched ON full_text_pages(fetched_at)")
+    # `digest feeds add --full-text`: fetch the linked page of summary-only entries; how many
+    # of the feed's entries were left with their summary because that failed, at the last poll.
+    db.execute("ALTER TABLE feeds ADD COLUMN full_text INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE feeds ADD COLUMN full_text_failed INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m018_subscribers_identity_merge(db: Database) -> None:
     # One identity per mailbox: ``identity`` is the whole normalised address lower-cased
     # (addresses.identity_key), the key of every comparison (subscribers, history,
     # suppressions); ``email`` stays the address as first entered, for display and sending.
@@ -484,7 +633,7 @@ def m014_subscribers_identity_merge(db: Database) -> None:
     # address, and a row written without ``folded`` still gets an ASCII address right.
     db.conn.create_function("digest_identity", 1, identity_key, deterministic=True)
     db.conn.create_function("digest_folded", 1, folded_identity, deterministic=True)
-    for table in ("subscribers", "status_events"):
+    for table in ("subscribers", "status_events", "bounce_events"):
         db.execute(f"ALTER TABLE {table} ADD COLUMN folded TEXT")  # identity if not ASCII
         db.execute(f"UPDATE {table} SET folded = digest_folded(email) WHERE email GLOB '*[^ -~]*'")
         db.execute(
@@ -517,6 +666,10 @@ def m014_subscribers_identity_merge(db: Database) -> None:
     db.execute("CREATE UNIQUE INDEX idx_subscribers_identity ON subscribers(identity)")
     db.execute("CREATE INDEX idx_status_events_identity ON status_events(identity)")
     db.execute("DROP INDEX idx_status_events_email")
+    # Bounce reports about an address are found in any letter case too (the bounce policy's
+    # soft-bounce count, a subscriber's admin page).
+    db.execute("CREATE INDEX idx_bounce_events_identity ON bounce_events(identity, occurred_at)")
+    db.execute("DROP INDEX idx_bounce_events_email")
     if merged:
         # The migration runs once, inside whichever command first opens the upgraded database
         # (`digest init` after an upgrade, `digest run`, `digest serve` ...): a warning reaches
@@ -568,7 +721,7 @@ def widen_check(db: Database, table: str, column: str, values: list[str]) -> Non
 
 
 @migrations()
-def m015_subscribers_identity_lifecycle(db: Database) -> None:
+def m019_subscribers_identity_lifecycle(db: Database) -> None:
     # A pending subscription that is never confirmed expires ([subscribers] pending_expire_days).
     widen_check(db, "subscriptions", "status", ["expired"])
     # When the subscription last became pending: expiry counts from here.
@@ -595,8 +748,8 @@ def m015_subscribers_identity_lifecycle(db: Database) -> None:
 
 
 @migrations(transactional=False)
-def m016_subscribers_identity_rebuild(db: Database) -> None:
-    # Since m014 the identity is the unique key of a subscriber; the UNIQUE constraint on
+def m020_subscribers_identity_rebuild(db: Database) -> None:
+    # Since m018 the identity is the unique key of a subscriber; the UNIQUE constraint on
     # ``email`` (the address as entered) only costs a second index on every insert, so the
     # table is rebuilt without it. Outside the usual migration transaction: SQLite changes a
     # table's constraints only by copying it, which needs foreign keys off (or dropping the old

@@ -36,7 +36,21 @@ from ..errors import DigestError, InvalidInput, NotFound, TokenError
 from ..store import open_db
 from ..timeutil import utc_now
 from ..tokens import load_secret
-from . import admin, auth, public, staff
+from . import (
+    accounts,
+    admin,
+    archive,
+    auth,
+    dashboard,
+    embed,
+    feeds,
+    hooks,
+    imports,
+    lists,
+    look,
+    public,
+    staff,
+)
 from .context import (
     WebContext,
     add_headers,
@@ -54,6 +68,21 @@ from .worker import NoticeWorker
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # CSV imports (admin) are the largest request bodies
+
+# The staff navigation marks its item as the current page on these pages too.
+NAV_CHILDREN = {
+    "lists.index": ("lists.new", "lists.edit", "lists.delete"),
+    "feeds.index": ("feeds.remove",),
+    "admin.subscribers": (
+        "admin.subscriber",
+        "admin.add",
+        "admin.reactivate",
+        "admin.remove_from_list",
+    ),
+    "admin.suppressions": ("admin.lift",),
+    "imports.import_csv": ("imports.import_apply",),
+    "accounts.users_page": ("accounts.remove",),
+}
 
 
 def builtin_templates_dir() -> Path:
@@ -132,10 +161,10 @@ def create_app(
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )
 
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(public.bp)
-    app.register_blueprint(staff.bp)
+    for module in (accounts, admin, archive, auth, dashboard, embed, feeds, imports, lists, look,
+                   public, staff):  # fmt: skip
+        app.register_blueprint(module.bp)
+    app.register_blueprint(hooks.bp)  # provider webhooks: signed, no session or CSRF
 
     app.before_request(start_worker)
     app.before_request(check_csrf)
@@ -148,7 +177,15 @@ def create_app(
     app.register_error_handler(NotFound, digest_error(404, "Not found"))
     app.register_error_handler(DigestError, digest_error(400, "That did not work"))
     app.register_error_handler(InternalServerError, server_error)
-    app.jinja_env.globals.update(csrf_token=csrf_token, site_name=config.site_name, zip=zip)
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token,
+        site_name=config.site_name,
+        zip=zip,
+        list_logo=look.list_logo,
+        local_text=look.local_text,
+        nav_children=NAV_CHILDREN,
+    )
+    app.jinja_env.filters["utc"] = look.utc_text
     # Subscriber pages in the list's language: the email catalogs, `lang` from each view.
     i18n.install(app.jinja_env)
     return app

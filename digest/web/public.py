@@ -1,7 +1,7 @@
-"""Public pages: the home page, the subscribe form, the archive of sent digests, and the
-signed-token links from every email (``digest.links``): ``/c/<token>`` confirm, ``/u/<token>``
-unsubscribe, ``/p/<token>`` preferences, with ``/p/<token>/data.json`` (download what is stored
-about me) and ``/p/<token>/delete`` (delete it).
+"""Public pages: the home page, the subscribe form, and the signed-token links from every
+email (``digest.links``): ``/c/<token>`` confirm, ``/u/<token>`` unsubscribe, ``/p/<token>``
+preferences, with ``/p/<token>/data.json`` (download what is stored about me) and
+``/p/<token>/delete`` (delete it).
 
 No GET changes anything: link scanners (corporate mail filters, antivirus) fetch every URL in
 a message, so confirm and unsubscribe pages show a button that POSTs. The exception is the
@@ -13,7 +13,7 @@ a POST with the form's CSRF token and a ticked confirmation.
 State changes go through the audience stage (``audience.subscriptions``), and the subscribe
 form through ``delivery.notices``, which only queues the confirmation email (the app's worker
 thread sends it), so every outcome of the form gets the same answer in the same time. The
-archive renders stored digests with ``issues.build.render_web_version``.
+archive is in ``archive``, the embeddable subscribe form in ``embed``.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
@@ -33,7 +31,8 @@ from werkzeug.datastructures import MultiDict
 from .. import links
 from ..addresses import normalise_email
 from ..audience.lists import MailingList, all_lists, get_list, get_list_by_id
-from ..audience.records import ENDED, FREQUENCIES, LIVE, Frequency
+from ..audience.listtags import offered_tags
+from ..audience.records import ENDED, LIVE, Frequency
 from ..audience.subscriptions import (
     RequestedChoices,
     get_subscriber_by_id,
@@ -42,23 +41,16 @@ from ..audience.subscriptions import (
     update_preferences,
 )
 from ..audience.subscriptions import unsubscribe as end_subscription
-from ..delivery import ledger, optin, rights
+from ..delivery import optin, rights
 from ..delivery.notices import request_subscription
 from ..errors import InvalidInput, NotFound, TokenError
-from ..issues.build import render_web_version
-from ..issues.store import digests_of_list, find_digest_by_label
 from ..timeutil import from_iso
 from ..tokens import Token, TokenExpired, make_token, read_token
 from .context import enforce_limit, get_db, is_one_click_unsubscribe, now, web
-from .security import MESSAGE_CSP
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("public", __name__)
-
-# The archive may be cached briefly by browsers and proxies: it is the same for everyone.
-ARCHIVE_CACHE = "public, max-age=300"
-_ISSUE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
 @dataclass(frozen=True)
@@ -148,7 +140,7 @@ def home() -> ResponseReturnValue:
     root = request.script_root
     lists = [
         (mlist, links.subscribe_url(root, mlist.slug), links.archive_url(root, mlist.slug))
-        for mlist in all_lists(get_db())
+        for mlist in all_lists(get_db(), public_only=True)
     ]
     return render_template("home.html", lists=lists)
 
@@ -173,7 +165,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
         }
         try:
             normalise_email(form["email"])  # the address first: it is the field most often wrong
-            tags, frequency = parse_preferences(mlist, request.form)
+            tags, frequency = parse_preferences(mlist, request.form, offered_tags(get_db(), mlist))
             result = request_subscription(
                 get_db(),
                 web().config,
@@ -200,6 +192,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
             error=error,
             frequencies=mlist.frequencies,
             lang=mlist.language,
+            topics=offered_tags(get_db(), mlist),
         ),
         400 if error else 200,
     )
@@ -230,60 +223,6 @@ def preview_link(purpose: str) -> ResponseReturnValue:
             {"Content-Type": "text/plain; charset=utf-8"},
         )
     return render_template("preview_link.html", purpose=purpose)
-
-
-# --- archive ----------------------------------------------------------------------------------
-
-
-@bp.route("/archive/<slug>/")
-def archive(slug: str) -> ResponseReturnValue:
-    db = get_db()
-    mlist = get_list(db, slug, include_deleted=True)
-    built = digests_of_list(db, mlist.id)
-    sent = ledger.sent_among(db, [d.id for d in built])
-    digests = [
-        {
-            "frequency": d.frequency,
-            "period_label": d.period_label,
-            "url": links.digest_web_url(
-                request.script_root, mlist.slug, d.frequency, d.period_label
-            ),
-        }
-        for d in built
-        if d.id in sent
-    ]
-    body = render_template("archive/index.html", mlist=mlist, digests=digests)
-    return body, 200, {"Cache-Control": ARCHIVE_CACHE}
-
-
-@bp.route("/archive/<slug>/<frequency>/<label>/")
-def archive_digest(slug: str, frequency: str, label: str) -> ResponseReturnValue:
-    db = get_db()
-    mlist = get_list(db, slug, include_deleted=True)
-    if frequency not in FREQUENCIES or not _valid_date(label):
-        raise NotFound(f"no {mlist.title} digest at this address")
-    digest = find_digest_by_label(db, mlist.id, frequency, label)
-    if digest is None or not ledger.sent_among(db, [digest.id]):
-        raise NotFound(f"no {frequency} {mlist.title} digest was sent for {label}")
-    html = render_web_version(db, web().config, digest.id)
-    # The stored digest carries its own <style>: it gets the message policy (inline styles,
-    # no scripts, sandboxed), not the site's.
-    headers = {
-        "Content-Type": "text/html; charset=utf-8",
-        "Content-Security-Policy": MESSAGE_CSP,
-        "Cache-Control": ARCHIVE_CACHE,
-    }
-    return html, 200, headers
-
-
-def _valid_date(label: str) -> bool:
-    if not _ISSUE_DATE.match(label):
-        return False
-    try:
-        date.fromisoformat(label)
-    except ValueError:
-        return False
-    return True
 
 
 # --- confirm ----------------------------------------------------------------------------------
@@ -428,7 +367,8 @@ def preferences(token: str) -> ResponseReturnValue:
                 "unsubscribe.html", target=target, done="asked", lang=target.mlist.language
             )
         try:
-            tags, frequency = parse_preferences(target.mlist, request.form)
+            topics = offered_tags(get_db(), target.mlist)
+            tags, frequency = parse_preferences(target.mlist, request.form, topics)
         except InvalidInput as e:
             error = str(e)
         else:
@@ -450,6 +390,7 @@ def preferences(token: str) -> ResponseReturnValue:
             saved=bool(request.args.get("saved")),
             frequencies=target.mlist.frequencies,
             lang=target.mlist.language,
+            topics=offered_tags(get_db(), target.mlist),
         ),
         400 if error else 200,
     )
@@ -496,23 +437,25 @@ def delete_my_data(token: str) -> ResponseReturnValue:
     return page, 400 if unticked else 200
 
 
-def parse_preferences(mlist: MailingList, form: MultiDict[str, str]) -> tuple[tuple[str, ...], str]:
+def parse_preferences(
+    mlist: MailingList, form: MultiDict[str, str], topics: list[tuple[str, str]]
+) -> tuple[tuple[str, ...], str]:
     """Tags (display names, in the list's order; () = all of them) and frequency (one the list
     offers) from a form with ``tag`` checkboxes (values are tag keys) and a ``frequency``
-    choice."""
+    choice. ``topics`` are the (key, name) pairs the page offered (``listtags.offered_tags``);
+    ticking all of them is all of the list's tags, including those not offered yet."""
     frequency = form.get("frequency", "")
     if frequency not in mlist.frequencies:
         raise InvalidInput(f"choose how often: {' or '.join(mlist.frequencies)}")
-    if not mlist.tags:
+    if not mlist.tags or not topics:
         return (), frequency
+    keys = {key for key, _ in topics}
     chosen = set(form.getlist("tag"))
-    unknown = chosen - set(mlist.tag_keys)
+    unknown = chosen - keys
     if unknown:
         raise InvalidInput(f"unknown topic {sorted(unknown)[0]!r}; choose from the list shown")
     if not chosen:
         raise InvalidInput("choose at least one topic (or unsubscribe below)")
-    if chosen == set(mlist.tag_keys):
+    if chosen == keys:
         return (), frequency
-    return tuple(
-        name for name, key in zip(mlist.tags, mlist.tag_keys, strict=True) if key in chosen
-    ), frequency
+    return tuple(name for key, name in topics if key in chosen), frequency

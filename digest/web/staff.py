@@ -1,7 +1,8 @@
-"""Pages for logged-in staff: the editor landing page (lists and recently built digests), the
-editor preview (the message that will be sent, from ``preview.preview_digest``, with a "[TEST]"
-send through ``delivery.send.send_message``) and the admin overview (lists with subscriber
-counts by status, staff accounts). The admin's subscriber pages are in ``admin``.
+"""Pages for editors (and admins): the landing page (lists and recently built digests) and the
+preview (the message that will be sent, from ``preview.preview_digest``, in frames 600, 375
+and 320 px wide and in dark mode, with its plain text, headers and size report, and a "[TEST]"
+send through ``delivery.send.send_message``). The admin pages are in ``dashboard``, ``lists``,
+``feeds``, ``admin``, ``imports`` and ``accounts``.
 
 Previews here are inert (``preview_digest(inert=True)``): even "as subscriber X" they show and
 send X's variant with the sample reader's name and address, and unsubscribe and preferences
@@ -24,12 +25,9 @@ from flask import Blueprint, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from .. import users
 from ..addresses import normalise_email
 from ..audience.lists import MailingList, all_lists, get_list
-from ..audience.records import FREQUENCIES, SubscriptionStatus
-from ..audience.subscriptions import counts_by_list
-from ..audience.suppressions import count_suppressions
+from ..audience.records import FREQUENCIES
 from ..delivery.personalise import Outgoing
 from ..delivery.preview import Preview, preview_digest
 from ..delivery.send import send_message
@@ -37,7 +35,7 @@ from ..errors import DigestError, InvalidInput, NotFound
 from ..headers import fold_header
 from ..issues.periods import next_issue
 from ..issues.store import recent_digests
-from .auth import admin_required, editor_required
+from .auth import editor_required
 from .context import get_db, now, web
 from .security import MESSAGE_CSP
 
@@ -52,26 +50,6 @@ def home() -> ResponseReturnValue:
     db = get_db()
     digests = recent_digests(db, 50)
     return render_template("editor/index.html", lists=all_lists(db), digests=digests)
-
-
-@bp.route("/admin/")
-@admin_required
-def admin_home() -> ResponseReturnValue:
-    db = get_db()
-    counts = counts_by_list(db)
-    return render_template(
-        "admin/index.html",
-        lists=all_lists(db),
-        counts=counts,
-        statuses=[str(st) for st in SubscriptionStatus],
-        suppressed=count_suppressions(db),
-    )
-
-
-@bp.route("/admin/users")
-@admin_required
-def admin_users() -> ResponseReturnValue:
-    return render_template("admin/users.html", users=users.list_users(get_db()))
 
 
 # --- editor preview ---------------------------------------------------------------------------
@@ -231,6 +209,7 @@ def _preview_page(
     if preview is not None and choice is not None:
         context.update(
             frame_url=url_for("staff.preview_frame") + "?" + choice.query(),
+            dark_url=url_for("staff.preview_frame") + "?" + choice.query() + "&scheme=dark",
             size=size_report(preview, context["budget"]),
             headers=header_block(preview.message) if preview.message else None,
         )
@@ -260,8 +239,21 @@ def preview_frame() -> ResponseReturnValue:
     result = run_preview(choice)
     if result.html is None:
         raise NotFound("no articles for this tag set: nothing would be sent")
+    html = as_dark_mode(result.html) if request.args.get("scheme") == "dark" else result.html
     headers = {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": MESSAGE_CSP}
-    return result.html, 200, headers
+    return html, 200, headers
+
+
+# The email's own dark-mode rules (templates/email/base.html), as a mail client in dark mode
+# applies them. A frame cannot be told to prefer dark without a script, so the preview applies
+# them unconditionally instead: the same rules, the same result.
+_DARK_MEDIA = "@media (prefers-color-scheme: dark)"
+
+
+def as_dark_mode(html: str) -> str:
+    """``html`` with its ``prefers-color-scheme: dark`` rules applied whatever the viewer
+    prefers (for the dark-mode preview frame)."""
+    return html.replace(_DARK_MEDIA, "@media all")
 
 
 @bp.route("/editor/preview/send", methods=["POST"])

@@ -64,6 +64,12 @@ class NoticeWorker:
             self._thread = threading.Thread(target=self._run, name="digest-notices", daemon=True)
             self._thread.start()
 
+    @property
+    def last_error(self) -> str | None:
+        """Why this process's last round could not send at all (no relay, refused login), or
+        None: shown on the admin dashboard."""
+        return self._last_error
+
     def wake(self) -> None:
         self.ensure_running()
         self._wake.set()

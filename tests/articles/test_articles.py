@@ -13,6 +13,7 @@ import pytest
 from digest.articles.inputs import ArticleInput, ParsedSource, Rejection
 from digest.articles.reads import list_articles, search_articles, stored_state
 from digest.articles.sanitize import clean_html
+from digest.articles.tagging import make_tag
 from digest.articles.urls import canonical_url
 from digest.articles.writes import SourceReport, store_articles, store_batch
 from digest.errors import InvalidInput, NotFound
@@ -32,6 +33,7 @@ def art(n: int, **kw) -> ArticleInput:
         "content_html": f"<p>Body of story {n}.</p>",
     }
     fields.update(kw)
+    fields["tags"] = tuple(t for t in map(make_tag, fields.get("tags", ())) if t is not None)
     return ArticleInput(**fields)
 
 
@@ -370,12 +372,12 @@ def test_background_checkpoints_do_nothing_for_a_database_in_memory():
 def test_an_entry_with_only_a_summary_stores_it_cleaned_as_summary_and_content(db):
     # RSS items often have only a <description>: it is both the summary and the content, and
     # is sanitised once for both.
-    summary = '<p onclick="x()">Rains <a href="/more">more</a><script>bad()</script></p>'
+    summary = '<p onclick="x()">Rains <a href="/more">and floods</a><script>bad()</script></p>'
     store(db, art(1, content_html=None, summary_html=summary), base_url="https://example.org/")
     (a,) = list_articles(db)
     assert a.summary == clean_html(summary)
-    assert a.summary == '<p>Rains <a href="/more" rel="noopener noreferrer">more</a></p>'
+    assert a.summary == '<p>Rains <a href="/more" rel="noopener noreferrer">and floods</a></p>'
     assert a.content_html == (
-        '<p>Rains <a href="https://news.example.org/more" rel="noopener noreferrer">more</a></p>'
+        '<p>Rains <a href="https://news.example.org/more" rel="noopener noreferrer">and floods</a></p>'
     )
-    assert a.text == "Rains more"
+    assert a.text == "Rains and floods"

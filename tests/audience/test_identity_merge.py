@@ -1,9 +1,9 @@
-"""Migration m014 merges subscribers whose addresses differ only in letter case: one subscriber
+"""Migration m018 merges subscribers whose addresses differ only in letter case: one subscriber
 (the first entered), the union of subscriptions with the most restrictive status per list,
 histories combined, deliveries and queued emails re-pointed, suppressions keyed by identity,
 and a report (a log line when the database is opened, and a history event per merge).
 
-The database is built at the schema before m014 with the rows an older version wrote, then
+The database is built at the schema before m018 with the rows an older version wrote, then
 opened as the new version opens it."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from digest.delivery import ledger
 from digest.store import open_db
 from digest.store.migrations import migrations
 
-MERGE = "m014_subscribers_identity_merge"
+MERGE = "m018_subscribers_identity_merge"
 T = "2024-{:02d}-01T00:00:00.000000+00:00".format
 
 

@@ -59,7 +59,9 @@ def test_build_prints_per_digest_summary(run, world, frozen):
 
 def test_build_weekly_date_says_which_issue_it_built(run, world, newsroom):
     newsroom.subscribe(world, "wes@example.com", frequency="weekly")
-    result = run("build", "--list", "world", "--frequency", "weekly", "--date", "2025-01-22")
+    result = run(
+        "build", "--list", "world", "--frequency", "weekly", "--date", "2025-01-22", "--force"
+    )
     assert result.exit_code == 0, result.output
     assert "world weekly 2025-01-20, covers Mon 13 Jan 2025 – Sun 19 Jan 2025" in result.output
     assert "note: weekly issues of 'world' are sent on mondays: built the issue of 2025-01-20" in (

@@ -80,7 +80,7 @@ def ev(
 def test_hard_bounce() -> None:
     d = decide([ev(BounceKind.HARD, 1, "1")], NOW)
     assert (d.outcome, d.suppress, d.every_list) == (Outcome.BOUNCED, True, True)
-    assert d.reason == "hard bounce: hard via bounce-mailbox: hard diag"
+    assert d.reason == "hard bounce via bounce-mailbox: hard diag"
     assert d.changes_anything
 
 
@@ -105,7 +105,7 @@ def test_soft_threshold_within_window() -> None:
     assert d.reason == "2 soft bounce(s) within 15 days; 1 more make it a hard bounce"
     d = decide([*two, ev(BounceKind.SOFT, 1, "3")], NOW)
     assert d.outcome is Outcome.BOUNCED and d.suppress
-    assert d.reason.startswith("3 soft bounces within 15 days, the last: soft via bounce-mailbox")
+    assert d.reason.startswith("3 soft bounces within 15 days, the last via bounce-mailbox")
     assert len(d.events) == 3
 
 

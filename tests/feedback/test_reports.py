@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from digest.delivery.verp import IdentitySource, identify
 from digest.feedback.policy import BounceKind, Outcome, decide
 from digest.feedback.reports import MAX_BYTES, parse_report
+from digest.verp import IdentitySource, identify
 
 DATA = Path(__file__).parents[1] / "data" / "bounces"
 SECRET = b"test-secret"  # the fixtures' VERP and List-Unsubscribe tokens are signed with it

@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from digest.delivery.verp import read_bounce_address, read_verp_token
 from digest.feedback.policy import BounceKind, Outcome, decide
 from digest.feedback.webhooks import (
     ForgedPayload,
@@ -43,6 +42,7 @@ from digest.feedback.webhooks import (
     parse_ses,
     sendgrid_public_key,
 )
+from digest.verp import read_bounce_address, read_verp_token
 
 DATA = Path(__file__).parents[1] / "data" / "bounces" / "webhooks"
 SECRET = b"test-secret"  # the fixtures' VERP tokens

@@ -184,7 +184,7 @@ def test_markdown_and_html_directory_with_front_matter(run, tmp_path, db_path):
         "---\ntitle: HTML story\ndate: 2025-01-21\n---\n<p>Hello <script>alert(1)</script></p>"
     )
     (notes / "broken.md").write_text("---\ntitle: [unclosed\n---\ntext\n")
-    (notes / "skip.txt").write_text("not an article")
+    (notes / "skip.csv").write_text("not,an,article")
     result = run("ingest", "notes")
     assert result.exit_code == 1
     assert "notes: 2 new, 0 updated, 0 unchanged, 1 rejected" in result.output
@@ -220,7 +220,8 @@ def test_not_a_feed_fails_that_source_only(run, tmp_path, db_path):
     (tmp_path / "good.xml").write_text(rss(item(1)))
     result = run("ingest", "page.xml", "missing.xml", "good.xml")
     assert result.exit_code == 1
-    assert "page.xml: failed: not an RSS or Atom feed" in result.output
+    # A web page where a feed was expected is read as a page, which has too little text here.
+    assert "page.xml: failed: no article found (only 4 words of text)" in result.output
     assert "missing.xml: failed: no such file or directory" in result.output
     assert "good.xml: 1 new" in result.output
     assert "Traceback" not in result.output

@@ -175,7 +175,7 @@ def test_a_yaml_alias_bomb_is_rejected_and_the_other_files_go_in(run, tmp_path):
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "bomb.md").write_text(BOMB)
-    (notes / "fine.md").write_text("---\ntitle: Fine\ndate: 2025-01-21\n---\nBody.\n")
+    (notes / "fine.md").write_text("---\ntitle: Fine\ndate: 2025-01-21\ntags: Notes\n---\nBody.\n")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
     result = run("ingest", str(notes))

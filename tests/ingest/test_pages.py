@@ -131,7 +131,8 @@ def test_summary_line_and_article_input() -> None:
     assert item.guid is None
     assert item.title == page.title
     assert item.published == page.published
-    assert item.tags == page.tags
+    assert [t.name for t in item.tags] == list(page.tags)
+    assert item.image is not None and item.image.url == page.lead_image
     assert item.content_html == page.content_html
     assert item.summary_html == "<p>Officers describe a day-long operation.</p>"
 

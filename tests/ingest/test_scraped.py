@@ -100,7 +100,10 @@ def test_no_metadata_takes_the_first_line_and_the_callers_date() -> None:
     assert article.title == "Notes from the harbour"
     assert article.author is None
     assert article.published == NOW
-    assert article.warnings == ("no date line found; the file time (2025-01-24 12:00 UTC) is used",)
+    assert article.warnings == (
+        "no byline or date lines found; the first line is the title",
+        "no date line found; the file time (2025-01-24 12:00 UTC) is used",
+    )
     assert article.paragraphs == (
         "The fishing boats came in late, riding low in the water.",
         "By noon the market had sold out.",
@@ -156,7 +159,10 @@ def test_file_time_and_bad_bytes(tmp_path: Path) -> None:
     assert article.title == "Caf\ufffd opens"
     assert article.published == datetime(2025, 1, 20, 9, 30, tzinfo=UTC)
     assert article.warnings[0].startswith("not valid UTF-8 (first bad byte 0xe9 on line 1)")
-    assert article.warnings[1] == "no date line found; the file time (2025-01-20 09:30 UTC) is used"
+    assert article.warnings[1:] == (
+        "no byline or date lines found; the first line is the title",
+        "no date line found; the file time (2025-01-20 09:30 UTC) is used",
+    )
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 import feedparser
 
 from digest.articles.sanitize import clean_html, html_to_text
+from digest.articles.tagging import Tag
 from digest.articles.tags import tag_key
 from digest.audience.branding import Brand, LeadImage
 from digest.config import load_config
@@ -269,7 +270,7 @@ def wired_emails(folder) -> dict[str, email.message.EmailMessage]:
                 published=start + timedelta(minutes=5 * i),
                 summary_html=f'<p><img src="https://img.example.org/{i}.jpg" width="1200" height="675"'
                 f' alt="Photo {i}"></p><p>' + "Λέξεις and words " * 40 + "</p>",
-                tags=(regions[i % 10],),
+                tags=(Tag(tag_key(regions[i % 10]), regions[i % 10]),),
             )  # fmt: skip
             for i in range(500)
         ],

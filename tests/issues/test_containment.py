@@ -74,7 +74,7 @@ def test_a_variant_that_cannot_render_fails_only_its_deliveries(db, newsroom, tm
 def test_the_cli_names_the_failed_variant(run, newsroom, db, tmp_path):
     _newsroom(newsroom)
     _breaking_templates(tmp_path)
-    result = run("build", "--date", "2025-01-21")
+    result = run("build", "--date", "2025-01-21", "--force")
     assert result.exit_code == 0, result.output
     assert "failed: variant kenya not rendered (ZeroDivisionError" in result.output
     assert "Traceback" not in result.output

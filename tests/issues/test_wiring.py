@@ -160,6 +160,7 @@ def test_every_message_queued_is_under_the_budget(db, config, newsroom, sections
         for n in range(per_section)
     ]
     from digest.articles.inputs import ArticleInput
+    from digest.articles.tagging import make_tag
     from digest.articles.writes import store_batch
 
     store_batch(
@@ -172,7 +173,7 @@ def test_every_message_queued_is_under_the_budget(db, config, newsroom, sections
                 guid=f"g{i}",
                 published=published,
                 summary_html="<p>" + "Words of a summary paragraph. " * 8 + "</p>",
-                tags=tuple(tag),
+                tags=tuple(t for t in map(make_tag, tag) if t is not None),
             )
             for i, (title, published, tag) in enumerate(rows)
         ],

@@ -189,7 +189,7 @@ def test_subscribe_confirm_preferences_unsubscribe_and_preview(
     widths = page.evaluate(
         "[...document.querySelectorAll('iframe')].map(f => f.getBoundingClientRect().width)"
     )
-    assert [round(w) for w in widths] == [600, 375]
+    assert [round(w) for w in widths] == [600, 375, 320, 375]  # the last: dark mode
     # Chromium leaves sandboxed (cross-origin) iframes blank in full-page screenshots, so the
     # preview is shot as the viewport scrolled to the frames, plus the whole page.
     page.screenshot(path=tmp_path / "preview-page-desktop.png", full_page=True)

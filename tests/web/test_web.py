@@ -12,11 +12,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import WEB_SECRET
+from conftest import WEB_SECRET, Newsroom
 
 from digest import users
 from digest.config import load_config
@@ -35,6 +35,8 @@ PASSWORD = "correct horse battery"
 
 def add_list(db, slug="world", tags=("Kenya", "East Africa"), now=None) -> int:
     at = to_iso(now) if now else "2025-01-01T00:00:00.000000+00:00"
+    # One article per tag: the subscribe and preferences pages offer only tags in use.
+    Newsroom(db).add_article(f"{slug} story", datetime(2025, 1, 1, tzinfo=UTC), tags=tags)
     return (
         db["lists"]
         .insert(
@@ -228,9 +230,11 @@ def test_admin_overview_counts_subscriptions_by_status(web_app, staff, db):
     client = web_app.test_client()
     login(client, name="ada")
     html = client.get("/admin/").get_data(as_text=True)
-    cells = re.findall(r'<td class="num">(\d+)</td>', html)
-    # pending, active, unsubscribed, bounced, complained, expired
-    assert cells == ["1", "2", "0", "0", "0", "0"]
+    cells = re.findall(r'<td class="num" data-label="(\w+)"><a href="[^"]+">(\d+)</a></td>', html)
+    assert cells == [
+        ("Pending", "1"), ("Active", "2"), ("Unsubscribed", "0"), ("Bounced", "0"),
+        ("Complained", "0"), ("Expired", "0"),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -388,6 +392,10 @@ def test_templates_have_no_inline_script_or_style():
         text = path.read_text(encoding="utf-8")
         assert "<script" not in text.lower(), path
         assert not re.search(r"\son[a-z]+\s*=", text), path  # onclick= etc.
+        if path.name == "issue_banner.html":
+            # Goes into an issue's web version, which keeps the email's inline CSS and is served
+            # with the message policy (inline styles, never scripts; tests/web/test_archive.py).
+            continue
         assert "style=" not in text and "<style" not in text, path
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from conftest import WEB_SECRET
+from markupsafe import escape
 
 from digest import users
 from digest.audience.lists import get_list
@@ -102,6 +103,10 @@ def staff(db, web_clock):
 
 @pytest.fixture
 def world(newsroom):
+    # One article per tag: the subscribe and preferences pages offer only tags in use.
+    newsroom.add_article(
+        "Haiti and Kenya", datetime(2025, 1, 1, tzinfo=UTC), tags=["Haiti", "Kenya"]
+    )
     return newsroom.add_list(tags=("Haiti", "Kenya"), title="World Desk")
 
 
@@ -466,7 +471,10 @@ def test_archive_lists_only_sent_digests(app, db, built):
     mark_sent(db, digest_id)
     page = client.get("/archive/world/")
     html = page.get_data(as_text=True)
-    assert '<a href="/archive/world/daily/2025-01-21/">Daily digest, 2025-01-21</a>' in html
+    subject = db.execute(
+        "SELECT subject FROM variants WHERE digest_id = ? AND tags_key = ''", [digest_id]
+    ).fetchone()[0]
+    assert f'<a href="/archive/world/daily/2025-01-21/">{escape(subject)}</a>' in html
     assert page.headers["Cache-Control"] == "public, max-age=300"
 
 
@@ -479,7 +487,10 @@ def test_archive_digest_is_the_stored_web_version(app, db, built):
     html = response.get_data(as_text=True)
     from digest.issues.build import render_web_version
 
-    assert html == render_web_version(db, config, digest_id)
+    # The stored web version, with the archive's meta tags and banner added (test_archive.py).
+    stored = render_web_version(db, config, digest_id)
+    head, _, body = stored.partition("</head>")
+    assert html.startswith(head) and html.endswith(body.split("<body>", 1)[1])
     assert 'id="tag-haiti"' in html and 'id="tag-kenya"' in html
     assert html.count("story") >= 12  # every article, no cut
 
@@ -706,7 +717,7 @@ def test_admin_search_by_address_or_name_paginated(app, staff, world, newsroom):
     client = app.test_client()
     login(client, "ada")
     page1 = client.get("/admin/subscribers?q=example.com").get_data(as_text=True)
-    assert page1.count("@example.com<br>") == 50
+    assert page1.count("@example.com</a><br>") == 50
     assert "p00@example.com" in page1 and "p50@example.com" not in page1
     assert "Next →" in page1
     page2 = client.get("/admin/subscribers?q=example.com&page=2").get_data(as_text=True)
@@ -724,11 +735,15 @@ def test_admin_search_by_address_or_name_paginated(app, staff, world, newsroom):
 def test_admin_add_and_unsubscribe_record_web_events(app, staff, db, world, newsroom):
     client = app.test_client()
     csrf = login(client, "ada")
-    response = client.post(
-        "/admin/subscribers/add",
-        data={"csrf_token": csrf, "list": "world", "email": "amy@example.com", "name": "Amy",
-              "tags": "Kenya", "frequency": "weekly", "confirmed": "yes"},
-    )  # fmt: skip
+    form = {"csrf_token": csrf, "list": "world", "email": "amy@example.com", "name": "Amy",
+            "tags": "Kenya", "frequency": "weekly", "confirmed": "yes"}  # fmt: skip
+    # The first post shows what will happen and changes nothing.
+    page = client.post("/admin/subscribers/add", data=form)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Add amy@example.com?" in html
+    assert "active: the person agreed to receive it" in html and "Kenya" in html
+    assert subscription(db, "amy@example.com") is None
+    response = client.post("/admin/subscribers/add", data={**form, "confirm": "yes"})
     assert response.status_code == 303
     page = client.get(response.location).get_data(as_text=True)
     assert "amy@example.com is active on World Desk (weekly)." in page
@@ -737,33 +752,57 @@ def test_admin_add_and_unsubscribe_record_web_events(app, staff, db, world, news
     ]
     client.post(
         "/admin/subscribers/add",
-        data={"csrf_token": csrf, "list": "world", "email": "pat@example.com"},
+        data={"csrf_token": csrf, "list": "world", "email": "pat@example.com", "confirm": "yes"},
     )
     assert subscription(db, "pat@example.com")["status"] == "pending"
 
+    # Unsubscribing asks first (GET or a post without confirm), then records the reason.
+    ask = client.get("/admin/subscribers/unsubscribe?email=amy@example.com&list=world")
+    assert "Unsubscribe amy@example.com?" in ask.get_data(as_text=True)
+    client.post("/admin/subscribers/unsubscribe",
+                data={"csrf_token": csrf, "email": "amy@example.com", "list": "world"})  # fmt: skip
+    assert subscription(db, "amy@example.com")["status"] == "active"
     response = client.post(
         "/admin/subscribers/unsubscribe",
-        data={"csrf_token": csrf, "email": "amy@example.com", "list": "world"},
-    )
+        data={"csrf_token": csrf, "email": "amy@example.com", "list": "world", "confirm": "yes",
+              "reason": "asked by email"},
+    )  # fmt: skip
     assert "amy@example.com unsubscribed from world." in client.get(response.location).get_data(
         as_text=True
     )
     assert events(db, "amy@example.com")[-1] == (
-        "world", "active", "unsubscribed", "web", "unsubscribed by admin ada on the web",
+        "world", "active", "unsubscribed", "web", "unsubscribed by admin ada on the web: asked by email",
     )  # fmt: skip
 
-    # An unsubscribed address is not re-added from here (it needs the person's confirmation).
-    response = client.post(
-        "/admin/subscribers/add",
-        data={"csrf_token": csrf, "list": "world", "email": "amy@example.com", "confirmed": "yes"},
-    )
-    page = client.get(response.location).get_data(as_text=True)
-    assert "Not added: amy@example.com is unsubscribed from list &#39;world&#39;" in page
+    # An unsubscribed address is not re-added by "add": the page offers the re-activation
+    # form (with a reason), never a command-line option.
+    for data in ({**form}, {**form, "confirm": "yes"}):
+        refused = client.post("/admin/subscribers/add", data=data)
+        html = refused.get_data(as_text=True)
+        assert refused.status_code == 409
+        assert "Re-activate amy@example.com?" in html
+        assert "amy@example.com is unsubscribed from list &#39;world&#39;" in html
+        assert "--force" not in html and "--reason" not in html
     assert subscription(db, "amy@example.com")["status"] == "unsubscribed"
+    no_reason = client.post("/admin/subscribers/reactivate", data={
+        "csrf_token": csrf, "list": "world", "email": "amy@example.com", "reason": "  "})  # fmt: skip
+    assert no_reason.status_code == 400
+    assert "Give the reason" in no_reason.get_data(as_text=True)
+    assert subscription(db, "amy@example.com")["status"] == "unsubscribed"
+    done = client.post("/admin/subscribers/reactivate", data={
+        "csrf_token": csrf, "list": "world", "email": "amy@example.com", "tags": "Kenya",
+        "frequency": "weekly", "reason": "asked by phone on 20 January"})  # fmt: skip
+    assert done.status_code == 303
+    assert subscription(db, "amy@example.com")["status"] == "active"
+    assert events(db, "amy@example.com")[-1] == (
+        "world", "unsubscribed", "active", "web",
+        "asked by phone on 20 January (re-activated by admin ada on the web)",
+    )  # fmt: skip
     # Without CSRF nothing happens.
     assert (
         client.post(
-            "/admin/subscribers/add", data={"list": "world", "email": "x@example.com"}
+            "/admin/subscribers/add",
+            data={"list": "world", "email": "x@example.com", "confirm": "yes"},
         ).status_code
         == 400
     )

@@ -6,7 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.delivery.verp import (
+from digest.errors import InvalidInput
+from digest.links import unsubscribe_url
+from digest.tokens import make_token as make_link_token
+from digest.verp import (
     bounce_address,
     make_token,
     read_bounce_address,
@@ -14,9 +17,6 @@ from digest.delivery.verp import (
     read_message_id,
     read_verp_token,
 )
-from digest.errors import InvalidInput
-from digest.links import unsubscribe_url
-from digest.tokens import make_token as make_link_token
 
 SECRET = b"test-secret"
 NOW = datetime(2025, 1, 21, 7, 0, tzinfo=UTC)

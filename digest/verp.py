@@ -22,13 +22,13 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from urllib.parse import unquote, urlsplit
 
-from ..errors import InvalidInput, TokenError
-from ..tokens import read_token
+from .errors import InvalidInput, TokenError
+from .tokens import read_token
 
 _SIG_BYTES = 10  # 80 bits: forging one needs ~2^79 tries against the bounce mailbox
 _MAX_ID_BYTES = 8
@@ -104,6 +104,58 @@ def bounce_address(base: str, delivery_id: int, secret: bytes, *, delimiter: str
             f"(RFC 5321 allows {_MAX_LOCAL} octets; use a shorter one, e.g. bounces@{domain})"
         )
     return f"{local_with_token}@{domain}"
+
+
+def check_bounce_address(base: str, *, delimiter: str = "+") -> str:
+    """``base`` as stored, if it can carry any delivery's VERP token (the longest one);
+    ``InvalidInput`` saying why not."""
+    base = base.strip()
+    bounce_address(base, (1 << (8 * _MAX_ID_BYTES)) - 1, b"check", delimiter=delimiter)
+    return base.strip("<>")
+
+
+# The custom variable each message carries for the providers' webhooks (Postmark metadata,
+# Mailgun user variables, SendGrid unique args): the delivery's VERP token. The provider hands it
+# back in every event about the message, whatever it did to the envelope sender.
+DELIVERY_VARIABLE = "digest_delivery"
+
+
+@dataclass(frozen=True)
+class ReturnPath:
+    """How each delivery's envelope sender is chosen: the list's own bounce address, else the
+    installation's (``[bounces] address``), with a VERP token when ``verp``; without either, the
+    list's From address. ``provider`` adds the header that carries the token to that provider's
+    webhooks."""
+
+    address: str | None
+    verp: bool
+    secret: bytes = field(repr=False)
+    delimiter: str = "+"
+    provider: str | None = None
+
+    def sender(self, delivery_id: int, *, list_address: str | None, from_sender: str) -> str:
+        base = list_address or self.address
+        if base is None:
+            return from_sender
+        if not self.verp:
+            return base
+        return bounce_address(base, delivery_id, self.secret, delimiter=self.delimiter)
+
+    def header(self, delivery_id: int) -> bytes:
+        """The header line (CRLF-terminated) naming the delivery to ``provider``, or b"". The
+        token is base32: nothing in it needs quoting in JSON or a header."""
+        if self.provider is None:
+            return b""
+        token = make_token(delivery_id, self.secret)
+        if self.provider == "postmark":
+            line = f"X-PM-Metadata-{DELIVERY_VARIABLE}: {token}"
+        elif self.provider == "mailgun":
+            line = f'X-Mailgun-Variables: {{"{DELIVERY_VARIABLE}": "{token}"}}'
+        elif self.provider == "sendgrid":
+            line = f'X-SMTPAPI: {{"unique_args": {{"{DELIVERY_VARIABLE}": "{token}"}}}}'
+        else:
+            raise ValueError(f"unknown provider {self.provider!r}")
+        return line.encode("ascii") + b"\r\n"
 
 
 def read_bounce_address(
