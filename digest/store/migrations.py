@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import sqlite3
 from datetime import UTC, datetime
 
 from sqlite_utils import Database, Migrations
@@ -763,8 +764,27 @@ def rebuild_without_unique(db: Database, table: str, column: str) -> None:
     """Copy ``table`` into a table whose SQL is the same but for ``UNIQUE`` on ``column``,
     keeping every column (added ones too), row, index and trigger: SQLite's documented
     procedure (https://sqlite.org/lang_altertable.html#otheralter), foreign keys off meanwhile
-    and checked before committing."""
-    (sql,) = db.execute(
+    and checked before committing. The tables that reference ``table`` name it, so they
+    reference the copy once it has the name; nothing else changes."""
+    conn = db.conn
+    (enforced,) = conn.execute("PRAGMA foreign_keys").fetchone()
+    conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: this is outside
+    try:
+        # The schema is read under the write lock: a second process that opened the database
+        # at the same time finds the table rebuilt and does nothing.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _rebuild(conn, table, column)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if enforced else 'OFF'}")
+
+
+def _rebuild(conn: sqlite3.Connection, table: str, column: str) -> None:
+    (sql,) = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
     ).fetchone()
     pattern = re.compile(rf"(\b{column}\s+TEXT\s+NOT\s+NULL)\s+UNIQUE\b", re.IGNORECASE)
@@ -773,35 +793,22 @@ def rebuild_without_unique(db: Database, table: str, column: str) -> None:
     new_table = f"{table}_rebuilt"
     new_sql = pattern.sub(r"\1", sql, count=1)
     new_sql = re.sub(rf'^CREATE TABLE\s+"?{table}"?', f"CREATE TABLE {new_table}", new_sql)
-    stored = [
-        r[1] for r in db.execute(f"PRAGMA table_xinfo({table})") if r[6] == 0
-    ]  # not generated columns
-    names = ", ".join(stored)
+    # Generated columns (``identity``) are computed by the copy, never copied.
+    names = ", ".join(r[1] for r in conn.execute(f"PRAGMA table_xinfo({table})") if r[6] == 0)
     others = [
         r[0]
-        for r in db.execute(
+        for r in conn.execute(
             "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger')"
             " AND sql IS NOT NULL",
             [table],
         )
     ]
-    conn = db.conn
-    conn.execute("PRAGMA foreign_keys = OFF")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(new_sql)
-            conn.execute(f"INSERT INTO {new_table} ({names}) SELECT {names} FROM {table}")
-            conn.execute(f"DROP TABLE {table}")
-            conn.execute(f"ALTER TABLE {new_table} RENAME TO {table}")
-            for statement in others:
-                conn.execute(statement)
-            problems = conn.execute("PRAGMA foreign_key_check").fetchall()
-            if problems:
-                raise RuntimeError(f"rebuilding {table} would break foreign keys: {problems[:5]}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(new_sql)
+    conn.execute(f"INSERT INTO {new_table} ({names}) SELECT {names} FROM {table}")
+    conn.execute(f"DROP TABLE {table}")
+    conn.execute(f"ALTER TABLE {new_table} RENAME TO {table}")
+    for statement in others:
+        conn.execute(statement)
+    problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if problems:
+        raise RuntimeError(f"rebuilding {table} would break foreign keys: {problems[:5]}")

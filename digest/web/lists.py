@@ -50,6 +50,7 @@ class ListField:
     look: bool = False
     choices: tuple[str, ...] = ()
     section: str = "Sending"
+    optional: bool = False  # not on the submitted form: left as it is (the library's None)
 
     def shown(self, mlist: MailingList | None) -> Any:
         """The field's value as the form shows it for ``mlist`` (None: a new list)."""
@@ -68,7 +69,7 @@ class ListField:
         """The keyword value for the library from the submitted form."""
         if self.kind == "check":
             return form.get(self.name) == "yes"
-        if self.look and self.name not in form:
+        if (self.look or self.optional) and self.name not in form:
             return None  # not on the form that was sent: left as it is
         value = form.get(self.name, "")
         if self.kind == "tags":
@@ -108,12 +109,12 @@ LIST_FIELDS: tuple[ListField, ...] = (
     ListField(
         "frequencies", "Frequencies offered", "choice",
         "What subscribers may choose; fewer: their subscribers move to the remaining one.",
-        choices=("daily,weekly", "daily", "weekly"),
+        choices=("daily,weekly", "daily", "weekly"), optional=True,
     ),
     ListField(
         "default_frequency", "Default frequency", "choice",
         "What a new subscriber gets unless they choose; one the list offers.",
-        choices=("daily", "weekly"),
+        choices=("daily", "weekly"), optional=True,
     ),
     ListField("description", "Description", "textarea", "One paragraph for the subscribe page."),
     ListField(

@@ -105,6 +105,16 @@ def old_database(path: Path):
         run("INSERT INTO notices (kind, subscriber_id, list_id, status, next_attempt_at,"
             " created_at, updated_at) VALUES ('confirm', ?, ?, ?, ?, ?, ?)",
             [sid, list_id, status, T(month), T(month), T(month)])  # fmt: skip
+    # Bounce reports about two spellings of Ann (and one about Bob); the table has no foreign
+    # key, so only the merge can re-point them.
+    for key, email, sid, kind, month in [
+        ("k1", "ANN@EXAMPLE.COM", 3, "soft", 4),
+        ("k2", "ann@example.com", 2, "soft", 5),
+        ("k3", "bob@example.org", 4, "hard", 6),
+    ]:
+        run("INSERT INTO bounce_events (email, subscriber_id, kind, source, identified_by,"
+            " event_key, occurred_at, received_at) VALUES (?, ?, ?, 'bounce-mailbox', 'verp', ?,"
+            " ?, ?)", [email, sid, kind, key, T(month), T(month)])  # fmt: skip
     db.close()
 
 
@@ -205,6 +215,26 @@ def test_deliveries_and_queued_emails_are_repointed_without_duplicates(merged):
     assert list(skip_reasons(db, claimed).values()) == ["address is suppressed (reason 4)"]
 
 
+def test_bounce_reports_follow_the_merged_subscriber_and_are_found_in_any_case(merged):
+    from digest.feedback import events
+
+    db, _ = merged
+    assert db.execute(
+        "SELECT event_key, subscriber_id, email FROM bounce_events ORDER BY event_key"
+    ).fetchall() == [
+        ("k1", 1, "ANN@EXAMPLE.COM"),  # each report keeps the address it named
+        ("k2", 1, "ann@example.com"),
+        ("k3", 4, "bob@example.org"),
+    ]
+    # The bounce policy counts the soft bounces of every spelling; the admin page lists them.
+    assert len(events.policy_events(db, "Ann@Example.COM", since=None)) == 2
+    assert [e.email for e in events.list_events(db, email="ann@EXAMPLE.com")] == [
+        "ann@example.com",
+        "ANN@EXAMPLE.COM",
+    ]
+    assert len(events.list_events(db, email="BOB@example.org")) == 1
+
+
 def test_the_merge_is_logged_once_when_the_database_is_opened(merged, tmp_path):
     db, caplog = merged
     # The fixture opened the database: its records belong to the test's setup.
@@ -270,6 +300,28 @@ def test_the_rebuild_without_the_email_index_loses_nothing(merged):
     assert db.execute("SELECT count(*) FROM notices").fetchone()[0] == 2
     indexes = {r[1]: r[2] for r in db.execute("PRAGMA index_list(subscribers)")}
     assert indexes == {"idx_subscribers_identity": 1}
+    # Every table that references subscribers still does, and its foreign key still acts:
+    # a row for a subscriber that does not exist is refused, and removing a subscriber takes
+    # their subscriptions and queued emails with them.
+    referencing = {
+        t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        for fk in db.execute(f"PRAGMA foreign_key_list({t})") if fk[2] == "subscribers"
+    }  # fmt: skip
+    assert referencing == {"subscriptions", "notices"}
+    with pytest.raises(Exception, match="FOREIGN KEY"):
+        db.execute("INSERT INTO notices (kind, subscriber_id, list_id, next_attempt_at,"
+                   " created_at, updated_at) VALUES ('confirm', 99, 1, ?, ?, ?)",
+                   [T(1), T(1), T(1)])  # fmt: skip
+    db.execute("DELETE FROM subscribers WHERE id = 1")
+    assert db.execute("SELECT count(*) FROM subscriptions WHERE subscriber_id = 1").fetchone() == (
+        0,
+    )
+    assert db.execute("SELECT count(*) FROM notices").fetchone()[0] == 0
+    # The identity stays unique in any case, and so does an address as entered.
+    for spelling in ("BOB@example.org", "bob@example.org"):
+        with pytest.raises(Exception, match="UNIQUE"):
+            db.execute("INSERT INTO subscribers (email, created_at) VALUES (?, ?)",
+                       [spelling, T(2)])  # fmt: skip
     sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'subscribers'").fetchone()[0]
     rebuild_without_unique(db, "subscribers", "email")  # nothing left to do
     assert (

@@ -231,11 +231,16 @@ def test_expiry_age_is_configurable(db, tmp_path):
 def test_an_admin_web_add_and_import_ask_pending_people(
     make_web_app, db, smtp, tmp_path, web_clock
 ):
+    import io
+    import time
+
     from digest import users
+    from digest.audience.subscriptions import expire_pending
 
     app = make_web_app(f'[[smtp]]\nurl = "{smtp.url()}"\n')
     users.add_user(db, "ada", "correct horse battery", "admin", now=web_clock.now)
-    create_list(db, "world", title="World", from_addr="w@news.example.com", now=NOW)
+    create_list(db, "world", title="World", from_addr="w@news.example.com", now=NOW,
+                frequencies="weekly")  # fmt: skip
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -243,25 +248,65 @@ def test_an_admin_web_add_and_import_ask_pending_people(
                                 "password": "correct horse battery"})  # fmt: skip
     page = client.get("/admin/").get_data(as_text=True)  # a new CSRF token after login
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    r = client.post("/admin/subscribers/add", data={"csrf_token": csrf, "email": "Ann@example.com",
-                                                    "list": "world"})  # fmt: skip
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 15
+        while len(smtp.handler.received) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    # "Add" says what will happen (the list's only frequency, an email), then adds and asks.
+    form = {"csrf_token": csrf, "email": "Ann@example.com", "list": "world", "frequency": ""}
+    ask = client.post("/admin/subscribers/add", data=form).get_data(as_text=True)
+    assert "a confirmation email is sent to them" in ask and "<dd>weekly</dd>" in ask
+    assert not smtp.handler.received
+    r = client.post("/admin/subscribers/add", data={**form, "confirm": "yes"})
     assert r.status_code == 303
     flashed = client.get(r.location).get_data(as_text=True)
     assert "A confirmation email is on its way." in flashed
+    wait_for(1)
+    # A frequency the list does not offer is refused, with what it offers.
+    refused = client.post("/admin/subscribers/add", data={**form, "email": "cy@example.com",
+                                                          "frequency": "daily"})  # fmt: skip
+    assert "offers only weekly digests" in client.get(refused.location).get_data(as_text=True)
+
     upload = client.post(
         "/admin/import",
         data={"csrf_token": csrf, "list": "world",
-              "file": (__import__("io").BytesIO(b"email\nbob@example.org\n"), "p.csv")},
+              "file": (io.BytesIO(b"email\nbob@example.org\n"), "p.csv")},
         content_type="multipart/form-data",
     )  # fmt: skip
     upload_id = re.search(r'name="upload" value="([^"]+)"', upload.get_data(as_text=True)).group(1)
     client.post("/admin/import/apply", data={"csrf_token": csrf, "upload": upload_id})
-    import time
-
-    deadline = time.monotonic() + 15
-    while len(smtp.handler.received) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(2)
     assert recipients(smtp) == ["Ann@example.com", "bob@example.org"]
+
+    # An expired request is not a refusal (the one admission rule): nothing to re-activate,
+    # and "Add" asks the person again.
+    expire_pending(db, older_than=web_clock.now + timedelta(days=1), now=web_clock.now)
+    again = client.get("/admin/subscribers/reactivate?email=ANN@example.com&list=world")
+    assert again.status_code == 303
+    assert "needs no re-activation" in client.get(again.location).get_data(as_text=True)
+    client.post("/admin/subscribers/add", data={**form, "email": "ann@EXAMPLE.com",
+                                                "confirm": "yes"})  # fmt: skip
+    wait_for(3)
+    assert recipients(smtp) == ["Ann@example.com", "Ann@example.com", "bob@example.org"]
+    # A bounced one is refused by "Add" and re-activated only with a reason: active, no email.
+    mlist = get_list(db, "world")
+    add_subscription(db, mlist, "dee@example.com", confirmed=True, source="cli", now=NOW)
+    db.execute("UPDATE subscriptions SET status = 'bounced' WHERE subscriber_id ="
+               " (SELECT id FROM subscribers WHERE email = 'dee@example.com')")  # fmt: skip
+    page = client.get("/admin/subscribers/reactivate?email=DEE@example.com&list=world")
+    assert page.status_code == 200
+    assert "bounced from list" in page.get_data(as_text=True)
+    done = client.post("/admin/subscribers/reactivate", data={
+        "csrf_token": csrf, "list": "world", "email": "Dee@example.com",
+        "reason": "asked by phone"})  # fmt: skip
+    assert done.status_code == 303
+    status = db.execute("SELECT status FROM subscriptions WHERE subscriber_id ="
+                        " (SELECT id FROM subscribers WHERE email = 'dee@example.com')")  # fmt: skip
+    assert status.fetchone()[0] == "active"
+    time.sleep(0.3)
+    assert len(smtp.handler.received) == 3
 
 
 def test_parse_and_apply_through_optin_report_who_was_asked(db, smtp, tmp_path):
