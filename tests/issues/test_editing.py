@@ -161,6 +161,21 @@ def test_the_cli_shapes_shows_and_approves(run, db, newsroom, world):
         assert run("issues", command, "--help").exit_code == 0
 
 
+def test_build_says_an_issue_awaits_approval_and_how_to_approve_it(run, db, newsroom, world):
+    newsroom.add_article("Kenya story", datetime(2025, 1, 20, 6, tzinfo=UTC), tags=["Kenya"])
+    newsroom.subscribe(world, "ann@example.com")
+    look = LookChanges(approval=True, editors="editor@example.com")
+    edit_list(db, "world", look=look, now=newsroom.STAMP)
+    built = run("build", "--list", "world", "--date", "2025-01-21", "--force")
+    assert built.exit_code == 0, built.output
+    assert (
+        "awaiting approval: nothing queued until an editor approves"
+        " (digest issues approve world 2025-01-21)"
+    ) in built.output
+    assert "recipients 1 queued" not in built.output
+    assert run("issues", "approve", "world", "2025-01-21").exit_code == 0
+
+
 # ------------------------------------------------------------------ approval mode, scheduled
 
 SEND = datetime(2025, 1, 21, 4, 0, tzinfo=UTC)  # 07:00 Nairobi
