@@ -17,6 +17,15 @@ from .errors import InvalidInput
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # The same without TAB, LF and CR, for text where line ends are expected (a CSV file).
 CONTROL_BUT_LINE_ENDS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+# A UTF-16 surrogate on its own: JSON's "\\ud800" escape decodes to one, and it cannot be
+# encoded as UTF-8 (the store, nh3 and SMTP would all fail on it).
+LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def without_lone_surrogates(value: str) -> str:
+    """``value`` with each lone UTF-16 surrogate replaced by U+FFFD (the replacement
+    character), as a UTF-8 decoder does with bytes it cannot read."""
+    return LONE_SURROGATE.sub("\ufffd", value)
 
 
 def single_line(value: str) -> str:

@@ -49,8 +49,13 @@ def _describe(result: BuiltDigest) -> str:
         f"  articles {result.article_count}, sections {len(result.sections)} ({sections}),"
         f" variants {len(result.variants)}"
         + (f" ({empty} without articles, not sent)" if empty else "")
-        + f", recipients {result.recipients} queued"
-        + ("" if result.new else f" ({result.enqueued} newly)")
+        + (
+            f", awaiting approval: nothing queued until an editor approves"
+            f" (digest issues approve {result.mailing_list.slug} {period.issue_date:%Y-%m-%d})"
+            if result.awaiting_approval
+            else f", recipients {result.recipients} queued"
+            + ("" if result.new else f" ({result.enqueued} newly)")
+        )
         + (f", {cut} articles cut to fit the HTML budget" if cut else ""),
     ]
     lines += [

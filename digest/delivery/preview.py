@@ -20,13 +20,14 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..articles.reads import Article, load_articles
+from ..articles.reads import Article
 from ..audience.lists import MailingList
 from ..audience.subscriptions import audience_groups, find_subscription
 from ..config import Config
 from ..errors import InvalidInput
 from ..issues import render
-from ..issues.build import render_variant
+from ..issues.build import issue_articles, render_variant
+from ..issues.edits import edits_for
 from ..issues.periods import Period, issue_for, latest_due
 from ..issues.render import RenderReport, SectionCount
 from ..issues.sections import variant_key
@@ -211,19 +212,24 @@ def preview_digest(
                 "the built digest has no variant for this tag set yet: rendered without storing"
                 " (`digest build` for this issue adds it and queues its subscribers)"
             )
-            articles = load_articles(db, digest_article_ids(db, digest.id))
+            edits = edits_for(db, mlist.id, period.issue_date)
+            articles = issue_articles(db, digest_article_ids(db, digest.id), edits)
             message, report.render = _render_unstored(
-                db, config, mlist, period, articles, wanted, digest.built_at, filled, secret, inert
-            )
+                db, config, mlist, period, articles, wanted, digest.built_at, filled, secret, inert,
+                intro=edits.note,
+            )  # fmt: skip
     else:
         notes.append(
             "not built yet: rendered without storing; the real build fixes the articles, and its"
             " time goes into the Date header and link tokens"
         )
-        articles = load_articles(db, select_articles(db, mlist, period, now=now))
+        # As the build will: the editors' note, pins and drops of this issue date apply.
+        edits = edits_for(db, mlist.id, period.issue_date)
+        articles = issue_articles(db, select_articles(db, mlist, period, now=now), edits)
         message, report.render = _render_unstored(
-            db, config, mlist, period, articles, wanted, now, filled, secret, inert
-        )
+            db, config, mlist, period, articles, wanted, now, filled, secret, inert,
+            intro=edits.note,
+        )  # fmt: skip
         report.recipients = sum(
             count
             for raw, count in audience_groups(db, mlist, frequency).items()
@@ -257,9 +263,13 @@ def _render_unstored(
     recipient: Recipient,
     secret: bytes,
     inert: bool,
+    *,
+    intro: str | None = None,
 ) -> tuple[bytes | None, RenderReport | None]:
     env = render.template_environment(config)
-    variant = render_variant(env, config, mlist, period, articles, wanted, built_at=built_at)
+    variant = render_variant(
+        env, config, mlist, period, articles, wanted, built_at=built_at, intro=intro
+    )
     instance = instance_id(db)
     if variant.template is None or variant.email is None:
         return None, None

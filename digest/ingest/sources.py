@@ -39,7 +39,7 @@ from ..articles.inputs import ArticleInput, ParsedSource, Rejection
 from ..articles.leadimage import LeadImage, content_image, feed_entry_image, value_image
 from ..articles.tagging import feed_entry_tags, value_tags
 from ..errors import SourceError, describe_error
-from ..text import CONTROL, visible
+from ..text import CONTROL, visible, without_lone_surrogates
 from .dates import from_struct_time, parse_date
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -287,7 +287,7 @@ def parse_json_document(data: bytes, label: str) -> ParsedSource:
         raise SourceError(f"{label}: empty file")
     if stripped[0] == "[":
         try:
-            doc = json.loads(text)
+            doc = _json_loads(text)
         except json.JSONDecodeError as e:
             raise SourceError(
                 f"{label}: line {e.lineno} column {e.colno}: invalid JSON — {e.msg}"
@@ -300,7 +300,7 @@ def parse_json_document(data: bytes, label: str) -> ParsedSource:
             items.append(_json_article(f"item {n}", obj))
         return src
     try:
-        doc = json.loads(text)
+        doc = _json_loads(text)
     except json.JSONDecodeError:
         return parse_json_lines(text, label, warnings)
     if isinstance(doc, dict) and str(doc.get("version", "")).startswith("https://jsonfeed.org/"):
@@ -357,7 +357,28 @@ def _loads(line: str) -> object:
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError:
-        return json.loads(line)
+        return _json_loads(line)
+
+
+# A "\\uD800".."\\uDFFF" escape: the only way JSON text yields a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _json_loads(text: str) -> object:
+    """``json.loads``, with every lone surrogate a "\\ud800" escape decoded to replaced by
+    U+FFFD, so one odd string cannot fail an entry later (UTF-8 cannot encode it)."""
+    doc = json.loads(text)
+    return _scrubbed(doc) if _SURROGATE_ESCAPE.search(text) else doc
+
+
+def _scrubbed(value: object) -> object:
+    if isinstance(value, str):
+        return without_lone_surrogates(value)
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    if isinstance(value, dict):
+        return {without_lone_surrogates(k): _scrubbed(v) for k, v in value.items()}
+    return value
 
 
 def _json_article(entry: str, obj: object) -> ArticleInput | Rejection:

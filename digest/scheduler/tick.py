@@ -122,7 +122,28 @@ def poll_feeds(
                 counts["rejected"],
                 extra={"event": "fetched", "feed": r.url, **counts},
             )
+            _log_feed_lines(log, r.url, r.report.notes, r.report.warnings)
     return reports
+
+
+# A feed can warn once per entry (dates, full-text pages): the log shows the first few.
+MAX_FEED_WARNINGS = 10
+
+
+def _log_feed_lines(log: logging.Logger, url: str, notes: list[str], warnings: list[str]) -> None:
+    """The notes (``full text: 5 summary-only entries · ...``) and warnings (``full text for
+    URL: timed out ...; the summary is kept``) that ``digest fetch`` prints under a feed."""
+    for note in notes:
+        log.info("feed %s: %s", url, note, extra={"event": "feed_note", "feed": url})
+    for warning in warnings[:MAX_FEED_WARNINGS]:
+        log.warning("feed %s: %s", url, warning, extra={"event": "feed_warning", "feed": url})
+    if len(warnings) > MAX_FEED_WARNINGS:
+        log.warning(
+            "feed %s: … and %d more warnings (digest fetch prints them all)",
+            url,
+            len(warnings) - MAX_FEED_WARNINGS,
+            extra={"event": "feed_warning", "feed": url},
+        )
 
 
 def _log_built(log: logging.Logger, issue: DueIssue, result: BuiltDigest) -> None:

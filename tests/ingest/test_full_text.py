@@ -21,6 +21,7 @@ from digest.config import Config, load_config
 from digest.ingest.feeds import add_feed, get_feed
 from digest.ingest.fulltext import MAX_ATTEMPTS, is_summary_only
 from digest.ingest.pipeline import FeedStatus, fetch_feeds, ingest_sources
+from digest.scheduler.tick import poll_feeds
 from digest.store import open_db
 
 NOW = datetime(2025, 1, 24, 12, 0, tzinfo=UTC)
@@ -138,7 +139,8 @@ def test_ingest_full_text_stores_the_page_and_keeps_summaries_that_fail(
     one = stored["One"]
     assert one.text.startswith("On New Year’s Day, Kenyan police officers")
     assert "Most read" not in one.text and "Read more" not in one.text
-    assert "Read more" in (one.summary or "")  # the feed's summary stays the summary
+    # The feed's teaser stays the summary (its "Read more" link is boilerplate excerpts drop).
+    assert (one.summary or "").startswith("<p>Kenyan police officers found themselves")
     assert one.author == "Amina Otieno"  # the feed had none
     assert stored["Slow"].text == "Slow summary."
     assert stored["Huge"].text == "Huge summary."
@@ -354,3 +356,24 @@ def test_pages_over_the_per_run_cap_wait_for_the_next_poll(
     assert get_feed(db, server.url("/feed.xml")).etag == '"feed-v1"'
     assert sorted(server.paths()).count("/s/2") == 1
     assert {a.text[:2] for a in by_title(db).values()} == {"On"}  # every page's text
+
+
+def test_the_scheduler_logs_what_full_text_did_and_each_page_that_failed(
+    server: PageServer, config: Config, db, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `digest run` has no terminal: what `digest fetch` prints under a feed goes to the log.
+    feed = newsroom(server)
+    add_feed(db, feed, full_text=True, now=NOW)
+    with caplog.at_level("INFO", logger="digest"):
+        poll_feeds(db, config, now=NOW)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert (
+        "INFO",
+        f"feed {feed}: full text: 5 summary-only entries · 1 stored from the linked page · 1 kept"
+        " the summary (the page had no more text) · 3 failed (summary kept)",
+    ) in lines
+    failed = [m for level, m in lines if level == "WARNING" and "full text for" in m]
+    assert len(failed) == 3
+    assert f"feed {feed}: full text for {server.base}/story/pdf: not an HTML page" in "\n".join(
+        failed
+    )

@@ -388,6 +388,31 @@ def test_json_lines_split_only_at_line_feeds(db, tmp_path):
     assert sorted(rows(db)) == ["Para graph end", "Second"]
 
 
+@pytest.mark.parametrize("name", ["feed.json", "a.jsonl", "array.json"])
+def test_lone_surrogate_escapes_become_replacement_characters(db, tmp_path, name):
+    # "\\ud800" is valid JSON but decodes to a lone surrogate UTF-8 cannot encode: the entry
+    # used to be rejected (or, in a title, to fail later at the store or the SMTP encoder).
+    entry = (
+        '{"id": "1", "url": "https://j.example/1", "title": "Bad \\ud800 title",'
+        ' "content_html": "<p>x \\udc00 y</p>", "content": "<p>x \\udc00 y</p>",'
+        ' "tags": ["Ken\\ud800ya"], "date_published": "2026-11-30T10:00:00Z"}'
+    )
+    good = '{"id": "2", "url": "https://j.example/2", "title": "Good", "content": "ok"}'
+    if name == "feed.json":
+        doc = '{"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": [%s, %s]}'
+        text = doc % (entry, good)
+    elif name == "a.jsonl":
+        text = entry + "\n" + good + "\n"
+    else:
+        text = "[" + entry + "," + good + "]"
+    (tmp_path / name).write_text(text)
+    (report,) = ingest(db, tmp_path / name)
+    assert (report.new, report.rejected) == (2, [])
+    stored = rows(db)
+    assert sorted(stored) == ["Bad \ufffd title", "Good"]
+    assert "x \ufffd y" in stored["Bad \ufffd title"]["text"]
+
+
 def test_two_megabyte_entry_is_truncated_with_a_note(db, tmp_path):
     big = "<p>" + ("lorem ipsum dolor sit amet " * 80_000) + "</p>"  # ~2.2 MB
     (tmp_path / "big.jsonl").write_text(

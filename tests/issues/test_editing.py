@@ -161,6 +161,44 @@ def test_the_cli_shapes_shows_and_approves(run, db, newsroom, world):
         assert run("issues", command, "--help").exit_code == 0
 
 
+def test_preview_of_an_unbuilt_issue_shows_the_editors_shaping(run, db, newsroom, world, tmp_path):
+    day = datetime(2025, 1, 20, 6, tzinfo=UTC)
+    newsroom.add_article("Kenya story", day, tags=["Kenya"])
+    dropped = newsroom.add_article("Haiti story", day + timedelta(hours=1), tags=["Haiti"])
+    run("issues", "note", "world", "2025-01-21", "Hello <b>readers</b>")
+    run("issues", "drop", "world", "2025-01-21", str(dropped))
+    out = tmp_path / "p"
+    shown = run("preview", "--list", "world", "--date", "2025-01-21", "-o", str(out))
+    assert shown.exit_code == 0, shown.output
+    assert "not built yet" in shown.output
+    html = (out / "message.html").read_text()
+    assert "Hello &lt;b&gt;readers&lt;/b&gt;" in html  # the note, as text
+    assert "Kenya story" in html and "Haiti story" not in html
+    built = run("build", "--list", "world", "--date", "2025-01-21", "--force")
+    assert built.exit_code == 0, built.output
+    again = run("preview", "--list", "world", "--date", "2025-01-21", "-o", str(out))
+    assert again.exit_code == 0
+    # Built with the same shaping: the stored variant shows the same stories and note.
+    stored = (out / "message.html").read_text()
+    assert "Hello &lt;b&gt;readers&lt;/b&gt;" in stored
+    assert "Kenya story" in stored and "Haiti story" not in stored
+
+
+def test_build_says_an_issue_awaits_approval_and_how_to_approve_it(run, db, newsroom, world):
+    newsroom.add_article("Kenya story", datetime(2025, 1, 20, 6, tzinfo=UTC), tags=["Kenya"])
+    newsroom.subscribe(world, "ann@example.com")
+    look = LookChanges(approval=True, editors="editor@example.com")
+    edit_list(db, "world", look=look, now=newsroom.STAMP)
+    built = run("build", "--list", "world", "--date", "2025-01-21", "--force")
+    assert built.exit_code == 0, built.output
+    assert (
+        "awaiting approval: nothing queued until an editor approves"
+        " (digest issues approve world 2025-01-21)"
+    ) in built.output
+    assert "recipients 1 queued" not in built.output
+    assert run("issues", "approve", "world", "2025-01-21").exit_code == 0
+
+
 # ------------------------------------------------------------------ approval mode, scheduled
 
 SEND = datetime(2025, 1, 21, 4, 0, tzinfo=UTC)  # 07:00 Nairobi
