@@ -11,7 +11,7 @@ import email.policy
 import json
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import WEB_SECRET
@@ -54,7 +54,11 @@ def row(db, address, slug="world"):
 
 @pytest.fixture
 def world(newsroom):
-    return newsroom.add_list(tags=("Haiti", "Kenya"), title="World Desk")
+    mlist = newsroom.add_list(tags=("Haiti", "Kenya"), title="World Desk")
+    # The pages offer a topic once it has an article (listtags.offered_tags).
+    for tag in mlist.tags:
+        newsroom.add_article(f"{tag} story", datetime(2025, 1, 20, tzinfo=UTC), tags=[tag])
+    return mlist
 
 
 @pytest.fixture
