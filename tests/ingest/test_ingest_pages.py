@@ -37,6 +37,13 @@ def private_ok(tmp_path: Path) -> None:
     (tmp_path / "digest.toml").write_text(PRIVATE_OK)
 
 
+# What ingest adds when a stored article has no tag (the tags issue).
+UNTAGGED = (
+    "1 of 1 new article has no tag: they only reach lists that cover every tag; see"
+    " `digest tags rule --help`"
+)
+
+
 def stored(db_path: Path) -> list:
     db = open_db(db_path)
     try:
@@ -57,6 +64,7 @@ def test_the_scraped_post_through_the_cli(run, db_path: Path) -> None:
         '  extracted: title "Kenya Police Recount Their Battle Against Haiti Gangs on New Year’s'
         ' Day" · date 2025-01-21 · author unknown · 389 words · 19 paragraphs · metadata at the'
         " end\n"
+        f"{UNTAGGED}\n"
     )
     (article,) = stored(db_path)
     assert (
@@ -127,6 +135,7 @@ def test_no_metadata_uses_the_file_time_or_date_with_a_warning(
         "  warning: harbour.txt: no byline or date lines found; the first line is the title\n"
         "  warning: harbour.txt: no date line found; the file time (2025-01-20 09:30 UTC) is"
         " used\n"
+        f"{UNTAGGED}\n"
     )
     (tmp_path / "market.txt").write_text(text.replace("harbour", "market"), encoding="utf-8")
     dated = run("ingest", "market.txt", "--date", "2025-01-22", "--author", "Desk")
@@ -228,6 +237,8 @@ def test_a_directory_of_pages_scrapes_and_notes(run, tmp_path: Path, db_path: Pa
         '  extracted kenya.html: title "Kenya Police Recount Their Battle Against Haiti Gangs" ·'
         " date 2025-01-21 05:30 UTC · author Amina Otieno · 103 words",
         "  rejected empty.html: no article found (only 1 word of text)",
+        "2 of 3 new articles have no tag: they only reach lists that cover every tag; see"
+        " `digest tags rule --help`",
     ]
     assert sorted(a.title for a in stored(db_path)) == [
         "A note", "Council meets", "Kenya Police Recount Their Battle Against Haiti Gangs",
