@@ -100,6 +100,8 @@ def test_sigkill_at_several_points_loses_nothing(db, db_path, newsletter, smtp_s
         errors.append(err)
         if proc.returncode == 0:
             break
+    if runs != [-9, -9, -9, 0]:
+        print(*errors, sep="\n----\n")  # the captured output is shown whole, not truncated
     assert runs == [-9, -9, -9, 0], (runs, errors)
     assert killer.kills == ["rcpt 1", "stored 6", "stored 17"]
     assert errors[0] == "released 5 deliveries leased by senders that died\n"
