@@ -1,5 +1,6 @@
 """Email addresses: the one way an address is checked and normalised, wherever it comes from
-(CLI, CSV file, web form, list settings), and how a From header is read.
+(CLI, CSV file, web form, list settings), the identity that says which addresses are one
+mailbox (``identity_key``), and how a From header is read.
 
 Normalising follows email-validator's syntax rules without DNS look-ups; plain ASCII addresses
 take a fast path proven equivalent (tests/audience/test_addresses.py).
@@ -116,6 +117,31 @@ def normalise_email(text: str) -> str:
     except EmailNotValidError as e:
         raise InvalidInput(f"invalid address {text!r}: {e}") from None
     return f"{valid.local_part}@{valid.ascii_domain}"
+
+
+def identity_key(address: str) -> str:
+    """Which mailbox a normalised address is: the whole address lower-cased. ``Ann@Example.com``
+    and ``ann@example.com`` are one person everywhere (subscribers, suppressions, history,
+    look-ups), while the address as first entered is kept for display and sending. Mail
+    systems treat the local part case-insensitively in practice, although RFC 5321 allows
+    otherwise, and two spellings of one address must never be two subscriptions, one of which
+    keeps mailing someone who unsubscribed with the other."""
+    return address.lower()
+
+
+def folded_identity(address: str) -> str | None:
+    """What the store keeps beside an address so that SQL computes its identity: nothing for
+    an ASCII address (SQLite's ``lower()`` folds it exactly as ``identity_key``), the identity
+    itself for one with other characters (``lower()`` folds ASCII letters only). The
+    ``identity`` columns of subscribers and status_events are ``coalesce(folded,
+    lower(email))``."""
+    return None if address.isascii() else identity_key(address)
+
+
+def normalised_identity(text: str) -> tuple[str, str]:
+    """``(normalised address, identity)`` of an address as typed; ``InvalidInput`` if bad."""
+    address = normalise_email(text)
+    return address, identity_key(address)
 
 
 def needs_smtputf8(address: str) -> bool:

@@ -96,6 +96,20 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class SubscribersSettings:
+    """Asking pending people to confirm (see delivery/optin.py)."""
+
+    # A pending subscription not confirmed for this long expires (the scheduler checks).
+    pending_expire_days: float = 30
+    # `digest subscribers remind` sends a pending person at most this many reminders.
+    max_reminders: int = 2
+
+    @property
+    def pending_expiry(self) -> timedelta:
+        return timedelta(days=self.pending_expire_days)
+
+
+@dataclass(frozen=True)
 class WebSettings:
     secure_cookies: bool = True
     proxy_hops: int = 0  # reverse proxies in front of `digest serve` that set X-Forwarded-*
@@ -148,6 +162,7 @@ SECTIONS: dict[str, type] = {
     "send": SendSettings,
     "dkim": DkimSettings,
     "schedule": ScheduleSettings,
+    "subscribers": SubscribersSettings,
     "web": WebSettings,
     "bounces": BounceSettings,
 }
@@ -249,6 +264,10 @@ timeout = 30              # seconds for connect and for every SMTP command
 poll_minutes = 15
 max_lateness_daily_hours = 24
 max_lateness_weekly_hours = 72
+
+[subscribers]
+pending_expire_days = 30  # a pending subscription not confirmed for this long expires
+max_reminders = 2         # `digest subscribers remind` re-sends a confirmation at most this often
 
 [web]
 # Cookies are sent over HTTPS only. They can be plain only when base_url is http on
@@ -375,6 +394,7 @@ class Config:
     send: SendSettings = field(default_factory=SendSettings)
     dkim: DkimSettings = field(default_factory=DkimSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    subscribers: SubscribersSettings = field(default_factory=SubscribersSettings)
     web: WebSettings = field(default_factory=WebSettings)
     bounces: BounceSettings = field(default_factory=BounceSettings)
     smtp: tuple[SmtpRelay, ...] = ()
@@ -497,6 +517,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         send=SendSettings(**values["send"]),
         dkim=_dkim(name, DkimSettings(**values["dkim"])),
         schedule=ScheduleSettings(**values["schedule"]),
+        subscribers=_subscribers(name, SubscribersSettings(**values["subscribers"])),
         web=WebSettings(**values["web"]),
         bounces=bounces,
         smtp=tuple(relays),
@@ -512,6 +533,14 @@ def _dkim(name: str, dkim: DkimSettings) -> DkimSettings:
             f"{name}: [dkim] needs selector, domain and key_file together (or none of them)"
         )
     return dkim
+
+
+def _subscribers(name: str, settings: SubscribersSettings) -> SubscribersSettings:
+    if settings.pending_expire_days < 1:
+        raise ConfigError(f"{name}: [subscribers] pending_expire_days must be at least 1")
+    if settings.max_reminders < 0:
+        raise ConfigError(f"{name}: [subscribers] max_reminders must not be negative")
+    return settings
 
 
 def _string_items(where: str, value: list[Any]) -> tuple[str, ...]:

@@ -155,3 +155,13 @@ def confirmation_subject(list_title: str, lang: Language) -> str:
     """The confirmation email's subject in the list's language (replaces
     ``confirmations.confirmation_subject``; the same words as the email's heading)."""
     return lang.gettext("Confirm your subscription to %(title)s") % {"title": list_title}
+
+
+def reminder(subject: str, lang: Language) -> str:
+    """A reminder's subject: the confirmation's, marked as a reminder, in the list's language."""
+    return lang.gettext("Reminder: %(subject)s") % {"subject": subject}
+
+
+def welcome_subject(list_title: str, lang: Language) -> str:
+    """The welcome email's subject when the list's welcome template sets none."""
+    return lang.gettext("Welcome to %(title)s") % {"title": list_title}

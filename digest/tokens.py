@@ -39,6 +39,15 @@ class Token:
     issued_at: datetime
 
 
+class TokenExpired(TokenError):
+    """A genuine token past its age limit: ``token`` says whose it was (a confirmation page
+    can offer to send a new link)."""
+
+    def __init__(self, message: str, token: Token):
+        super().__init__(message)
+        self.token = token
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -69,8 +78,9 @@ def read_token(
     now: datetime,
     max_age: timedelta | None = None,
 ) -> Token:
-    """Verify and decode ``token``. Raises ``TokenError`` if it is forged, damaged, for another
-    purpose, or (for confirmations, or when ``max_age`` is given) expired."""
+    """Verify and decode ``token``. Raises ``TokenError`` if it is forged, damaged or for another
+    purpose, and ``TokenExpired`` (a ``TokenError``) if it is genuine but (for confirmations, or
+    when ``max_age`` is given) expired."""
     try:
         raw = _unb64(token)
     except (binascii.Error, ValueError):
@@ -86,11 +96,13 @@ def read_token(
     issued_at = datetime.fromtimestamp(issued, UTC)
     if max_age is None and purpose == "confirm":
         max_age = CONFIRM_MAX_AGE
+    decoded = Token(purpose, subscriber_id, list_id, issued_at)
     if max_age is not None and now - issued_at > max_age:
-        raise TokenError(
-            f"this {purpose} link has expired (issued {issued_at:%Y-%m-%d}); ask for a new one"
+        raise TokenExpired(
+            f"this {purpose} link has expired (issued {issued_at:%Y-%m-%d}); ask for a new one",
+            decoded,
         )
-    return Token(purpose, subscriber_id, list_id, issued_at)
+    return decoded
 
 
 def form_token(secret: bytes, list_id: int) -> str:

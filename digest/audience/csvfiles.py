@@ -11,6 +11,12 @@ changes nothing the second time. The format is documented in ``subscribers/READM
 Exported cells are safe to open in a spreadsheet: a cell that would start with a formula
 character gets a ``'`` in front (``neutralise_cell``, OWASP's CSV injection guidance), and the
 import takes exactly that ``'`` off again (``restore_cell``), so an export imports back unchanged.
+
+An export also carries each subscription's ``status``, ``created_at`` and ``confirmed_at``, and
+importing it restores them: pending stays pending (whatever ``--confirmed`` says), an ended
+status is kept (or ends a live subscription), and an ended or suppressed address is never
+re-activated. Addresses are one per mailbox: ``Ann@example.com`` and ``ann@example.com`` on two
+rows are a duplicate, and a row finds the stored subscriber in any letter case.
 """
 
 from __future__ import annotations
@@ -31,14 +37,16 @@ from typing import TextIO
 
 from sqlite_utils import Database
 
-from ..addresses import fast_normalise, normalise_email
+from ..addresses import fast_normalise, identity_key, normalise_email
 from ..errors import DigestError, InvalidInput
 from ..store import transaction
 from ..text import CONTROL, CONTROL_BUT_LINE_ENDS
+from ..timeutil import from_iso, to_iso
 from .lists import MailingList, get_list
-from .records import FREQUENCIES, LIVE, check_frequency
+from .records import SubscriptionStatus
 from .subscriptions import (
     BatchResult,
+    Restore,
     Row,
     apply_batch,
     end_missing,
@@ -46,8 +54,15 @@ from .subscriptions import (
     subscription_tags,
 )
 
-COLUMNS = ("email", "name", "tags", "frequency")
+BASIC_COLUMNS = ("email", "name", "tags", "frequency")
+# What an export adds so that importing it restores the same state.
+STATE_COLUMNS = ("status", "created_at", "confirmed_at")
+COLUMNS = BASIC_COLUMNS + STATE_COLUMNS
 BATCH = 10_000
+
+# Called inside each batch's write transaction with the subscriber ids that became pending, so
+# that asking them to confirm is queued in the same transaction (``delivery.optin``).
+AskPending = Callable[[Database, list[int]], None]
 
 # OWASP "CSV Injection": spreadsheets read a cell starting with = + - @ TAB or CR as a formula,
 # so a subscriber named =HYPERLINK(...) would run in the admin's spreadsheet. Such a cell is
@@ -87,7 +102,10 @@ class ParsedFile:
     rows: list[Row] = field(default_factory=list)
     rejected: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)  # every valid address named, even on a bad row
+    seen: set[str] = field(
+        default_factory=set
+    )  # identity of every address named, even on a bad row
+    restore: dict[int, Restore] = field(default_factory=dict)  # line -> exported state, if any
 
 
 @dataclass
@@ -100,7 +118,9 @@ class Report:
     added: list[str] = field(default_factory=list)
     activated: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # a row's ended status ended it
     unchanged: int = 0
+    asked: int = 0  # subscribers who became pending (a confirmation email is theirs to get)
     removed: list[str] = field(default_factory=list)  # sync: unsubscribed, left the file
     skipped: list[Problem] = field(default_factory=list)  # ended or suppressed: not re-activated
     rejected: list[Problem] = field(default_factory=list)
@@ -118,6 +138,8 @@ class Report:
             f"{len(self.updated)} {verb}updated",
             f"{self.unchanged} unchanged",
         ]
+        if self.stopped:
+            parts.append(f"{len(self.stopped)} {verb}stopped")
         if self.removed:
             parts.append(f"{len(self.removed)} {verb}unsubscribed")
         parts += [f"{len(self.skipped)} skipped", f"{len(self.rejected)} rejected"]
@@ -181,6 +203,8 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
     i_name = names.index("name") if "name" in names else None
     i_tags = names.index("tags") if "tags" in names else None
     i_freq = names.index("frequency") if "frequency" in names else None
+    state = [names.index(c) if c in names else None for c in STATE_COLUMNS]
+    has_state = any(i is not None for i in state)
     width = len(names)
     first_line: dict[str, int] = {}
     tag_cache: dict[str, str] = {}
@@ -189,6 +213,8 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
     # than line ends, only a row spanning several lines (a quoted CR or LF) can have one.
     check_every_row = CONTROL_BUT_LINE_ENDS.search(text) is not None
     fast = fast_normalise
+    ikey = identity_key
+    offered = {str(f) for f in mlist.frequencies}
     prev = 1  # reader.line_num after the previous row: a row starts on the line after it
     rows = parsed.rows
     try:
@@ -213,11 +239,13 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
                 if raw[:1] == "'":
                     raw = restore_cell(raw)
                 email = fast(raw.strip(" ")) or normalise_email(raw)
-                if email in first_line:
+                # One mailbox per identity: the address lower-cased.
+                identity = ikey(email)
+                if identity in first_line:
                     raise InvalidInput(
-                        f"duplicate address {email} (first on line {first_line[email]})"
+                        f"duplicate address {email} (first on line {first_line[identity]})"
                     )
-                first_line[email] = line
+                first_line[identity] = line
                 name: str | None = None
                 if i_name is not None:
                     name = cells[i_name]
@@ -236,13 +264,17 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
                 freq = None
                 if i_freq is not None:
                     freq = cells[i_freq]
-                    if freq not in FREQUENCIES:
-                        freq = check_frequency(freq) if freq.strip() else None
+                    if freq not in offered:
+                        freq = mlist.offered_frequency(freq) if freq.strip() else None
+                if has_state:
+                    kept = _restore([cells[i] if i is not None else "" for i in state])
+                    if kept is not None:
+                        parsed.restore[line] = kept
             except InvalidInput as e:
                 parsed.rejected.append(Problem(line, str(e)))
                 _note_address(parsed, cells, i_email)
                 continue
-            rows.append((line, email, name, tags, freq))
+            rows.append((line, email, identity, name, tags, freq))
     except csv.Error as e:
         raise InvalidInput(
             f"{path}: line {reader.line_num}: not valid CSV ({e}); nothing imported"
@@ -251,11 +283,38 @@ def parse_csv(path: str | Path, mlist: MailingList) -> ParsedFile:
     return parsed
 
 
+def _restore(cells: list[str]) -> Restore | None:
+    """The exported state of a row (status, created_at, confirmed_at), checked; None when all
+    three cells are empty."""
+    status, created, confirmed = (restore_cell(c).strip() for c in cells)
+    if not (status or created or confirmed):
+        return None
+    kept_status = None
+    if status:
+        try:
+            kept_status = SubscriptionStatus(status.lower())
+        except ValueError:
+            known = ", ".join(SubscriptionStatus)
+            raise InvalidInput(f"unknown status {status!r} (one of {known})") from None
+    return Restore(kept_status, _time(created, "created_at"), _time(confirmed, "confirmed_at"))
+
+
+def _time(value: str, column: str) -> str | None:
+    if not value:
+        return None
+    try:
+        return to_iso(from_iso(value))
+    except ValueError:
+        raise InvalidInput(
+            f"{column} {value!r} is not a date and time (e.g. 2025-01-21T07:00:00+00:00)"
+        ) from None
+
+
 def _note_address(parsed: ParsedFile, cells: list[str], i_email: int) -> None:
     # A bad row still names an address that is meant to stay: sync must not unsubscribe it.
     if i_email < len(cells):
         with contextlib.suppress(InvalidInput):
-            parsed.seen.add(normalise_email(cells[i_email]))
+            parsed.seen.add(identity_key(normalise_email(restore_cell(cells[i_email]))))
 
 
 # -- Applying -------------------------------------------------------------------------------
@@ -271,27 +330,36 @@ def apply_rows(
     source: str,
     now: datetime,
     progress: Callable[[int], None] | None = None,
+    ask: AskPending | None = None,
 ) -> Report:
+    """Apply a parsed file to ``mlist`` in batches, each in one transaction (none with
+    ``dry_run``). ``ask`` is called inside each batch's transaction with the subscribers who
+    became pending in it."""
     report = Report(mlist.slug, parsed.path, dry_run=dry_run)
     report.rejected = list(parsed.rejected)
     report.warnings = list(parsed.warnings)
     reason = f"{source} from {Path(parsed.path).name}"
-    # In address order, new rows land at neighbouring places in the email indexes: far fewer
-    # pages touched per batch than in file order.
-    rows = sorted(parsed.rows, key=itemgetter(1))
+    # In address order, new rows land at neighbouring places in the email and identity
+    # indexes: far fewer pages touched per batch than in file order.
+    rows = sorted(parsed.rows, key=itemgetter(2))
     result = BatchResult()
+    restore = parsed.restore or None
     for start in range(0, len(rows), BATCH):
         batch = rows[start : start + BATCH]
         if dry_run:
             apply_batch(db, mlist, batch, result, confirmed=confirmed, source=source,
-                        reason=reason, now=now, write=False)  # fmt: skip
+                        reason=reason, now=now, write=False, restore=restore)  # fmt: skip
         else:
             with transaction(db):
+                asked = len(result.asked)
                 apply_batch(db, mlist, batch, result, confirmed=confirmed, source=source,
-                            reason=reason, now=now, write=True)  # fmt: skip
+                            reason=reason, now=now, write=True, restore=restore)  # fmt: skip
+                if ask is not None and len(result.asked) > asked:
+                    ask(db, result.asked[asked:])
         if progress:
             progress(len(batch))
     report.added, report.activated, report.updated = result.added, result.activated, result.updated
+    report.stopped, report.asked = result.stopped, len(result.asked)
     report.unchanged = result.unchanged
     report.skipped = [Problem(line, why) for line, why in result.skipped]
     report.skipped.sort(key=lambda p: p.line)
@@ -308,44 +376,51 @@ def import_csv(
     dry_run: bool = False,
     source: str = "import",
     progress: Callable[[int], None] | None = None,
+    ask: AskPending | None = None,
 ) -> Report:
     """Import subscribers from a CSV file into a list. New addresses are ``pending`` (or
     ``active`` with ``confirmed``); existing pending/active ones get the file's name, tags and
-    frequency; ended or suppressed addresses are skipped, never re-activated."""
+    frequency; ended or suppressed addresses are skipped, never re-activated. (Asking the new
+    pending people to confirm is ``delivery.optin.import_subscribers``.)"""
     mlist = get_list(db, list_slug)
     parsed = parse_csv(path, mlist)
     return apply_rows(db, mlist, parsed, confirmed=confirmed, dry_run=dry_run, source=source,
-                      now=now, progress=progress)  # fmt: skip
+                      now=now, progress=progress, ask=ask)  # fmt: skip
 
 
 # -- Export ---------------------------------------------------------------------------------
 
 
 def write_csv(
-    db: Database, list_slug: str, out: TextIO, *, statuses: tuple[str, ...] = LIVE
+    db: Database, list_slug: str, out: TextIO, *, statuses: tuple[str, ...] | None = None
 ) -> int:
-    """Write the list's pending and active subscribers as CSV (the import format), every cell
-    neutralised against formula injection (``neutralise_cell``). Returns the number of rows."""
+    """Write the list's subscribers as CSV (the import format, with each subscription's
+    status, created_at and confirmed_at), every cell neutralised against formula injection
+    (``neutralise_cell``). ``statuses``: only these (None: every status, so that an import of
+    the file restores ended subscriptions too). Returns the number of rows."""
     mlist = get_list(db, list_slug, include_deleted=True)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     n = 0
     for sub in iter_subscriptions(db, list_slug):
-        if sub.status not in statuses:
+        if statuses is not None and sub.status not in statuses:
             continue
-        cells = (sub.email, sub.name or "", ";".join(mlist.tag_names(sub.tags)), sub.frequency)
+        cells = (sub.email, sub.name or "", ";".join(mlist.tag_names(sub.tags)), sub.frequency,
+                 sub.status, sub.created_at, sub.confirmed_at or "")  # fmt: skip
         writer.writerow([neutralise_cell(c) for c in cells])
         n += 1
     return n
 
 
-def export_csv(db: Database, list_slug: str, path: str | Path) -> int:
+def export_csv(
+    db: Database, list_slug: str, path: str | Path, *, statuses: tuple[str, ...] | None = None
+) -> int:
     """Export to ``path`` atomically (a temporary file renamed into place)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            n = write_csv(db, list_slug, f)
+            n = write_csv(db, list_slug, f, statuses=statuses)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -370,15 +445,17 @@ def sync_file(
     now: datetime,
     confirmed: bool = False,
     dry_run: bool = False,
+    ask: Callable[[MailingList], AskPending] | None = None,
 ) -> Report:
     """Make list ``path.stem`` match the file: add or update its rows like an import, and
     unsubscribe pending or active addresses that are no longer in it. An address on a row
-    that was rejected counts as still in the file (a typo never unsubscribes anyone)."""
+    that was rejected counts as still in the file (a typo never unsubscribes anyone).
+    ``ask(list)`` gives the callback that asks that list's new pending people."""
     path = Path(path)
     mlist = get_list(db, path.stem)
     parsed = parse_csv(path, mlist)
     report = apply_rows(db, mlist, parsed, confirmed=confirmed, dry_run=dry_run, source="sync",
-                        now=now)  # fmt: skip
+                        now=now, ask=ask(mlist) if ask else None)  # fmt: skip
     reason = f"no longer in {path.name}"
     if dry_run:
         report.removed = end_missing(db, mlist, parsed.seen, source="sync", reason=reason,
@@ -397,12 +474,13 @@ def sync_directory(
     now: datetime,
     confirmed: bool = False,
     dry_run: bool = False,
+    ask: Callable[[MailingList], AskPending] | None = None,
 ) -> Iterator[Report | DigestError]:
     """Sync every ``SLUG.csv`` in ``directory``; yields a report per file, or the error that
     stopped that file (the other files are still synced)."""
     for path in sync_files(directory):
         try:
-            yield sync_file(db, path, now=now, confirmed=confirmed, dry_run=dry_run)
+            yield sync_file(db, path, now=now, confirmed=confirmed, dry_run=dry_run, ask=ask)
         except DigestError as e:
             msg = str(e)
             yield type(e)(msg if msg.startswith(str(path)) else f"{path}: {msg}")

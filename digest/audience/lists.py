@@ -4,8 +4,10 @@ pattern, default intro: ``EmailLook``) and whether editors approve each issue be
 (``Approval``). Creating and editing a list validates every field up front (slug, From address,
 IANA timezone, send time, weekday, tags, language, brand through ``branding.Brand.create``,
 subject placeholders, durations, editors' addresses), so the steps downstream can trust what
-they read. A list whose digests were already sent is only marked deleted, so its archive
-stays."""
+they read; which frequencies it offers (daily, weekly or both, and the default for new
+subscribers). A list whose digests were already sent is only marked deleted, so its archive
+stays. (Moving subscribers off a frequency a list stops offering is ``subscriptions.edit_list``'s
+job: that module owns subscriptions.)"""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from ..text import check_single_line
 from ..timeutil import to_iso
 from ..verp import check_bounce_address
 from .branding import DEFAULT_ACCENT, Brand
+from .records import FREQUENCIES, Frequency, check_frequencies, check_frequency
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
@@ -105,6 +108,9 @@ class MailingList:
     def brand(self) -> Brand:
         return self.look.brand
 
+    frequencies: tuple[Frequency, ...] = FREQUENCIES  # what subscribers may choose
+    default_frequency: Frequency = Frequency.DAILY  # what a new subscriber gets unless they choose
+
     @property
     def untagged_section_title(self) -> str:
         """The title of the section of untagged articles (lists covering every tag)."""
@@ -127,6 +133,17 @@ class MailingList:
     def weekday_index(self) -> int:
         return WEEKDAYS.index(self.weekly_day)
 
+    def offered_frequency(self, value: str | None) -> Frequency:
+        """The frequency a subscriber asks for, checked against what this list offers; None or
+        empty: the list's default. ``InvalidInput`` naming what the list offers otherwise."""
+        if value is None or not value.strip():
+            return self.default_frequency
+        frequency = check_frequency(value)
+        if frequency not in self.frequencies:
+            offered = " or ".join(self.frequencies)
+            raise InvalidInput(f"list {self.slug!r} offers only {offered} digests, not {frequency}")
+        return frequency
+
     def tag_names(self, keys: Iterable[str]) -> list[str]:
         """Display names for tag keys (the list's spelling where it has one)."""
         names = dict(zip(self.tag_keys, self.tags, strict=True))
@@ -147,6 +164,8 @@ class MailingList:
             description=row["description"],
             deleted_at=row.get("deleted_at"),
             created_at=row["created_at"],
+            frequencies=check_frequencies(row.get("frequencies") or "daily,weekly"),
+            default_frequency=Frequency(row.get("default_frequency") or "daily"),
             private=bool(row.get("private")),
             look=EmailLook(
                 language=row.get("language") or "en",
@@ -259,6 +278,33 @@ def clean_list_tags(tags: Iterable[str]) -> list[str]:
             seen.add(key)
             out.append(name)
     return out
+
+
+def check_offer(
+    frequencies: str | Iterable[str] | None,
+    default_frequency: str | None,
+    current: MailingList | None = None,
+) -> tuple[tuple[Frequency, ...], Frequency]:
+    """What a list offers and its default, from the options given (None: as ``current`` has
+    it, or daily and weekly with daily first for a new list). A default the list does not offer
+    is refused; when only ``frequencies`` changes and the old default is no longer offered, the
+    default becomes the first one offered."""
+    offered = (
+        check_frequencies(frequencies)
+        if frequencies is not None
+        else (current.frequencies if current else FREQUENCIES)
+    )
+    if default_frequency is not None and default_frequency.strip():
+        default = check_frequency(default_frequency)
+        if default not in offered:
+            raise InvalidInput(
+                f"the default frequency {default} is not one the list offers ({', '.join(offered)})"
+            )
+    elif current is not None and current.default_frequency in offered:
+        default = current.default_frequency
+    else:
+        default = offered[0]
+    return offered, default
 
 
 def _check_text(value: str, field: str) -> str:
@@ -463,13 +509,18 @@ def create_list(
     look: LookChanges | None = None,
     untagged_title: str | None = None,
     bounce_address: str | None = None,
+    frequencies: str | Iterable[str] | None = None,
+    default_frequency: str | None = None,
 ) -> MailingList:
+    """A new list. ``frequencies`` (default: daily and weekly) is what subscribers may choose;
+    ``default_frequency`` (default: the first offered) what they get unless they choose."""
     check_slug(slug)
     tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
     values = _fields(title, from_addr, reply_to, tags, timezone, send_time, weekly_day, description,
                      untagged_title=untagged_title, bounce_address=bounce_address,
                      private=private)  # fmt: skip
     values.update(_look_values(None, look or LookChanges()))
+    offered, default = check_offer(frequencies, default_frequency)
     with transaction(db):
         existing = db.execute("SELECT deleted_at FROM lists WHERE slug = ?", [slug]).fetchone()
         if existing:
@@ -479,7 +530,8 @@ def create_list(
                     "archive; choose another name"
                 )
             raise InvalidInput(f"list {slug!r} already exists (change it with `digest lists edit`)")
-        row = {"slug": slug, **values, "created_at": to_iso(now), "updated_at": to_iso(now)}
+        row = {"slug": slug, **values, "created_at": to_iso(now), "updated_at": to_iso(now),
+               "frequencies": ",".join(offered), "default_frequency": str(default)}  # fmt: skip
         db.execute(
             f"INSERT INTO lists ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
             list(row.values()),
@@ -504,9 +556,12 @@ def edit_list(
     look: LookChanges | None = None,
     untagged_title: str | None = None,
     bounce_address: str | None = None,
+    frequencies: str | Iterable[str] | None = None,
+    default_frequency: str | None = None,
 ) -> MailingList:
     """Change the given fields (None = leave as is; ``reply_to=""`` and ``bounce_address=""``
-    remove it)."""
+    remove it). Subscribers of a frequency the list stops offering keep it here: change
+    frequencies through ``subscriptions.edit_list``, which moves them."""
     mlist = get_list(db, slug)
     if tags is not None:
         tags = canonical_names(db, tags)  # an old name of a renamed tag means that tag
@@ -514,6 +569,10 @@ def edit_list(
                      untagged_title=untagged_title, bounce_address=bounce_address,
                      private=private)  # fmt: skip
     values.update(_look_values(mlist, look or LookChanges()))
+    if frequencies is not None or default_frequency is not None:
+        offered, default = check_offer(frequencies, default_frequency, mlist)
+        values["frequencies"] = ",".join(offered)
+        values["default_frequency"] = str(default)
     if values:
         values["updated_at"] = to_iso(now)
         sets = ", ".join(f"{k} = ?" for k in values)

@@ -19,9 +19,11 @@ from sqlite_utils import Database
 from ..articles import tagstore
 from ..store import transaction
 from ..timeutil import to_iso
-from .lists import MailingList, all_lists, edit_list, get_list, rename_list_tags
+from .lists import MailingList, all_lists, get_list, rename_list_tags
+from .records import Frequency
 from .subscriptions import (
     OrphanedSubscription,
+    edit_list,
     move_to_all_tags,
     orphaned_subscriptions,
     rekey_subscription_tags,
@@ -90,12 +92,14 @@ def offered_tags(db: Database, mlist: MailingList) -> list[tuple[str, str]]:
 @dataclass
 class ListEdit:
     """A list after ``edit_list_checked``: the subscribers who follow only tags it no longer
-    covers (they get nothing from it), and how many of them were moved to every tag."""
+    covers (they get nothing from it), how many of them were moved to every tag, and how many
+    subscribers moved to each frequency because the list stopped offering theirs."""
 
     mlist: MailingList
     orphans: list[OrphanedSubscription] = field(default_factory=list)
     moved: int = 0
     orphaned_tags: list[str] = field(default_factory=list)  # the names they follow, each once
+    frequency_moves: dict[Frequency, int] = field(default_factory=dict)
 
 
 def edit_list_checked(
@@ -104,17 +108,20 @@ def edit_list_checked(
     *,
     now: datetime,
     move_orphans_to_all: bool = False,
+    source: str = "cli",
     **changes: Any,
 ) -> ListEdit:
-    """``lists.edit_list(db, slug, now=now, **changes)``, and then, when the tags changed (or
+    """``subscriptions.edit_list(db, slug, now=now, source=source, **changes)`` (which moves the
+    subscribers of a frequency the list stops offering), and then, when the tags changed (or
     ``move_orphans_to_all`` asks), the pending and active subscribers who chose only tags the
     list no longer covers; with ``move_orphans_to_all`` they get every tag of the list (recorded
     in their history). One transaction."""
     with transaction(db):
         before = get_list(db, slug)
         tags = changes.get("tags")
-        mlist = edit_list(db, slug, now=now, **changes)
-        result = ListEdit(mlist)
+        edited = edit_list(db, slug, now=now, source=source, **changes)
+        mlist = edited.mlist
+        result = ListEdit(mlist, frequency_moves=edited.moved)
         if tags is not None or move_orphans_to_all:
             result.orphans = orphaned_subscriptions(db, mlist, mlist.tag_keys)
             keys = dict.fromkeys(key for sub in result.orphans for key in sub.tags)
@@ -125,7 +132,7 @@ def edit_list_checked(
                 db,
                 mlist,
                 result.orphans,
-                source="cli",
+                source=source,
                 reason=f"moved to every tag: the list no longer covers {dropped}",
                 now=now,
             )

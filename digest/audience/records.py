@@ -5,7 +5,7 @@ re-activates someone goes through (``admit``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -19,6 +19,10 @@ class SubscriptionStatus(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"  # the address does not exist (any more)
     COMPLAINED = "complained"  # the person reported a digest as spam
+    # Pending for longer than [subscribers] pending_expire_days without a confirmation. The
+    # person never agreed, so nothing is sent and no reminder goes out; adding them again asks
+    # them again (it is not an end the person chose, unlike the three above).
+    EXPIRED = "expired"
 
 
 # A subscription in one of these states has ended: only the person can start it again.
@@ -48,6 +52,16 @@ def check_frequency(value: str) -> Frequency:
         return Frequency(v)
     except ValueError:
         raise InvalidInput(f"unknown frequency {value!r} (expected daily or weekly)") from None
+
+
+def check_frequencies(value: str | Iterable[str]) -> tuple[Frequency, ...]:
+    """What a list offers, from ``"daily,weekly"``, ``"weekly"`` or a sequence: at least one,
+    each once, in the canonical order (daily before weekly)."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    chosen = {check_frequency(p) for p in parts if p.strip()}
+    if not chosen:
+        raise InvalidInput("a list must offer at least one frequency (daily, weekly or both)")
+    return tuple(f for f in FREQUENCIES if f in chosen)
 
 
 @dataclass(frozen=True)
@@ -108,17 +122,18 @@ class StatusEvent:
     at: str
     list_slug: str | None
     old_status: str | None
-    new_status: str  # a SubscriptionStatus, or suppressed / unsuppressed / removed
+    new_status: str  # a SubscriptionStatus, or suppressed / unsuppressed / removed / merged
     source: str
     reason: str | None
 
 
 @dataclass(frozen=True)
 class Suppression:
-    email: str
+    email: str  # the address as suppressed; for an erased one, the hash it is kept as
     reason: str | None
     source: str
     created_at: str
+    erased: bool = False  # the person deleted their data: only a hash of the address is kept
 
 
 @dataclass

@@ -7,6 +7,15 @@ address that unsubscribed, bounced, complained or is suppressed is never made ac
 ``add``, ``import`` or ``sync``. Only a new double opt-in confirmation (the person followed a
 signed link from the web form) or an admin's explicit ``force`` with a recorded reason
 re-activates it.
+
+One identity per mailbox: people are found by ``subscribers.identity`` (``addresses.identity_key``,
+the address lower-cased), never by the address as typed, so ``ANN@example.com`` finds, updates
+or unsubscribes ``Ann@example.com``; the address as first entered is kept for display and
+sending.
+
+Pending people are asked to confirm by the delivery stage (``delivery.optin`` queues the
+emails); this module records when they were asked (``mark_asked``), which pending
+subscriptions are due for a reminder, and which expire (``expire_pending``).
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from typing import Any, Protocol
 
 from sqlite_utils import Database
 
-from ..addresses import normalise_email
+from ..addresses import folded_identity, identity_key, normalise_email, normalised_identity
 from ..articles.tags import tag_key
 from ..errors import InvalidInput, NotFound
 from ..store import transaction
@@ -29,6 +38,7 @@ from ..text import clean_name
 from ..timeutil import from_iso, to_iso
 from .history import EventRow, events_for, forget, record_event, record_events
 from .lists import MailingList, all_lists, get_list, get_list_by_id, remove_list_row
+from .lists import edit_list as edit_list_row
 from .records import (
     ENDED,
     LIVE,
@@ -40,7 +50,6 @@ from .records import (
     SubscriptionStatus,
     Suppression,
     admit,
-    check_frequency,
     sql_list,
 )
 from .suppressions import (
@@ -48,7 +57,8 @@ from .suppressions import (
     is_suppressed,
     lift_suppression,
     suppress,
-    suppressed_among,
+    suppress_erased,
+    suppressed_identities,
 )
 
 _LIVE_SQL = sql_list(LIVE)
@@ -63,16 +73,17 @@ _SUBSCRIPTION_SELECT = """
 """
 
 
-# CROSS JOIN makes SQLite walk subscribers in the order of their email index and look up each
-# one's subscriptions: rows come out already in order, so the first is printed at once instead
-# of after sorting every row (EXPLAIN QUERY PLAN shows no temp b-tree; a test checks).
+# CROSS JOIN makes SQLite walk subscribers in the order of their identity index (addresses
+# without regard to case) and look up each one's subscriptions: rows come out already in order,
+# so the first is printed at once instead of after sorting every row (EXPLAIN QUERY PLAN shows
+# no temp b-tree; a test checks).
 STREAM_SELECT = """
     SELECT s.id, s.subscriber_id, s.list_id, l.slug AS list_slug, p.email, p.name, s.frequency,
            s.tags, s.status, s.created_at, s.updated_at, s.confirmed_at
     FROM subscribers p
     CROSS JOIN subscriptions s ON s.subscriber_id = p.id
     JOIN lists l ON l.id = s.list_id{where}
-    ORDER BY p.email, s.list_id
+    ORDER BY p.identity, p.id, s.list_id
 """
 
 
@@ -97,9 +108,10 @@ def _subscription(db: Database, subscriber_id: int, list_id: int) -> Subscriptio
 
 
 def get_subscriber(db: Database, email: str) -> Subscriber:
-    email = normalise_email(email)
+    """The subscriber with this address, in any letter case; ``NotFound`` if none."""
+    email, identity = normalised_identity(email)
     row = db.execute(
-        "SELECT id, email, name, created_at FROM subscribers WHERE email = ?", [email]
+        "SELECT id, email, name, created_at FROM subscribers WHERE identity = ?", [identity]
     ).fetchone()
     if row is None:
         raise NotFound(f"no subscriber {email}")
@@ -116,8 +128,8 @@ def get_subscriber_by_id(db: Database, subscriber_id: int) -> Subscriber | None:
 def find_subscription(db: Database, mlist: MailingList, address: str) -> Subscription:
     """The subscription of ``address`` (any case) to ``mlist``; ``NotFound`` if none."""
     cur = db.execute(
-        _SUBSCRIPTION_SELECT + " WHERE s.list_id = ? AND p.email = ? COLLATE NOCASE",
-        [mlist.id, address.strip()],
+        _SUBSCRIPTION_SELECT + " WHERE s.list_id = ? AND p.identity = ?",
+        [mlist.id, identity_key(normalise_email(address))],
     )
     cur.row_factory = _dict_row
     row = cur.fetchone()
@@ -136,11 +148,12 @@ class KnownAddress:
 
 
 def subscription_status(db: Database, mlist: MailingList, email: str) -> KnownAddress | None:
-    """What is known of a (normalised) address for ``mlist``; None: not a subscriber."""
+    """What is known of a (normalised) address, in any letter case, for ``mlist``; None: not a
+    subscriber."""
     row = db.execute(
         "SELECT p.id, p.name, s.status FROM subscribers p LEFT JOIN subscriptions s"
-        " ON s.subscriber_id = p.id AND s.list_id = ? WHERE p.email = ?",
-        [mlist.id, email],
+        " ON s.subscriber_id = p.id AND s.list_id = ? WHERE p.identity = ?",
+        [mlist.id, identity_key(email)],
     ).fetchone()
     if row is None:
         return None
@@ -224,7 +237,7 @@ def add_subscription(
     *,
     name: str | None = None,
     tags: Iterable[str] = (),
-    frequency: str = Frequency.DAILY,
+    frequency: str | None = None,
     confirmed: bool = False,
     source: str,
     now: datetime,
@@ -233,18 +246,24 @@ def add_subscription(
 ) -> Subscription:
     """Subscribe ``email`` to ``mlist``: ``pending`` until confirmed, or ``active`` when
     ``confirmed`` (the admin has the person's consent). An existing pending or active
-    subscription gets the new name, tags and frequency.
+    subscription (of the address in any letter case) gets the new name, tags and frequency
+    (None: the list's default for a new subscription, unchanged for an existing one).
 
     An address that unsubscribed, bounced, complained or is suppressed is refused
-    (``InvalidInput``) unless ``force`` with a ``reason``, which is recorded."""
-    email = normalise_email(email)
-    freq = check_frequency(frequency)
+    (``InvalidInput``) unless ``force`` with a ``reason``, which is recorded. Whether the
+    person must now be asked to confirm is ``Subscription.status`` together with what it was
+    before (``subscription_status``); ``delivery.optin`` does the asking."""
+    email, identity = normalised_identity(email)
+    if frequency is not None and frequency.strip():
+        mlist.offered_frequency(frequency)
     keys = json.dumps(subscription_tags(mlist, tags), ensure_ascii=False)
     name = clean_name(name)
     _need_reason(force, reason)
     stamp = to_iso(now)
     with transaction(db):
-        row = db.execute("SELECT id, name FROM subscribers WHERE email = ?", [email]).fetchone()
+        row = db.execute(
+            "SELECT id, name, email FROM subscribers WHERE identity = ?", [identity]
+        ).fetchone()
         existing = get_subscription(db, row[0], mlist.id) if row else None
         suppression = get_suppression(db, email)
         decision = admit(
@@ -254,33 +273,44 @@ def add_subscription(
             force=force,
         )
         if decision.status is None:
-            raise _refusal(mlist, email, decision, suppression)
+            # The address as first entered, as everywhere the person is named.
+            raise _refusal(mlist, row[2] if row else email, decision, suppression)
         new_status = decision.status
         if row is None:
             subscriber_id = db.execute(
-                "INSERT INTO subscribers (email, name, created_at) VALUES (?, ?, ?)",
-                [email, name, stamp],
+                "INSERT INTO subscribers (email, folded, name, created_at) VALUES (?, ?, ?, ?)",
+                [email, folded_identity(email), name, stamp],
             ).lastrowid
             assert subscriber_id is not None
         else:
-            subscriber_id = row[0]
+            subscriber_id, email = row[0], row[2]  # the address as first entered stays
             if name and name != row[1]:
                 db.execute("UPDATE subscribers SET name = ? WHERE id = ?", [name, subscriber_id])
         confirmed_at = stamp if new_status == SubscriptionStatus.ACTIVE else None
         if existing is None:
+            freq = mlist.offered_frequency(frequency)
             db.execute(
                 "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status,"
-                " created_at, updated_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [subscriber_id, mlist.id, freq, keys, new_status, stamp, stamp, confirmed_at],
-            )
+                " created_at, updated_at, confirmed_at, pending_since)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [subscriber_id, mlist.id, freq, keys, new_status, stamp, stamp, confirmed_at,
+                 stamp if new_status == SubscriptionStatus.PENDING else None],
+            )  # fmt: skip
             record_event(db, email, new_status, source=source, now=now, list_slug=mlist.slug,
                          reason=reason)  # fmt: skip
         else:
+            freq = mlist.offered_frequency(frequency or _kept_frequency(mlist, existing))
+            repending = (
+                new_status == SubscriptionStatus.PENDING
+                and existing.status != SubscriptionStatus.PENDING
+            )
             db.execute(
                 "UPDATE subscriptions SET frequency = ?, tags = ?, status = ?, updated_at = ?,"
                 " confirmed_at = coalesce(confirmed_at, ?) WHERE id = ?",
                 [freq, keys, new_status, stamp, confirmed_at, existing.id],
             )
+            if repending:
+                _start_pending(db, [existing.id], stamp)
             if new_status != existing.status:
                 record_event(db, email, new_status, source=source, now=now,
                              list_slug=mlist.slug, old_status=existing.status,
@@ -288,6 +318,20 @@ def add_subscription(
         if suppression is not None:
             lift_suppression(db, email, source=source, reason=reason or "", now=now)
         return _subscription(db, subscriber_id, mlist.id)
+
+
+def _kept_frequency(mlist: MailingList, sub: Subscription) -> str:
+    """An existing subscription keeps its frequency, unless the list no longer offers it."""
+    return sub.frequency if sub.frequency in mlist.frequencies else mlist.default_frequency
+
+
+def _start_pending(db: Database, subscription_ids: Sequence[int], stamp: str) -> None:
+    """These subscriptions just became pending: expiry counts from now, and they have not been
+    asked or reminded yet in this round."""
+    db.conn.executemany(
+        "UPDATE subscriptions SET pending_since = ?, asked_at = NULL, reminders = 0 WHERE id = ?",
+        [(stamp, i) for i in subscription_ids],
+    )
 
 
 def confirm_subscription(
@@ -299,13 +343,18 @@ def confirm_subscription(
     now: datetime,
     force: bool = False,
     reason: str | None = None,
+    link_issued_at: datetime | None = None,
 ) -> Subscription:
     """Make a subscription active.
 
     With ``source="web"`` this is a new double opt-in confirmation (the person followed a
     signed confirmation link), which may re-activate an unsubscribed, bounced or complained
     subscription and lifts a suppression of the address; the history says so. From any other
-    source only a pending subscription is confirmed, unless ``force`` with a ``reason``."""
+    source only a pending subscription is confirmed, unless ``force`` with a ``reason``.
+
+    ``link_issued_at``: the confirmation link's issue time. Choices the person made on the
+    subscribe form that sent that link (``request_choices``) now replace the old ones: a
+    returning subscriber's new topics, frequency and name win once they confirm."""
     _need_reason(force, reason)
     with transaction(db):
         sub = get_subscription(db, subscriber_id, list_id)
@@ -329,8 +378,8 @@ def confirm_subscription(
                 if reactivating
                 else ("double opt-in confirmation" if opt_in else None)
             )
+        stamp = to_iso(now)
         if sub.status != SubscriptionStatus.ACTIVE:
-            stamp = to_iso(now)
             db.execute(
                 "UPDATE subscriptions SET status = ?, updated_at = ?, confirmed_at = ?"
                 " WHERE id = ?",
@@ -341,7 +390,89 @@ def confirm_subscription(
                          reason=reason)  # fmt: skip
         if suppression is not None:
             lift_suppression(db, sub.email, source=source, reason=reason or "", now=now)
+        if link_issued_at is not None:
+            _apply_requested(db, sub, link_issued_at, source=source, now=now)
         return _subscription(db, subscriber_id, list_id)
+
+
+@dataclass(frozen=True)
+class RequestedChoices:
+    """What someone asked for on a subscribe form while already subscribed (or unsubscribed):
+    applied only when they follow the confirmation link sent at ``at``."""
+
+    name: str | None
+    tags: tuple[str, ...]  # tag keys; () = all
+    frequency: Frequency
+    at: str  # ISO time of the request (= the link's issue time)
+
+    def matches(self, link_issued_at: datetime) -> bool:
+        # Tokens carry whole seconds.
+        return int(from_iso(self.at).timestamp()) == int(link_issued_at.timestamp())
+
+
+def request_choices(
+    db: Database,
+    subscriber_id: int,
+    list_id: int,
+    *,
+    name: str | None,
+    tags: Sequence[str],
+    frequency: str,
+    now: datetime,
+) -> None:
+    """Keep a subscribe form's choices (tag keys, frequency, name) on an existing subscription
+    until the confirmation link issued ``now`` is followed (``confirm_subscription``). A later
+    request replaces an earlier one; nothing about the subscription changes yet."""
+    value = {"name": name, "tags": list(tags), "frequency": str(frequency), "at": to_iso(now)}
+    db.execute(
+        "UPDATE subscriptions SET requested = ? WHERE subscriber_id = ? AND list_id = ?",
+        [json.dumps(value, ensure_ascii=False), subscriber_id, list_id],
+    )
+
+
+def requested_choices(db: Database, subscriber_id: int, list_id: int) -> RequestedChoices | None:
+    row = db.execute(
+        "SELECT requested FROM subscriptions WHERE subscriber_id = ? AND list_id = ?",
+        [subscriber_id, list_id],
+    ).fetchone()
+    if row is None or not row[0]:
+        return None
+    value = json.loads(row[0])
+    return RequestedChoices(
+        name=value.get("name"),
+        tags=tuple(value.get("tags") or ()),
+        frequency=Frequency(value["frequency"]),
+        at=value["at"],
+    )
+
+
+def _apply_requested(
+    db: Database, sub: Subscription, link_issued_at: datetime, *, source: str, now: datetime
+) -> None:
+    wanted = requested_choices(db, sub.subscriber_id, sub.list_id)
+    if wanted is None or not wanted.matches(link_issued_at):
+        return
+    db.execute("UPDATE subscriptions SET requested = NULL WHERE id = ?", [sub.id])
+    mlist = get_list_by_id(db, sub.list_id)
+    # The list may have changed since the request: topics it no longer covers are dropped, a
+    # frequency it no longer offers becomes its default.
+    keys = [k for k in wanted.tags if not mlist.tag_keys or k in mlist.tag_keys]
+    if wanted.tags and not keys:
+        keys = list(sub.tags)
+    freq = wanted.frequency if wanted.frequency in mlist.frequencies else mlist.default_frequency
+    if wanted.name and wanted.name != sub.name:
+        db.execute("UPDATE subscribers SET name = ? WHERE id = ?", [wanted.name, sub.subscriber_id])
+    if tuple(keys) == sub.tags and freq == sub.frequency:
+        return
+    db.execute(
+        "UPDATE subscriptions SET tags = ?, frequency = ?, updated_at = ? WHERE id = ?",
+        [json.dumps(keys, ensure_ascii=False), freq, to_iso(now), sub.id],
+    )
+    shown = ", ".join(mlist.tag_names(keys)) or "all tags"
+    record_event(db, sub.email, SubscriptionStatus.ACTIVE, source=source, now=now,
+                 list_slug=sub.list_slug, old_status=SubscriptionStatus.ACTIVE,
+                 reason=f"choices from the subscribe form, confirmed by the person: {freq}, "
+                 f"{shown}")  # fmt: skip
 
 
 def _end(
@@ -372,8 +503,8 @@ def _live_subscriptions(
         where.append("s.subscriber_id = ?")
         params.append(subscriber_id)
     if email is not None:
-        where.append("p.email = ?")
-        params.append(email)
+        where.append("p.identity = ?")
+        params.append(identity_key(email))
     if list_id is not None:
         where.append("s.list_id = ?")
         params.append(list_id)
@@ -391,11 +522,14 @@ def unsubscribe(
     reason: str | None,
     now: datetime,
 ) -> list[Subscription]:
-    """End ``email``'s pending or active subscription to ``list_slug`` (None: to every list).
-    Returns the subscriptions that changed (empty if there was nothing to end)."""
-    email = normalise_email(email)
+    """End ``email``'s (in any letter case) pending or active subscription to ``list_slug``
+    (None: to every list). Returns the subscriptions that changed (empty if there was nothing
+    to end)."""
+    email, identity = normalised_identity(email)
     with transaction(db):
-        subscriber = db.execute("SELECT id FROM subscribers WHERE email = ?", [email]).fetchone()
+        subscriber = db.execute(
+            "SELECT id FROM subscribers WHERE identity = ?", [identity]
+        ).fetchone()
         if subscriber is None:
             raise NotFound(f"no subscriber {email}")
         list_id = get_list(db, list_slug).id if list_slug is not None else None
@@ -414,9 +548,9 @@ def update_preferences(
     source: str,
     now: datetime,
 ) -> Subscription:
-    """Change which of the list's tags (display names or keys; empty = all) and how often a
-    pending or active subscriber gets the digest. Recorded in the history."""
-    freq = check_frequency(frequency)
+    """Change which of the list's tags (display names or keys; empty = all) and how often (one
+    the list offers) a pending or active subscriber gets the digest. Recorded in the
+    history."""
     with transaction(db):
         sub = get_subscription(db, subscriber_id, list_id)
         if sub is None:
@@ -424,6 +558,7 @@ def update_preferences(
         if sub.status not in LIVE:
             raise InvalidInput(f"{sub.email} is {sub.status} from list {sub.list_slug!r}")
         mlist = get_list_by_id(db, list_id)
+        freq = mlist.offered_frequency(frequency)
         keys = subscription_tags(mlist, tags)
         if tuple(keys) == sub.tags and freq == sub.frequency:
             return sub
@@ -467,31 +602,36 @@ def mark_complained(
 
 def active_since(db: Database, email: str) -> datetime | None:
     """When ``email`` last became active (subscribed, confirmed again, or taken off the
-    suppression list), from its history: the bounce policy holds nothing older against it."""
+    suppression list), from its history in any spelling of the address: the bounce policy
+    holds nothing older against it."""
     row = db.execute(
-        "SELECT max(at) FROM status_events WHERE email = ?"
+        "SELECT max(at) FROM status_events WHERE identity = ?"
         " AND new_status IN ('active', 'unsuppressed')"
         " AND (old_status IS NULL OR old_status != new_status)",
-        [email],
+        [identity_key(email)],
     ).fetchone()
     return from_iso(row[0]) if row and row[0] else None
 
 
 def remove_subscriber(db: Database, email: str, *, now: datetime) -> bool:
-    """Delete a subscriber's personal data (name, subscriptions, history). If the address had
-    ever unsubscribed, bounced or complained it stays on the suppression list (with one
-    history line saying so) so it is never mailed again. Returns True if it was suppressed."""
-    email = normalise_email(email)
+    """Delete a subscriber's personal data (name, subscriptions, history in every spelling).
+    If the address had ever unsubscribed, bounced or complained it stays on the suppression
+    list (with one history line saying so) so it is never mailed again. Returns True if it was
+    suppressed."""
+    email, identity = normalised_identity(email)
     with transaction(db):
-        row = db.execute("SELECT id FROM subscribers WHERE email = ?", [email]).fetchone()
+        row = db.execute(
+            "SELECT id, email FROM subscribers WHERE identity = ?", [identity]
+        ).fetchone()
         if row is None:
             raise NotFound(f"no subscriber {email}")
+        email = row[1]
         ended = db.execute(
             f"SELECT count(*) FROM subscriptions WHERE subscriber_id = ? AND status IN ({_ENDED_SQL})",
             [row[0]],
         ).fetchone()[0]
         db.execute("DELETE FROM subscribers WHERE id = ?", [row[0]])
-        forget(db, email)
+        forget(db, identity)
         keep = ended > 0 or is_suppressed(db, email)
         if keep:
             suppress(db, email, "removed after unsubscribing", source="cli", now=now, event=False)
@@ -501,12 +641,13 @@ def remove_subscriber(db: Database, email: str, *, now: datetime) -> bool:
 
 
 def subscriber_history(db: Database, email: str) -> SubscriberHistory:
-    """Everything known about an address: subscriber, subscriptions, suppression, events."""
-    email = normalise_email(email)
+    """Everything known about an address (in any letter case): subscriber, subscriptions,
+    suppression, events."""
+    email, identity = normalised_identity(email)
     row = db.execute(
-        "SELECT id, email, name, created_at FROM subscribers WHERE email = ?", [email]
+        "SELECT id, email, name, created_at FROM subscribers WHERE identity = ?", [identity]
     ).fetchone()
-    history = SubscriberHistory(email, Subscriber(*row) if row else None)
+    history = SubscriberHistory(row[1] if row else email, Subscriber(*row) if row else None)
     if row:
         cur = db.execute(
             _SUBSCRIPTION_SELECT + " WHERE s.subscriber_id = ? ORDER BY l.slug", [row[0]]
@@ -514,7 +655,7 @@ def subscriber_history(db: Database, email: str) -> SubscriberHistory:
         cur.row_factory = _dict_row
         history.subscriptions = [Subscription.from_row(r) for r in cur]
     history.suppression = get_suppression(db, email)
-    history.events = events_for(db, email)
+    history.events = events_for(db, identity)
     if history.subscriber is None and history.suppression is None and not history.events:
         raise NotFound(f"nothing is known about {email}")
     return history
@@ -523,7 +664,8 @@ def subscriber_history(db: Database, email: str) -> SubscriberHistory:
 def iter_subscriptions(
     db: Database, list_slug: str | None = None, status: str | None = None
 ) -> Iterator[Subscription]:
-    """Subscriptions (by address, then list), streamed from the cursor one row at a time."""
+    """Subscriptions (by address without regard to case, then list), streamed from the cursor
+    one row at a time."""
     where: list[str] = []
     params: list[Any] = []
     if list_slug is not None:
@@ -551,6 +693,7 @@ class ListCounts:
     unsubscribed: int = 0
     bounced: int = 0
     complained: int = 0
+    expired: int = 0
 
 
 def list_counts(db: Database, mlist: MailingList) -> ListCounts:
@@ -597,6 +740,203 @@ def delete_list(
         return remove_list_row(db, mlist, now=now)
 
 
+# -- Asking pending people -------------------------------------------------------------------
+
+
+def mark_asked(
+    db: Database, list_id: int, subscriber_ids: Iterable[int], *, now: datetime, reminder: bool
+) -> None:
+    """A confirmation email was queued for these pending subscribers of a list (``reminder``:
+    a reminder, counted against [subscribers] max_reminders)."""
+    db.conn.executemany(
+        "UPDATE subscriptions SET asked_at = ?, reminders = reminders + ?"
+        " WHERE subscriber_id = ? AND list_id = ? AND status = 'pending'",
+        [(to_iso(now), 1 if reminder else 0, sid, list_id) for sid in subscriber_ids],
+    )
+
+
+@dataclass
+class ReminderPlan:
+    """The pending subscribers of a list, by what asking them again means: ``first`` were
+    never asked (added without an email), ``due`` were asked before the cut-off and may get a
+    reminder (subscriber ids); ``capped`` had ``max_reminders`` already, ``recent`` were asked
+    after the cut-off."""
+
+    first: list[int] = field(default_factory=list)
+    due: list[int] = field(default_factory=list)
+    capped: int = 0
+    recent: int = 0
+
+
+def plan_reminders(
+    db: Database, mlist: MailingList, *, asked_before: datetime, max_reminders: int
+) -> ReminderPlan:
+    """Which pending subscribers of ``mlist`` to ask again (``ReminderPlan``)."""
+    plan = ReminderPlan()
+    cutoff = to_iso(asked_before)
+    for sid, asked_at, reminders in db.execute(
+        "SELECT subscriber_id, asked_at, reminders FROM subscriptions"
+        " WHERE list_id = ? AND status = 'pending' ORDER BY subscriber_id",
+        [mlist.id],
+    ):
+        if asked_at is None:
+            plan.first.append(sid)
+        elif reminders >= max_reminders:
+            plan.capped += 1
+        elif asked_at > cutoff:
+            plan.recent += 1
+        else:
+            plan.due.append(sid)
+    return plan
+
+
+def expire_pending(db: Database, *, older_than: datetime, now: datetime) -> list[Subscription]:
+    """Pending subscriptions that became pending before ``older_than`` (never confirmed)
+    become ``expired``, each recorded in the address's history. Returns them as they were."""
+    due = "SELECT 1 FROM subscriptions WHERE status = 'pending' AND pending_since < ? LIMIT 1"
+    if db.execute(due, [to_iso(older_than)]).fetchone() is None:
+        return []  # the usual tick: no write transaction for nothing
+    with transaction(db):
+        cur = db.execute(
+            _SUBSCRIPTION_SELECT + " WHERE s.status = 'pending' AND s.pending_since < ?",
+            [to_iso(older_than)],
+        )
+        cur.row_factory = _dict_row
+        subs = [Subscription.from_row(r) for r in cur.fetchall()]
+        days = (now - older_than).days
+        _end(db, subs, SubscriptionStatus.EXPIRED, source="expiry", now=now,
+             reason=f"not confirmed within {days} days")  # fmt: skip
+    return subs
+
+
+# -- List settings that move subscribers ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrequencyEdit:
+    """What ``edit_list`` did: the list as it is now, and how many pending or active
+    subscriptions moved to each frequency because their own is no longer offered."""
+
+    mlist: MailingList
+    moved: dict[Frequency, int]
+
+
+def edit_list(
+    db: Database,
+    slug: str,
+    *,
+    now: datetime,
+    frequencies: str | Iterable[str] | None = None,
+    default_frequency: str | None = None,
+    source: str = "cli",
+    **settings: Any,
+) -> FrequencyEdit:
+    """Change a list's settings (``lists.edit_list``; ``settings`` are its other options) in
+    one transaction with what follows from them here: when the list stops offering a
+    frequency, its subscribers move to the remaining one (the list's default), each move
+    recorded in the address's history."""
+    with transaction(db):
+        mlist = edit_list_row(db, slug, now=now, frequencies=frequencies,
+                              default_frequency=default_frequency, **settings)  # fmt: skip
+        moved: dict[Frequency, int] = {}
+        target = mlist.default_frequency
+        unoffered = [f for f in Frequency if f not in mlist.frequencies]
+        if unoffered:
+            cur = db.execute(
+                _SUBSCRIPTION_SELECT + " WHERE s.list_id = ? AND s.frequency IN"
+                f" ({', '.join('?' * len(unoffered))})",
+                [mlist.id, *unoffered],
+            )
+            cur.row_factory = _dict_row
+            subs = [Subscription.from_row(r) for r in cur.fetchall()]
+            stamp = to_iso(now)
+            live = [sub for sub in subs if sub.status in LIVE]
+            # Ended subscriptions change frequency quietly (no event, same updated_at): if the
+            # person comes back, they get one the list offers.
+            db.conn.executemany(
+                "UPDATE subscriptions SET frequency = ? WHERE id = ?",
+                [(target, sub.id) for sub in subs if sub.status not in LIVE],
+            )
+            db.conn.executemany(
+                "UPDATE subscriptions SET frequency = ?, updated_at = ? WHERE id = ?",
+                [(target, stamp, sub.id) for sub in live],
+            )
+            record_events(
+                db,
+                [
+                    (sub.email, mlist.slug, sub.status, sub.status, source,
+                     f"moved from {sub.frequency} to {target}: the list no longer offers "
+                     f"{sub.frequency} digests", stamp)
+                    for sub in live
+                ],
+            )  # fmt: skip
+            if live:
+                moved[target] = len(live)
+        return FrequencyEdit(mlist, moved)
+
+
+# -- Self-service data ----------------------------------------------------------------------
+
+
+def subscriber_data(db: Database, subscriber_id: int) -> dict[str, Any]:
+    """What is stored about a subscriber, for them to download: their address and name, every
+    subscription with its status, frequency, topics and times, and their history (in every
+    spelling of the address). Deliveries come from the ledger (``delivery.ledger``)."""
+    person = get_subscriber_by_id(db, subscriber_id)
+    if person is None:
+        raise NotFound("this subscriber no longer exists")
+    cur = db.execute(
+        _SUBSCRIPTION_SELECT + " WHERE s.subscriber_id = ? ORDER BY l.slug", [subscriber_id]
+    )
+    cur.row_factory = _dict_row
+    subscriptions = [Subscription.from_row(r).as_json() for r in cur]
+    for sub in subscriptions:
+        del sub["email"], sub["name"]
+    identity = identity_key(person.email)
+    suppression = get_suppression(db, person.email)
+    return {
+        "email": person.email,
+        "name": person.name,
+        "created_at": person.created_at,
+        "subscriptions": subscriptions,
+        "suppressed": (
+            {"reason": suppression.reason, "since": suppression.created_at}
+            if suppression is not None
+            else None
+        ),
+        "history": [
+            {
+                "at": e.at,
+                "list": e.list_slug,
+                "old_status": e.old_status,
+                "new_status": e.new_status,
+                "source": e.source,
+                "reason": e.reason,
+            }
+            for e in events_for(db, identity)
+        ],
+    }
+
+
+def erase_subscriber(db: Database, subscriber_id: int, *, source: str, now: datetime) -> str:
+    """Delete everything stored about a subscriber at their request: the subscriber, their
+    subscriptions, their history in every spelling, and any suppression in clear. Only a
+    one-way hash of the address stays on the suppression list (``suppressions.erased_key``),
+    so it is never mailed again. Deliveries are the ledger's to forget
+    (``delivery.ledger.forget_recipient``); call both in one transaction. Returns the
+    address erased (for the caller to show once)."""
+    with transaction(db):
+        person = get_subscriber_by_id(db, subscriber_id)
+        if person is None:
+            raise NotFound("this subscriber no longer exists")
+        identity = identity_key(person.email)
+        db.execute("DELETE FROM subscribers WHERE id = ?", [subscriber_id])
+        forget(db, identity)
+        suppress_erased(db, identity, "personal data deleted at the person's request",
+                        source=source, now=now)  # fmt: skip
+    return person.email
+
+
 # -- Who gets a digest -----------------------------------------------------------------------
 
 
@@ -631,7 +971,7 @@ def audience_groups(db: Database, mlist: MailingList, frequency: str) -> dict[st
     for raw, suppressed in db.execute(
         f"""
         SELECT s.tags, count(*) FROM suppressions x
-        CROSS JOIN subscribers p ON p.email = x.email
+        CROSS JOIN subscribers p ON p.identity = x.identity
         CROSS JOIN subscriptions s ON s.subscriber_id = p.id
         WHERE {where} GROUP BY s.tags
         """,
@@ -652,7 +992,7 @@ AUDIENCE_SELECT = """
     JOIN subscribers p ON p.id = s.subscriber_id
     JOIN {variant_map} m ON m.tags = s.tags
     WHERE s.list_id = :list_id AND s.frequency = :frequency AND s.status = 'active'
-      AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email = p.email)
+      AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.identity = p.identity)
 """
 
 
@@ -671,13 +1011,16 @@ def skip_reasons(db: Database, deliveries: Sequence[Queued]) -> dict[int, str]:
         subscribers,
     ):
         statuses[(sub, lst)] = status
-    suppressed = suppressed_among(db, {d.email for d in deliveries})
+    # Suppression by identity: the delivery's address in any letter case.
+    identities = {d.id: identity_key(d.email) for d in deliveries}
+    suppressed = suppressed_identities(db, set(identities.values()))
     reasons = {}
     for d in deliveries:
+        identity = identities[d.id]
         reason = _why_skip(
             statuses.get((d.subscriber_id, d.list_id)),
-            suppressed.get(d.email),
-            d.email in suppressed,
+            suppressed.get(identity),
+            identity in suppressed,
         )
         if reason is not None:
             reasons[d.id] = reason
@@ -769,7 +1112,7 @@ def search_subscriptions(
         " FROM subscriptions s JOIN subscribers p ON p.id = s.subscriber_id"
         " JOIN lists l ON l.id = s.list_id"
         + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY p.email, l.slug LIMIT ? OFFSET ?"
+        + " ORDER BY p.identity, p.id, l.slug LIMIT ? OFFSET ?"
     )
     rows = [
         SubscriptionRow(
@@ -790,10 +1133,21 @@ def search_subscriptions(
 
 # -- A CSV batch at a time -------------------------------------------------------------------
 
-# One valid CSV row: (line, normalised address, name, tags, frequency). Plain tuples, because a
-# 100,000-row file makes 100,000 of them. tags: JSON list of tag keys; None = column absent;
-# name and frequency: None = column absent or empty.
-Row = tuple[int, str, str | None, str | None, str | None]
+# One valid CSV row: (line, normalised address, identity, name, tags, frequency). Plain tuples,
+# because a 100,000-row file makes 100,000 of them. tags: JSON list of tag keys; None = column
+# absent; name and frequency: None = column absent or empty.
+Row = tuple[int, str, str, str | None, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class Restore:
+    """What an exported row says beyond the import format's basics (the ``status``,
+    ``created_at`` and ``confirmed_at`` columns), so that importing an export restores the
+    same state. None: the cell was empty."""
+
+    status: SubscriptionStatus | None
+    created_at: str | None
+    confirmed_at: str | None
 
 
 @dataclass
@@ -803,8 +1157,36 @@ class BatchResult:
     added: list[str] = field(default_factory=list)
     activated: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # a row's ended status ended a subscription
     unchanged: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+    asked: list[int] = field(default_factory=list)  # subscriber ids that became pending
+
+
+def _row_outcome(
+    old_status: SubscriptionStatus | None,
+    restore: Restore | None,
+    suppressed: bool,
+    *,
+    confirmed: bool,
+) -> tuple[SubscriptionStatus | None, str | None]:
+    """The status a row leads to, or None and why it is refused. A row without a status is
+    an admission (``admit``); a row whose exported status is pending or active is admitted as
+    that (a pending row is never made active, whatever ``--confirmed`` says); an ended status
+    ends a live subscription (stopping is always allowed), and an expired one only lapses a
+    pending request."""
+    wanted = restore.status if restore is not None else None
+    if wanted is None or wanted in LIVE:
+        if wanted is not None:
+            confirmed = wanted == SubscriptionStatus.ACTIVE
+        decision = admit(old_status, suppressed, confirmed=confirmed)
+        return decision.status, decision.refused_because
+    if wanted == SubscriptionStatus.EXPIRED:
+        lapses = old_status in (None, SubscriptionStatus.PENDING, SubscriptionStatus.EXPIRED)
+        return (wanted if lapses else old_status), None
+    if old_status in ENDED:
+        return old_status, None  # already ended: the stored end stays
+    return wanted, None
 
 
 def apply_batch(
@@ -818,77 +1200,103 @@ def apply_batch(
     reason: str,
     now: datetime,
     write: bool,
+    restore: dict[int, Restore] | None = None,
 ) -> None:
     """Apply CSV rows to ``mlist`` (inside the caller's write transaction when ``write``): new
-    addresses are added, pending/active ones updated, ended or suppressed ones skipped
-    (``admit``). Adds to ``result``."""
+    addresses are added, pending/active ones (in any letter case) updated, ended or suppressed
+    ones skipped (``admit``); ``restore`` (line -> exported status and times) restores an
+    export. Adds to ``result``, including the subscribers who became pending and must be
+    asked to confirm (``result.asked``)."""
     stamp = to_iso(now)
-    emails = json.dumps([r[1] for r in rows], ensure_ascii=False)
+    restore = restore or {}
+    identities = json.dumps([r[2] for r in rows], ensure_ascii=False)
     existing = {
         r[1]: r
         for r in db.execute(
-            "SELECT p.id, p.email, p.name, s.id, s.status, s.frequency, s.tags"
+            "SELECT p.id, p.identity, p.name, s.id, s.status, s.frequency, s.tags, p.email"
             " FROM subscribers p LEFT JOIN subscriptions s"
             " ON s.subscriber_id = p.id AND s.list_id = ?"
-            " WHERE p.email IN (SELECT value FROM json_each(?))",
-            [mlist.id, emails],
+            " WHERE p.identity IN (SELECT value FROM json_each(?))",
+            [mlist.id, identities],
         )
     }
-    suppressed = suppressed_among(db, (r[1] for r in rows)) if rows else {}
-    # (subscriber id, email, name, tags, frequency, 1 if the subscriber is new). Inside
-    # BEGIN IMMEDIATE no other writer can take subscriber ids, so new ones are numbered here.
+    suppressed = suppressed_identities(db, (r[2] for r in rows)) if rows else {}
+    # (subscriber id, email, identity, name, tags, frequency, 1 if the subscriber is new,
+    # status, created_at, confirmed_at). Inside BEGIN IMMEDIATE no other writer can take
+    # subscriber ids, so new ones are numbered here.
     new_subs: list[tuple[Any, ...]] = []
     new_id = next_id(db.conn, "subscribers")
     name_updates: list[tuple[str, int]] = []
     sub_updates: list[tuple[Any, ...]] = []
+    repending: list[int] = []  # subscription ids that became pending again
     events: list[EventRow] = []  # status changes of existing subscriptions
     status = admit(None, False, confirmed=confirmed).status
     assert status is not None
-    all_new = not existing and not suppressed
+    all_new = not existing and not suppressed and not restore
     if all_new:
         # Only new addresses (the usual first import): no per-row decisions to make.
         result.added.extend(r[1] for r in rows)
+        if write and status == SubscriptionStatus.PENDING:
+            result.asked.extend(range(new_id, new_id + len(rows)))
         new_subs, rows = list(rows), []
-    for line, email, name, row_tags, row_freq in rows:
-        old = existing.get(email)
+    for line, email, identity, name, row_tags, row_freq in rows:
+        old = existing.get(identity)
+        if old is not None:
+            email = old[7]  # the address as first entered stays
         old_status = SubscriptionStatus(old[4]) if old is not None and old[4] else None
-        decision = admit(old_status, email in suppressed, confirmed=confirmed)
-        if decision.status is None:
-            if decision.refused_because == "suppressed":
-                why = (f"{email} is on the suppression list "
-                       f"({suppressed[email] or 'no reason given'}); not subscribed")  # fmt: skip
+        kept = restore.get(line)
+        new_status, refused = _row_outcome(
+            old_status, kept, identity in suppressed, confirmed=confirmed
+        )
+        if new_status is None:
+            shown = old[7] if old is not None else email
+            if refused == "suppressed":
+                why = (f"{shown} is on the suppression list "
+                       f"({suppressed[identity] or 'no reason given'}); not subscribed")  # fmt: skip
             else:
-                why = (f"{email} is {decision.refused_because}; not subscribed again (needs a "
+                why = (f"{shown} is {refused}; not subscribed again (needs a "
                        "new confirmation by the person, or an admin's re-activation with a "
                        "reason)")  # fmt: skip
             result.skipped.append((line, why))
             continue
-        if old is None:
-            new_subs.append((new_id, email, name, row_tags, row_freq, 1))
-            new_id += 1
+        created = kept.created_at if kept else None
+        confirmed_at = kept.confirmed_at if kept else None
+        if new_status == SubscriptionStatus.ACTIVE and confirmed_at is None:
+            confirmed_at = stamp
+        if old is None or old[3] is None:
+            person = new_id if old is None else old[0]
+            new_subs.append((person, email, identity, name, row_tags, row_freq,
+                             1 if old is None else 0, new_status, created, confirmed_at))  # fmt: skip
+            if old is None:
+                new_id += 1
+            elif name and name != old[2]:
+                name_updates.append((name, person))
             result.added.append(email)
+            if new_status == SubscriptionStatus.PENDING:
+                result.asked.append(person)
             continue
-        person_id, _, old_name, sub_id, _, old_freq, old_tags = old
+        person_id, _, old_name, sub_id, _, old_freq, old_tags, _ = old
         if name and name != old_name:
             name_updates.append((name, person_id))
-        if sub_id is None:
-            new_subs.append((person_id, email, name, row_tags, row_freq, 0))
-            result.added.append(email)
-            continue
-        freq = row_freq or old_freq
+        freq = row_freq or (old_freq if old_freq in mlist.frequencies else mlist.default_frequency)
         tags = old_tags if row_tags is None else row_tags
-        new_status = decision.status
         if new_status != old_status:
-            result.activated.append(email)
+            if new_status in ENDED or new_status == SubscriptionStatus.EXPIRED:
+                result.stopped.append(email)
+            else:
+                result.activated.append(email)
             events.append((email, mlist.slug, old_status, new_status, source, reason, stamp))
+            if new_status == SubscriptionStatus.PENDING:
+                repending.append(sub_id)
+                result.asked.append(person_id)
         elif freq != old_freq or tags != old_tags or (name and name != old_name):
             result.updated.append(email)
         else:
             result.unchanged += 1
             continue
-        confirmed_at = stamp if new_status == SubscriptionStatus.ACTIVE else None
         sub_updates.append((freq, tags, new_status, stamp, confirmed_at, sub_id))
     if not write:
+        result.asked.clear()
         return
     db.conn.executemany("UPDATE subscribers SET name = ? WHERE id = ?", name_updates)
     db.conn.executemany(
@@ -896,6 +1304,7 @@ def apply_batch(
         " confirmed_at = coalesce(confirmed_at, ?) WHERE id = ?",
         sub_updates,
     )
+    _start_pending(db, repending, stamp)
     record_events(db, events)
     if new_subs:
         _insert_new(db, mlist, new_subs, all_new=all_new, first_id=new_id, status=status,
@@ -914,46 +1323,75 @@ def _insert_new(
     reason: str,
     stamp: str,
 ) -> None:
-    # New subscriptions go through a staging table: Python binds 5 or 6 values a row once (many
+    # New subscriptions go through a staging table: Python binds a few values a row once (many
     # rows per statement), and SQLite copies them into subscribers, subscriptions and
     # status_events itself, several times faster than binding every value of every table
-    # from Python.
+    # from Python. Rows of the all-new shortcut carry no status or times: the batch's
+    # ``status`` and ``stamp`` apply; the other rows carry theirs (a restored export).
     db.execute(
         "CREATE TEMP TABLE IF NOT EXISTS import_rows (n INTEGER PRIMARY KEY, line INTEGER,"
-        " person_id INTEGER, email TEXT, name TEXT, tags TEXT, frequency TEXT, new_person INTEGER)"
+        " person_id INTEGER, email TEXT, identity TEXT, name TEXT, tags TEXT, frequency TEXT,"
+        " new_person INTEGER, status TEXT, created_at TEXT, confirmed_at TEXT)"
     )
     db.execute("DELETE FROM temp.import_rows")
     offset = 0
     if all_new:
         # The parsed rows go in as they are and are numbered in insertion order (n), which
         # saves building a second tuple per row: person_id and new_person stay NULL.
-        insert_rows(db.conn, "temp.import_rows (line, email, name, tags, frequency)", new_subs)
+        insert_rows(
+            db.conn, "temp.import_rows (line, email, identity, name, tags, frequency)", new_subs
+        )
         offset = first_id - db.execute("SELECT min(n) FROM temp.import_rows").fetchone()[0]
     else:
         insert_rows(
             db.conn,
-            "temp.import_rows (person_id, email, name, tags, frequency, new_person)",
+            "temp.import_rows (person_id, email, identity, name, tags, frequency, new_person,"
+            " status, created_at, confirmed_at)",
             new_subs,
         )
     confirmed_at = stamp if status == SubscriptionStatus.ACTIVE else None
+    pending_since = stamp if status == SubscriptionStatus.PENDING else None
+    # Only an address with other characters than ASCII stores its identity (``folded``); a
+    # batch of ASCII addresses (the usual one) skips computing it per row.
+    folded = (
+        "NULL" if all(row[1].isascii() for row in new_subs) else "nullif(identity, lower(email))"
+    )
     db.execute(
-        "INSERT INTO subscribers (id, email, name, created_at)"
-        " SELECT coalesce(person_id, n + ?), email, name, ?"
+        "INSERT INTO subscribers (id, email, folded, name, created_at)"
+        f" SELECT coalesce(person_id, n + ?), email, {folded}, name, coalesce(created_at, ?)"
         " FROM temp.import_rows WHERE coalesce(new_person, 1)",
         [offset, stamp],
     )
-    db.execute(
-        "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status, created_at,"
-        " updated_at, confirmed_at)"
-        " SELECT coalesce(person_id, n + ?), ?, coalesce(frequency, 'daily'),"
-        " coalesce(tags, '[]'), ?, ?, ?, ? FROM temp.import_rows",
-        [offset, mlist.id, status, stamp, stamp, confirmed_at],
-    )
-    db.execute(
-        "INSERT INTO status_events (email, list_slug, old_status, new_status, source, reason, at)"
-        " SELECT email, ?, NULL, ?, ?, ?, ? FROM temp.import_rows",
-        [mlist.slug, status, source, reason, stamp],
-    )
+    if all_new:
+        # The whole batch gets the batch's status and times: constants, nothing per row.
+        db.execute(
+            "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status,"
+            " created_at, updated_at, confirmed_at, pending_since)"
+            " SELECT n + ?, ?, coalesce(frequency, ?), coalesce(tags, '[]'), ?, ?, ?, ?, ?"
+            " FROM temp.import_rows",
+            [offset, mlist.id, mlist.default_frequency, status, stamp, stamp, confirmed_at,
+             pending_since],
+        )  # fmt: skip
+        db.execute(
+            "INSERT INTO status_events (email, folded, list_slug, old_status, new_status, source,"
+            f" reason, at) SELECT email, {folded}, ?, NULL, ?, ?, ?, ? FROM temp.import_rows",
+            [mlist.slug, status, source, reason, stamp],
+        )
+    else:
+        db.execute(
+            "INSERT INTO subscriptions (subscriber_id, list_id, frequency, tags, status,"
+            " created_at, updated_at, confirmed_at, pending_since)"
+            " SELECT person_id, :list_id, coalesce(frequency, :default), coalesce(tags, '[]'),"
+            " status, coalesce(created_at, :stamp), :stamp, confirmed_at,"
+            " CASE WHEN status = 'pending' THEN :stamp END FROM temp.import_rows",
+            {"list_id": mlist.id, "default": mlist.default_frequency, "stamp": stamp},
+        )  # fmt: skip
+        db.execute(
+            "INSERT INTO status_events (email, folded, list_slug, old_status, new_status, source,"
+            f" reason, at) SELECT email, {folded}, ?, NULL, status, ?, ?, ?"
+            " FROM temp.import_rows",
+            [mlist.slug, source, reason, stamp],
+        )
     db.execute("DELETE FROM temp.import_rows")
 
 
@@ -967,13 +1405,13 @@ def end_missing(
     now: datetime,
     write: bool,
 ) -> list[str]:
-    """Unsubscribe the pending or active members of ``mlist`` whose address is not in ``keep``
-    (a synced file's addresses); returns their addresses."""
+    """Unsubscribe the pending or active members of ``mlist`` whose identity is not in
+    ``keep`` (a synced file's addresses, lower-cased); returns their addresses."""
     stamp = to_iso(now)
     gone = [
         (sub.id, sub.email, sub.status)
         for sub in iter_subscriptions(db, mlist.slug)
-        if sub.status in LIVE and sub.email not in keep
+        if sub.status in LIVE and identity_key(sub.email) not in keep
     ]
     if write:
         db.conn.executemany(

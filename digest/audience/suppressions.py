@@ -1,43 +1,81 @@
 """The global suppression list: the only module that writes ``suppressions``. A suppressed
 address is never mailed, whatever its subscriptions say, and is never subscribed again except by
-the person's own new confirmation or an admin's explicit ``force``."""
+the person's own new confirmation or an admin's explicit ``force``.
+
+Suppressions are keyed by identity (``addresses.identity_key``: the address lower-cased), so
+``ANN@example.com`` is suppressed when ``ann@example.com`` is. When a person deletes their data
+(``subscriptions.erase_subscriber``) their address is kept only as a one-way hash of its
+identity (``erased_key``): it cannot be read back, but the address is still recognised and never
+mailed again.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from sqlite_utils import Database
 
+from ..addresses import identity_key
 from ..errors import InvalidInput, NotFound
 from ..store import transaction
 from ..timeutil import to_iso
 from .history import record_event
 from .records import Suppression
 
+ERASED_PREFIX = "sha256:"
+
+
+def erased_key(identity: str) -> str:
+    """The suppression key of an identity whose address was erased: a SHA-256 of it (with a
+    fixed prefix, so it is never the hash of the same text used elsewhere)."""
+    digest = hashlib.sha256(b"digest-suppression-v1:" + identity.encode("utf-8")).hexdigest()
+    return ERASED_PREFIX + digest
+
+
+def _keys(identity: str) -> list[str]:
+    return [identity, erased_key(identity)]
+
+
+def _suppression(row: tuple[str, str | None, str | None, str, str]) -> Suppression:
+    identity, email, reason, source, created_at = row
+    return Suppression(email or identity, reason, source, created_at, erased=email is None)
+
 
 def is_suppressed(db: Database, email: str) -> bool:
-    return db.execute("SELECT 1 FROM suppressions WHERE email = ?", [email]).fetchone() is not None
+    """Whether the (normalised) address, in any letter case, is suppressed."""
+    keys = _keys(identity_key(email))
+    row = db.execute("SELECT 1 FROM suppressions WHERE identity IN (?, ?)", keys).fetchone()
+    return row is not None
 
 
 def get_suppression(db: Database, email: str) -> Suppression | None:
     row = db.execute(
-        "SELECT email, reason, source, created_at FROM suppressions WHERE email = ?", [email]
+        "SELECT identity, email, reason, source, created_at FROM suppressions"
+        " WHERE identity IN (?, ?) ORDER BY email IS NULL LIMIT 1",
+        _keys(identity_key(email)),
     ).fetchone()
-    return Suppression(*row) if row else None
+    return _suppression(row) if row else None
 
 
-def suppressed_among(db: Database, emails: Iterable[str]) -> dict[str, str | None]:
-    """address -> reason, for the suppressed ones among ``emails`` (one query)."""
+def suppressed_identities(db: Database, identities: Iterable[str]) -> dict[str, str | None]:
+    """identity -> reason, for the suppressed ones among ``identities`` (one query)."""
     if not db.execute("SELECT EXISTS (SELECT 1 FROM suppressions)").fetchone()[0]:
         return {}
-    return dict(
-        db.execute(
-            "SELECT email, reason FROM suppressions WHERE email IN (SELECT value FROM json_each(?))",
-            [json.dumps(list(emails), ensure_ascii=False)],
-        ).fetchall()
-    )
+    wanted = {}
+    for identity in identities:
+        wanted[identity] = identity
+        wanted[erased_key(identity)] = identity
+    found: dict[str, str | None] = {}
+    for key, reason in db.execute(
+        "SELECT identity, reason FROM suppressions"
+        " WHERE identity IN (SELECT value FROM json_each(?))",
+        [json.dumps(list(wanted), ensure_ascii=False)],
+    ):
+        found.setdefault(wanted[key], reason)
+    return found
 
 
 def count_suppressions(db: Database) -> int:
@@ -46,19 +84,22 @@ def count_suppressions(db: Database) -> int:
 
 def iter_suppressions(db: Database) -> Iterator[Suppression]:
     for row in db.execute(
-        "SELECT email, reason, source, created_at FROM suppressions ORDER BY created_at, email"
+        "SELECT identity, email, reason, source, created_at FROM suppressions"
+        " ORDER BY created_at, identity"
     ):
-        yield Suppression(*row)
+        yield _suppression(row)
 
 
 def search_suppressions(db: Database, query: str = "", *, limit: int = 100) -> list[Suppression]:
-    """The newest suppressions whose address contains ``query`` (the admin's page)."""
+    """The newest suppressions whose address contains ``query`` (the admin's page; ASCII letters
+    in any case). An erased address shows as its hash and matches only an empty query."""
     like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return [
-        Suppression(*row)
+        _suppression(row)
         for row in db.execute(
-            "SELECT email, reason, source, created_at FROM suppressions"
-            " WHERE email LIKE ? ESCAPE '\\' ORDER BY created_at DESC, email LIMIT ?",
+            "SELECT identity, email, reason, source, created_at FROM suppressions"
+            " WHERE coalesce(email, identity) LIKE ? ESCAPE '\\'"
+            " ORDER BY created_at DESC, identity LIMIT ?",
             [like, limit],
         )
     ]
@@ -74,17 +115,33 @@ def suppress(
     event: bool = True,
 ) -> bool:
     """Add ``email`` (normalised) to the suppression list, recorded in its history unless
-    ``event=False`` (the caller records its own). Returns False if already there."""
+    ``event=False`` (the caller records its own). Returns False if already there (in any
+    letter case)."""
     with transaction(db):
         if is_suppressed(db, email):
             return False
         db.execute(
-            "INSERT INTO suppressions (email, reason, source, created_at) VALUES (?, ?, ?, ?)",
-            [email, reason, source, to_iso(now)],
+            "INSERT INTO suppressions (identity, email, reason, source, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [identity_key(email), email, reason, source, to_iso(now)],
         )
         if event:
             record_event(db, email, "suppressed", source=source, now=now, reason=reason)
     return True
+
+
+def suppress_erased(
+    db: Database, identity: str, reason: str, *, source: str, now: datetime
+) -> None:
+    """Keep an erased address on the suppression list as the hash of its identity only: any
+    suppression of it in clear is replaced, and no history is written (there is none left)."""
+    with transaction(db):
+        db.execute("DELETE FROM suppressions WHERE identity IN (?, ?)", _keys(identity))
+        db.execute(
+            "INSERT INTO suppressions (identity, email, reason, source, created_at)"
+            " VALUES (?, NULL, ?, ?, ?)",
+            [erased_key(identity), reason, source, to_iso(now)],
+        )
 
 
 def lift_suppression(db: Database, email: str, *, source: str, reason: str, now: datetime) -> None:
@@ -93,7 +150,7 @@ def lift_suppression(db: Database, email: str, *, source: str, reason: str, now:
     old = get_suppression(db, email)
     if old is None:
         return
-    db.execute("DELETE FROM suppressions WHERE email = ?", [email])
+    db.execute("DELETE FROM suppressions WHERE identity IN (?, ?)", _keys(identity_key(email)))
     record_event(
         db,
         email,

@@ -140,9 +140,22 @@ def _list_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _frequency_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--default-frequency", metavar="daily|weekly",
+        help="What a new subscriber gets unless they choose (default: the first offered).",
+    )(f)  # fmt: skip
+    return click.option(
+        "--frequencies", metavar="daily,weekly|daily|weekly",
+        help="What subscribers may choose (default: daily,weekly). Subscribers of a frequency "
+        "no longer offered move to the default one.",
+    )(f)  # fmt: skip
+
+
 @lists_group.command(name="create")
 @click.argument("slug")
 @_list_options
+@_frequency_options
 @pass_app
 def create(
     app: App,
@@ -158,16 +171,19 @@ def create(
     untagged_title: str | None,
     bounce_address: str | None,
     private: bool | None,
+    frequencies: str | None,
+    default_frequency: str | None,
     **look: Any,
 ) -> None:
     """Create list SLUG (lowercase letters, digits, '-'). --title and --from are required;
-    timezone defaults to UTC, send time to 07:00, weekly day to monday, language to en.
+    timezone defaults to UTC, send time to 07:00, weekly day to monday, language to en,
+    frequencies to daily and weekly (daily by default).
 
     \b
     Example:
       digest lists create world --title "World News" --from "News Desk <news@example.com>"
       digest lists create kenya --title Kenya --from news@example.com --tags Kenya,Nairobi \\
-          --timezone Africa/Nairobi --send-time 06:30 --weekly-day fri
+          --timezone Africa/Nairobi --send-time 06:30 --weekly-day fri --frequencies weekly
       digest lists create monde --title "Le Monde en bref" --from "Desk <monde@example.com>" \\
           --language fr --images lead --accent "#0b6e4f" \\
           --postal-address "12 rue du Port, 13002 Marseille, France"
@@ -191,6 +207,8 @@ def create(
         untagged_title=untagged_title,
         bounce_address=bounce_address or None,
         now=app.now(),
+        frequencies=frequencies,
+        default_frequency=default_frequency,
     )
     click.echo(f"created list {mlist.slug}")
     _show(app, mlist)
@@ -199,6 +217,7 @@ def create(
 @lists_group.command(name="edit")
 @click.argument("slug")
 @_list_options
+@_frequency_options
 @click.option(
     "--move-orphans-to-all",
     is_flag=True,
@@ -217,15 +236,18 @@ def edit(
     weekly_day: str | None,
     description: str | None,
     untagged_title: str | None,
-    move_orphans_to_all: bool,
     bounce_address: str | None,
     private: bool | None,
+    frequencies: str | None,
+    default_frequency: str | None,
+    move_orphans_to_all: bool,
     **look: Any,
 ) -> None:
     """Change some settings of list SLUG; options not given stay as they are, and '' removes
     an optional one (--reply-to, --logo-url, --accent, --footer, --subject, ...). When new --tags
     leave subscribers following only tags the list no longer covers, it says how many (they
-    would get nothing); --move-orphans-to-all gives them every tag of the list.
+    would get nothing); --move-orphans-to-all gives them every tag of the list. A frequency
+    the list no longer offers: its subscribers move to the default one (and are counted).
 
     \b
     Example:
@@ -237,6 +259,7 @@ def edit(
       digest lists edit world --language fr --subject "{top} — {date}"
       digest lists edit world --approval on --approval-lead 2h --approval-deadline 1h \\
           --editors editors@example.com
+      digest lists edit world --frequencies weekly
     """
     result = edit_list_checked(
         app.db,
@@ -255,8 +278,13 @@ def edit(
         move_orphans_to_all=move_orphans_to_all,
         bounce_address=bounce_address,
         now=app.now(),
+        frequencies=frequencies,
+        default_frequency=default_frequency,
     )
     click.echo(f"updated list {result.mlist.slug}")
+    for frequency, n in result.frequency_moves.items():
+        click.echo(f"moved {n} subscriber(s) to {frequency}: the list no longer offers their "
+                   "frequency")  # fmt: skip
     _show(app, result.mlist)
     _orphans(result)
 
@@ -336,6 +364,7 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         ("timezone", mlist.timezone),
         ("send time", mlist.send_time),
         ("weekly day", mlist.weekly_day),
+        ("frequencies", f"{', '.join(mlist.frequencies)} (default {mlist.default_frequency})"),
         ("description", mlist.description or "-"),
         ("bounces to", _bounces_to(app, mlist)),
         ("visibility", "private (not on the home page, no archive)" if mlist.private else "public"),
@@ -348,7 +377,8 @@ def _show(app: App, mlist: lists_lib.MailingList) -> None:
         (
             "subscribers",
             f"{c.active} active, {c.pending} pending, {c.unsubscribed} unsubscribed, "
-            f"{c.bounced} bounced, {c.complained} complained",
+            f"{c.bounced} bounced, {c.complained} complained"
+            + (f", {c.expired} expired" if c.expired else ""),
         ),
         ("digests", str(count_digests(app.db, mlist.id))),
     ]

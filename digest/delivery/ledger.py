@@ -567,10 +567,11 @@ def plan(
     rows = db.execute(
         f"""
         SELECT d.digest_id, l.slug, g.frequency, g.period_label, count(*) AS due,
-               sum(CASE WHEN s.status IS NOT 'active' OR x.email IS NOT NULL THEN 1 ELSE 0 END)
+               sum(CASE WHEN s.status IS NOT 'active' OR x.identity IS NOT NULL THEN 1 ELSE 0 END)
         FROM deliveries d JOIN digests g ON g.id = d.digest_id JOIN lists l ON l.id = g.list_id
         LEFT JOIN subscriptions s ON s.subscriber_id = d.subscriber_id AND s.list_id = g.list_id
-        LEFT JOIN suppressions x ON x.email = d.email
+        LEFT JOIN subscribers p ON p.id = d.subscriber_id
+        LEFT JOIN suppressions x ON x.identity = p.identity
         WHERE {where} GROUP BY d.digest_id ORDER BY d.digest_id
         """,
         params,
@@ -703,3 +704,45 @@ def recent_send_errors(db: Database, *, limit: int = 10) -> list[SendError]:
         [limit],
     ).fetchall()
     return [SendError(*row) for row in rows]
+
+
+# --- one recipient's deliveries (a subscriber's own data) ----------------------------------------
+
+
+def deliveries_of(db: Database, subscriber_id: int) -> list[dict[str, Any]]:
+    """Every delivery to a subscriber, oldest first: the list, frequency and issue date of the
+    digest, the status and when it was queued and sent (a subscriber's data download)."""
+    # As in deliveries_to: walk the digests and probe the (digest_id, subscriber_id) index.
+    return [
+        {
+            "list": row["slug"],
+            "frequency": row["frequency"],
+            "issue": row["period_label"],
+            "status": row["status"],
+            "queued_at": row["created_at"],
+            "sent_at": row["sent_at"],
+        }
+        for row in db.query(
+            "SELECT l.slug, g.frequency, g.period_label, d.status, d.created_at, d.sent_at"
+            " FROM digests g CROSS JOIN deliveries d ON d.digest_id = g.id AND d.subscriber_id = ?"
+            " JOIN lists l ON l.id = g.list_id ORDER BY g.id, d.id",
+            [subscriber_id],
+        )
+    ]
+
+
+def forget_recipient(db: Database, subscriber_id: int, *, now: datetime) -> int:
+    """A subscriber deleted their data: their deliveries keep only what the ledger's counts
+    need (digest, status, times), never the address or the server's replies (which may quote
+    it); any still owed are skipped. Returns how many rows were changed."""
+    stamp = to_iso(now)
+    with transaction(db):
+        return db.execute(
+            "UPDATE deliveries SET email = '', relay = NULL, lease_owner = NULL,"
+            " lease_until = NULL, updated_at = ?,"
+            " reply = CASE WHEN status IN ('queued', 'deferred')"
+            " THEN 'not sent: the recipient deleted their data' END,"
+            " status = CASE WHEN status IN ('queued', 'deferred') THEN 'skipped' ELSE status END"
+            " WHERE subscriber_id = ?",
+            [stamp, subscriber_id],
+        ).rowcount

@@ -1,5 +1,6 @@
-"""Double opt-in: what a subscribe form submission does, and the outbox of confirmation emails
-(the ``notices`` table, written only here).
+"""Double opt-in: what a subscribe form submission does, and the outbox of transactional emails
+(the ``notices`` table, written only here): confirmations, reminders of a pending confirmation,
+and the optional welcome email after one.
 
 ``request_subscription`` validates the form the same way whoever the address belongs to (so an
 error never tells a visitor anything about the address), records a new or pending subscription
@@ -10,13 +11,17 @@ belongs to, and a slow or failing relay cannot be seen from the form. What the p
 afterwards is always the same "check your inbox" page; the returned ``SubscribeResult`` is for
 logs and tests only. Rules for addresses we already know:
 
-- pending: the form's name, topics and frequency replace the old ones; a new link is queued.
-- active: nothing changes; the link is queued again (following it just says "you're
-  subscribed"), so a stranger cannot change someone else's topics by submitting the form.
-- unsubscribed: nothing changes until the person follows the new link, which re-activates the
-  subscription (a new double opt-in, see ``audience.subscriptions.confirm_subscription``).
+- pending or expired: the form's name, topics and frequency replace the old ones; the
+  subscription is pending and a new link is queued.
+- active: nothing changes yet; the form's choices are kept with the new link, and replace the
+  old ones only when the person follows it (``confirm_subscription``), so a stranger cannot
+  change someone else's topics by submitting the form, and the person's own new choices win.
+- unsubscribed: the same, and following the new link re-activates the subscription (a new
+  double opt-in, see ``audience.subscriptions.confirm_subscription``) with the new choices.
 - bounced, complained, or on the suppression list: nothing is queued (mail to them would bounce
   again or be reported as spam); an admin can lift a suppression.
+
+Addresses are compared by identity (any letter case is the same person).
 
 ``flush_notices`` sends what is queued: the web app's worker thread (``web.worker``) right
 after each request, and ``digest run`` ticks and ``digest send`` as well. Each notice is
@@ -28,7 +33,11 @@ transport that cannot work at all (no relay, wrong password) leaves everything q
 
 The confirmation email is a small transactional message: a text and an HTML part from
 ``templates/email/confirm.txt`` / ``confirm.html``, headers folded and injection-safe
-(``headers.fold_header``), no List-Unsubscribe (there is nothing to unsubscribe from yet).
+(``headers.fold_header``), no List-Unsubscribe (there is nothing to unsubscribe from yet). A
+reminder is the same email with a new link and "Reminder:" in the subject, sent only while the
+subscription is still pending. The welcome email is the list's own template,
+``email/welcome/<list>.txt`` (and optionally ``.html``) in the templates folder, sent after a
+confirmation when the list has one, with the subscriber's preferences and unsubscribe links.
 """
 
 from __future__ import annotations
@@ -41,21 +50,28 @@ from datetime import datetime, timedelta
 from email.headerregistry import Address
 from enum import StrEnum
 
-from jinja2 import TemplateError
+from jinja2 import TemplateError, TemplateNotFound
 from sqlite_utils import Database
 
 from .. import links, subjects, tokens
 from ..addresses import address_of, normalise_email, sender_domain
 from ..audience.lists import MailingList, get_list_by_id
-from ..audience.records import SubscriptionStatus, check_frequency
-from ..audience.subscriptions import add_subscription, subscription_status, subscription_tags
+from ..audience.records import SubscriptionStatus
+from ..audience.subscriptions import (
+    add_subscription,
+    get_subscription,
+    mark_asked,
+    request_choices,
+    subscription_status,
+    subscription_tags,
+)
 from ..audience.suppressions import get_suppression
 from ..config import Config
 from ..errors import DigestError, NotFound
-from ..headers import fold_header
+from ..headers import clean_header_value, fold_header
 from ..i18n import get_language
 from ..issues import render
-from ..issues.template import multipart_alternative
+from ..issues.template import encode_body, multipart_alternative
 from ..store import transaction
 from ..text import clean_name
 from ..timeutil import from_iso, to_iso
@@ -80,7 +96,9 @@ CLAIM_BATCH = 50
 
 
 class NoticeKind(StrEnum):
-    CONFIRM = "confirm"
+    CONFIRM = "confirm"  # a confirmation link: a subscribe form, an admin adding someone pending
+    REMIND = "remind"  # the same, again, to someone still pending (`subscribers remind`)
+    WELCOME = "welcome"  # after a confirmation, if the list has a welcome template
 
 
 class NoticeStatus(StrEnum):
@@ -118,9 +136,11 @@ class NoticeReport:
         return self.sent + self.deferred + self.failed + self.skipped
 
 
-def confirmation_subject(mlist: MailingList) -> str:
-    """In the list's language (``subjects.confirmation_subject``)."""
-    return subjects.confirmation_subject(mlist.title, get_language(mlist.language))
+def confirmation_subject(mlist: MailingList, *, reminder: bool = False) -> str:
+    """In the list's language (``subjects.confirmation_subject``, ``subjects.reminder``)."""
+    lang = get_language(mlist.language)
+    subject = subjects.confirmation_subject(mlist.title, lang)
+    return subjects.reminder(subject, lang) if reminder else subject
 
 
 def confirmation_message(
@@ -132,6 +152,7 @@ def confirmation_message(
     name: str | None,
     secret: bytes,
     now: datetime,
+    reminder: bool = False,
 ) -> Outgoing:
     """The confirmation email for ``address``, with a confirm link issued at ``now``."""
     token = tokens.make_token(secret, "confirm", subscriber_id, mlist.id, now=now)
@@ -160,7 +181,7 @@ def confirmation_message(
         ("From", mlist.from_addr),
         *([("Reply-To", mlist.reply_to)] if mlist.reply_to else []),
         ("To", to),
-        ("Subject", confirmation_subject(mlist)),
+        ("Subject", confirmation_subject(mlist, reminder=reminder)),
         ("Date", email.utils.format_datetime(now)),
         ("Message-ID", message_id),
     ]
@@ -181,15 +202,16 @@ def request_subscription(
     *,
     name: str | None = None,
     tags: tuple[str, ...] | list[str] = (),
-    frequency: str = "daily",
+    frequency: str | None = None,
     now: datetime,
 ) -> SubscribeResult:
     """Handle a subscribe form for ``mlist`` (see the module docstring): record what the rules
     say and queue a confirmation, in one transaction; nothing is sent here. Raises
-    ``InvalidInput`` for a bad address, name, topic or frequency, before looking anything up."""
+    ``InvalidInput`` for a bad address, name, topic or frequency (one the list does not offer),
+    before looking anything up."""
     address = normalise_email(address)
     name = clean_name(name)
-    frequency = check_frequency(frequency)
+    frequency = mlist.offered_frequency(frequency)
     keys = subscription_tags(mlist, tags)
 
     with transaction(db):
@@ -198,13 +220,16 @@ def request_subscription(
         if status in NOT_MAILED or get_suppression(db, address) is not None:
             why = "suppressed" if status not in NOT_MAILED else status
             return SubscribeResult(address, status, False, f"not mailed: address is {why}")
-        if status in (None, SubscriptionStatus.PENDING):
+        if status in (None, SubscriptionStatus.PENDING, SubscriptionStatus.EXPIRED):
             sub = add_subscription(db, mlist, address, name=name, tags=keys, frequency=frequency,
                                    confirmed=False, source="web", now=now)  # fmt: skip
             subscriber_id, status = sub.subscriber_id, sub.status
+            mark_asked(db, mlist.id, [subscriber_id], now=now, reminder=False)
         else:  # active or unsubscribed: unchanged until the person follows the link
             assert known is not None
             subscriber_id = known.subscriber_id
+            request_choices(db, subscriber_id, mlist.id, name=name, tags=keys,
+                            frequency=frequency, now=now)  # fmt: skip
         queue_notice(db, NoticeKind.CONFIRM, subscriber_id, mlist.id, now=now)
     return SubscribeResult(address, status, True, "confirmation queued")
 
@@ -228,6 +253,15 @@ def queue_notice(
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
                 [kind.value, subscriber_id, list_id, stamp, stamp, stamp],
             )
+
+
+def queue_notices(
+    db: Database, kind: NoticeKind, list_id: int, subscriber_ids: list[int], *, now: datetime
+) -> None:
+    """``queue_notice`` for many subscribers of one list (an import's new pending people)."""
+    with transaction(db):
+        for subscriber_id in subscriber_ids:
+            queue_notice(db, kind, subscriber_id, list_id, now=now)
 
 
 def queued_notices(db: Database) -> int:
@@ -338,7 +372,8 @@ def _message(
     db: Database, config: Config, notice: _Notice, secret: bytes
 ) -> tuple[Outgoing | None, str]:
     """The email for ``notice`` and what it is (for the log), or None and why it is not sent
-    (the address was suppressed, bounced or removed meanwhile)."""
+    (the address was suppressed, bounced or removed meanwhile; a reminder to someone no
+    longer pending; a welcome for a list without a welcome template)."""
     person = db.execute(
         "SELECT email, name FROM subscribers WHERE id = ?", [notice.subscriber_id]
     ).fetchone()
@@ -356,10 +391,119 @@ def _message(
         return None, f"not mailed: address is {known.status}"
     if get_suppression(db, address) is not None:
         return None, "not mailed: address is suppressed"
+    kind = NoticeKind(notice.kind)
+    if kind is NoticeKind.WELCOME:
+        if known is None or known.status != SubscriptionStatus.ACTIVE:
+            return None, "no longer subscribed"
+        outgoing = welcome_message(config, mlist, subscriber_id=notice.subscriber_id,
+                                   address=address, name=name, secret=secret,
+                                   db=db, now=notice.created_at)  # fmt: skip
+        if outgoing is None:
+            return None, f"list {mlist.slug} has no welcome template"
+        return outgoing, f"welcome email to {address} for list {mlist.slug}"
+    if kind is NoticeKind.REMIND and (known is None or known.status != SubscriptionStatus.PENDING):
+        return None, "no longer pending"
     outgoing = confirmation_message(config, mlist, subscriber_id=notice.subscriber_id,
                                     address=address, name=name, secret=secret,
-                                    now=notice.created_at)  # fmt: skip
-    return outgoing, f"confirmation email to {address} for list {mlist.slug}"
+                                    now=notice.created_at,
+                                    reminder=kind is NoticeKind.REMIND)  # fmt: skip
+    what = "reminder" if kind is NoticeKind.REMIND else "confirmation email"
+    return outgoing, f"{what} to {address} for list {mlist.slug}"
+
+
+def welcome_template_names(mlist: MailingList) -> tuple[str, str]:
+    """The list's welcome templates: the plain text (required) and the HTML (optional)."""
+    return f"email/welcome/{mlist.slug}.txt", f"email/welcome/{mlist.slug}.html"
+
+
+def has_welcome(config: Config, mlist: MailingList) -> bool:
+    """Whether the list has a welcome email (its template exists in the templates folder)."""
+    env = render.template_environment(config)
+    try:
+        env.get_template(welcome_template_names(mlist)[0])
+    except TemplateNotFound:
+        return False
+    return True
+
+
+def welcome_message(
+    config: Config,
+    mlist: MailingList,
+    *,
+    subscriber_id: int,
+    address: str,
+    name: str | None,
+    secret: bytes,
+    db: Database,
+    now: datetime,
+) -> Outgoing | None:
+    """The list's welcome email to a subscriber who just confirmed, from its templates (None:
+    the list has none). The template may set its subject with ``{% set subject = "..." %}``
+    (default: "Welcome to <list title>"). Its context: site, list_title, list_description,
+    email, name, frequency, topics (names; empty = every topic), preferences_url,
+    unsubscribe_url, archive_url."""
+    text_name, html_name = welcome_template_names(mlist)
+    env = render.template_environment(config)
+    try:
+        text_template = env.get_template(text_name)
+    except TemplateNotFound:
+        return None
+    sub = get_subscription(db, subscriber_id, mlist.id)
+    unsubscribe = links.unsubscribe_url(
+        config.base_url, tokens.make_token(secret, "unsubscribe", subscriber_id, mlist.id, now=now)
+    )
+    context = {
+        "site": config.site_name,
+        "list_title": mlist.title,
+        "list_description": mlist.description,
+        "email": address,
+        "name": name,
+        "frequency": str(sub.frequency) if sub else str(mlist.default_frequency),
+        "topics": mlist.tag_names(sub.tags) if sub else [],
+        "preferences_url": links.preferences_url(
+            config.base_url,
+            tokens.make_token(secret, "preferences", subscriber_id, mlist.id, now=now),
+        ),
+        "unsubscribe_url": unsubscribe,
+        "archive_url": links.archive_url(config.base_url, mlist.slug),
+        "lang": get_language(mlist.language),
+        "brand": mlist.brand,
+    }
+    module = text_template.make_module(context)
+    text = str(module)
+    subject = clean_header_value(str(getattr(module, "subject", "") or f"Welcome to {mlist.title}"))
+    try:
+        html: str | None = env.get_template(html_name).render(context)
+    except TemplateNotFound:
+        html = None
+    sender = address_of(mlist.from_addr)
+    domain = sender_domain(mlist.from_addr)
+    token_seed = f"welcome:{subscriber_id}:{mlist.id}:{int(now.timestamp())}"
+    digest = hashlib.sha256(token_seed.encode("ascii")).hexdigest()
+    message_id = f"<welcome.{digest[:24]}@{domain}>"
+    to = str(Address(display_name=name or "", addr_spec=address))
+    headers = [
+        ("From", mlist.from_addr),
+        *([("Reply-To", mlist.reply_to)] if mlist.reply_to else []),
+        ("To", to),
+        ("Subject", subject),
+        ("Date", email.utils.format_datetime(now)),
+        ("Message-ID", message_id),
+        # It goes to a subscriber: one-click unsubscribe as in every digest (RFC 8058).
+        ("List-Unsubscribe", f"<{unsubscribe}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
+    head = b"".join(fold_header(k, v) for k, v in headers)
+    if html is not None:
+        data = multipart_alternative(head, text, html, boundary="=_digest_welcome_" + digest[24:56])
+    else:
+        data = (
+            head
+            + b'MIME-Version: 1.0\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+            + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            + encode_body(text).encode("ascii")
+        )
+    return Outgoing(message_id=message_id, sender=sender, recipient=address, data=data)
 
 
 def flush_notices(

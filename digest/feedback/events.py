@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from ..addresses import folded_identity, identity_key
 from ..store.bulk import select_in
 from ..timeutil import from_iso, to_iso
 from .policy import BounceEvent, BounceKind
@@ -67,11 +68,12 @@ def record(db: Database, event: NewEvent) -> bool:
     if event.kind not in RECORDED_KINDS:
         raise ValueError(f"{event.kind} events are not recorded")
     cur = db.execute(
-        "INSERT OR IGNORE INTO bounce_events (email, subscriber_id, delivery_id, kind, source,"
-        " status, diagnostic, identified_by, message_key, event_key, occurred_at, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO bounce_events (email, folded, subscriber_id, delivery_id, kind,"
+        " source, status, diagnostic, identified_by, message_key, event_key, occurred_at,"
+        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             event.email,
+            folded_identity(event.email),  # the identity column is SQL's (store.migrations)
             event.subscriber_id,
             event.delivery_id,
             event.kind.value,
@@ -89,13 +91,25 @@ def record(db: Database, event: NewEvent) -> bool:
 
 
 def policy_events(db: Database, email: str, *, since: datetime | None) -> list[BounceEvent]:
-    """The events recorded for ``email`` at or after ``since``, as the policy's input."""
+    """The events recorded for ``email`` (in any letter case) at or after ``since``, as the
+    policy's input."""
     rows = db.execute(
         "SELECT kind, occurred_at, source, diagnostic, message_key FROM bounce_events"
-        " WHERE email = ? AND occurred_at >= ? ORDER BY occurred_at",
-        [email, to_iso(since) if since is not None else ""],
+        " WHERE identity = ? AND occurred_at >= ? ORDER BY occurred_at",
+        [identity_key(email), to_iso(since) if since is not None else ""],
     )
     return [BounceEvent(BounceKind(k), from_iso(at), s, d, m) for k, at, s, d, m in rows]
+
+
+def forget_address(db: Database, email: str, subscriber_id: int) -> int:
+    """A subscriber deleted their data: the reports about their address (in any letter case)
+    or about them keep only what the per-digest counts need (kind, digest, times), never the
+    address or the server's words (which may quote it). Returns how many rows changed."""
+    return db.execute(
+        "UPDATE bounce_events SET email = '', folded = NULL, diagnostic = '', subscriber_id = NULL"
+        " WHERE identity = ? OR subscriber_id = ?",
+        [identity_key(email), subscriber_id],
+    ).rowcount
 
 
 # --- the deliveries a report names (read from the ledger) ----------------------------------------
@@ -177,14 +191,14 @@ def list_events(
     limit: int | None = None,
     email: str | None = None,
 ) -> list[BounceRow]:
-    """Recorded events received at or after ``since`` (about ``email`` only, if given: its
-    normalised form), newest first, with the digest each was about when it is known."""
+    """Recorded events received at or after ``since`` (about ``email`` only, if given: in any
+    letter case), newest first, with the digest each was about when it is known."""
     kinds = list(kinds)
     where = [f"e.kind IN ({', '.join('?' for _ in kinds)})"]
     params: list[Any] = list(kinds)
     if email is not None:
-        where.append("e.email = ?")
-        params.append(email)
+        where.append("e.identity = ?")
+        params.append(identity_key(email))
     if since is not None:
         where.append("e.received_at >= ?")
         params.append(to_iso(since))

@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from ..config import Config
 from ..delivery.approval_notice import notify_editors
 from ..delivery.notices import NoticeReport, flush_notices
+from ..delivery.optin import expire
 from ..delivery.publish import build_digest
 from ..delivery.send import SendReport, send_pending
 from ..delivery.transports import Transport
@@ -64,6 +65,7 @@ class TickReport:
     sent: SendReport | None = None
     notified: list[tuple[str, str | None]] = field(default_factory=list)  # (issue, error)
     notices: NoticeReport | None = None  # confirmation emails queued by the web pages
+    expired: int = 0  # pending subscriptions that expired ([subscribers] pending_expire_days)
     errors: list[str] = field(default_factory=list)
     stopped: bool = False  # the stop event cut the tick short
 
@@ -382,6 +384,23 @@ def tick(
             _log_sent(log, report.sent)
             if report.sent.stopped and stop is not None and stop.is_set():
                 report.stopped = True
+    if not stopping():
+        # Pending subscriptions nobody confirmed expire: no more reminders, nothing sent.
+        try:
+            gone = expire(db, config, now=now)
+        except Exception as e:  # noqa: BLE001 - contained: logged, the next tick tries again
+            message = f"expiring pending subscriptions failed: {describe_error(e)}"
+            report.errors.append(message)
+            _error_once(log, logged, message, e, {"event": "expiry_failed"})
+        else:
+            report.expired = len(gone)
+            if gone:
+                log.info(
+                    "expired %d pending subscription(s) not confirmed within %g days",
+                    len(gone),
+                    config.subscribers.pending_expire_days,
+                    extra={"event": "expired", "count": len(gone)},
+                )
     if not stopping():
         # Confirmation emails the web pages queued: `digest serve` sends them at once itself;
         # this covers a web process that is not running (or cannot reach the relay).

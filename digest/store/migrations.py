@@ -18,14 +18,26 @@ Schema overview (each later step reads what the previous one stored):
 - notices: the outbox of transactional emails such as confirmations (``delivery.notices``);
 - bounce_events: bounces, complaints and provider events about subscribers (``feedback.events``).
 
+Addresses are compared by ``identity`` (the whole address lower-cased, m018): subscribers,
+status_events and suppressions carry it; ``email`` is the address as first entered.
+
 Never edit a migration that has shipped; add a new one.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
+import sqlite3
+from datetime import UTC, datetime
 
 from sqlite_utils import Database, Migrations
+
+from ..addresses import folded_identity, identity_key
+from .identity_merge import merge_case_variants
+
+log = logging.getLogger("digest.store")
 
 migrations = Migrations("digest")
 
@@ -606,3 +618,197 @@ def m017_pages_wiring_urls_and_full_text(db: Database) -> None:
     # of the feed's entries were left with their summary because that failed, at the last poll.
     db.execute("ALTER TABLE feeds ADD COLUMN full_text INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE feeds ADD COLUMN full_text_failed INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m018_subscribers_identity_merge(db: Database) -> None:
+    # One identity per mailbox: ``identity`` is the whole normalised address lower-cased
+    # (addresses.identity_key), the key of every comparison (subscribers, history,
+    # suppressions); ``email`` stays the address as first entered, for display and sending.
+    # Subscribers that differed only in letter case are merged (identity_merge); each merge is
+    # logged once here and recorded in the address's history.
+    #
+    # ``identity`` is a virtual column computed by SQLite: ``lower(email)`` folds ASCII letters
+    # exactly as identity_key does, so only an address with other characters stores its
+    # identity (``folded``, addresses.folded_identity). Nothing is duplicated for the usual
+    # address, and a row written without ``folded`` still gets an ASCII address right.
+    db.conn.create_function("digest_identity", 1, identity_key, deterministic=True)
+    db.conn.create_function("digest_folded", 1, folded_identity, deterministic=True)
+    for table in ("subscribers", "status_events", "bounce_events"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN folded TEXT")  # identity if not ASCII
+        db.execute(f"UPDATE {table} SET folded = digest_folded(email) WHERE email GLOB '*[^ -~]*'")
+        db.execute(
+            f"ALTER TABLE {table} ADD COLUMN identity TEXT"
+            " GENERATED ALWAYS AS (coalesce(folded, lower(email))) VIRTUAL"
+        )
+    # Suppressions keyed by identity. ``email`` is the address as suppressed, for display; it is
+    # NULL when the person had their data deleted: then only a one-way hash of the identity is
+    # kept (``sha256:...``, audience.suppressions.erased_key), enough to never mail it again.
+    db.execute(
+        """
+        CREATE TABLE suppressions_by_identity (
+            identity TEXT PRIMARY KEY,         -- identity_key(email), or sha256:<hex> once erased
+            email TEXT,                        -- as suppressed; NULL once erased
+            reason TEXT,
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    # Of two spellings suppressed, the first suppression is kept.
+    db.execute(
+        "INSERT OR IGNORE INTO suppressions_by_identity (identity, email, reason, source,"
+        " created_at) SELECT digest_identity(email), email, reason, source, created_at"
+        " FROM suppressions ORDER BY created_at, email"
+    )
+    db.execute("DROP TABLE suppressions")
+    db.execute("ALTER TABLE suppressions_by_identity RENAME TO suppressions")
+    merged = merge_case_variants(db, now=datetime.now(UTC))
+    db.execute("CREATE UNIQUE INDEX idx_subscribers_identity ON subscribers(identity)")
+    db.execute("CREATE INDEX idx_status_events_identity ON status_events(identity)")
+    db.execute("DROP INDEX idx_status_events_email")
+    # Bounce reports about an address are found in any letter case too (the bounce policy's
+    # soft-bounce count, a subscriber's admin page).
+    db.execute("CREATE INDEX idx_bounce_events_identity ON bounce_events(identity, occurred_at)")
+    db.execute("DROP INDEX idx_bounce_events_email")
+    if merged:
+        # The migration runs once, inside whichever command first opens the upgraded database
+        # (`digest init` after an upgrade, `digest run`, `digest serve` ...): a warning reaches
+        # its stderr or log; the history keeps the details for `digest subscribers show`.
+        spellings = sum(len(m.merged) for m in merged)
+        log.warning(
+            "merged %d subscriber address(es) that differed from another only in letter case"
+            " into %d subscriber(s); each keeps its first-entered address, the most restrictive"
+            " status per list and the combined history (`digest subscribers show ADDRESS`):",
+            spellings + len(merged),
+            len(merged),
+        )
+        for m in merged[:MERGE_LOG_LINES]:
+            log.warning("  %s", m.describe())
+        if len(merged) > MERGE_LOG_LINES:
+            log.warning("  ... and %d more", len(merged) - MERGE_LOG_LINES)
+
+
+MERGE_LOG_LINES = 50
+
+
+def widen_check(db: Database, table: str, column: str, values: list[str]) -> None:
+    """Allow more ``values`` in ``table``'s ``CHECK (column IN (...))``. SQLite cannot alter a
+    constraint; its documented way to loosen one without copying the table is to edit the
+    table's SQL in the schema and bump ``schema_version`` (https://sqlite.org/lang_altertable.html,
+    "making other kinds of table schema changes"). Every stored row satisfied the narrower
+    check, so it satisfies the wider one. Run inside the migration's transaction."""
+    (sql,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+    ).fetchone()
+    pattern = re.compile(rf"(CHECK\s*\(\s*{column}\s+IN\s*\()([^)]*)(\))", re.IGNORECASE)
+    match = pattern.search(sql)
+    if match is None:
+        raise RuntimeError(f"no CHECK ({column} IN (...)) in table {table}")
+    present = set(re.findall(r"'([^']*)'", match.group(2)))
+    added = "".join(f", '{v}'" for v in values if v not in present)
+    if not added:
+        return
+    new_sql = sql[: match.end(2)] + added + sql[match.end(2) :]
+    (version,) = db.execute("PRAGMA schema_version").fetchone()
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        db.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", [new_sql, table]
+        )
+        db.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+
+
+@migrations()
+def m019_subscribers_identity_lifecycle(db: Database) -> None:
+    # A pending subscription that is never confirmed expires ([subscribers] pending_expire_days).
+    widen_check(db, "subscriptions", "status", ["expired"])
+    # When the subscription last became pending: expiry counts from here.
+    db.execute("ALTER TABLE subscriptions ADD COLUMN pending_since TEXT")
+    db.execute("UPDATE subscriptions SET pending_since = updated_at WHERE status = 'pending'")
+    # When a confirmation email was last queued (NULL: never asked, e.g. added with --no-email),
+    # and how many reminders went out (`digest subscribers remind`, at most
+    # [subscribers] max_reminders).
+    db.execute("ALTER TABLE subscriptions ADD COLUMN asked_at TEXT")
+    db.execute("ALTER TABLE subscriptions ADD COLUMN reminders INTEGER NOT NULL DEFAULT 0")
+    # Choices from a subscribe form by someone already subscribed or unsubscribed, applied when
+    # they follow that confirmation link: JSON {"name", "tags", "frequency", "at"}.
+    db.execute("ALTER TABLE subscriptions ADD COLUMN requested TEXT")
+    # The scheduler's expiry pass reads only the pending subscriptions, oldest first.
+    db.execute(
+        "CREATE INDEX idx_subscriptions_pending ON subscriptions(pending_since)"
+        " WHERE status = 'pending'"
+    )
+    # What a list offers: daily, weekly or both, and what a new subscriber gets by default.
+    db.execute("ALTER TABLE lists ADD COLUMN frequencies TEXT NOT NULL DEFAULT 'daily,weekly'")
+    db.execute("ALTER TABLE lists ADD COLUMN default_frequency TEXT NOT NULL DEFAULT 'daily'")
+    # Reminders of a pending confirmation, and the optional welcome email after one.
+    widen_check(db, "notices", "kind", ["remind", "welcome"])
+
+
+@migrations(transactional=False)
+def m020_subscribers_identity_rebuild(db: Database) -> None:
+    # Since m018 the identity is the unique key of a subscriber; the UNIQUE constraint on
+    # ``email`` (the address as entered) only costs a second index on every insert, so the
+    # table is rebuilt without it. Outside the usual migration transaction: SQLite changes a
+    # table's constraints only by copying it, which needs foreign keys off (or dropping the old
+    # table would delete every subscription and queued email through ON DELETE CASCADE), and
+    # that pragma cannot change inside a transaction. The copy itself is one transaction; run
+    # again after a crash before it was recorded, it finds nothing left to do.
+    rebuild_without_unique(db, "subscribers", "email")
+
+
+def rebuild_without_unique(db: Database, table: str, column: str) -> None:
+    """Copy ``table`` into a table whose SQL is the same but for ``UNIQUE`` on ``column``,
+    keeping every column (added ones too), row, index and trigger: SQLite's documented
+    procedure (https://sqlite.org/lang_altertable.html#otheralter), foreign keys off meanwhile
+    and checked before committing. The tables that reference ``table`` name it, so they
+    reference the copy once it has the name; nothing else changes."""
+    conn = db.conn
+    (enforced,) = conn.execute("PRAGMA foreign_keys").fetchone()
+    conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: this is outside
+    try:
+        # The schema is read under the write lock: a second process that opened the database
+        # at the same time finds the table rebuilt and does nothing.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _rebuild(conn, table, column)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if enforced else 'OFF'}")
+
+
+def _rebuild(conn: sqlite3.Connection, table: str, column: str) -> None:
+    (sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+    ).fetchone()
+    pattern = re.compile(rf"(\b{column}\s+TEXT\s+NOT\s+NULL)\s+UNIQUE\b", re.IGNORECASE)
+    if not pattern.search(sql):
+        return  # done already
+    new_table = f"{table}_rebuilt"
+    new_sql = pattern.sub(r"\1", sql, count=1)
+    new_sql = re.sub(rf'^CREATE TABLE\s+"?{table}"?', f"CREATE TABLE {new_table}", new_sql)
+    # Generated columns (``identity``) are computed by the copy, never copied.
+    names = ", ".join(r[1] for r in conn.execute(f"PRAGMA table_xinfo({table})") if r[6] == 0)
+    others = [
+        r[0]
+        for r in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger')"
+            " AND sql IS NOT NULL",
+            [table],
+        )
+    ]
+    conn.execute(new_sql)
+    conn.execute(f"INSERT INTO {new_table} ({names}) SELECT {names} FROM {table}")
+    conn.execute(f"DROP TABLE {table}")
+    conn.execute(f"ALTER TABLE {new_table} RENAME TO {table}")
+    for statement in others:
+        conn.execute(statement)
+    problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if problems:
+        raise RuntimeError(f"rebuilding {table} would break foreign keys: {problems[:5]}")

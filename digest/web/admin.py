@@ -7,7 +7,9 @@ Everything goes through ``digest.audience`` with source ``web`` and the admin's 
 reason, so the history of each address says the change came from the web pages and who made
 it. The admission rule is the library's (``records.admit``): an address that unsubscribed,
 bounced, complained or is suppressed is refused by "add", and the page then offers the
-re-activation form instead of the refusal.
+re-activation form instead of the refusal; the re-activation form asks the same rule what
+ended the address. Someone added as pending is asked to confirm (``delivery.optin`` queues the
+email with the subscription; the app's worker sends it).
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from flask.typing import ResponseReturnValue
 
 from ..addresses import normalise_email
 from ..audience.lists import MailingList, all_lists, get_list
-from ..audience.records import ENDED, FREQUENCIES, LIVE, SubscriptionStatus, check_frequency
+from ..audience.records import ENDED, FREQUENCIES, LIVE, SubscriptionStatus
 from ..audience.subscriptions import (
     Refused,
-    add_subscription,
     find_subscription,
+    get_subscriber,
     get_subscriber_by_id,
     search_subscriptions,
     subscriber_history,
@@ -38,12 +40,12 @@ from ..audience.suppressions import (
     suppress,
     unsuppress,
 )
-from ..delivery import ledger
+from ..delivery import ledger, optin
 from ..errors import InvalidInput, NotFound
 from ..feedback.events import list_events
 from ..text import clean_name
 from .auth import admin_required
-from .context import get_db, now
+from .context import get_db, now, web
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -141,11 +143,13 @@ def subscriber(subscriber_id: int) -> ResponseReturnValue:
 
 
 def _subscriber_url(email: str) -> str:
-    """The subscriber's page, or the search for the address if it has no subscriber row."""
-    row = get_db().execute("SELECT id FROM subscribers WHERE email = ?", [email]).fetchone()
-    if row is None:
+    """The subscriber's page (the address in any letter case), or the search for the address if
+    it has no subscriber row."""
+    try:
+        person = get_subscriber(get_db(), email)
+    except NotFound:
         return url_for("admin.subscribers", q=email)
-    return url_for("admin.subscriber", subscriber_id=row[0])
+    return url_for("admin.subscriber", subscriber_id=person.id)
 
 
 # --- add (with a confirmation page), re-activate ------------------------------------------------
@@ -158,7 +162,7 @@ def _add_form() -> dict[str, Any]:
         "email": form.get("email", "").strip(),
         "name": form.get("name", ""),
         "tags": form.get("tags", ""),
-        "frequency": form.get("frequency", "daily"),
+        "frequency": form.get("frequency", ""),  # "": the list's default
         "confirmed": form.get("confirmed") == "yes",
     }
 
@@ -180,7 +184,7 @@ def _reactivate_page(
     status = 400 if error else status
     return render_template(
         "admin/reactivate.html", mlist=mlist, email=email, refusal=refusal, values=values,
-        history=history, error=error, frequencies=[str(f) for f in FREQUENCIES],
+        history=history, error=error, frequencies=[str(f) for f in mlist.frequencies],
     ), status  # fmt: skip
 
 
@@ -195,7 +199,7 @@ def add() -> ResponseReturnValue:
         mlist = get_list(db, values["list"])
         email = normalise_email(values["email"])
         tags = subscription_tags(mlist, _tag_list(values["tags"]))
-        check_frequency(values["frequency"])
+        values["frequency"] = str(mlist.offered_frequency(values["frequency"]))
         clean_name(values["name"])
         if request.form.get("confirm") != "yes":
             refused = would_refuse(db, mlist, email)
@@ -206,8 +210,11 @@ def add() -> ResponseReturnValue:
                 topics=", ".join(mlist.tag_names(tags)) or "every topic",
                 existing=_existing(mlist, email),
             )  # fmt: skip
-        sub = add_subscription(
+        # Someone added as pending is asked to confirm: the email is queued with the
+        # subscription and sent by the app's worker.
+        added = optin.add_subscriber(
             db,
+            web().config,
             mlist,
             email,
             name=values["name"] or None,
@@ -223,7 +230,11 @@ def add() -> ResponseReturnValue:
     except (InvalidInput, NotFound) as e:
         flash(f"Not added: {e}", "error")
         return redirect(url_for("admin.subscribers"), code=303)
-    flash(f"{sub.email} is {sub.status} on {mlist.title} ({sub.frequency}).", "notice")
+    sub = added.subscription
+    if added.asked:
+        web().notices.wake()
+    asked = " A confirmation email is on its way." if added.asked else ""
+    flash(f"{sub.email} is {sub.status} on {mlist.title} ({sub.frequency}).{asked}", "notice")
     return redirect(url_for("admin.subscriber", subscriber_id=sub.subscriber_id), code=303)
 
 
@@ -249,19 +260,21 @@ def reactivate() -> ResponseReturnValue:
         sub = find_subscription(db, mlist, email)
     except NotFound:
         sub = None
+    kept = sub is not None and sub.frequency in mlist.frequencies
     values: dict[str, Any] = {
         "name": request.values.get("name", ""),
         "tags": request.values.get("tags", ", ".join(mlist.tag_names(sub.tags)) if sub else ""),
-        "frequency": request.values.get("frequency", str(sub.frequency) if sub else "daily"),
+        "frequency": request.values.get(
+            "frequency", str(sub.frequency) if sub and kept else str(mlist.default_frequency)
+        ),
     }
-    suppression = get_suppression(db, email)
-    if sub is not None and sub.status in ENDED:
-        refusal = f"{email} is {sub.status} from list {mlist.slug!r}"
-    elif suppression is not None:
-        refusal = f"{email} is on the suppression list ({suppression.reason or 'no reason given'})"
-    else:
+    # What "add" would refuse, by the one admission rule (records.admit); nothing refused:
+    # nothing to re-activate.
+    refused = would_refuse(db, mlist, email)
+    if refused is None:
         flash(f"{email} needs no re-activation: add it as usual.", "notice")
         return redirect(url_for("admin.subscribers", q=email), code=303)
+    refusal = refused.detail
     if request.method == "GET":
         return _reactivate_page(mlist, email, refusal, values, status=200)
     reason = " ".join(request.form.get("reason", "").split())
@@ -269,8 +282,9 @@ def reactivate() -> ResponseReturnValue:
         return _reactivate_page(mlist, email, refusal, values,
                                 error="Give the reason: it is kept in the address's history.")  # fmt: skip
     try:
-        sub = add_subscription(
+        sub = optin.add_subscriber(
             db,
+            web().config,
             mlist,
             email,
             name=values["name"] or None,
@@ -281,7 +295,7 @@ def reactivate() -> ResponseReturnValue:
             force=True,
             reason=f"{reason} (re-activated {_who()})",
             now=now(),
-        )
+        ).subscription
     except InvalidInput as e:
         return _reactivate_page(mlist, email, refusal, values, error=str(e))
     flash(f"{sub.email} is {sub.status} on {mlist.title} again.", "notice")

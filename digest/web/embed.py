@@ -23,7 +23,6 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..audience.lists import get_list
-from ..audience.records import FREQUENCIES
 from ..delivery.notices import request_subscription
 from ..errors import InvalidInput, TokenError
 from ..tokens import check_form_token
@@ -54,7 +53,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
         "email": request.form.get("email", "").strip(),
         "name": request.form.get("name", ""),
         "tags": (),
-        "frequency": request.form.get("frequency") or "daily",
+        "frequency": request.form.get("frequency") or mlist.default_frequency,
     }
     try:
         result = request_subscription(
@@ -68,7 +67,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
         )
     except InvalidInput as e:
         page = render_template(
-            "subscribe.html", mlist=mlist, form=form, error=str(e), frequencies=FREQUENCIES
+            "subscribe.html", mlist=mlist, form=form, error=str(e), frequencies=mlist.frequencies
         )
         return page, 400
     log.info("embedded form: %s to %s: %s (%s)", result.email, slug, result.status, result.note)

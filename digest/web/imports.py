@@ -1,6 +1,8 @@
 """Admin pages for CSV files: import (upload -> dry-run report -> apply or cancel) and export
 (one list's subscribers in the import format). Through ``digest.audience.csvfiles`` with source
-``web``, so each address's history says the change came from the web pages, and which file.
+``web``, so each address's history says the change came from the web pages, and which file;
+applied through ``delivery.optin``, so the people a file adds as pending are asked to confirm
+(the emails are queued with the batch and sent by the app's worker).
 
 An uploaded CSV is kept in a private temporary file named by a random id that only this
 session knows; "Apply" re-reads that same file, so what is applied is what the dry run showed
@@ -33,12 +35,13 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
 
-from ..audience.csvfiles import ParsedFile, apply_rows, parse_csv, write_csv
+from ..audience.csvfiles import ParsedFile, Report, apply_rows, parse_csv, write_csv
 from ..audience.lists import MailingList, all_lists, get_list
 from ..audience.subscriptions import list_counts
+from ..delivery import optin
 from ..errors import DigestError, InvalidInput
 from .auth import admin_required
-from .context import get_db, now
+from .context import get_db, now, web
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +181,14 @@ def import_apply() -> ResponseReturnValue:
         )
     try:
         mlist, parsed = _parse_upload(pending)
-        report = apply_rows(db, mlist, parsed, confirmed=pending["confirmed"], dry_run=False,
-                            source="web", now=now())  # fmt: skip
+        imported = optin.apply_import(db, web().config, mlist, parsed,
+                                      confirmed=pending["confirmed"], dry_run=False,
+                                      source="web", now=now())  # fmt: skip
+        (report,) = imported.reports
+        if not isinstance(report, Report):
+            raise report
+        if report.asked:
+            web().notices.wake()
     except DigestError as e:
         raise InvalidInput(_renamed(str(e), pending)) from None
     finally:

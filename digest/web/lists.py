@@ -1,7 +1,9 @@
 """Admin pages for mailing lists: the lists with their counts, a new list, a list's settings
 (edit, its embeddable subscribe form, delete). Creating, editing and deleting call the same
 library functions as ``digest lists create|edit|delete`` (``audience.lists``,
-``audience.subscriptions.delete_list``), so the validation and its messages are the CLI's.
+``audience.listtags.edit_list_checked``, ``audience.subscriptions.delete_list``), so the
+validation and its messages are the CLI's; a list that stops offering a frequency moves its
+subscribers to the remaining one, and the page says how many.
 
 The form is built from ``LIST_FIELDS``: a setting added to lists is one more ``ListField`` here
 (and the keyword the library takes), not a new template.
@@ -23,6 +25,7 @@ from .. import links
 from ..audience import lists as lists_lib
 from ..audience.branding import DEFAULT_ACCENT
 from ..audience.lists import WEEKDAYS, ImageMode, LookChanges, MailingList, all_lists, get_list
+from ..audience.listtags import edit_list_checked
 from ..audience.subscriptions import delete_list, list_counts
 from ..errors import InvalidInput
 from ..issues.store import count_digests
@@ -47,6 +50,7 @@ class ListField:
     look: bool = False
     choices: tuple[str, ...] = ()
     section: str = "Sending"
+    optional: bool = False  # not on the submitted form: left as it is (the library's None)
 
     def shown(self, mlist: MailingList | None) -> Any:
         """The field's value as the form shows it for ``mlist`` (None: a new list)."""
@@ -57,13 +61,15 @@ class ListField:
         value = getattr(mlist, self.name)
         if self.kind == "tags":
             return ", ".join(value)
+        if isinstance(value, tuple):  # the frequencies offered, as the choice spells them
+            return ",".join(value)
         return value if value is not None else ("" if self.kind != "check" else False)
 
     def parse(self, form: MultiDict[str, str]) -> Any:
         """The keyword value for the library from the submitted form."""
         if self.kind == "check":
             return form.get(self.name) == "yes"
-        if self.look and self.name not in form:
+        if (self.look or self.optional) and self.name not in form:
             return None  # not on the form that was sent: left as it is
         value = form.get(self.name, "")
         if self.kind == "tags":
@@ -75,6 +81,8 @@ NEW_LIST = {
     "timezone": "UTC",
     "send_time": "07:00",
     "weekly_day": "monday",
+    "frequencies": "daily,weekly",
+    "default_frequency": "daily",
     "language": "en",
     "images": "none",
     "approval_lead": "2h",
@@ -98,6 +106,16 @@ LIST_FIELDS: tuple[ListField, ...] = (
     ListField("timezone", "Timezone", hint="IANA name, e.g. Africa/Nairobi, Europe/Berlin, UTC."),
     ListField("send_time", "Send time", hint="HH:MM in 24-hour time, in the list's timezone."),
     ListField("weekly_day", "Weekly issue on", "weekday"),
+    ListField(
+        "frequencies", "Frequencies offered", "choice",
+        "What subscribers may choose; fewer: their subscribers move to the remaining one.",
+        choices=("daily,weekly", "daily", "weekly"), optional=True,
+    ),
+    ListField(
+        "default_frequency", "Default frequency", "choice",
+        "What a new subscriber gets unless they choose; one the list offers.",
+        choices=("daily", "weekly"), optional=True,
+    ),
     ListField("description", "Description", "textarea", "One paragraph for the subscribe page."),
     ListField(
         "private", "Private", "check", "Not on the home page; no archive index or Atom feed."
@@ -259,10 +277,18 @@ def edit(slug: str) -> ResponseReturnValue:
         return _form_page(mlist, {f.name: f.shown(mlist) for f in LIST_FIELDS}, None)
     values = _values(request.form)
     try:
-        mlist = lists_lib.edit_list(db, slug, now=now(), **values)
+        edited = edit_list_checked(db, slug, now=now(), source="web", **values)
     except InvalidInput as e:
         return _form_page(mlist, _as_sent(request.form), str(e), 400)
-    flash(f"Saved list {mlist.slug}.", "notice")
+    mlist = edited.mlist
+    moved = "".join(
+        f" {n} subscriber(s) moved to {frequency}: the list no longer offers their frequency."
+        for frequency, n in edited.frequency_moves.items()
+    )
+    if edited.orphans:
+        moved += (f" {len(edited.orphans)} subscriber(s) follow only topics the list no longer"
+                  " covers and will get nothing.")  # fmt: skip
+    flash(f"Saved list {mlist.slug}.{moved}", "notice")
     return redirect(url_for("lists.edit", slug=mlist.slug), code=303)
 
 

@@ -72,7 +72,7 @@ def test_import_reports_each_bad_row_by_line_and_applies_the_rest(db, world, tmp
     assert "'mars' is not covered by list 'world'" in report.rejected[2].message
     assert "line break or control character" in report.rejected[4].message
     assert report.warnings == [
-        f"{path}: ignoring unknown column(s) 'notes' (known: email, name, tags, frequency)"
+        f"{path}: ignoring unknown column(s) 'notes' (known: email, name, tags, frequency, status, created_at, confirmed_at)"
     ]
     assert sorted(report.added) == ["BOB@example.org", "ann@example.com", "hal@example.com"]
     rows = db.execute(
@@ -191,9 +191,10 @@ def test_export_imports_back_unchanged(db, world, tmp_path):
     import_csv(db, tmp_path / "in.csv", "world", now=NOW, confirmed=True)
     assert export_csv(db, "world", tmp_path / "out.csv") == 3
     text = (tmp_path / "out.csv").read_text(encoding="utf-8")
+    stamp = NOW.isoformat(timespec="microseconds")
     assert text.splitlines()[:2] == [
-        "email,name,tags,frequency",
-        'ann@example.com,"Ann, the ""First""",Africa;Europe,weekly',
+        "email,name,tags,frequency,status,created_at,confirmed_at",
+        f'ann@example.com,"Ann, the ""First""",Africa;Europe,weekly,active,{stamp},{stamp}',
     ]
     before = dump(db)
     again = import_csv(db, tmp_path / "out.csv", "world", now=NOW, confirmed=True)
@@ -392,7 +393,7 @@ def test_import_statements_seek_by_index_and_leave_no_staging_rows(
                 # Only the emptiness check may walk a stored table (it stops at the first row),
                 # and sync's one listing of the whole list, once per file, not per batch.
                 once = sql.startswith("SELECT EXISTS (SELECT 1 FROM suppressions)")
-                assert once or "ORDER BY p.email" in sql, (sql, plan)
+                assert once or "ORDER BY p.identity" in sql, (sql, plan)
     assert any(s.startswith("INSERT INTO subscriptions") for s in checked)
     assert any(s.startswith("UPDATE subscriptions") for s in checked)
     assert db.execute("SELECT count(*) FROM temp.import_rows").fetchone()[0] == 0

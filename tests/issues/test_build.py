@@ -126,7 +126,12 @@ def test_empty_variants_get_no_message_and_inactive_or_suppressed_get_nothing(
     newsroom.subscribe(world, "weekly@example.com", frequency="weekly")
     newsroom.subscribe(world, "blocked@example.com")
     db["suppressions"].insert(
-        {"email": "blocked@example.com", "source": "cli", "created_at": newsroom.STAMP}
+        {
+            "identity": "blocked@example.com",
+            "email": "blocked@example.com",
+            "source": "cli",
+            "created_at": newsroom.STAMP,
+        }
     )
     newsroom.subscribe(world, "ok@example.com")
 

@@ -591,6 +591,44 @@ def test_an_editor_sends_a_test_from_the_preview(app, staff, db, world, newsroom
     assert "@media all" in text(dark) and "prefers-color-scheme: dark" not in text(dark)
 
 
+def test_a_lists_frequencies_on_its_page_move_subscribers_and_shape_its_forms(
+    admin, db, world, run
+):
+    from digest.audience.subscriptions import add_subscription
+
+    at = datetime(2025, 1, 21, tzinfo=UTC)
+    for address, frequency in (("d1@example.com", "daily"), ("w1@example.com", "weekly")):
+        add_subscription(db, world, address, frequency=frequency, confirmed=True, source="cli",
+                         now=at)  # fmt: skip
+    page = text(admin.get("/admin/lists/world"))
+    assert 'name="frequencies"' in page and 'name="default_frequency"' in page
+    form = {"csrf_token": admin.csrf, "title": "World Desk", "from_addr": world.from_addr,
+            "tags": "Haiti, Kenya", "timezone": "UTC", "send_time": "07:00",
+            "weekly_day": "monday"}  # fmt: skip
+    # The library's check, with the CLI's message.
+    bad = admin.post("/admin/lists/world", data={**form, "frequencies": "weekly",
+                                                 "default_frequency": "daily"})  # fmt: skip
+    cli = run("lists", "edit", "world", "--frequencies", "weekly", "--default-frequency", "daily")
+    assert bad.status_code == 400 and cli.exit_code == 1
+    assert str(escape(cli.output.strip().removeprefix("Error: "))) in text(bad)
+    saved = follow(admin, admin.post("/admin/lists/world", data={
+        **form, "frequencies": "weekly", "default_frequency": "weekly"}))  # fmt: skip
+    assert "1 subscriber(s) moved to weekly: the list no longer offers their frequency." in saved
+    mlist = get_list(db, "world")
+    assert (mlist.frequencies, mlist.default_frequency) == (("weekly",), "weekly")
+    assert db.execute("SELECT DISTINCT frequency FROM subscriptions").fetchall() == [("weekly",)]
+    assert history(db, "d1@example.com")[-1][3:] == (
+        "web", "moved from daily to weekly: the list no longer offers daily digests",
+    )  # fmt: skip
+    # The embeddable form and the subscribe page offer only what the list does.
+    assert 'value="daily"' not in saved.split("digest-subscribe", 1)[1].split("</form>")[0]
+    subscribe = text(admin.get("/subscribe/world"))
+    assert 'value="weekly"' in subscribe and 'value="daily"' not in subscribe
+    # A form without the fields (an older page) leaves the offer as it is.
+    follow(admin, admin.post("/admin/lists/world", data={**form, "title": "World"}))
+    assert get_list(db, "world").frequencies == ("weekly",)
+
+
 def test_a_lists_look_and_approval_settings_on_its_page(admin, db, world, run):
     page = text(admin.get("/admin/lists/world"))
     for label in ("<h2>Look</h2>", "<h2>Approval</h2>", 'name="accent"', 'name="editors"'):

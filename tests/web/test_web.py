@@ -233,7 +233,7 @@ def test_admin_overview_counts_subscriptions_by_status(web_app, staff, db):
     cells = re.findall(r'<td class="num" data-label="(\w+)"><a href="[^"]+">(\d+)</a></td>', html)
     assert cells == [
         ("Pending", "1"), ("Active", "2"), ("Unsubscribed", "0"), ("Bounced", "0"),
-        ("Complained", "0"),
+        ("Complained", "0"), ("Expired", "0"),
     ]  # fmt: skip
 
 

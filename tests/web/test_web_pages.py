@@ -364,11 +364,11 @@ def test_a_known_address_sees_the_same_page(app, smtp, db, world, newsroom, web_
         assert len(mailed) == 1
         link = confirm_link(parse(smtp.handler.received[-1].data))
         page = client.get(link).get_data(as_text=True)
-        if state == "active":
-            assert "You're subscribed" in page  # the click just confirms
-        else:
-            client.post(link, data={"csrf_token": csrf_from(page)})
-            assert subscription(db, "ann@example.com")["status"] == "active"
+        # The page says what confirming changes; the person's new choices win once they do.
+        assert "With your new choices: weekly, Kenya." in page
+        client.post(link, data={"csrf_token": csrf_from(page)})
+        row = subscription(db, "ann@example.com")
+        assert (row["status"], row["frequency"], row["tags"]) == ("active", "weekly", '["kenya"]')
     else:  # bounced or suppressed: never mailed, nothing changes
         assert mailed == []
         assert row["status"] == ("bounced" if state == "bounced" else "active")
@@ -898,8 +898,12 @@ def test_admin_export_downloads_the_import_format(app, staff, db, world, newsroo
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.headers["Content-Disposition"] == 'attachment; filename="world.csv"'
+    # Every subscription with its state, so that importing the file restores it.
+    at = "2025-01-01T00:00:00.000000+00:00"
     assert response.get_data(as_text=True) == (
-        "email,name,tags,frequency\nann@example.com,Ann,Kenya,daily\n"
+        "email,name,tags,frequency,status,created_at,confirmed_at\n"
+        f"ann@example.com,Ann,Kenya,daily,active,{at},{at}\n"
+        f"gone@example.com,,,daily,unsubscribed,{at},{at}\n"
     )
     assert client.get("/admin/lists/nope/export.csv").status_code == 404
 
