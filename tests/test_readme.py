@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -12,6 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
+from digest.cli.app import COMMAND_MODULES
+
+cli.load_all()  # the group imports a command's module when it runs; these tests walk them all
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PREFIXES = ("$ digest ", "digest ", ".venv/bin/digest ")
@@ -133,6 +138,31 @@ def test_every_command_has_help_with_an_example(path, command):
     if isinstance(command, click.Group):
         for name, sub in command.commands.items():
             assert sub.get_short_help_str().strip(), f"`digest {' '.join(path)} {name}`"
+
+
+def test_each_command_is_loaded_from_the_module_that_defines_it():
+    defined = {
+        name: command.callback.__module__.removeprefix("digest.cli.")
+        for name, command in cli.commands.items()
+        if name != "init" and command.callback is not None
+    }
+    assert defined == COMMAND_MODULES
+
+
+def test_a_command_starts_without_the_rest_of_the_library():
+    # `digest subscribers list` must not pay for page extraction, the email renderer or the
+    # web app (most of a second of start-up on every cron run).
+    code = (
+        "import sys\n"
+        "from digest.cli import cli\n"
+        "try:\n"
+        "    cli(['subscribers', 'list', '--help'], prog_name='digest')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('trafilatura', 'premailer', 'flask') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "[]"
 
 
 def test_the_command_finder_sees_chains_continuations_and_unknown_commands():

@@ -6,6 +6,7 @@ error and exit status 1, never a traceback. Commands live in sibling modules
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -117,8 +118,49 @@ def pass_app(f: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# The module that defines each top-level command. A command's module is imported when the
+# command runs (or when help lists every command), not at start-up: `digest subscribers list`
+# then does not import trafilatura, premailer or the SMTP loop, which take most of a second.
+COMMAND_MODULES = {
+    "articles": "ingest",
+    "bounces": "bounces",
+    "build": "digests",
+    "deliveries": "send",
+    "demo": "demo",
+    "feeds": "ingest",
+    "fetch": "ingest",
+    "ingest": "ingest",
+    "issues": "issues",
+    "lists": "lists",
+    "preview": "digests",
+    "run": "run",
+    "send": "send",
+    "serve": "web",
+    "status": "run",
+    "subscribers": "subscribers",
+    "suppress": "subscribers",
+    "suppressed": "subscribers",
+    "tags": "tags",
+    "users": "web",
+}
+
+
 class DigestGroup(click.Group):
-    """Top-level group: turns domain errors into clean messages."""
+    """Top-level group: loads each command's module when it is needed (``COMMAND_MODULES``)
+    and turns domain errors into clean messages."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"{__package__}.{COMMAND_MODULES[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+    def load_all(self) -> None:
+        """Import every command module (for code that walks ``commands``)."""
+        for module in sorted(set(COMMAND_MODULES.values())):
+            importlib.import_module(f"{__package__}.{module}")
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

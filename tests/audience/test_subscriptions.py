@@ -231,6 +231,9 @@ def test_subscriber_commands(run):
     assert "bob@example.org\n" in r.output and "list world: pending, weekly, all tags" in r.output
 
 
+cli.load_all()  # so that _commands sees every command module
+
+
 def _commands(group, prefix=()):
     for name, cmd in sorted(group.commands.items()):
         yield (*prefix, name), cmd
