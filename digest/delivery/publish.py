@@ -65,6 +65,10 @@ from . import ledger
 ENQUEUE_SECONDS_PER_RECIPIENT = 6e-6
 
 
+class IssueSent(InvalidInput):
+    """An editor tried to shape an issue that was sent already."""
+
+
 class _Raced(Exception):
     """Another process stored the same digest between our read and our write."""
 
@@ -387,6 +391,22 @@ class ShapeResult:
     edits: IssueEdits
     rebuilt: list[BuiltDigest]
 
+    def report_lines(self) -> list[str]:
+        """What ``digest issues note|pin|drop|clear`` and the web editor say after the change:
+        each issue rendered again, or that the build will apply it."""
+        if not self.rebuilt:
+            return ["not built yet: its build applies this"]
+        lines = []
+        for built in self.rebuilt:
+            variants = [v for v in built.variants if not v.empty]
+            failed = [v for v in variants if v.error]
+            line = (
+                f"rendered again: {built.mailing_list.slug}/{built.frequency}/"
+                f"{built.period.label}, {built.article_count} articles, {len(variants)} variants"
+            )
+            lines.append(line + (f", {len(failed)} failed" if failed else ""))
+        return lines
+
 
 def _built_issues(db: Database, mlist: MailingList, issue_date: date) -> list[Period]:
     """The issues of ``mlist`` dated ``issue_date`` that are built."""
@@ -414,6 +434,9 @@ def shape_issue(
     (``action``) ``article_id`` in it; an issue already built is rendered again at once (its
     deliveries still queued get the new version; none already sent is sent again)."""
     mlist = get_list(db, list_slug)
+    built = _built_issues(db, mlist, issue_date)
+    for period in built:
+        _refuse_if_sent(db, mlist, period)
     if note is not None:
         edits = set_note(db, mlist, issue_date, note, by=by, now=now)
     elif article_id is not None and action is not None:
@@ -421,10 +444,26 @@ def shape_issue(
     else:
         raise ValueError("shape_issue needs a note, or an article and an action")
     rebuilt = [
-        build_digest(db, config, mlist, period.frequency, issue_date, now=now)
-        for period in _built_issues(db, mlist, issue_date)
+        build_digest(db, config, mlist, period.frequency, issue_date, now=now) for period in built
     ]
     return ShapeResult(edits, rebuilt)
+
+
+def _refuse_if_sent(db: Database, mlist: MailingList, period: Period) -> None:
+    """An issue is sent once a relay accepted one of its deliveries and none is owed any more:
+    rendering it again would change only its web version, which must stay what readers got.
+    (An issue still being sent may change: its queued deliveries get the new version.)"""
+    stored = find_digest(db, mlist, period)
+    if stored is None:
+        return
+    counts = ledger.status_counts(db, stored.id)
+    owed = sum(counts.get(status, 0) for status in ledger.OWED)
+    sent = counts.get(ledger.DeliveryStatus.SENT, 0)
+    if sent and not owed:
+        raise IssueSent(
+            f"{mlist.slug}/{period.frequency}/{period.label} was sent ({sent:,} deliveries"
+            " accepted): a sent issue can no longer be changed; shape a later issue instead"
+        )
 
 
 def approve(
