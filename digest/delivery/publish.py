@@ -32,6 +32,7 @@ from ..audience.subscriptions import audience_groups, has_active_subscribers
 from ..config import Config
 from ..errors import InvalidInput, describe_error
 from ..issues import approval, render
+from ..issues.approval import IssueApproval
 from ..issues.build import (
     BuiltDigest,
     ProgressCallback,
@@ -42,19 +43,21 @@ from ..issues.build import (
     render_variant,
 )
 from ..issues.edits import IssueEdits, edits_for, mark_article, set_note
-from ..issues.periods import Period, issue_for, latest_due
+from ..issues.periods import Period, issue_for, latest_due, next_issue
 from ..issues.render import RenderReport
 from ..issues.sections import has_sections, variant_key
 from ..issues.selection import select_articles, untagged_note
 from ..issues.store import (
     StoredDigest,
     digest_article_ids,
+    digests_of_list,
     fill_variant,
     find_digest,
     insert_digest,
     insert_variants,
     record_edits,
     stored_variants,
+    variants_of,
 )
 from ..store import transaction
 from . import ledger
@@ -449,21 +452,93 @@ def shape_issue(
     return ShapeResult(edits, rebuilt)
 
 
+@dataclass(frozen=True)
+class DeliveryState:
+    """How far a built issue's deliveries went (``ledger.status_counts``)."""
+
+    counts: dict[str, int]
+
+    @property
+    def accepted(self) -> int:
+        return self.counts.get(ledger.DeliveryStatus.SENT, 0)
+
+    @property
+    def owed(self) -> int:
+        return sum(self.counts.get(status, 0) for status in ledger.OWED)
+
+    @property
+    def sent(self) -> bool:
+        """An issue is sent once a relay accepted one of its deliveries and none is owed any
+        more. Rendering it again then would change only its web version, which must stay what
+        readers got; an issue still being sent may change (its queued deliveries get the new
+        version, none already sent is sent again)."""
+        return bool(self.accepted) and not self.owed
+
+
+def delivery_state(db: Database, digest_id: int) -> DeliveryState:
+    return DeliveryState(ledger.status_counts(db, digest_id))
+
+
 def _refuse_if_sent(db: Database, mlist: MailingList, period: Period) -> None:
-    """An issue is sent once a relay accepted one of its deliveries and none is owed any more:
-    rendering it again would change only its web version, which must stay what readers got.
-    (An issue still being sent may change: its queued deliveries get the new version.)"""
     stored = find_digest(db, mlist, period)
     if stored is None:
         return
-    counts = ledger.status_counts(db, stored.id)
-    owed = sum(counts.get(status, 0) for status in ledger.OWED)
-    sent = counts.get(ledger.DeliveryStatus.SENT, 0)
-    if sent and not owed:
+    state = delivery_state(db, stored.id)
+    if state.sent:
         raise IssueSent(
-            f"{mlist.slug}/{period.frequency}/{period.label} was sent ({sent:,} deliveries"
-            " accepted): a sent issue can no longer be changed; shape a later issue instead"
+            f"{mlist.slug}/{period.frequency}/{period.label} was sent ({state.accepted:,}"
+            " deliveries accepted): a sent issue can no longer be changed; shape a later issue"
+            " instead"
         )
+
+
+@dataclass(frozen=True)
+class IssueLine:
+    """One issue of a list for the editors' list of issues: upcoming (the next of its
+    frequency) or built recently, with its approval and how far its deliveries went."""
+
+    period: Period
+    digest: StoredDigest | None  # None: not built yet
+    approval: IssueApproval | None
+    deliveries: DeliveryState | None  # None: not built yet
+    upcoming: bool  # its send time is still to come
+    subject: str | None  # of the all-tags variant (or the first), when built
+
+
+def _subject(db: Database, digest_id: int) -> str | None:
+    variants = variants_of(db, digest_id)
+    chosen = next((v for v in variants if v.tags_key == ""), variants[0] if variants else None)
+    return chosen.subject if chosen else None
+
+
+def editor_issues(
+    db: Database, mlist: MailingList, *, now: datetime, recent: int = 6
+) -> list[IssueLine]:
+    """The next issue of each frequency and the ``recent`` newest built ones, newest date
+    first (daily before weekly on the same date)."""
+    periods = {(p.frequency, p.label): p for p in (next_issue(mlist, f, now) for f in FREQUENCIES)}
+    stored = {(d.frequency, d.period_label): d for d in digests_of_list(db, mlist.id)[:recent]}
+    for frequency, label in stored:
+        periods.setdefault(
+            (frequency, label), issue_for(mlist, frequency, date.fromisoformat(label))
+        )
+    lines = []
+    for key, period in periods.items():
+        found = stored.get(key) or find_digest(db, mlist, period)
+        lines.append(
+            IssueLine(
+                period=period,
+                digest=found,
+                approval=approval.approval_of(db, mlist.id, period.frequency, period.label),
+                deliveries=delivery_state(db, found.id) if found is not None else None,
+                upcoming=period.send_at > now,
+                subject=_subject(db, found.id) if found is not None else None,
+            )
+        )
+    order = {str(f): i for i, f in enumerate(FREQUENCIES)}
+    return sorted(
+        lines, key=lambda x: (-x.period.issue_date.toordinal(), order[x.period.frequency])
+    )
 
 
 def approve(
