@@ -82,7 +82,7 @@ PUBLIC_PAGES = [
 SHOWCASE = {
     ("dashboard", "1280"), ("dashboard", "375"), ("subscriber", "1280"), ("list", "1280"),
     ("feeds", "1280"), ("preview-frames", "1280"), ("archive", "375"),
-    ("issue", "1280"), ("issue", "375"), ("issues", "1280"), ("tags", "1280"),
+    ("issue-edited", "1280"), ("issue-edited", "375"), ("issues", "1280"), ("tags", "1280"),
 }  # fmt: skip
 MARKUP = "<img src=x onerror=alert(1)><b>bold</b>"  # what a feed or an editor might write
 
