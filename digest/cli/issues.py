@@ -12,7 +12,6 @@ from ..audience.records import FREQUENCIES
 from ..delivery import publish
 from ..errors import InvalidInput
 from ..issues.approval import describe
-from ..issues.build import BuiltDigest
 from ..issues.overview import issue_overview
 from .app import App, cli, pass_app
 
@@ -42,22 +41,8 @@ def issues_group() -> None:
 
 
 def _report(result: publish.ShapeResult) -> None:
-    for built in result.rebuilt:
-        _rendered(built)
-    if not result.rebuilt:
-        click.echo("  not built yet: its build applies this")
-
-
-def _rendered(built: BuiltDigest) -> None:
-    variants = [v for v in built.variants if not v.empty]
-    failed = [v for v in variants if v.error]
-    line = (
-        f"  rendered again: {built.mailing_list.slug}/{built.frequency}/{built.period.label},"
-        f" {built.article_count} articles, {len(variants)} variants"
-    )
-    if failed:
-        line += f", {len(failed)} failed"
-    click.echo(line)
+    for line in result.report_lines():
+        click.echo(f"  {line}")
 
 
 @issues_group.command(name="note")

@@ -32,6 +32,7 @@ from ..audience.subscriptions import audience_groups, has_active_subscribers
 from ..config import Config
 from ..errors import InvalidInput, describe_error
 from ..issues import approval, render
+from ..issues.approval import IssueApproval
 from ..issues.build import (
     BuiltDigest,
     ProgressCallback,
@@ -42,19 +43,21 @@ from ..issues.build import (
     render_variant,
 )
 from ..issues.edits import IssueEdits, edits_for, mark_article, set_note
-from ..issues.periods import Period, issue_for, latest_due
+from ..issues.periods import Period, issue_for, latest_due, next_issue
 from ..issues.render import RenderReport
 from ..issues.sections import has_sections, variant_key
 from ..issues.selection import select_articles, untagged_note
 from ..issues.store import (
     StoredDigest,
     digest_article_ids,
+    digests_of_list,
     fill_variant,
     find_digest,
     insert_digest,
     insert_variants,
     record_edits,
     stored_variants,
+    variants_of,
 )
 from ..store import transaction
 from . import ledger
@@ -63,6 +66,10 @@ from . import ledger
 # 3-5 µs per recipient on a 2-vCPU machine (a delivery row and its indexes), the higher figure
 # while the other core renders.
 ENQUEUE_SECONDS_PER_RECIPIENT = 6e-6
+
+
+class IssueSent(InvalidInput):
+    """An editor tried to shape an issue that was sent already."""
 
 
 class _Raced(Exception):
@@ -387,6 +394,22 @@ class ShapeResult:
     edits: IssueEdits
     rebuilt: list[BuiltDigest]
 
+    def report_lines(self) -> list[str]:
+        """What ``digest issues note|pin|drop|clear`` and the web editor say after the change:
+        each issue rendered again, or that the build will apply it."""
+        if not self.rebuilt:
+            return ["not built yet: its build applies this"]
+        lines = []
+        for built in self.rebuilt:
+            variants = [v for v in built.variants if not v.empty]
+            failed = [v for v in variants if v.error]
+            line = (
+                f"rendered again: {built.mailing_list.slug}/{built.frequency}/"
+                f"{built.period.label}, {built.article_count} articles, {len(variants)} variants"
+            )
+            lines.append(line + (f", {len(failed)} failed" if failed else ""))
+        return lines
+
 
 def _built_issues(db: Database, mlist: MailingList, issue_date: date) -> list[Period]:
     """The issues of ``mlist`` dated ``issue_date`` that are built."""
@@ -414,6 +437,9 @@ def shape_issue(
     (``action``) ``article_id`` in it; an issue already built is rendered again at once (its
     deliveries still queued get the new version; none already sent is sent again)."""
     mlist = get_list(db, list_slug)
+    built = _built_issues(db, mlist, issue_date)
+    for period in built:
+        _refuse_if_sent(db, mlist, period)
     if note is not None:
         edits = set_note(db, mlist, issue_date, note, by=by, now=now)
     elif article_id is not None and action is not None:
@@ -421,10 +447,98 @@ def shape_issue(
     else:
         raise ValueError("shape_issue needs a note, or an article and an action")
     rebuilt = [
-        build_digest(db, config, mlist, period.frequency, issue_date, now=now)
-        for period in _built_issues(db, mlist, issue_date)
+        build_digest(db, config, mlist, period.frequency, issue_date, now=now) for period in built
     ]
     return ShapeResult(edits, rebuilt)
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """How far a built issue's deliveries went (``ledger.status_counts``)."""
+
+    counts: dict[str, int]
+
+    @property
+    def accepted(self) -> int:
+        return self.counts.get(ledger.DeliveryStatus.SENT, 0)
+
+    @property
+    def owed(self) -> int:
+        return sum(self.counts.get(status, 0) for status in ledger.OWED)
+
+    @property
+    def sent(self) -> bool:
+        """An issue is sent once a relay accepted one of its deliveries and none is owed any
+        more. Rendering it again then would change only its web version, which must stay what
+        readers got; an issue still being sent may change (its queued deliveries get the new
+        version, none already sent is sent again)."""
+        return bool(self.accepted) and not self.owed
+
+
+def delivery_state(db: Database, digest_id: int) -> DeliveryState:
+    return DeliveryState(ledger.status_counts(db, digest_id))
+
+
+def _refuse_if_sent(db: Database, mlist: MailingList, period: Period) -> None:
+    stored = find_digest(db, mlist, period)
+    if stored is None:
+        return
+    state = delivery_state(db, stored.id)
+    if state.sent:
+        raise IssueSent(
+            f"{mlist.slug}/{period.frequency}/{period.label} was sent ({state.accepted:,}"
+            " deliveries accepted): a sent issue can no longer be changed; shape a later issue"
+            " instead"
+        )
+
+
+@dataclass(frozen=True)
+class IssueLine:
+    """One issue of a list for the editors' list of issues: upcoming (the next of its
+    frequency) or built recently, with its approval and how far its deliveries went."""
+
+    period: Period
+    digest: StoredDigest | None  # None: not built yet
+    approval: IssueApproval | None
+    deliveries: DeliveryState | None  # None: not built yet
+    upcoming: bool  # its send time is still to come
+    subject: str | None  # of the all-tags variant (or the first), when built
+
+
+def _subject(db: Database, digest_id: int) -> str | None:
+    variants = variants_of(db, digest_id)
+    chosen = next((v for v in variants if v.tags_key == ""), variants[0] if variants else None)
+    return chosen.subject if chosen else None
+
+
+def editor_issues(
+    db: Database, mlist: MailingList, *, now: datetime, recent: int = 6
+) -> list[IssueLine]:
+    """The next issue of each frequency and the ``recent`` newest built ones, newest date
+    first (daily before weekly on the same date)."""
+    periods = {(p.frequency, p.label): p for p in (next_issue(mlist, f, now) for f in FREQUENCIES)}
+    stored = {(d.frequency, d.period_label): d for d in digests_of_list(db, mlist.id)[:recent]}
+    for frequency, label in stored:
+        periods.setdefault(
+            (frequency, label), issue_for(mlist, frequency, date.fromisoformat(label))
+        )
+    lines = []
+    for key, period in periods.items():
+        found = stored.get(key) or find_digest(db, mlist, period)
+        lines.append(
+            IssueLine(
+                period=period,
+                digest=found,
+                approval=approval.approval_of(db, mlist.id, period.frequency, period.label),
+                deliveries=delivery_state(db, found.id) if found is not None else None,
+                upcoming=period.send_at > now,
+                subject=_subject(db, found.id) if found is not None else None,
+            )
+        )
+    order = {str(f): i for i, f in enumerate(FREQUENCIES)}
+    return sorted(
+        lines, key=lambda x: (-x.period.issue_date.toordinal(), order[x.period.frequency])
+    )
 
 
 def approve(

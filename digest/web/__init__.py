@@ -46,10 +46,12 @@ from . import (
     feeds,
     hooks,
     imports,
+    issues,
     lists,
     look,
     public,
     staff,
+    tags,
 )
 from .context import (
     WebContext,
@@ -82,6 +84,7 @@ NAV_CHILDREN = {
     "admin.suppressions": ("admin.lift",),
     "imports.import_csv": ("imports.import_apply",),
     "accounts.users_page": ("accounts.remove",),
+    "issues.index": ("issues.issue",),
 }
 
 
@@ -161,8 +164,8 @@ def create_app(
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )
 
-    for module in (accounts, admin, archive, auth, dashboard, embed, feeds, imports, lists, look,
-                   public, staff):  # fmt: skip
+    for module in (accounts, admin, archive, auth, dashboard, embed, feeds, imports, issues, lists,
+                   look, public, staff, tags):  # fmt: skip
         app.register_blueprint(module.bp)
     app.register_blueprint(hooks.bp)  # provider webhooks: signed, no session or CSRF
 

@@ -1,7 +1,7 @@
 """Admin pages for the feeds ``digest fetch`` and ``digest run`` poll: each feed with its tags,
-its articles, its last poll's result and error; add one, remove one (after a confirmation
-page), fetch one or all now. The same library calls as ``digest feeds add|remove`` and ``digest
-fetch`` (``ingest.feeds``, ``ingest.pipeline.fetch_feeds``): the address policy, time limit and
+its articles, its last poll's result and error; add one (full text or not), turn full text on
+or off, remove one (after a confirmation page), fetch one or all now. The same library calls as
+``digest feeds add|remove`` (``--full-text/--no-full-text``) and ``digest fetch`` (``ingest.feeds``, ``ingest.pipeline.fetch_feeds``): the address policy, time limit and
 containment of a failing feed are theirs, and a fetch's outcome is reported in the same lines.
 """
 
@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from ..articles.reads import source_summaries
 from ..errors import InvalidInput
-from ..ingest.feeds import add_feed, get_feed, list_feeds, remove_feed
+from ..ingest.feeds import Feed, add_feed, get_feed, list_feeds, remove_feed
 from ..ingest.pipeline import FeedStatus, fetch_feeds
 from .auth import admin_required
 from .context import get_db, now, web
@@ -39,15 +39,33 @@ def index() -> ResponseReturnValue:
 def add() -> ResponseReturnValue:
     url = request.form.get("url", "").strip()
     tags = [t for t in request.form.get("tags", "").split(",") if t.strip()]
+    # Unticked on add means "as it is" for a registered feed, as without --full-text.
+    full_text = True if request.form.get("full_text") == "yes" else None
     try:
-        feed, created = add_feed(get_db(), url, tags=tags, now=now())
+        feed, created = add_feed(get_db(), url, tags=tags, full_text=full_text, now=now())
     except InvalidInput as e:
         flash(f"Not added: {e}", "error")
         return redirect(url_for("feeds.index"), code=303)
+    flash(f"{'added' if created else 'already registered, tags merged'}: {feed_line(feed)}",
+          "notice")  # fmt: skip
+    return redirect(url_for("feeds.index"), code=303)
+
+
+def feed_line(feed: Feed) -> str:
+    """The feed as ``digest feeds add|list`` names it: URL, [tags], "full text"."""
     shown = f" [{', '.join(feed.tags)}]" if feed.tags else ""
-    flash(
-        f"{'added' if created else 'already registered, tags merged'}: {feed.url}{shown}", "notice"
-    )
+    return f"{feed.url}{shown}" + (" full text" if feed.full_text else "")
+
+
+@bp.route("/full-text", methods=["POST"])
+@admin_required
+def full_text() -> ResponseReturnValue:
+    """Turn fetching the linked pages of summary-only entries on (``on=1``) or off for one
+    registered feed, as ``digest feeds add URL --full-text|--no-full-text``."""
+    feed = get_feed(get_db(), request.form.get("url", ""))
+    on = request.form.get("on") == "1"
+    feed, _ = add_feed(get_db(), feed.url, tags=[], full_text=on, now=now())
+    flash(f"full text {'on' if on else 'off'}: {feed_line(feed)}", "notice")
     return redirect(url_for("feeds.index"), code=303)
 
 

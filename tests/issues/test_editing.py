@@ -141,6 +141,36 @@ def test_bad_edits_are_refused_with_a_reason(db, config, newsroom, world):
     assert db.execute("SELECT count(*) FROM issue_edits").fetchone()[0] == 0
 
 
+def test_a_sent_issue_can_no_longer_be_shaped(db, config, newsroom, world):
+    kenya = newsroom.add_article("Kenya story", DAY, tags=["Kenya"])
+    newsroom.add_article("Haiti story", DAY, tags=["Haiti"])
+    newsroom.subscribe(world, "ann@example.com")
+    newsroom.subscribe(world, "bob@example.com")
+    built = build_digest(db, config, world, "daily", ISSUE, now=NOW)
+    rows = [r["id"] for r in db.query("SELECT id FROM deliveries ORDER BY id")]
+    ledger.record_sent(db, rows[0], reply="250 ok", relay=None, message_id="<a@x>", now=NOW)
+    # Still being sent (Bob's is queued): an edit is allowed, Bob gets the new version.
+    shape_issue(db, config, "world", ISSUE, note="First note", by="ed", now=NOW)
+    ledger.record_sent(db, rows[1], reply="250 ok", relay=None, message_id="<b@x>", now=NOW)
+    template = db.execute("SELECT template FROM variants WHERE digest_id = ?", [built.id])
+    before = template.fetchall()
+    for change in (
+        {"note": "Too late"},
+        {"article_id": kenya, "action": "drop"},
+        {"article_id": kenya, "action": "pin"},
+    ):
+        with pytest.raises(InvalidInput, match=r"world/daily/2025-01-21 was sent \(2 deliveries"):
+            shape_issue(db, config, "world", ISSUE, by="ed", now=NOW, **change)
+    # Nothing changed: the edits, nor the message as sent.
+    assert edits_text(db) == [("note", "First note")]
+    after = db.execute("SELECT template FROM variants WHERE digest_id = ?", [built.id])
+    assert after.fetchall() == before
+
+
+def edits_text(db) -> list[tuple[str, str]]:
+    return [(r["kind"], r["text"]) for r in db.query("SELECT kind, text FROM issue_edits")]
+
+
 def test_the_cli_shapes_shows_and_approves(run, db, newsroom, world):
     story = newsroom.add_article(
         "Kenya story", datetime(2025, 1, 20, 6, tzinfo=UTC), tags=["Kenya"]

@@ -23,6 +23,7 @@ from conftest import WEB_SECRET, Clock, FeedServer, Newsroom, SmtpHandler, SmtpT
 from playwright.sync_api import expect
 
 from digest import users
+from digest.audience.lists import LookChanges, edit_list
 from digest.audience.subscriptions import add_subscription, mark_bounced, unsubscribe
 from digest.audience.suppressions import suppress
 from digest.config import load_config
@@ -45,6 +46,10 @@ EDITOR_PAGES = [
     ("editor", "/editor/"),
     ("preview", "/editor/preview?list=world&frequency=daily&date=2025-01-21"),
     ("preview-empty", "/editor/preview"),
+    ("issues", "/editor/issues/"),
+    ("issue", "/editor/issues/world/2025-01-21/"),
+    ("issue-approval", "/editor/issues/science/2025-01-22/"),
+    ("tags", "/editor/tags/"),
     ("account", "/account"),
 ]
 ADMIN_PAGES = [
@@ -77,7 +82,9 @@ PUBLIC_PAGES = [
 SHOWCASE = {
     ("dashboard", "1280"), ("dashboard", "375"), ("subscriber", "1280"), ("list", "1280"),
     ("feeds", "1280"), ("preview-frames", "1280"), ("archive", "375"),
+    ("issue-edited", "1280"), ("issue-edited", "375"), ("issues", "1280"), ("tags", "1280"),
 }  # fmt: skip
+MARKUP = "<img src=x onerror=alert(1)><b>bold</b>"  # what a feed or an editor might write
 
 
 class Site:
@@ -118,11 +125,21 @@ class Site:
         news = Newsroom(db)
         world = news.add_list(tags=("Haiti", "Kenya"), title="World Desk",
                               description="The day's news from Haiti and Kenya.")  # fmt: skip
-        news.add_list("science", tags=("Space",), title="Science Desk")
+        science = news.add_list("science", tags=("Space",), title="Science Desk")
+        # Science is in approval mode: its issue of 2025-01-22 is built and awaits approval.
+        science = edit_list(db, "science", look=LookChanges(approval=True, approval_lead="24h",
+                            editors="ed@example.org"), now=NOW - timedelta(days=30))  # fmt: skip
         day = datetime(2025, 1, 20, 6, 0, tzinfo=UTC)
         for i in range(4):
             news.add_article(f"Haiti story {i}", day + timedelta(hours=i), tags=["Haiti"])
             news.add_article(f"Kenya story {i}", day + timedelta(hours=i), tags=["Kenya"])
+        news.add_article(f"Haiti {MARKUP}", day + timedelta(hours=5), tags=["Haiti", "Haïti"],
+                         summary="<p>A title with markup in it.</p>")  # fmt: skip
+        news.add_article("Quilting on a log cabin", day, tags=["log cabin", "Featured", MARKUP])
+        news.add_article("Jacmel harbour reopens", day)  # untagged: a tag rule gives it one
+        news.add_article("Comet seen at dawn", NOW - timedelta(hours=4), tags=["Space"])
+        news.subscribe(science, "sci@example.org")
+        build_digest(db, self.config, science, "daily", date(2025, 1, 22), now=NOW)
         for i in range(12):
             add_subscription(db, world, f"reader{i:02d}@example.org", name=f"Reader {i}",
                              confirmed=True, tags=["Kenya"] if i % 3 else [], source="cli",
@@ -347,8 +364,16 @@ def test_feeds_actions(admin, site, closed_port_url, shots):
     visit(page, site, "/admin/feeds/", "1280")
     page.get_by_label("Feed URL").fill(closed_port_url)
     page.get_by_label("Tags").fill("Haiti")
+    page.get_by_label("Full text").check()
     page.get_by_role("button", name="Add feed").click()
-    expect(page.get_by_text(f"added: {closed_port_url} [Haiti]")).to_be_visible()
+    expect(page.get_by_text(f"added: {closed_port_url} [Haiti] full text")).to_be_visible()
+    wire = site.feeds.url("/wire.xml")
+    page.get_by_role("row").filter(has_text=wire).get_by_role("button", name="Full text on").click()
+    expect(page.get_by_text(f"full text on: {wire} [Kenya] full text")).to_be_visible()
+    page.get_by_role("row").filter(has_text=wire).get_by_role(
+        "button", name="Full text off"
+    ).click()
+    expect(page.get_by_text(f"full text off: {wire} [Kenya]")).to_be_visible()
     page.get_by_role("button", name="Fetch every feed now").click()
     expect(page.get_by_text(f"{closed_port_url}: failed: unreachable").first).to_be_visible()
     expect(page.get_by_text(f"{site.feeds.url('/wire.xml')}: 1 new")).to_be_visible()
@@ -494,3 +519,95 @@ def test_own_password_change(browser, site):
     finally:
         page.context.close()
         other.context.close()
+
+
+def story(page, title: str):
+    return page.get_by_role("listitem").filter(has_text=title).first
+
+
+def test_issue_actions(editor, site, shots):
+    """An editor pins, drops, restores, writes a note (with markup: shown as text) and approves
+    an issue awaiting approval, all through the issue page's buttons."""
+    page = editor
+    visit(page, site, "/editor/issues/", "1280")
+    page.get_by_role("link", name="2025-01-21 daily").click()
+    page.wait_for_url(f"{site.base}/editor/issues/world/2025-01-21/")
+    expect(page.get_by_text(f"Haiti {MARKUP}").first).to_be_visible()  # a title, as text
+    assert page.locator("main img").count() == 0 and page.locator("main b").count() == 0
+    story(page, "Kenya story 1").get_by_role("button", name="Pin to top").click()
+    expect(page.get_by_text("pinned", exact=False).first).to_be_visible()
+    expect(page.get_by_text("rendered again: world/daily/2025-01-21").first).to_be_visible()
+    expect(story(page, "Kenya story 1").get_by_role("button", name="Unpin")).to_be_visible()
+    story(page, "Haiti story 2").get_by_role("button", name="Drop").click()
+    expect(page.get_by_role("status").filter(has_text="dropped")).to_be_visible()
+    story(page, "Haiti story 2").get_by_role("button", name="Restore").click()
+    expect(page.get_by_role("status").filter(has_text="cleared")).to_be_visible()
+    story(page, "Haiti story 2").get_by_role("button", name="Drop").click()
+    note = f"Our reporters are on the coast all week. {MARKUP}"
+    page.get_by_label("Note").fill(note)
+    page.get_by_role("button", name="Save note").click()
+    expect(page.get_by_role("status").filter(has_text="note set")).to_be_visible()
+    assert page.get_by_label("Note").input_value() == note
+    assert page.locator("main img").count() == 0 and page.locator("main b").count() == 0
+    page.set_viewport_size(WIDTHS["375"])
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    shots(page, "issue-edited", "375")
+    page.set_viewport_size(WIDTHS["1280"])
+    shots(page, "issue-edited", "1280")
+    # The preview of the issue shows the note.
+    page.get_by_role("link", name="Preview the daily issue").click()
+    expect(
+        page.frame_locator("iframe.w600").get_by_text("Our reporters are on the coast")
+    ).to_be_visible()
+
+    visit(page, site, "/editor/issues/science/2025-01-22/", "1280")
+    expect(page.get_by_text("awaiting approval").first).to_be_visible()
+    page.get_by_role("button", name="Approve the daily issue").click()
+    expect(
+        page.get_by_role("status").filter(has_text="approved science/daily/2025-01-22")
+    ).to_be_visible()
+    expect(page.get_by_text("approved by ed (web)")).to_be_visible()
+
+    # A form posted without the session's CSRF token is refused.
+    response = page.request.post(f"{site.base}/editor/issues/world/2025-01-21/note",
+                                 form={"note": "forged"})  # fmt: skip
+    assert response.status == 400
+    visit(page, site, "/editor/issues/world/2025-01-21/", "1280")
+    assert page.get_by_label("Note").input_value() == note
+
+
+def test_tags_actions(editor, site, shots):
+    """An editor renames, merges, hides and shows tags, adds a rule, applies it, removes it."""
+    page = editor
+    visit(page, site, "/editor/tags/", "1280")
+    expect(page.get_by_text("1 article without a tag")).to_be_visible()
+    expect(page.get_by_role("cell", name=MARKUP)).to_be_visible()  # a tag name, as text
+    assert page.locator("main img").count() == 0 and page.locator("main b").count() == 0
+    page.locator("input[name=old]").fill("log cabin")
+    page.locator("input[name=new]").fill("Log Cabin")
+    page.get_by_role("button", name="Rename tag").click()
+    expect(page.get_by_text("renamed log cabin to Log Cabin")).to_be_visible()
+    page.locator("input[name=other]").fill("Haïti")
+    page.locator("input[name=into]").fill("Haiti")
+    page.get_by_role("button", name="Merge tags").click()
+    expect(page.get_by_text("merged Haïti (1 article) into Haiti: now 5 articles")).to_be_visible()
+    page.get_by_role("row").filter(has_text="Featured").get_by_role("button", name="Hide").click()
+    expect(page.get_by_text("hid Featured: never a section")).to_be_visible()
+    page.get_by_role("row").filter(has_text="Featured").get_by_role("button", name="Show").click()
+    expect(page.get_by_text("Featured is shown again")).to_be_visible()
+    page.locator("form:has(input[name=match]) input[name=tag]").fill("Haiti")
+    page.get_by_label("Match").fill("Jacmel")
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.get_by_text("Haiti <- title keyword 'Jacmel'").first).to_be_visible()
+    page.get_by_role("button", name="Count only (dry run)").click()
+    expect(page.get_by_text("dry run: ").first).to_be_visible()
+    expect(page.get_by_text("1 gain a tag (Haiti 1)")).to_be_visible()
+    page.get_by_role("button", name="Apply the rules").click()
+    expect(page.get_by_role("status").filter(has_text="1 gain a tag (Haiti 1)")).to_be_visible()
+    expect(page.get_by_text("without a tag")).to_have_count(0)
+    shots(page, "tags-applied", "1280")
+    page.set_viewport_size(WIDTHS["375"])
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.set_viewport_size(WIDTHS["1280"])
+    page.get_by_role("button", name="Remove rule 1").click()
+    expect(page.get_by_text("removed rule 1  Haiti")).to_be_visible()

@@ -119,6 +119,7 @@ ADMIN_POSTS = [
     "/admin/feeds/add",
     "/admin/feeds/fetch",
     "/admin/feeds/remove",
+    "/admin/feeds/full-text",
     "/admin/subscribers/add",
     "/admin/subscribers/unsubscribe",
     "/admin/subscribers/reactivate",
