@@ -39,6 +39,8 @@ from ..audience.lists import get_list, get_list_by_id
 from ..audience.subscriptions import mark_bounced, skip_reasons
 from ..config import Config
 from ..errors import ConfigError, InvalidInput, describe_error
+from ..feedback import events
+from ..feedback.policy import BounceKind, status_code
 from ..issues.store import get_digest
 from ..issues.template import CompiledTemplate
 from ..store import durable, transaction
@@ -58,6 +60,34 @@ class Failure:
     digest_id: int
     email: str
     reply: str
+
+
+RELAY_SOURCE = "relay"  # bounce_events.source of a refusal our relay gave while we sent
+
+
+def _record_refusal(
+    db: Database, delivery: Delivery, outgoing: Outgoing, outcome: Outcome, now: datetime
+) -> None:
+    """A permanent refusal at send time (550 5.1.1 no such user) is a hard bounce like one
+    that comes back later by mail: recorded in the bounce reports, so the dashboard, the
+    subscriber's page and ``digest bounces list`` count it."""
+    events.record(
+        db,
+        events.NewEvent(
+            email=delivery.email,
+            subscriber_id=delivery.subscriber_id,
+            delivery_id=delivery.id,
+            kind=BounceKind.HARD,
+            source=RELAY_SOURCE,
+            status=status_code(outcome.reply),
+            diagnostic=outcome.reply[:1000],
+            identified_by=events.IdentifiedBy.RELAY,
+            message_key=outgoing.message_id,
+            event_key=f"relay:{delivery.id}",
+            occurred_at=now,
+            received_at=now,
+        ),
+    )
 
 
 @dataclass
@@ -399,6 +429,7 @@ class _Run:
             )
             if outcome.bounce:
                 mark_bounced(self.db, delivery.email, outcome.reply, now=now)
+                _record_refusal(self.db, delivery, outgoing, outcome, now)
             status = "failed"
         if status == "failed":
             report.failures.append(

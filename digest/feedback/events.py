@@ -38,6 +38,7 @@ class IdentifiedBy(StrEnum):
     LIST_UNSUBSCRIBE = "list-unsubscribe"  # the returned message's unsubscribe link (signed)
     MESSAGE_ID = "message-id"  # the returned message's Message-ID, agreeing with the report
     ADDRESS = "address"  # the address the report or the provider names
+    RELAY = "relay"  # our relay refused the delivery while we sent it (no report to match)
 
 
 @dataclass(frozen=True)

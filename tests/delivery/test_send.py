@@ -173,6 +173,12 @@ def test_faults_are_deferred_failed_or_bounced_and_retries_deliver_once(
     assert db.execute("SELECT reason FROM suppressions WHERE email = 'p3@example.com'").fetchone()[
         0
     ] == ("550 5.1.1 no such user")
+    # ... and recorded as a hard bounce report about that delivery (dashboard, subscriber page).
+    (event,) = db.query("SELECT * FROM bounce_events")
+    assert (event["email"], event["kind"], event["source"], event["status"]) == (
+        "p3@example.com", "hard", "relay", "5.1.1",
+    )  # fmt: skip
+    assert event["delivery_id"] == rows["p3@example.com"]["id"]
     # 5.7.1 is a permanent failure but not a dead address.
     assert rows["p6@example.com"]["status"] == "failed"
     assert (
@@ -342,11 +348,11 @@ def test_cli_send_summary_failures_and_exit_status(
         "list",
         "period",
         *["queued", "sent", "deferred", "failed", "skipped"],
-        *["bounced", "complaints"],  # what came back later (bounce mailbox, webhooks)
+        *["bounced", "complaints"],  # bounce reports: the relay's refusals, and what came back
     ]
     assert lines[1].split() == [
         *["1", "world", "daily", "2025-01-21", "0", "2", "0", "1", "0"],
-        *["0", "0"],
+        *["1", "0"],  # the 550 5.1.1 at send time is a hard bounce
     ]
     assert "p2@example.com (digest 1, 1 attempts): 550 5.1.1 user unknown" in result.output
 
