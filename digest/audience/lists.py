@@ -76,10 +76,6 @@ class Approval:
     editors: tuple[str, ...] = ()
 
 
-# The last section of a list that covers every tag: the articles without a tag.
-DEFAULT_UNTAGGED_TITLE = "More stories"
-
-
 @dataclass(frozen=True)
 class MailingList:
     id: int
@@ -97,7 +93,7 @@ class MailingList:
     private: bool = False  # not on the home page, no public archive index or feed
     look: EmailLook = field(default_factory=EmailLook)
     approval: Approval = field(default_factory=Approval)
-    untagged_title: str | None = None  # None: DEFAULT_UNTAGGED_TITLE
+    untagged_title: str | None = None  # None: "More stories" in the list's language
     bounce_address: str | None = None  # envelope sender of its digests; None: [bounces] address
 
     @property
@@ -113,8 +109,11 @@ class MailingList:
 
     @property
     def untagged_section_title(self) -> str:
-        """The title of the section of untagged articles (lists covering every tag)."""
-        return self.untagged_title or DEFAULT_UNTAGGED_TITLE
+        """The title of the section of untagged articles (lists covering every tag): the
+        list's own, else "More stories" in the list's language."""
+        if self.untagged_title:
+            return self.untagged_title
+        return i18n.get_language(self.language).gettext("More stories")
 
     @property
     def zone(self) -> ZoneInfo:

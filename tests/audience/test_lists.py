@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, date, datetime
 
@@ -268,3 +269,16 @@ def test_lists_commands_for_the_look_and_approval(run):
     assert "  editors:     ed@example.com" in r.output.splitlines()
     r = run("lists", "edit", "monde", "--images", "huge")
     assert r.exit_code == 2 and "'huge' is not one of" in r.output
+
+
+def test_the_untagged_section_is_titled_by_the_list_or_in_its_language(db):
+    mlist = create_list(db, "all", title="All", from_addr="a@example.com", tags=[], now=NOW)
+    assert mlist.untagged_section_title == "More stories"
+
+    def speaking(code: str):
+        return dataclasses.replace(mlist, look=dataclasses.replace(mlist.look, language=code))
+
+    assert speaking("fr").untagged_section_title == "Autres articles"
+    assert speaking("pt-BR").untagged_section_title == "Mais notícias"
+    own = dataclasses.replace(speaking("fr"), untagged_title="Brèves")
+    assert own.untagged_section_title == "Brèves"

@@ -4,6 +4,7 @@ without colour tricks, and SpamAssassin's local rules scoring the demo digests a
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import re
 import shutil
@@ -28,6 +29,7 @@ from email_samples import (
 from digest.audience.branding import CONTENT_WIDTH, Brand, LeadImage, contrast_on_white
 from digest.delivery.personalise import Recipient, VariantInfo, recipient_values
 from digest.errors import InvalidInput
+from digest.issues import render
 from digest.issues.compose import render_digest_email, render_digest_web
 from digest.issues.template import CompiledTemplate, build_template
 
@@ -201,3 +203,23 @@ def test_spamassassin_local_rules_score_the_demo_digests_zero(code):
     print(status.group(0))  # the score and rules, for the record
     assert status.group(1) == "No" and float(status.group(2)) <= 0.0, status.group(0)
     assert "HTML_FONT_LOW_CONTRAST" not in status.group(0)
+
+
+@pytest.mark.parametrize(
+    "code,tagged,untagged",
+    [
+        ("en", "3 more Region 0 stories", "2 more stories"),
+        ("fr", "3 autres articles dans Region 0", "2 autres articles"),
+    ],
+)
+def test_the_more_line_names_a_tag_but_not_the_untagged_section(code, tagged, untagged):
+    # The untagged section is titled "More stories" (per list): "2 more More stories stories"
+    # was what readers saw.
+    region, other = sections([5, 4])
+    region = dataclasses.replace(region, articles=region.articles[:2], more_url="https://e.org/r")
+    rest = render.Section("", "More stories", other.articles[:2], 4, more_url="https://e.org/m")
+    rendered = render_digest_email(env(), view(code), [region, rest], settings(code))
+    for part in (rendered.html, rendered.text):
+        assert tagged in part
+        assert untagged in part
+        assert "More stories stories" not in part and "dans More stories" not in part
