@@ -12,6 +12,16 @@ from click.testing import CliRunner
 from digest.cli import cli
 from digest.store import open_db
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def _direct_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests talk to servers on 127.0.0.1: a proxy set in the machine's environment (which
+    ``http_get`` honours) must not carry them elsewhere. Proxy tests set their own."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:

@@ -22,6 +22,14 @@ between check and use cannot slip through. A site that serves feeds on its own n
 ``[ingest] allow_private_addresses = true``. Redirects (at most ``MAX_REDIRECTS``) are followed
 only to http(s) URLs, and each target passes the same check as the original URL.
 
+Outgoing proxies. ``HTTPS_PROXY`` / ``HTTP_PROXY`` (and ``NO_PROXY``) in the environment are
+honoured, as curl and most tools do: an https URL goes through a ``CONNECT`` tunnel (TLS, SNI and
+the certificate check are still end to end with the feed's host), an http URL is asked of the
+proxy by its absolute URL; ``http://user:password@proxy:3128`` sends Basic proxy credentials. The
+proxy is the operator's, so its own address is not checked; the feed's host still is: it must
+resolve, here, to addresses the policy allows (the proxy resolves it again; a DNS answer that
+changes in between is the one gap a proxy opens, and one the proxy's own rules usually close).
+
 Everything a server says that ends up in a message (its reason phrase, a Location header) is
 passed through ``visible`` first: control characters are shown escaped, never sent raw to a
 terminal or stored raw in ``feeds.last_error``.
@@ -39,8 +47,10 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
+from base64 import b64encode
 from dataclasses import dataclass
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit
 
 from .. import __version__
 from ..errors import InvalidInput, SourceError
@@ -193,13 +203,17 @@ def _get(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     for hop in range(MAX_REDIRECTS + 1):
-        conn = _connect(url, fetch, allow_private, redirected=hop > 0)
+        conn, via_proxy = _connect(url, fetch, allow_private, redirected=hop > 0)
         try:
             parts = urlsplit(url)
             target = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
             if parts.query:
                 target += "?" + quote(parts.query, safe="/%:@!$&'()*+,;=-._~?")
-            conn.request("GET", target, headers=headers)
+            sent = dict(headers)
+            if via_proxy is not None:  # plain http through a proxy: ask it for the absolute URL
+                target = f"http://{parts.netloc.rpartition('@')[2]}{target}"
+                sent.update(_proxy_headers(via_proxy))
+            conn.request("GET", target, headers=sent)
             response = conn.getresponse()
             fetch.check()
             status = response.status
@@ -276,15 +290,62 @@ def _connect(
     allow_private: bool,
     *,
     redirected: bool,
-) -> http.client.HTTPConnection:
+) -> tuple[http.client.HTTPConnection, SplitResult | None]:
     """An HTTP(S) connection to ``url``'s host on a socket connected to an address the policy
-    allows, or ``_Failed`` saying why not."""
+    allows (or to the proxy for it, which is returned too), or ``_Failed`` saying why not."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise _Failed(f"bad port number in {visible(url)}") from None
+    proxy = proxy_for(parts.scheme, host)
+    # Through a proxy with every address allowed, the proxy alone resolves the name (it may be
+    # the only one that can).
+    skip_check = proxy is not None and allow_private
+    allowed = (
+        [] if skip_check else _allowed_addresses(url, host, port, fetch, allow_private, redirected)
+    )
+    if proxy is not None:
+        proxy_port = proxy.port or (443 if proxy.scheme == "https" else 80)
+        proxy_host = proxy.hostname or ""
+        try:
+            sock = _open_socket(_resolve(proxy_host, proxy_port, fetch), proxy_port, fetch)
+        except OSError as e:
+            raise _Failed(f"proxy {proxy_host}:{proxy_port}: {_reason(e, fetch.timeout)}") from None
+        if parts.scheme != "https":
+            conn = http.client.HTTPConnection(proxy_host, proxy_port)
+            conn.sock = sock
+            fetch.watch(sock)
+            return conn, proxy
+        fetch.watch(sock)
+        try:
+            _tunnel(sock, host, port, proxy, fetch)
+        except BaseException:
+            sock.close()
+            raise
+    else:
+        sock = _open_socket(allowed, port, fetch)
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(host, port)
+        fetch.watch(sock)  # the handshake is a read like any other
+        context = ssl.create_default_context()
+        try:
+            sock = context.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+    else:
+        conn = http.client.HTTPConnection(host, port)
+    conn.sock = sock
+    fetch.watch(sock)
+    return conn, None
+
+
+def _allowed_addresses(
+    url: str, host: str, port: int, fetch: _Fetch, allow_private: bool, redirected: bool
+) -> list[IPAddress]:
+    """The addresses of ``host`` that the policy lets a fetch reach, or ``_Failed``."""
     addresses = _resolve(host, port, fetch)
     if not addresses:
         raise _Failed("unreachable (host name not found)")
@@ -301,21 +362,57 @@ def _connect(
             f"{where}: {what}; feeds may only point to public addresses"
             " ([ingest] allow_private_addresses)"
         )
-    sock = _open_socket(allowed, port, fetch)
-    if parts.scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port)
-        fetch.watch(sock)  # the handshake is a read like any other
-        context = ssl.create_default_context()
-        try:
-            sock = context.wrap_socket(sock, server_hostname=host)
-        except BaseException:
-            sock.close()
-            raise
-    else:
-        conn = http.client.HTTPConnection(host, port)
-    conn.sock = sock
-    fetch.watch(sock)
-    return conn
+    return allowed
+
+
+# ---------------------------------------------------------------------------- outgoing proxies
+
+
+def proxy_for(scheme: str, host: str) -> SplitResult | None:
+    """The proxy the environment names for ``scheme`` URLs (``HTTPS_PROXY``, ``HTTP_PROXY``,
+    lower or upper case), unless ``NO_PROXY`` covers ``host``; None for a direct connection."""
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(scheme)
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
+    if not url or bypass(host, proxies):
+        return None
+    if "://" not in url:
+        url = "http://" + url  # "proxy.example:3128", as many environments write it
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise _Failed(
+            f"the {scheme.upper()}_PROXY setting {visible(url)!r} is not an http:// proxy URL"
+            " (e.g. http://proxy.example:3128)"
+        )
+    return parts
+
+
+def _proxy_headers(proxy: SplitResult) -> dict[str, str]:
+    if proxy.username is None:
+        return {}
+    user_pass = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
+    return {"Proxy-Authorization": "Basic " + b64encode(user_pass.encode()).decode("ascii")}
+
+
+def _tunnel(sock: socket.socket, host: str, port: int, proxy: SplitResult, fetch: _Fetch) -> None:
+    """Ask the proxy on ``sock`` for a tunnel to ``host:port`` (``CONNECT``); ``_Failed`` with
+    the proxy's answer if it refuses."""
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", f"User-Agent: {USER_AGENT}"]
+    lines += [f"{name}: {value}" for name, value in _proxy_headers(proxy).items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
+    answer = http.client.HTTPResponse(sock, method="CONNECT")
+    try:
+        answer.begin()
+        fetch.check()
+        if answer.status != 200:
+            reason = visible(answer.reason or "").strip()
+            raise _Failed(
+                f"proxy {proxy.hostname}:{proxy.port or 80} refused the tunnel to {authority}:"
+                f" HTTP {answer.status}" + (f" {reason}" if reason else "")
+            )
+    finally:
+        answer.close()  # the socket stays open: the tunnel is ours now
 
 
 def _resolve(host: str, port: int, fetch: _Fetch) -> list[IPAddress]:
