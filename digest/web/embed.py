@@ -27,6 +27,7 @@ from ..delivery.notices import request_subscription
 from ..errors import InvalidInput, TokenError
 from ..tokens import check_form_token
 from .context import enforce_limit, get_db, now, render_error, web
+from .public import check_address, frequency_problem
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ def subscribe(slug: str) -> ResponseReturnValue:
         "frequency": request.form.get("frequency") or mlist.default_frequency,
     }
     try:
+        check_address(form["email"])
+        if form["frequency"] not in mlist.frequencies:
+            raise frequency_problem(mlist)
         result = request_subscription(
             get_db(),
             web().config,
@@ -67,8 +71,9 @@ def subscribe(slug: str) -> ResponseReturnValue:
         )
     except InvalidInput as e:
         page = render_template(
-            "subscribe.html", mlist=mlist, form=form, error=str(e), frequencies=mlist.frequencies
-        )
+            "subscribe.html", mlist=mlist, form=form, error=e, frequencies=mlist.frequencies,
+            lang=mlist.language, topics=(),
+        )  # fmt: skip
         return page, 400
     log.info("embedded form: %s to %s: %s (%s)", result.email, slug, result.status, result.note)
     web().notices.wake()

@@ -154,7 +154,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
     form: dict[str, Any] = {
         "email": "", "name": "", "tags": (), "frequency": mlist.default_frequency
     }  # fmt: skip
-    error = None
+    error: InvalidInput | None = None
     if request.method == "POST":
         enforce_limit("subscribe")
         form = {
@@ -164,7 +164,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
             "frequency": request.form.get("frequency", ""),
         }
         try:
-            normalise_email(form["email"])  # the address first: it is the field most often wrong
+            check_address(form["email"])  # the address first: it is the field most often wrong
             tags, frequency = parse_preferences(mlist, request.form, offered_tags(get_db(), mlist))
             result = request_subscription(
                 get_db(),
@@ -177,7 +177,7 @@ def subscribe(slug: str) -> ResponseReturnValue:
                 now=now(),
             )
         except InvalidInput as e:
-            error = str(e)
+            error = e  # said in the list's language by form_error.html
         else:
             log.info("subscribe %s to %s: %s (%s)", result.email, slug, result.status, result.note)
             # Woken whatever happened, so that every outcome does the same work in the request.
@@ -347,7 +347,7 @@ def preferences(token: str) -> ResponseReturnValue:
     target = link_target(token, "preferences")
     if not target.exists:
         raise NotFound("this subscription no longer exists; subscribe again from the list's page")
-    error = None
+    error: InvalidInput | None = None
     if request.method == "POST":
         action = request.form.get("action", "save")
         if action in ("unsubscribe_list", "unsubscribe_all"):
@@ -370,7 +370,7 @@ def preferences(token: str) -> ResponseReturnValue:
             topics = offered_tags(get_db(), target.mlist)
             tags, frequency = parse_preferences(target.mlist, request.form, topics)
         except InvalidInput as e:
-            error = str(e)
+            error = e  # said in the list's language by form_error.html
         else:
             update_preferences(
                 get_db(),
@@ -437,6 +437,30 @@ def delete_my_data(token: str) -> ResponseReturnValue:
     return page, 400 if unticked else 200
 
 
+class FormProblem(InvalidInput):
+    """What is wrong with a subscriber's form, by ``code``, so that the page says it in the
+    list's language (``templates/web/form_error.html``); the message stays English for logs.
+    Codes: email, frequency, topic (``value`` the unknown one), no_topic."""
+
+    def __init__(self, code: str, message: str, value: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.value = value
+
+
+def frequency_problem(mlist: MailingList) -> FormProblem:
+    """The problem of a form that asks for a frequency ``mlist`` does not offer."""
+    return FormProblem("frequency", f"choose how often: {' or '.join(mlist.frequencies)}")
+
+
+def check_address(text: str) -> None:
+    """``FormProblem`` ("email") if ``text`` is not an address we can mail."""
+    try:
+        normalise_email(text)
+    except InvalidInput as e:
+        raise FormProblem("email", str(e), value=text) from None
+
+
 def parse_preferences(
     mlist: MailingList, form: MultiDict[str, str], topics: list[tuple[str, str]]
 ) -> tuple[tuple[str, ...], str]:
@@ -446,16 +470,19 @@ def parse_preferences(
     ticking all of them is all of the list's tags, including those not offered yet."""
     frequency = form.get("frequency", "")
     if frequency not in mlist.frequencies:
-        raise InvalidInput(f"choose how often: {' or '.join(mlist.frequencies)}")
+        raise frequency_problem(mlist)
     if not mlist.tags or not topics:
         return (), frequency
     keys = {key for key, _ in topics}
     chosen = set(form.getlist("tag"))
     unknown = chosen - keys
     if unknown:
-        raise InvalidInput(f"unknown topic {sorted(unknown)[0]!r}; choose from the list shown")
+        first = sorted(unknown)[0]
+        raise FormProblem(
+            "topic", f"unknown topic {first!r}; choose from the list shown", value=first
+        )
     if not chosen:
-        raise InvalidInput("choose at least one topic (or unsubscribe below)")
+        raise FormProblem("no_topic", "choose at least one topic (or unsubscribe below)")
     if chosen == keys:
         return (), frequency
     return tuple(name for key, name in topics if key in chosen), frequency

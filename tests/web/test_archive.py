@@ -244,6 +244,7 @@ def test_the_embedded_form_is_rate_limited_and_shows_bad_input_on_the_list_page(
     html = bad.get_data(as_text=True)
     assert bad.status_code == 400 and "Subscribe to World Desk" in html
     assert "<script>alert(1)" not in html
+    assert "invalid address '" in html and "check it and try again" in html
     assert embed(client, world, email="a@example.org").status_code == 303
     assert embed(client, world, email="b@example.org").status_code == 303
     limited = embed(client, world, email="c@example.org")

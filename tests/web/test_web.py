@@ -556,7 +556,7 @@ def test_preferences_get_shows_current_choices(web_app, web_clock, subscription)
     ("form", "message"),
     [
         ({"frequency": "hourly", "tag": ["kenya"]}, "choose how often: daily or weekly"),
-        ({"frequency": "daily", "tag": ["mars"]}, "unknown topic &#39;mars&#39;"),
+        ({"frequency": "daily", "tag": ["mars"]}, "unknown topic 'mars'"),
         ({"frequency": "daily"}, "choose at least one topic"),
     ],
 )

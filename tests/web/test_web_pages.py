@@ -17,7 +17,7 @@ from conftest import WEB_SECRET
 from markupsafe import escape
 
 from digest import users
-from digest.audience.lists import get_list
+from digest.audience.lists import LookChanges, edit_list, get_list
 from digest.audience.suppressions import suppress
 from digest.delivery.notices import queued_notices
 from digest.delivery.preview import preview_digest
@@ -378,11 +378,12 @@ def test_a_known_address_sees_the_same_page(app, smtp, db, world, newsroom, web_
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        ({"email": "not an address"}, "invalid address &#39;not an address&#39;"),
-        ({"email": ""}, "empty address"),
+        ({"email": "not an address"}, "invalid address 'not an address': check it and try"),
+        ({"email": ""}, "invalid address '': check it and try again"),
+        ({"email": "<b>x"}, "invalid address '&lt;b&gt;x'"),  # what was typed, as text
         ({"email": "a@example.com", "frequency": "hourly"}, "choose how often: daily or weekly"),
         ({"email": "a@example.com", "tag": []}, "choose at least one topic"),
-        ({"email": "a@example.com", "tag": ["mars"]}, "unknown topic &#39;mars&#39;"),
+        ({"email": "a@example.com", "tag": ["mars"]}, "unknown topic 'mars'"),
         ({"email": "a@example.com", "name": "Ann\nBcc: x@evil.example"}, "line break"),
     ],
 )
@@ -394,6 +395,25 @@ def test_subscribe_validation_errors_are_shown_on_the_form(app, smtp, db, world,
     assert "Subscribe to World Desk" in html  # the form again, with what was typed
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
     assert smtp.handler.received == []
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"email": "pas une adresse"}, "adresse invalide 'pas une adresse'\u00a0: vérifiez-la"),
+        ({"email": "a@example.com", "frequency": "hourly"}, "choisissez la fréquence\u00a0:"),
+        ({"email": "a@example.com", "tag": []}, "choisissez au moins un sujet"),
+        ({"email": "a@example.com", "tag": ["<i>mars"]}, "sujet inconnu '&lt;i&gt;mars'"),
+    ],
+)
+def test_subscribe_errors_are_said_in_the_lists_language(app, db, world, form, message):
+    edit_list(db, "world", look=LookChanges(language="fr"), now=datetime(2025, 1, 2, tzinfo=UTC))
+    response = post_subscribe(app.test_client(), **form)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert message in html and 'lang="fr"' in html
+    for english in ("invalid address", "choose", "unknown topic"):
+        assert english not in html
 
 
 def test_subscribe_is_rate_limited(make_web_app, smtp, db, world):
