@@ -34,6 +34,7 @@ BENCHMARKS = {
     "build": ("build.py", ["--quick"]),
     "send": ("send.py", ["--quick", "--rounds", "1"]),
     "bounces": ("bounces.py", ["--messages", "1000", "--repeat", "1"]),
+    "pages": ("pages.py", ["--repeat", "1"]),  # skips (no rows) without ../shared/corpus/pages
 }
 
 
