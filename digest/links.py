@@ -43,10 +43,19 @@ def archive_url(base_url: str, list_slug: str) -> str:
 
 
 def digest_web_url(
-    base_url: str, list_slug: str, frequency: str, period_label: str, tag: str | None = None
+    base_url: str,
+    list_slug: str,
+    frequency: str,
+    period_label: str,
+    tag: str | None = None,
+    *,
+    key: str | None = None,
 ) -> str:
-    """The web version of one digest; ``tag`` (a tag key) adds the section anchor."""
+    """The web version of one digest; ``tag`` (a tag key) adds the section anchor; ``key``
+    (a private list's issue key, ``digests.web_key``) is what lets the page be shown."""
     url = f"{archive_url(base_url, list_slug)}{frequency}/{period_label}/"
+    if key:
+        url += f"?k={key}"
     if tag:
         url += "#tag-" + quote(tag.replace(" ", "-"), safe="-")
     return url

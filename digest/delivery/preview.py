@@ -216,7 +216,7 @@ def preview_digest(
             articles = issue_articles(db, digest_article_ids(db, digest.id), edits)
             message, report.render = _render_unstored(
                 db, config, mlist, period, articles, wanted, digest.built_at, filled, secret, inert,
-                intro=edits.note,
+                intro=edits.note, web_key=digest.web_key,
             )  # fmt: skip
     else:
         notes.append(
@@ -265,11 +265,13 @@ def _render_unstored(
     inert: bool,
     *,
     intro: str | None = None,
+    web_key: str | None = None,
 ) -> tuple[bytes | None, RenderReport | None]:
     env = render.template_environment(config)
     variant = render_variant(
-        env, config, mlist, period, articles, wanted, built_at=built_at, intro=intro
-    )
+        env, config, mlist, period, articles, wanted, built_at=built_at, intro=intro,
+        web_key=web_key,
+    )  # fmt: skip
     instance = instance_id(db)
     if variant.template is None or variant.email is None:
         return None, None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -91,6 +92,13 @@ class _Build:
     articles: list[Article]  # as the editors shaped them
     rerender: set[str]  # stored variants to render again (the edits changed)
     held: bool  # approval mode, not approved: store, queue nothing
+    web_key: str | None  # a private list's issue key (stored with the digest; links carry it)
+
+
+def new_web_key(mlist: MailingList) -> str | None:
+    """A new issue's web key: random for a private list (its issue pages are not guessable
+    from the list and date), none for a public one."""
+    return secrets.token_urlsafe(16) if mlist.private else None
 
 
 def _prepare(db: Database, mlist: MailingList, period: Period, *, now: datetime) -> _Build:
@@ -112,6 +120,7 @@ def _prepare(db: Database, mlist: MailingList, period: Period, *, now: datetime)
         articles=issue_articles(db, stored_ids, edits),
         rerender=rerender,
         held=approval.is_held(db, mlist, period, new=existing is None, now=now),
+        web_key=existing.web_key if existing is not None else new_web_key(mlist),
     )
 
 
@@ -156,6 +165,7 @@ def build_digest(
                         built_at=built_at,
                         views=views,
                         intro=job.edits.note,
+                        web_key=job.web_key,
                     ),
                 )  # fmt: skip
                 for key, wanted in needed.items()
@@ -202,7 +212,13 @@ def _store(
         if find_digest(db, mlist, period) is not None:
             raise _Raced
         digest_id = insert_digest(
-            db, mlist, period, job.stored_ids, now=now, edits_hash=job.edits.fingerprint
+            db,
+            mlist,
+            period,
+            job.stored_ids,
+            now=now,
+            edits_hash=job.edits.fingerprint,
+            web_key=job.web_key,
         )
     else:
         digest_id = existing.id

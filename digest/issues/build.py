@@ -81,7 +81,11 @@ class BuiltDigest:
     rerendered: bool = False  # rendered again: the editors' edits changed
 
 
-def digest_view(config: Config, mlist: MailingList, period: Period) -> render.DigestView:
+def digest_view(
+    config: Config, mlist: MailingList, period: Period, web_key: str | None = None
+) -> render.DigestView:
+    """What the templates of ``mlist``'s issue of ``period`` are rendered with; ``web_key``
+    (a private list's issue key) goes into every link to the web version."""
     first = period.local_start.date()
     last = period.local_end.date() - timedelta(days=1)
     return render.DigestView(
@@ -94,8 +98,11 @@ def digest_view(config: Config, mlist: MailingList, period: Period) -> render.Di
         issue_date=period.issue_date,
         period_text=period_text(first, last, mlist.language),
         base_url=config.base_url,
-        web_url=links.digest_web_url(config.base_url, mlist.slug, period.frequency, period.label),
+        web_url=links.digest_web_url(
+            config.base_url, mlist.slug, period.frequency, period.label, key=web_key
+        ),
         archive_url=links.archive_url(config.base_url, mlist.slug),
+        web_key=web_key,
     )
 
 
@@ -144,6 +151,7 @@ def render_variant(
     built_at: datetime,
     views: dict[int, render.ArticleView | None] | None = None,
     intro: str | None = None,
+    web_key: str | None = None,
 ) -> RenderedVariant:
     """Render, inline and encode one variant in the list's language and brand, its HTML part
     within the budget (pure: stores nothing). Raises ``compose.BudgetError`` when it cannot
@@ -165,7 +173,7 @@ def render_variant(
             return RenderedVariant(tags_key, None, None, error="; ".join(problems))
         return RenderedVariant(tags_key, None, None)
     key = new_placeholder_key()
-    view = dataclasses.replace(digest_view(config, mlist, period), placeholder_key=key)
+    view = dataclasses.replace(digest_view(config, mlist, period, web_key), placeholder_key=key)
     settings = email_settings(config, mlist, intro=intro, key=key)
     rendered = compose.render_digest_email(env, view, sections, settings)
     rendered.report.warnings.extend(problems)
@@ -330,4 +338,5 @@ def render_web_version(db: Database, config: Config, digest_id: int) -> str:
     )  # an article that cannot be shown is left out of the page, as from the email
     env = render.template_environment(config)
     settings = email_settings(config, mlist, intro=edits.note)
-    return compose.render_digest_web(env, digest_view(config, mlist, period), sections, settings)
+    view = digest_view(config, mlist, period, digest.web_key)
+    return compose.render_digest_web(env, view, sections, settings)

@@ -250,6 +250,7 @@ class _Composer:
             view.frequency,
             view.issue_date.isoformat(),
             tag=section.key,
+            key=view.web_key,
         )
 
     # ------------------------------------------------------------ measuring

@@ -100,6 +100,8 @@ class DigestView:
     # The variant's placeholder key (template.new_placeholder_key); '' for the web version,
     # which has no personal parts.
     placeholder_key: str = ""
+    # A private list's issue key (digests.web_key): every link to the web version carries it.
+    web_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -378,7 +380,12 @@ def render_email(
 
 def _more_url(view: DigestView, section: Section) -> str:
     return links.digest_web_url(
-        view.base_url, view.list_slug, view.frequency, view.issue_date.isoformat(), tag=section.key
+        view.base_url,
+        view.list_slug,
+        view.frequency,
+        view.issue_date.isoformat(),
+        tag=section.key,
+        key=view.web_key,
     )
 
 

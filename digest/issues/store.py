@@ -29,15 +29,17 @@ class StoredDigest:
     period_label: str  # the issue date, YYYY-MM-DD
     built_at: datetime
     edits_hash: str = ""  # the editors' edits it was rendered with (edits.IssueEdits.fingerprint)
+    # A private list's issue key: its web version is shown only to links that carry it.
+    web_key: str | None = None
 
 
 _DIGEST_COLUMNS = (
-    "id, list_id, frequency, period_start, period_end, period_label, built_at, edits_hash"
+    "id, list_id, frequency, period_start, period_end, period_label, built_at, edits_hash, web_key"
 )
 
 
 def _digest(row: tuple[Any, ...]) -> StoredDigest:
-    id_, list_id, frequency, start, end, label, built_at, edits_hash = row
+    id_, list_id, frequency, start, end, label, built_at, edits_hash, web_key = row
     return StoredDigest(
         id_,
         list_id,
@@ -47,6 +49,7 @@ def _digest(row: tuple[Any, ...]) -> StoredDigest:
         label,
         from_iso(built_at),
         edits_hash or "",
+        web_key,
     )
 
 
@@ -175,12 +178,13 @@ def insert_digest(
     *,
     now: datetime,
     edits_hash: str = "",
+    web_key: str | None = None,
 ) -> int:
     digest_id = db.execute(
         "INSERT INTO digests (list_id, frequency, period_start, period_end, period_label,"
-        " built_at, edits_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " built_at, edits_hash, web_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [mlist.id, period.frequency, to_iso(period.start), to_iso(period.end), period.label,
-         to_iso(now), edits_hash],
+         to_iso(now), edits_hash, web_key],
     ).lastrowid  # fmt: skip
     assert digest_id is not None
     db.execute(

@@ -9,7 +9,8 @@ Schema overview (each later step reads what the previous one stored):
 - full_text_pages: the linked pages fetched for summary-only feeds (``ingest.fulltext``);
 - lists (private: hidden from the home page and the archive), subscribers, subscriptions,
   status_events, suppressions: who gets what;
-- digests, digest_articles, variants: built digests and their rendered message templates;
+- digests, digest_articles, variants: built digests and their rendered message templates (a
+  private list's digest has a ``web_key``: its web version is shown only to links with it);
 - deliveries: the delivery ledger, one row per (digest, subscriber);
 - schedule_events, schedule_state: what the scheduler (``digest run``) skipped, and its last tick;
 - source_states: what each ingested file or URL looked like, to skip unchanged re-ingests;
@@ -758,6 +759,14 @@ def m020_subscribers_identity_rebuild(db: Database) -> None:
     # that pragma cannot change inside a transaction. The copy itself is one transaction; run
     # again after a crash before it was recorded, it finds nothing left to do.
     rebuild_without_unique(db, "subscribers", "email")
+
+
+@migrations()
+def m021_private_issue_keys(db: Database) -> None:
+    # A private list's issue is shown on the web only to links that carry its random key (the
+    # emails' "view in your browser" and "N more" links). Issues built before have none and
+    # stay at their plain address, which their emails link to.
+    db.execute("ALTER TABLE digests ADD COLUMN web_key TEXT")
 
 
 def rebuild_without_unique(db: Database, table: str, column: str) -> None:

@@ -3,9 +3,10 @@ deliveries): each list's index of issues with their subject and top headlines, e
 version (``issues.build.render_web_version``) with a subscribe call to action, Open Graph and
 Twitter meta and a canonical URL, and an Atom feed of the list's newest issues.
 
-A private list has no index and no feed (404); the web version of each of its issues stays at
-the address its emails link to ("view in your browser", "N more stories"), marked noindex and
-without the sharing meta. A deleted list's archive stays, without the call to subscribe.
+A private list has no index and no feed (404); the web version of each of its issues is shown
+only at the address its emails link to ("view in your browser", "N more stories"), which carries
+the issue's random key (``digests.web_key``; issues built before keys existed have none), marked
+noindex and without the sharing meta. A deleted list's archive stays, without the call to subscribe.
 
 Everything shown comes from feeds and editors (subjects, headlines, list titles): it is escaped
 by Jinja2 in the pages and by ElementTree in the feed, never spliced in as markup.
@@ -13,6 +14,7 @@ by Jinja2 in the pages and by ElementTree in the feed, never spliced in as marku
 
 from __future__ import annotations
 
+import hmac
 import re
 import xml.etree.ElementTree as ET
 from datetime import date
@@ -62,7 +64,9 @@ def _sent_digests(mlist: MailingList) -> list[StoredDigest]:
 
 
 def _issue_url(base: str, mlist: MailingList, digest: StoredDigest) -> str:
-    return links.digest_web_url(base, mlist.slug, digest.frequency, digest.period_label)
+    return links.digest_web_url(
+        base, mlist.slug, digest.frequency, digest.period_label, key=digest.web_key
+    )
 
 
 @bp.route("/<slug>/")
@@ -147,6 +151,10 @@ def issue(slug: str, frequency: str, label: str) -> ResponseReturnValue:
         raise NotFound(f"no {mlist.title} digest at this address")
     digest = find_digest_by_label(db, mlist.id, frequency, label)
     if digest is None or not ledger.sent_among(db, [digest.id]):
+        raise NotFound(f"no {frequency} {mlist.title} digest was sent for {label}")
+    if digest.web_key and not hmac.compare_digest(request.args.get("k", ""), digest.web_key):
+        # A private list's issue: only its emails' links carry the key. The same answer as an
+        # address with no issue, so the page does not say that one exists.
         raise NotFound(f"no {frequency} {mlist.title} digest was sent for {label}")
     config = web().config
     [entry] = archive_entries(db, [digest])

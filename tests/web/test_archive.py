@@ -15,9 +15,10 @@ import feedparser
 import pytest
 from conftest import WEB_SECRET
 
-from digest.audience.lists import edit_list
+from digest.audience.lists import edit_list, get_list
 from digest.config import load_config
 from digest.delivery.notices import queued_notices
+from digest.delivery.preview import preview_digest
 from digest.delivery.publish import build_digest
 from digest.tokens import form_token
 from digest.web.archive import with_page_parts
@@ -176,6 +177,39 @@ def test_a_private_lists_issues_stay_reachable_but_unlisted(app, db, issues, wor
     assert '<meta name="robots" content="noindex">' in html
     assert "og:title" not in html and "/archive/world/feed.atom" not in html
     assert 'href="/archive/world/"' not in html
+
+
+def test_a_private_lists_issue_is_shown_only_at_the_address_its_emails_link_to(
+    app, db, newsroom, world
+):
+    edit_list(db, "world", private=True, now=DAY)
+    private = get_list(db, "world")
+    newsroom.subscribe(private, "ann@example.com")
+    digest_id = build_and_send(db, newsroom, private, date(2025, 1, 21), ["One", "Two"])
+    (key,) = db.execute("SELECT web_key FROM digests WHERE id = ?", [digest_id]).fetchone()
+    assert key and len(key) >= 20
+    # The message links to its web version with the key: "view in your browser", and "N more".
+    config = load_config(None, env={})
+    preview = preview_digest(db, config, private, "daily", date(2025, 1, 21),
+                             now=DAY, secret=WEB_SECRET, inert=True)  # fmt: skip
+    web_links = set(
+        re.findall(r'href="([^"]*/archive/world/daily/2025-01-21/[^"]*)"', preview.html)
+    )
+    assert web_links and all(f"?k={key}" in link for link in web_links)
+    assert f"?k={key}" in preview.text
+    client = app.test_client()
+    plain = client.get("/archive/world/daily/2025-01-21/")
+    wrong = client.get("/archive/world/daily/2025-01-21/?k=" + "x" * len(key))
+    right = client.get(f"/archive/world/daily/2025-01-21/?k={key}")
+    assert plain.status_code == wrong.status_code == 404  # as for an issue that does not exist
+    assert "One" not in plain.get_data(as_text=True) + wrong.get_data(as_text=True)
+    assert right.status_code == 200 and "One" in right.get_data(as_text=True)
+    assert right.headers["X-Robots-Tag"] == "noindex"
+    # A public list's issues have no key: their addresses are the archive's.
+    public = newsroom.add_list("open", title="Open")
+    newsroom.subscribe(public, "bob@example.com")
+    opened = build_and_send(db, newsroom, public, date(2025, 1, 21), ["Three"])
+    assert db.execute("SELECT web_key FROM digests WHERE id = ?", [opened]).fetchone() == (None,)
 
 
 # --- the embeddable subscribe form ------------------------------------------------------------
