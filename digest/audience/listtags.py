@@ -154,11 +154,34 @@ def _tag_names(db: Database, mlist: MailingList, keys: Iterable[str]) -> list[st
 # ---------------------------------------------------------------------------- tags
 
 
+def articles_text(n: int) -> str:
+    """``1 article``, ``1,204 articles``."""
+    return f"{n:,} article" + ("" if n == 1 else "s")
+
+
 @dataclass(frozen=True)
 class TagRename:
     renamed: tagstore.Renamed
     lists: list[str]  # slugs of the lists whose tags were renamed
     subscriptions: int  # subscriptions whose chosen tags were re-keyed
+
+    def report_lines(self) -> list[str]:
+        """What the rename did, a line each (the CLI indents all but the first; the web page
+        shows them as notices)."""
+        r = self.renamed
+        lines = [f"renamed {r.old.name} to {r.new.name}"]
+        if self.lists:
+            lines.append(f"lists: {', '.join(self.lists)}")
+        if self.subscriptions:
+            lines.append(f"subscriptions that follow it: {self.subscriptions}")
+        if r.old.key != r.new.key:
+            lines.append(f"later articles tagged {r.old.name!r} land in {r.new.name}")
+        if r.took_alias_from:
+            lines.append(
+                f"note: {r.new.name!r} was an old name of {r.took_alias_from}; articles tagged"
+                f" so now land in {r.new.name}"
+            )
+        return lines
 
 
 def rename_tag(db: Database, old: str, new: str, *, now: datetime) -> TagRename:
@@ -178,6 +201,21 @@ class TagMerge:
     lists: list[str]
     subscriptions: int
 
+    def report_lines(self) -> list[str]:
+        """What the merge did, a line each (as ``TagRename.report_lines``)."""
+        m = self.merged
+        if not m.merged:
+            return [f"nothing to merge into {m.into.name}"]
+        parts = ", ".join(f"{t.name} ({articles_text(n)})" for t, n in m.merged)
+        lines = [f"merged {parts} into {m.into.name}: now {articles_text(m.articles)}"]
+        if self.lists:
+            lines.append(f"lists: {', '.join(self.lists)}")
+        if self.subscriptions:
+            lines.append(f"subscriptions that follow it: {self.subscriptions}")
+        names = " or ".join(repr(t.name) for t, _ in m.merged)
+        lines.append(f"later articles tagged {names} land in {m.into.name}")
+        return lines
+
 
 def merge_tags(db: Database, into: str, others: Iterable[str], *, now: datetime) -> TagMerge:
     """Merge tags into one (``tagstore.merge_tags``); the lists covering a merged tag cover
@@ -192,6 +230,7 @@ def merge_tags(db: Database, into: str, others: Iterable[str], *, now: datetime)
 
 __all__ = [
     "ListEdit",
+    "articles_text",
     "TagMerge",
     "TagOverview",
     "TagRename",

@@ -15,8 +15,10 @@ from ..ingest.dates import parse_when
 from .app import App, cli, pass_app
 
 
-def _articles(n: int) -> str:
-    return f"{n:,} article" + ("" if n == 1 else "s")
+def _echo_report(lines: list[str]) -> None:
+    """The first line as it is, the details under it indented."""
+    for n, line in enumerate(lines):
+        click.echo(line if n == 0 else f"  {line}")
 
 
 @cli.group(name="tags")
@@ -71,7 +73,7 @@ def list_(app: App, as_json: bool) -> None:
         click.echo("no tags yet")
     if untagged:
         click.echo(
-            f"{_articles(untagged)} without a tag: they only reach lists that cover every tag"
+            f"{listtags.articles_text(untagged)} without a tag: they only reach lists that cover every tag"
             " (see `digest tags rule --help`)"
         )
 
@@ -88,20 +90,7 @@ def rename(app: App, old: str, new: str) -> None:
     Example:
       digest tags rename "arts and culture" "Arts & Culture"
     """
-    result = listtags.rename_tag(app.db, old, new, now=app.now())
-    r = result.renamed
-    click.echo(f"renamed {r.old.name} to {r.new.name}")
-    if result.lists:
-        click.echo(f"  lists: {', '.join(result.lists)}")
-    if result.subscriptions:
-        click.echo(f"  subscriptions that follow it: {result.subscriptions}")
-    if r.old.key != r.new.key:
-        click.echo(f"  later articles tagged {r.old.name!r} land in {r.new.name}")
-    if r.took_alias_from:
-        click.echo(
-            f"  note: {r.new.name!r} was an old name of {r.took_alias_from}; articles tagged so"
-            f" now land in {r.new.name}"
-        )
+    _echo_report(listtags.rename_tag(app.db, old, new, now=app.now()).report_lines())
 
 
 @tags_group.command()
@@ -116,19 +105,7 @@ def merge(app: App, into: str, others: tuple[str, ...]) -> None:
     Example:
       digest tags merge Kenya kenya-news "Kenya News"
     """
-    result = listtags.merge_tags(app.db, into, others, now=app.now())
-    m = result.merged
-    if not m.merged:
-        click.echo(f"nothing to merge into {m.into.name}")
-        return
-    parts = ", ".join(f"{t.name} ({_articles(n)})" for t, n in m.merged)
-    click.echo(f"merged {parts} into {m.into.name}: now {_articles(m.articles)}")
-    if result.lists:
-        click.echo(f"  lists: {', '.join(result.lists)}")
-    if result.subscriptions:
-        click.echo(f"  subscriptions that follow it: {result.subscriptions}")
-    names = " or ".join(repr(t.name) for t, _ in m.merged)
-    click.echo(f"  later articles tagged {names} land in {m.into.name}")
+    _echo_report(listtags.merge_tags(app.db, into, others, now=app.now()).report_lines())
 
 
 @tags_group.command()

@@ -29,10 +29,6 @@ bp = Blueprint("tags", __name__, url_prefix="/editor/tags")
 PAGE_SIZE = 40  # tags a page: each row has its hide button, and a page stays under 50 KB
 
 
-def _articles(n: int) -> str:
-    return f"{n:,} article" + ("" if n == 1 else "s")
-
-
 def _page_number() -> int:
     try:
         return max(1, int(request.args.get("page", "1")))
@@ -91,20 +87,7 @@ def rename() -> ResponseReturnValue:
         result = listtags.rename_tag(get_db(), old, new, now=now())
     except DigestError as e:
         return _refused("Not renamed", e)
-    r = result.renamed
-    lines = [f"renamed {r.old.name} to {r.new.name}"]
-    if result.lists:
-        lines.append(f"lists: {', '.join(result.lists)}")
-    if result.subscriptions:
-        lines.append(f"subscriptions that follow it: {result.subscriptions}")
-    if r.old.key != r.new.key:
-        lines.append(f"later articles tagged {r.old.name!r} land in {r.new.name}")
-    if r.took_alias_from:
-        lines.append(
-            f"note: {r.new.name!r} was an old name of {r.took_alias_from}; articles tagged so"
-            f" now land in {r.new.name}"
-        )
-    return _notices(lines)
+    return _notices(result.report_lines())
 
 
 @bp.route("/merge", methods=["POST"])
@@ -115,18 +98,7 @@ def merge() -> ResponseReturnValue:
         result = listtags.merge_tags(get_db(), into, [other], now=now())
     except DigestError as e:
         return _refused("Not merged", e)
-    m = result.merged
-    if not m.merged:
-        return _notices([f"nothing to merge into {m.into.name}"])
-    parts = ", ".join(f"{t.name} ({_articles(n)})" for t, n in m.merged)
-    lines = [f"merged {parts} into {m.into.name}: now {_articles(m.articles)}"]
-    if result.lists:
-        lines.append(f"lists: {', '.join(result.lists)}")
-    if result.subscriptions:
-        lines.append(f"subscriptions that follow it: {result.subscriptions}")
-    names = " or ".join(repr(t.name) for t, _ in m.merged)
-    lines.append(f"later articles tagged {names} land in {m.into.name}")
-    return _notices(lines)
+    return _notices(result.report_lines())
 
 
 @bp.route("/hide", methods=["POST"])
